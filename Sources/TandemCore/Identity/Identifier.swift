@@ -1,0 +1,118 @@
+/// A 128-bit identifier whose type says what it names.
+///
+/// ```swift
+/// let replica = ReplicaID.random()
+/// let record: RecordID = try RecordID(hex: "00112233445566778899aabbccddeeff")
+/// ```
+///
+/// Ids compare as big-endian byte strings, which is the order the merge rules use
+/// for their last tie-break (PROTOCOL.md §5.1).
+public struct Identifier<Kind: IdentifierKind>: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The first eight bytes, big-endian.
+    public let high: UInt64
+    /// The last eight bytes, big-endian.
+    public let low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Makes an id from exactly 16 bytes.
+    ///
+    /// - Throws: `TandemCoreError.invalidIdentifier` when `bytes` is not 16 bytes long.
+    public init(bytes: some Collection<UInt8>) throws(TandemCoreError) {
+        guard bytes.count == 16 else { throw .invalidIdentifier(kind: Kind.name) }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for (offset, byte) in bytes.enumerated() {
+            if offset < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+        }
+        self.init(high: high, low: low)
+    }
+
+    /// Parses 32 hexadecimal digits.
+    ///
+    /// - Throws: `TandemCoreError.invalidIdentifier` for anything else.
+    public init(hex: String) throws(TandemCoreError) {
+        let utf8 = Array(hex.utf8)
+        guard utf8.count == 32 else { throw .invalidIdentifier(kind: Kind.name) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        var index = 0
+        while index < 32 {
+            guard let hi = hexValue(utf8[index]), let lo = hexValue(utf8[index + 1]) else {
+                throw .invalidIdentifier(kind: Kind.name)
+            }
+            bytes.append(hi << 4 | lo)
+            index += 2
+        }
+        try self.init(bytes: bytes)
+    }
+
+    /// A new id from the system's secure random source.
+    public static func random() -> Self {
+        var generator = SystemRandomNumberGenerator()
+        return random(using: &generator)
+    }
+
+    /// A new id from `generator`: seeded generators make reproducible ids in tests.
+    public static func random(using generator: inout some RandomNumberGenerator) -> Self {
+        Self(high: generator.next(), low: generator.next())
+    }
+
+    /// The 16 bytes, big-endian.
+    public var bytes: [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(16)
+        for shift in stride(from: 56, through: 0, by: -8) { result.append(UInt8(truncatingIfNeeded: high >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) { result.append(UInt8(truncatingIfNeeded: low >> UInt64(shift))) }
+        return result
+    }
+
+    /// 32 lowercase hexadecimal digits.
+    public var hex: String { hexString(bytes) }
+
+    public var description: String { hex }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.high, lhs.low) < (rhs.high, rhs.low)
+    }
+}
+
+/// What an `Identifier` names; only used as a type tag.
+public protocol IdentifierKind: Sendable {
+    static var name: String { get }
+}
+
+public enum ReplicaKind: IdentifierKind { public static let name = "replica id" }
+public enum RecordKind: IdentifierKind { public static let name = "record id" }
+public enum MemberKind: IdentifierKind { public static let name = "member id" }
+
+/// One device's copy of the data: the author of every change it stamps.
+public typealias ReplicaID = Identifier<ReplicaKind>
+/// A journal entry, a mentor note, a consent or a member.
+public typealias RecordID = Identifier<RecordKind>
+/// A person known to the center's server.
+public typealias MemberID = Identifier<MemberKind>
+
+@inline(__always)
+func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+    default: nil
+    }
+}
+
+/// Lowercase hexadecimal digits of `bytes`.
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
