@@ -39,24 +39,30 @@ public enum TandemCoreError: Error, Equatable, Sendable, CustomStringConvertible
     }
 }
 
-/// The ways bytes can fail to be a canonical encoding.
-public enum Malformation: String, Equatable, Sendable, CustomStringConvertible {
-    case truncated = "it ends too early"
-    case badMagic = "it does not start with a Tandem header"
-    case nonMinimalVarint = "a number is not written in its shortest form"
-    case varintOverflow = "a number is too large"
-    case trailingBytes = "there are bytes after the end"
-    case indexOutOfRange = "a table index points past its table"
-    case invalidUTF8 = "a text is not valid UTF-8"
-    case invalidFieldName = "a field name has characters outside a-z, 0-9, '.', '_' and '-'"
-    case unsortedEntries = "entries are not in canonical order"
-    case duplicateEntry = "an entry appears twice"
-    case unusedTableEntry = "a table entry is never used"
-    case invalidBool = "a boolean is neither 0 nor 1"
-    case invalidLength = "a length does not match its content"
-    case unknownMergeKind = "a change has an unknown merge kind"
-    case invalidChange = "a change breaks the shape rules of its merge kind"
-    case nonCanonical = "it is not in canonical form"
+/// The ways bytes can fail to be a canonical encoding. The raw value is a stable code
+/// (servers put it in error bodies); `description` is the sentence for a person.
+public enum Malformation: String, Equatable, Sendable, CaseIterable, CustomStringConvertible {
+    case truncated, badMagic, nonMinimalVarint, varintOverflow, trailingBytes, indexOutOfRange
+    case invalidUTF8, invalidFieldName, unsortedEntries, duplicateEntry, unusedTableEntry
+    case invalidBool, invalidLength, unknownMergeKind, invalidChange
 
-    public var description: String { rawValue }
+    public var description: String {
+        switch self {
+        case .truncated: "it ends too early"
+        case .badMagic: "it does not start with a Tandem header"
+        case .nonMinimalVarint: "a number is not written in its shortest form"
+        case .varintOverflow: "a number is too large"
+        case .trailingBytes: "there are bytes after the end"
+        case .indexOutOfRange: "a table index points past its table"
+        case .invalidUTF8: "a text is not valid UTF-8"
+        case .invalidFieldName: "a field name has characters outside a-z, 0-9, '.', '_' and '-'"
+        case .unsortedEntries: "entries are not in canonical order"
+        case .duplicateEntry: "an entry appears twice"
+        case .unusedTableEntry: "a table entry is never used"
+        case .invalidBool: "a boolean is neither 0 nor 1"
+        case .invalidLength: "a length does not match its content"
+        case .unknownMergeKind: "a change has an unknown merge kind"
+        case .invalidChange: "a change breaks the shape rules of its merge kind"
+        }
+    }
 }

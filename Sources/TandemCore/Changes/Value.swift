@@ -99,6 +99,7 @@ extension Value {
             do { value = .string(try inner.utf8(length: length)) } catch { throw rebase(error, by: payloadStart) }
         case .bytes:
             value = .bytes(Array(payload))
+            _ = try inner.raw(length)
         case .map:
             guard depth < maxDepth else { throw .limitExceeded(what: "nesting of maps", limit: maxDepth) }
             var entries: [String: Value] = [:]
