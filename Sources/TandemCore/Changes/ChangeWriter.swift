@@ -24,6 +24,9 @@ public struct ChangeWriter: Sendable {
     public mutating func write(
         _ edit: RecordEdit, to record: RecordID, current: RecordState?, wallMillis: UInt64
     ) throws(TandemCoreError) -> [Change] {
+        guard !Schema.serverAuthoritative.contains(edit.collection) else {
+            throw .invalidChange(reason: "\(edit.collection) records are the server's; devices hold read-only copies")
+        }
         let placeholder = ChangeID(timestamp: clock.floor, replica: replica)
         var drafts: [Change] = []
         let needsCreate = current?.create == nil

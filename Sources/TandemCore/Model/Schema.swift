@@ -16,8 +16,14 @@ public enum Schema {
 
         public var isPrefix: Bool { name.hasSuffix(".") }
 
+        /// Exact names match themselves; `symptom.` takes a name from the vocabulary; any
+        /// other prefix takes the 32 hex digits of `SetElement.field(prefix:normalizedText:)`.
         func matches(_ field: FieldName) -> Bool {
-            isPrefix ? field.rawValue.hasPrefix(name) && field.rawValue.utf8.count == name.utf8.count + 32 : field.rawValue == name
+            guard isPrefix else { return field.rawValue == name }
+            guard field.rawValue.hasPrefix(name) else { return false }
+            let suffix = field.rawValue.utf8.dropFirst(name.utf8.count)
+            if name == "symptom." { return Symptom(rawValue: String(decoding: suffix, as: UTF8.self)) != nil }
+            return suffix.count == 32 && suffix.allSatisfy { hexValue($0) != nil && !($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "F")) }
         }
     }
 
@@ -63,6 +69,9 @@ public enum Schema {
             }
         }
     }
+
+    /// Collections only the server writes; a push that touches one is refused.
+    public static let serverAuthoritative: Set<CollectionName> = [.member]
 
     /// The longest free text: 64 KiB.
     public static let maxTextBytes = 64 * 1024
