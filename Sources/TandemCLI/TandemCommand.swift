@@ -1,0 +1,20 @@
+public import ArgumentParser
+
+/// The `tandem` command: the reference frontend of Tandem.
+public struct TandemCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "tandem",
+        abstract: "Offline-first sync for detox journals and peer-mentor notes.",
+        version: "0.1.0",
+        subcommands: [DemoCommand.self]
+    )
+
+    public init() {}
+}
+
+extension TandemCommand {
+    /// Parses the process arguments, runs the command and exits: what `tandem`'s `@main` calls.
+    public static func runFromCommandLine() async {
+        await main()
+    }
+}

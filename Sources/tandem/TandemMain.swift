@@ -1,0 +1,8 @@
+import TandemCLI
+
+@main
+enum TandemMain {
+    static func main() async {
+        await TandemCommand.runFromCommandLine()
+    }
+}
