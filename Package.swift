@@ -12,9 +12,12 @@ let package = Package(
     products: [
         .executable(name: "tandem", targets: ["tandem"]),
         .library(name: "TandemCore", targets: ["TandemCore"]),
+        .library(name: "TandemStore", targets: ["TandemStore"]),
+        .library(name: "TandemWorkload", targets: ["TandemWorkload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // No I/O: ids, clock, models, changes, merge, policy tables, wire encoding.
@@ -22,12 +25,18 @@ let package = Package(
         // The system zlib (zlib1g-dev), for raw deflate of batches.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "TandemCompression", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        // A device's replica: one SQLite file through GRDB.
+        .target(
+            name: "TandemStore",
+            dependencies: ["TandemCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
         // Deterministic, seeded journals and notes: demo data, benchmarks and property tests.
         .target(name: "TandemWorkload", dependencies: ["TandemCore"], swiftSettings: swiftSettings),
         .target(
             name: "TandemCLI",
             dependencies: [
-                "TandemCore", "TandemCompression", "TandemWorkload",
+                "TandemCore", "TandemCompression", "TandemStore", "TandemWorkload",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -41,6 +50,19 @@ let package = Package(
         .testTarget(
             name: "TandemCoreTests",
             dependencies: ["TandemCore", "TandemCompression", "TandemWorkload", "TandemTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TandemStoreTests",
+            dependencies: [
+                "TandemCore", "TandemStore", "TandemWorkload", "TandemTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TandemCLITests",
+            dependencies: ["tandem", "TandemCore", "TandemStore", "TandemTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -9,7 +9,7 @@
 /// Applying is idempotent, commutative and associative: replicas that have seen the same
 /// set of changes, in any order and with any duplication, hold identical states.
 public struct ReplicaState: Hashable, Sendable {
-    public private(set) var records: [RecordID: RecordState]
+    public internal(set) var records: [RecordID: RecordState]
     let rules: MergeRules
 
     public init() { self.init(rules: .standard) }

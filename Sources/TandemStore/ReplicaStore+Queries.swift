@@ -1,0 +1,151 @@
+public import Foundation
+import GRDB
+public import TandemCore
+
+extension ReplicaStore {
+    /// A journal entry as listed: its typed row, without free text.
+    public struct JournalRow: Sendable, Equatable {
+        public var id: RecordID
+        public var at: String?
+        public var mood: Int?
+        public var craving: Int?
+        public var quarterHoursSlept: Int?
+        public var symptoms: [String]
+        public var tags: Int
+        /// How many text values are held: 2 or more is an open conflict.
+        public var texts: Int
+    }
+
+    /// A mentor note as listed.
+    public struct NoteRow: Sendable, Equatable {
+        public var id: RecordID
+        public var patient: MemberID
+        public var date: String?
+        public var shared: Bool
+        public var followUps: Int
+        public var texts: Int
+    }
+
+    /// One open text conflict: every value held, with where and when each was written.
+    public struct Conflict: Sendable, Equatable {
+        public var record: RecordID
+        public var collection: CollectionName?
+        public var field: FieldName
+        public var values: [TextValue]
+    }
+
+    /// Journal entries in time order, optionally from a local date on.
+    public func journal(since: LocalDate? = nil) throws -> [JournalRow] {
+        do {
+            return try queue.read { db in
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id, at, mood, craving, slept, symptoms, tags, texts FROM journal_entry
+                        WHERE ? IS NULL OR local_date >= ? ORDER BY at_utc, id
+                        """,
+                    arguments: [since?.description, since?.description])
+                return try rows.map { row in
+                    JournalRow(
+                        id: try RecordID(bytes: row["id"] as Data), at: row["at"], mood: row["mood"], craving: row["craving"],
+                        quarterHoursSlept: row["slept"],
+                        symptoms: (row["symptoms"] as String).split(separator: ",").map(String.init),
+                        tags: row["tags"], texts: row["texts"])
+                }
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Mentor notes, by date, optionally about one patient.
+    public func notes(patient: MemberID? = nil) throws -> [NoteRow] {
+        do {
+            return try queue.read { db in
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id, patient, date, shared, follow_ups, texts FROM mentor_note
+                        WHERE ? IS NULL OR patient = ? ORDER BY date, id
+                        """,
+                    arguments: [patient.map { Data($0.bytes) }, patient.map { Data($0.bytes) }])
+                return try rows.map { row in
+                    NoteRow(
+                        id: try RecordID(bytes: row["id"] as Data), patient: try MemberID(bytes: row["patient"] as Data),
+                        date: row["date"], shared: row["shared"], followUps: row["follow_ups"], texts: row["texts"])
+                }
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// The merged state of one record.
+    public func record(_ id: RecordID) throws -> RecordState? {
+        do { return try queue.read { try Self.load([id], $0)[id] } } catch { throw map(error) }
+    }
+
+    /// Finds a record by its full id or a unique prefix of at least 4 hex digits.
+    ///
+    /// - Throws: `StoreError.unknownRecord` or `.ambiguousRecord`.
+    public func resolve(_ text: String) throws -> RecordID {
+        let prefix = text.lowercased()
+        guard prefix.count >= 4, prefix.count <= 32, prefix.allSatisfy(\.isHexDigit) else { throw StoreError.unknownRecord(text) }
+        if prefix.count == 32, let id = try? RecordID(hex: prefix) {
+            guard try record(id)?.create != nil else { throw StoreError.unknownRecord(prefix) }
+            return id
+        }
+        do {
+            let matches = try queue.read { db in
+                try Data.fetchAll(db, sql: "SELECT id FROM record WHERE lower(hex(id)) LIKE ? || '%' LIMIT 2", arguments: [prefix])
+            }
+            guard let first = matches.first else { throw StoreError.unknownRecord(prefix) }
+            guard matches.count == 1 else { throw StoreError.ambiguousRecord(prefix) }
+            return try RecordID(bytes: first)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Every open text conflict.
+    public func conflicts() throws -> [Conflict] {
+        do {
+            return try queue.read { db in
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT record, field FROM text_value GROUP BY record, field HAVING count(*) > 1 ORDER BY record, field
+                    """)
+                var result: [Conflict] = []
+                for row in rows {
+                    let id = try RecordID(bytes: row["record"] as Data)
+                    let field = try FieldName(row["field"] as String)
+                    let state = try Self.load([id], db)[id]
+                    let values = (state?.register(field)?.frontier ?? []).compactMap { change -> TextValue? in
+                        guard case .string(let text) = change.value else { return nil }
+                        return TextValue(id: change.id, text: text)
+                    }
+                    result.append(Conflict(record: id, collection: state?.collection, field: field, values: values))
+                }
+                return result
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// The whole merged state, for the canonical dump and tests.
+    public func state() throws -> ReplicaState {
+        do {
+            return try queue.read { db in
+                let ids = try Data.fetchAll(db, sql: """
+                    SELECT record FROM field_state UNION SELECT record FROM text_value UNION SELECT record FROM text_covered
+                    """).map { try RecordID(bytes: $0) }
+                return try Self.load(ids, db)
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// The canonical dump of PROTOCOL.md §5.7.
+    public func canonicalDump() throws -> [UInt8] { try state().canonicalDump() }
+}

@@ -1,0 +1,143 @@
+public import Foundation
+public import GRDB
+public import TandemCore
+
+/// A device's replica: one SQLite file holding the merged records, typed rows for
+/// queries, the outbox and the replica's identity.
+///
+/// ```swift
+/// let store = try ReplicaStore.create(at: path, name: "Sam", role: .patient)
+/// var edit = JournalEdit(); edit.mood = 4
+/// let (id, _) = try store.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+/// try store.apply(remoteBatch.changes)   // idempotent, one transaction
+/// ```
+///
+/// Durability: WAL with `synchronous=FULL`. A write returns only after its transaction
+/// is fsynced, so what the CLI reported written survives kill -9 of the process and a
+/// power cut of the machine. `secure_delete` is on, and a purge checkpoints and truncates
+/// the WAL, so purged bytes leave the files.
+public final class ReplicaStore: Sendable {
+    public let path: String
+    public let identity: Identity
+    let queue: DatabaseQueue
+
+    /// Who this replica is.
+    public struct Identity: Sendable, Equatable {
+        public var replica: ReplicaID
+        public var name: String
+        public var role: Role
+        /// Set once a server enrolls the replica.
+        public var member: MemberID?
+    }
+
+    private init(path: String, queue: DatabaseQueue, identity: Identity) {
+        self.path = path
+        self.queue = queue
+        self.identity = identity
+    }
+
+    /// Creates a new store for a new replica. The file is created with mode 0600.
+    ///
+    /// - Throws: `StoreError.alreadyExists`, or `.database`.
+    public static func create(
+        at path: String, name: String, role: Role, replica: ReplicaID = .random(), wallMillis: UInt64
+    ) throws -> ReplicaStore {
+        guard !FileManager.default.fileExists(atPath: path) else { throw StoreError.alreadyExists(path: path) }
+        let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        guard fd >= 0 else { throw StoreError.database(reason: "cannot create \(path): \(String(cString: strerror(errno)))") }
+        close(fd)
+        do {
+            let queue = try openQueue(path)
+            try StoreSchema.migrator.migrate(queue)
+            try queue.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO replica (singleton, replica_id, name, role, clock_wall, clock_counter, created_at)
+                        VALUES (1, ?, ?, ?, 0, 0, ?)
+                        """,
+                    arguments: [Data(replica.bytes), name, role.rawValue, Int64(wallMillis)])
+            }
+            return ReplicaStore(path: path, queue: queue, identity: Identity(replica: replica, name: name, role: role, member: nil))
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw map(error, path: path)
+        }
+    }
+
+    /// Opens an existing store, migrating it if an older version wrote it.
+    ///
+    /// - Throws: `StoreError.notFound`, `.newerVersion`, `.unreadable`.
+    public static func open(at path: String) throws -> ReplicaStore {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: path) }
+        do {
+            let queue = try openQueue(path)
+            let migrator = StoreSchema.migrator
+            if try queue.read({ try migrator.hasBeenSuperseded($0) }) { throw StoreError.newerVersion(path: path) }
+            try migrator.migrate(queue)
+            let identity = try queue.read { db -> Identity? in
+                guard let row = try Row.fetchOne(db, sql: "SELECT replica_id, name, role, member_id FROM replica") else { return nil }
+                guard let replica = try? ReplicaID(bytes: row["replica_id"] as Data), let role = Role(rawValue: row["role"]) else { return nil }
+                let member = (row["member_id"] as Data?).flatMap { try? MemberID(bytes: $0) }
+                return Identity(replica: replica, name: row["name"], role: role, member: member)
+            }
+            guard let identity else { throw StoreError.unreadable(path: path) }
+            return ReplicaStore(path: path, queue: queue, identity: identity)
+        } catch {
+            throw map(error, path: path)
+        }
+    }
+
+    static func openQueue(_ path: String) throws -> DatabaseQueue {
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")
+        }
+        return try DatabaseQueue(path: path, configuration: config)
+    }
+
+    static func map(_ error: any Error, path: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? TandemCoreError { return .invalid(error) }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT: return .unreadable(path: path)
+            default: return .database(reason: error.message ?? "SQLite error \(error.resultCode.rawValue)")
+            }
+        }
+        return .database(reason: "\(type(of: error))")
+    }
+
+    func map(_ error: any Error) -> StoreError { Self.map(error, path: path) }
+
+    /// SQLite's own check of the file: `["ok"]` when sound.
+    public func integrityCheck() throws -> [String] {
+        do { return try queue.read { try String.fetchAll($0, sql: "PRAGMA integrity_check") } } catch { throw map(error) }
+    }
+
+    /// The clock floor: every new stamp is above it.
+    public func clock() throws -> HybridClock {
+        do { return try queue.read { try Self.clock($0) } } catch { throw map(error) }
+    }
+
+    static func clock(_ db: Database) throws -> HybridClock {
+        guard let row = try Row.fetchOne(db, sql: "SELECT clock_wall, clock_counter, server_offset FROM replica") else {
+            throw StoreError.database(reason: "the replica row is missing")
+        }
+        let floor = HybridTimestamp(wallMillis: UInt64(row["clock_wall"] as Int64), counter: UInt16(clamping: row["clock_counter"] as Int64))
+        return HybridClock(floor: floor, offsetMillis: row["server_offset"])
+    }
+
+    static func saveClock(_ clock: HybridClock, _ db: Database) throws {
+        try db.execute(
+            sql: "UPDATE replica SET clock_wall = ?, clock_counter = ? WHERE singleton = 1",
+            arguments: [Int64(clock.floor.wallMillis), Int64(clock.floor.counter)])
+    }
+}
+
+/// The system's wall clock.
+public struct SystemWallClock: WallClock {
+    public init() {}
+    public func nowMillis() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
+}

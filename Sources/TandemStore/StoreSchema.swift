@@ -1,0 +1,76 @@
+import GRDB
+
+/// The store's tables, as named migrations (never edited once released: add a new one).
+///
+/// - `replica`: this replica's identity and clock floor (one row).
+/// - `field_state`: the winning change of every `create`, `tombstone`, `lww` and `min`
+///   field, one row per `(record, field, kind)`; create and tombstone use field `''`.
+/// - `text_value`, `text_covered`: each `mv` field's frontier and covered context.
+/// - `record`: collection, creator and deleted flag of every record.
+/// - `journal_entry`, `mentor_note`, `consent`: typed rows, recomputed from the merged
+///   state whenever a record changes; they hold no free text.
+/// - `outbox`: this replica's own changes not yet acknowledged by a server.
+enum StoreSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-initial") { db in
+            try db.execute(sql: """
+                CREATE TABLE replica (
+                    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+                    replica_id BLOB NOT NULL,
+                    name TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    member_id BLOB,
+                    clock_wall INTEGER NOT NULL,
+                    clock_counter INTEGER NOT NULL,
+                    server_offset INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE field_state (
+                    record BLOB NOT NULL, field TEXT NOT NULL, kind INTEGER NOT NULL,
+                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica BLOB NOT NULL,
+                    value BLOB NOT NULL,
+                    PRIMARY KEY (record, field, kind)
+                ) WITHOUT ROWID;
+                CREATE TABLE text_value (
+                    record BLOB NOT NULL, field TEXT NOT NULL,
+                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica BLOB NOT NULL,
+                    value BLOB NOT NULL, context BLOB NOT NULL,
+                    PRIMARY KEY (record, field, wall, counter, replica)
+                ) WITHOUT ROWID;
+                CREATE TABLE text_covered (
+                    record BLOB NOT NULL, field TEXT NOT NULL, context BLOB NOT NULL,
+                    PRIMARY KEY (record, field)
+                ) WITHOUT ROWID;
+                CREATE TABLE record (
+                    id BLOB PRIMARY KEY, collection TEXT, creator BLOB,
+                    deleted INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID;
+                CREATE TABLE journal_entry (
+                    id BLOB PRIMARY KEY, at TEXT, at_utc INTEGER, mood INTEGER, craving INTEGER,
+                    slept INTEGER, symptoms TEXT NOT NULL, tags INTEGER NOT NULL, texts INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX journal_entry_at ON journal_entry (at_utc);
+                CREATE TABLE mentor_note (
+                    id BLOB PRIMARY KEY, patient BLOB NOT NULL, date TEXT, shared INTEGER NOT NULL,
+                    follow_ups INTEGER NOT NULL, texts INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX mentor_note_patient ON mentor_note (patient, date);
+                CREATE TABLE consent (
+                    id BLOB PRIMARY KEY, patient BLOB NOT NULL, recipient BLOB NOT NULL, scope TEXT NOT NULL,
+                    expires INTEGER, revoked INTEGER
+                ) WITHOUT ROWID;
+                CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, change BLOB NOT NULL);
+                """)
+        }
+        // The local calendar day of each entry, for `journal list --since`.
+        migrator.registerMigration("v2-journal-local-date") { db in
+            try db.execute(sql: """
+                ALTER TABLE journal_entry ADD COLUMN local_date TEXT;
+                UPDATE journal_entry SET local_date = substr(at, 1, 10);
+                CREATE INDEX journal_entry_local_date ON journal_entry (local_date);
+                """)
+        }
+        return migrator
+    }
+}

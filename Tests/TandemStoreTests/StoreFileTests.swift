@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+import TandemCore
+@testable import TandemStore
+import TandemTestSupport
+import TandemWorkload
+import Testing
+
+@Suite("Store files")
+struct StoreFileTests {
+    /// A purge removes the bytes from disk: no trace of a planted text in the database,
+    /// its WAL or any journal file.
+    @Test func purge_leavesNoTraceOfAPlantedText() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ReplicaStore.create(at: dir.path("replica.sqlite"), name: "Mentor", role: .mentor, wallMillis: 1)
+        let planted = "PLANTED-relapse-story-7d1f"
+        let tag = "PLANTEDTAG-9c2e"
+        let changes = try Notation.changes("""
+            1000.0@P create shared1 - = {collection: "journal"}
+            1001.0@P mv shared1 text = "\(planted) and more words" ctx{}
+            1002.0@P lww shared1 mood = 3
+            1003.0@P lww shared1 tag.0123456789abcdef0123456789abcdef = "\(tag)"
+            1000.0@P create keep1 - = {collection: "journal"}
+            1001.0@P lww keep1 mood = 6
+            """)
+        try store.apply(changes)
+        // Rewrite the text a few times so old copies sit in many WAL frames and pages.
+        for round in 0..<5 {
+            let record: RecordID = try Notation.id("shared1")
+            let context = CausalContext([.init(replica: try Notation.id("P"), timestamp: HybridTimestamp(wallMillis: 1001 + UInt64(round)))])
+            try store.apply([Change(
+                id: ChangeID(timestamp: HybridTimestamp(wallMillis: 1002 + UInt64(round)), replica: try Notation.id("P")),
+                record: record, field: "text", kind: .mv, value: .string("\(planted) v\(round)"), context: context)])
+        }
+        func filesContain(_ needle: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: dir.url.path).filter { name in
+                let bytes = try Data(contentsOf: dir.url.appendingPathComponent(name))
+                return bytes.range(of: Data(needle.utf8)) != nil
+            }
+        }
+        #expect(try !filesContain(planted).isEmpty, "the planted text is on disk before the purge")
+        try store.purge([try Notation.id("shared1")])
+        #expect(try filesContain(planted).isEmpty)
+        #expect(try filesContain(tag).isEmpty)
+        #expect(try store.record(try Notation.id("keep1"))?.value("mood") == .int(6))
+        #expect(try store.record(try Notation.id("shared1")) == nil)
+        #expect(try store.integrityCheck() == ["ok"])
+        let wal = dir.path("replica.sqlite-wal")
+        if FileManager.default.fileExists(atPath: wal) {
+            #expect(try FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int == 0)
+        }
+    }
+
+    /// `Fixtures/stores/v1.sqlite` was written by schema v1; it opens, migrates and keeps
+    /// its data. `TANDEM_REGENERATE_FIXTURES=1` rewrites it.
+    @Test func storeWrittenByV1_opensAndMigrates() throws {
+        let fixture = FixtureFiles.directory("stores").appendingPathComponent("v1.sqlite")
+        if FixtureFiles.regenerate { try Self.writeV1Fixture(to: fixture) }
+        let dir = try TemporaryDirectory()
+        let path = dir.path("replica.sqlite")
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: path)
+        let before = try DatabaseQueue(path: path)
+        #expect(try before.read { try StoreSchema.migrator.appliedIdentifiers($0) } == ["v1-initial"])
+        try before.close()
+
+        let store = try ReplicaStore.open(at: path)
+        #expect(store.identity.name == "Fixture patient")
+        var expected = ReplicaState()
+        expected.apply(try Self.fixtureChanges())
+        let rows = try store.journal()
+        #expect(rows.count == expected.records.values.compactMap(JournalEntry.init).count)
+        #expect(rows.count > 5)
+        #expect(try store.journal(since: LocalDate(parsing: "2026-01-07")).count < rows.count, "the new column was filled")
+        #expect(try store.journal(since: LocalDate(parsing: "2026-01-07")).count > 0)
+        #expect(try store.integrityCheck() == ["ok"])
+        #expect(try store.canonicalDump() == expected.canonicalDump())
+    }
+
+    @Test func storeWrittenByANewerVersion_isRefused() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ReplicaStore.create(at: dir.path("replica.sqlite"), name: "Sam", role: .patient, wallMillis: 1)
+        try DatabaseQueue(path: store.path).write { db in
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
+        }
+        #expect(throws: StoreError.newerVersion(path: store.path)) { try ReplicaStore.open(at: store.path) }
+    }
+
+    static func fixtureChanges() throws -> [Change] {
+        try Workload.generate(.init(patients: 1, days: 6, seed: 11, metricsOnly: true)).changes
+    }
+
+    static func writeV1Fixture(to url: URL) throws {
+        try? FileManager.default.removeItem(at: url)
+        let store = try ReplicaStore.create(at: url.path, name: "Fixture patient", role: .patient, wallMillis: 1_767_571_200_000)
+        try store.apply(try fixtureChanges())
+        // Undo v2 by hand, leaving exactly what v1 wrote.
+        try store.queue.writeWithoutTransaction { db in
+            try db.execute(sql: """
+                DROP INDEX journal_entry_local_date;
+                ALTER TABLE journal_entry DROP COLUMN local_date;
+                DELETE FROM grdb_migrations WHERE identifier = 'v2-journal-local-date';
+                """)
+            _ = try db.checkpoint(.truncate)
+            try db.execute(sql: "PRAGMA journal_mode = DELETE")
+        }
+        try store.queue.close()
+    }
+}
