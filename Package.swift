@@ -62,7 +62,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TandemCLITests",
-            dependencies: ["tandem", "TandemCore", "TandemStore", "TandemTestSupport"],
+            dependencies: [
+                "tandem", "TandemCore", "TandemStore", "TandemTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

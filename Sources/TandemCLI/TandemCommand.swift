@@ -1,4 +1,5 @@
 public import ArgumentParser
+import Foundation
 
 /// The `tandem` command: the reference frontend of Tandem.
 public struct TandemCommand: AsyncParsableCommand {
@@ -6,7 +7,7 @@ public struct TandemCommand: AsyncParsableCommand {
         commandName: "tandem",
         abstract: "Offline-first sync for detox journals and peer-mentor notes.",
         version: "0.1.0",
-        subcommands: [DemoCommand.self]
+        subcommands: [InitCommand.self, JournalCommand.self, NoteCommand.self, ConflictsCommand.self, DemoCommand.self]
     )
 
     public init() {}
@@ -15,6 +16,8 @@ public struct TandemCommand: AsyncParsableCommand {
 extension TandemCommand {
     /// Parses the process arguments, runs the command and exits: what `tandem`'s `@main` calls.
     public static func runFromCommandLine() async {
+        // Every file Tandem creates is readable by its owner only.
+        umask(0o077)
         await main()
     }
 }

@@ -72,8 +72,12 @@ public final class ReplicaStore: Sendable {
         do {
             let queue = try openQueue(path)
             let migrator = StoreSchema.migrator
-            if try queue.read({ try migrator.hasBeenSuperseded($0) }) { throw StoreError.newerVersion(path: path) }
-            try migrator.migrate(queue)
+            let (superseded, complete) = try queue.read { db in
+                (try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db))
+            }
+            if superseded { throw StoreError.newerVersion(path: path) }
+            // Reading a current store writes nothing at all.
+            if !complete { try migrator.migrate(queue) }
             let identity = try queue.read { db -> Identity? in
                 guard let row = try Row.fetchOne(db, sql: "SELECT replica_id, name, role, member_id FROM replica") else { return nil }
                 guard let replica = try? ReplicaID(bytes: row["replica_id"] as Data), let role = Role(rawValue: row["role"]) else { return nil }

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import TandemStore
+
+/// `--home`, shared by every command that uses a replica.
+struct HomeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The replica's home folder (default: $TANDEM_HOME, else ~/.tandem).", valueName: "dir"))
+    var home: String?
+
+    var resolved: Home { Home(path: home ?? ProcessInfo.processInfo.environment["TANDEM_HOME"] ?? NSHomeDirectory() + "/.tandem") }
+}
+
+/// A replica's home: a folder of mode 0700 holding the store and a lock file, all 0600.
+struct Home {
+    let path: String
+
+    var storePath: String { path + "/replica.sqlite" }
+    var lockPath: String { path + "/lock" }
+
+    /// Creates the folder (0700) if needed; an existing one is tightened to 0700.
+    func create() throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: path)
+    }
+
+    func openStore() throws -> ReplicaStore {
+        try ReplicaStore.open(at: storePath)
+    }
+
+    /// Runs `body` holding the home's lock, so one write or sync runs at a time.
+    func withLock<T>(_ body: () throws -> T) throws -> T {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: storePath) }
+        let fd = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError.database(reason: "cannot open the lock file \(lockPath)") }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw StoreError.database(reason: "cannot lock \(lockPath)") }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+}

@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+import TandemCore
+import TandemStore
+
+struct JournalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal",
+        abstract: "Write and read your detox journal.",
+        subcommands: [Add.self, List.self, Show.self, Edit.self, Delete.self]
+    )
+
+    /// Options shared by `add` and `edit`.
+    struct EntryOptions: ParsableArguments {
+        @Option(help: "When it happened (default: now), like 2026-11-25T21:30 or 2026-11-25T21:30:00+01:00.")
+        var at: String?
+
+        @Option(help: ArgumentHelp("Hours slept, 0 to 24 in quarter hours (7.5).", valueName: "hours"))
+        var slept: Double?
+
+        @Option(help: "A free tag (repeatable).")
+        var tag: [String] = []
+
+        @OptionGroup var text: TextOptions
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a journal entry and print its id. Text is read from standard input when it is piped.")
+
+        @Option(help: "Mood, 0 (worst) to 10 (best).")
+        var mood: Int
+
+        @Option(help: "Craving, 0 (none) to 10 (overwhelming).")
+        var craving: Int
+
+        @Option(help: ArgumentHelp("A withdrawal symptom (repeatable).", valueName: "symptom"), completion: .list(SymptomNames.all))
+        var symptom: [String] = []
+
+        @OptionGroup var entry: EntryOptions
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            var edit = JournalEdit()
+            edit.mood = mood
+            edit.craving = craving
+            edit.addSymptoms = Set(try symptom.map(parseSymptom))
+            edit.addTags = entry.tag
+            edit.hoursSlept = entry.slept
+            edit.text = try entry.text.read(stdinWhenPiped: true)
+            let clock = SystemWallClock()
+            edit.at = try entry.at.map { try DateInput.dateTime($0) } ?? DateInput.now(clock.nowMillis())
+            let recordEdit = try edit.recordEdit()
+            let home = home.resolved
+            let (id, _) = try home.withLock { try home.openStore().write(recordEdit, to: nil, clock: clock) }
+            print(id.hex)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List journal entries, oldest first.")
+
+        @Option(help: "Only entries from this local date on (2026-11-25).")
+        var since: String?
+
+        @Flag(help: "Print JSON (docs/cli.md).")
+        var json = false
+
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            let since = try since.map(DateInput.date)
+            let rows = try home.resolved.openStore().journal(since: since)
+            if json { return try printJSON(rows.map(JournalRowJSON.init)) }
+            guard !rows.isEmpty else { return print("No journal entries.") }
+            let style = Style.current
+            print(table(["ID", "AT", "MOOD", "CRAVING", "SLEPT", "SYMPTOMS", "TEXT"], rows.map { row in
+                [
+                    shortID(row.id), row.at ?? "", row.mood.map(String.init) ?? "", row.craving.map(String.init) ?? "",
+                    hours(row.quarterHoursSlept), row.symptoms.joined(separator: ", "),
+                    row.texts > 1 ? style.warn("conflict") : (row.texts == 1 ? "yes" : ""),
+                ]
+            }))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one journal entry in full.")
+
+        @Argument(help: "The entry's id, or the start of it.")
+        var id: String
+
+        @Flag(help: "Print JSON (docs/cli.md).")
+        var json = false
+
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            let store = try home.resolved.openStore()
+            let record = try store.resolve(id)
+            guard let state = try store.record(record), let entry = JournalEntry(state) else {
+                throw StoreError.wrongCollection(id: record.hex, expected: "journal entry")
+            }
+            if json { return try printJSON(JournalEntryJSON(entry)) }
+            let style = Style.current
+            var lines = [style.bold("Journal entry \(entry.id.hex)")]
+            lines.append("At:        \(entry.at?.description ?? "-")")
+            lines.append("Mood:      \(entry.mood.map(String.init) ?? "-")")
+            lines.append("Craving:   \(entry.craving.map(String.init) ?? "-")")
+            lines.append("Slept:     \(entry.quarterHoursSlept.map { hours($0) } ?? "-")")
+            lines.append("Symptoms:  \(entry.symptoms.isEmpty ? "-" : entry.symptoms.sorted().map(\.rawValue).joined(separator: ", "))")
+            lines.append("Tags:      \(entry.tags.isEmpty ? "-" : entry.tags.joined(separator: ", "))")
+            lines += textLines(entry.text, style: style, id: entry.id)
+            print(lines.joined(separator: "\n"))
+        }
+    }
+
+    struct Edit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a journal entry; only the options given change.")
+
+        @Argument(help: "The entry's id, or the start of it.")
+        var id: String
+
+        @Option(help: "Mood, 0 to 10.")
+        var mood: Int?
+
+        @Option(help: "Craving, 0 to 10.")
+        var craving: Int?
+
+        @Option(help: ArgumentHelp("Add a symptom (repeatable).", valueName: "symptom"), completion: .list(SymptomNames.all))
+        var addSymptom: [String] = []
+
+        @Option(help: ArgumentHelp("Remove a symptom (repeatable).", valueName: "symptom"), completion: .list(SymptomNames.all))
+        var removeSymptom: [String] = []
+
+        @Option(help: "Remove a free tag (repeatable).")
+        var removeTag: [String] = []
+
+        @OptionGroup var entry: EntryOptions
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            var edit = JournalEdit()
+            edit.mood = mood
+            edit.craving = craving
+            edit.addSymptoms = Set(try addSymptom.map(parseSymptom))
+            edit.removeSymptoms = Set(try removeSymptom.map(parseSymptom))
+            edit.addTags = entry.tag
+            edit.removeTags = removeTag
+            edit.hoursSlept = entry.slept
+            edit.text = try entry.text.read()
+            edit.at = try entry.at.map { try DateInput.dateTime($0) }
+            let recordEdit = try edit.recordEdit()
+            guard !recordEdit.isEmpty else { throw CLIError.nothingToChange }
+            let home = home.resolved
+            try home.withLock {
+                let store = try home.openStore()
+                try store.write(recordEdit, to: try store.resolve(id), clock: SystemWallClock())
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a journal entry, on every device (there is no undelete).")
+
+        @Argument(help: "The entry's id, or the start of it.")
+        var id: String
+
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            let home = home.resolved
+            try home.withLock {
+                let store = try home.openStore()
+                try store.write(.delete(.journal), to: try store.resolve(id), clock: SystemWallClock())
+            }
+        }
+    }
+}
+
+func parseSymptom(_ name: String) throws -> Symptom {
+    guard let symptom = Symptom(name: name) else { throw CLIError.unknownSymptom(name) }
+    return symptom
+}
+
+/// The text values of a record, flagged when they conflict.
+func textLines(_ values: [TextValue], style: Style, id: RecordID) -> [String] {
+    switch values.count {
+    case 0:
+        return ["Text:      -"]
+    case 1:
+        return ["Text:", values[0].text]
+    default:
+        var lines = [style.warn("Text:      \(values.count) versions written concurrently; settle with 'tandem conflicts resolve \(shortID(id))'")]
+        for (index, value) in values.enumerated() {
+            lines.append(style.dim("[\(index + 1)] \(isoTime(value.id.timestamp)) on replica \(String(value.id.replica.hex.prefix(8)))"))
+            lines.append(value.text)
+        }
+        return lines
+    }
+}

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import TandemCore
+import TandemStore
+
+struct NoteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "note",
+        abstract: "Write and read session notes about the patients you mentor.",
+        subcommands: [Add.self, List.self, Show.self, Edit.self, Delete.self]
+    )
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a note about a patient and print its id.")
+
+        @Option(help: ArgumentHelp("The patient the note is about: a member id.", valueName: "member"))
+        var patient: String
+
+        @Option(help: "The session's date (default: today), like 2026-11-25.")
+        var date: String?
+
+        @Option(help: ArgumentHelp("A follow-up item (repeatable).", valueName: "item"))
+        var followUp: [String] = []
+
+        @Flag(help: "Share the note with the patient.")
+        var shareWithPatient = false
+
+        @OptionGroup var text: TextOptions
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            var edit = NoteEdit()
+            edit.patient = try parseMember(patient, what: "--patient")
+            let clock = SystemWallClock()
+            edit.date = try date.map(DateInput.date) ?? DateInput.now(clock.nowMillis()).date
+            edit.text = try text.read(stdinWhenPiped: true)
+            edit.addFollowUps = followUp
+            edit.shared = shareWithPatient
+            let recordEdit = try edit.recordEdit()
+            let home = home.resolved
+            let (id, _) = try home.withLock { try home.openStore().write(recordEdit, to: nil, clock: clock) }
+            print(id.hex)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List notes by date.")
+
+        @Option(help: ArgumentHelp("Only notes about this patient (a member id).", valueName: "member"))
+        var patient: String?
+
+        @Flag(help: "Print JSON (docs/cli.md).")
+        var json = false
+
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            let member = try patient.map { try parseMember($0, what: "--patient") }
+            let rows = try home.resolved.openStore().notes(patient: member)
+            if json { return try printJSON(rows.map(NoteRowJSON.init)) }
+            guard !rows.isEmpty else { return print("No notes.") }
+            let style = Style.current
+            print(table(["ID", "DATE", "PATIENT", "SHARED", "FOLLOW-UPS", "TEXT"], rows.map { row in
+                [
+                    shortID(row.id), row.date ?? "", String(row.patient.hex.prefix(8)), row.shared ? "yes" : "no",
+                    String(row.followUps), row.texts > 1 ? style.warn("conflict") : (row.texts == 1 ? "yes" : ""),
+                ]
+            }))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one note in full.")
+
+        @Argument(help: "The note's id, or the start of it.")
+        var id: String
+
+        @Flag(help: "Print JSON (docs/cli.md).")
+        var json = false
+
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            let store = try home.resolved.openStore()
+            let record = try store.resolve(id)
+            guard let state = try store.record(record), let note = MentorNote(state) else {
+                throw StoreError.wrongCollection(id: record.hex, expected: "note")
+            }
+            if json { return try printJSON(NoteJSON(note)) }
+            let style = Style.current
+            var lines = [style.bold("Note \(note.id.hex)")]
+            lines.append("Patient:    \(note.patient.hex)")
+            lines.append("Date:       \(note.date?.description ?? "-")")
+            lines.append("Shared:     \(note.isShared ? "yes, the patient sees this note" : "no")")
+            lines.append("Follow-ups: \(note.followUps.isEmpty ? "-" : note.followUps.joined(separator: "; "))")
+            lines += textLines(note.text, style: style, id: note.id)
+            print(lines.joined(separator: "\n"))
+        }
+    }
+
+    struct Edit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a note; only the options given change.")
+
+        @Argument(help: "The note's id, or the start of it.")
+        var id: String
+
+        @Option(help: "The session's date, like 2026-11-25.")
+        var date: String?
+
+        @Option(help: ArgumentHelp("Add a follow-up item (repeatable).", valueName: "item"))
+        var addFollowUp: [String] = []
+
+        @Option(help: ArgumentHelp("Remove a follow-up item (repeatable).", valueName: "item"))
+        var removeFollowUp: [String] = []
+
+        @Flag(inversion: .prefixedNo, help: "Share the note with the patient, or stop sharing it.")
+        var shareWithPatient: Bool?
+
+        @OptionGroup var text: TextOptions
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            var edit = NoteEdit()
+            edit.date = try date.map(DateInput.date)
+            edit.text = try text.read()
+            edit.addFollowUps = addFollowUp
+            edit.removeFollowUps = removeFollowUp
+            edit.shared = shareWithPatient
+            let recordEdit = try edit.recordEdit()
+            guard !recordEdit.isEmpty else { throw CLIError.nothingToChange }
+            let home = home.resolved
+            try home.withLock {
+                let store = try home.openStore()
+                try store.write(recordEdit, to: try store.resolve(id), clock: SystemWallClock())
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a note, on every device (there is no undelete).")
+
+        @Argument(help: "The note's id, or the start of it.")
+        var id: String
+
+        @OptionGroup var home: HomeOptions
+
+        func run() throws {
+            let home = home.resolved
+            try home.withLock {
+                let store = try home.openStore()
+                try store.write(.delete(.note), to: try store.resolve(id), clock: SystemWallClock())
+            }
+        }
+    }
+}
+
+func parseMember(_ text: String, what: String) throws -> MemberID {
+    do { return try MemberID(hex: text.trimmingCharacters(in: .whitespaces)) } catch { throw CLIError.invalidMember(what) }
+}

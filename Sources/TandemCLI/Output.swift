@@ -1,0 +1,52 @@
+import Foundation
+import TandemCore
+
+/// Terminal styling: colour only on a terminal, and never when `NO_COLOR` is set.
+struct Style {
+    let enabled: Bool
+
+    static let current = Style(enabled: isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
+
+    func bold(_ text: String) -> String { enabled ? "\u{1B}[1m\(text)\u{1B}[0m" : text }
+    func warn(_ text: String) -> String { enabled ? "\u{1B}[33m\(text)\u{1B}[0m" : text }
+    func dim(_ text: String) -> String { enabled ? "\u{1B}[2m\(text)\u{1B}[0m" : text }
+}
+
+/// A plain text table: a header and left-aligned columns.
+func table(_ header: [String], _ rows: [[String]], style: Style = .current) -> String {
+    var widths = header.map(\.count)
+    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { index, cell in
+            index == cells.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
+        }.joined(separator: "  ")
+    }
+    return ([style.bold(line(header))] + rows.map(line)).joined(separator: "\n")
+}
+
+/// Stable JSON: sorted keys, pretty, documented in docs/cli.md.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+func shortID(_ id: RecordID) -> String { String(id.hex.prefix(8)) }
+
+/// A change's time as UTC ISO 8601 with milliseconds.
+func isoTime(_ timestamp: HybridTimestamp) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    return formatter.string(from: Date(timeIntervalSince1970: Double(timestamp.wallMillis) / 1000))
+}
+
+func hours(_ quarters: Int?) -> String {
+    guard let quarters else { return "" }
+    let value = Double(quarters) / 4
+    return value == value.rounded() ? "\(Int(value))h" : "\(value)h"
+}
+
+enum SymptomNames {
+    static let all = Symptom.allCases.map(\.rawValue)
+}
