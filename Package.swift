@@ -66,6 +66,7 @@ let package = Package(
                 "tandem", "TandemCore", "TandemStore", "TandemTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            exclude: ["Snapshots"],
             swiftSettings: swiftSettings
         ),
     ]
