@@ -28,7 +28,11 @@ let package = Package(
         // A device's replica: one SQLite file through GRDB.
         .target(
             name: "TandemStore",
-            dependencies: ["TandemCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "TandemCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Deterministic, seeded journals and notes: demo data, benchmarks and property tests.
@@ -42,6 +46,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"], swiftSettings: swiftSettings),
+        // Release-build benchmarks: `swift run -c release tandem-bench --help` (docs/benchmarks.md).
+        .executableTarget(
+            name: "tandem-bench",
+            dependencies: [
+                "TandemCore", "TandemStore", "TandemWorkload", "TandemCompression",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/TandemBenchmarks",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "TandemTestSupport",
             dependencies: ["TandemCore", "TandemWorkload"],

@@ -35,26 +35,41 @@ extension ReplicaStore {
     @discardableResult
     public func write(_ edit: RecordEdit, to record: RecordID?, clock wall: some WallClock) throws -> (RecordID, [Change]) {
         do {
-            return try queue.write { db in
-                let id = record ?? RecordID.random()
-                let current = try Self.load([id], db)[id]
-                if record != nil {
-                    guard let current, current.create != nil else { throw StoreError.unknownRecord(id.hex) }
-                    guard current.collection == edit.collection else {
-                        throw StoreError.wrongCollection(id: id.hex, expected: edit.collection.rawValue)
-                    }
+            // What a person wrote exists nowhere else yet: fsync before reporting it written.
+            return try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                var written: (RecordID, [Change])? = nil
+                try db.inTransaction(.immediate) {
+                    written = try Self.writeLocal(edit, to: record, replica: identity.replica, wall: wall, db)
+                    return .commit
                 }
-                var writer = ChangeWriter(replica: identity.replica, clock: try Self.clock(db))
-                let changes = try writer.write(edit, to: id, current: current, wallMillis: wall.nowMillis())
-                _ = try Self.merge(changes, db)
-                let outbox = try db.cachedStatement(sql: "INSERT INTO outbox (change) VALUES (?)")
-                for change in changes { try outbox.execute(arguments: [Data(change.canonicalBytes)]) }
-                try Self.saveClock(writer.clock, db)
-                return (id, changes)
+                guard let written else { throw StoreError.database(reason: "the write did not complete") }
+                return written
             }
         } catch {
             throw map(error)
         }
+    }
+
+    private static func writeLocal(
+        _ edit: RecordEdit, to record: RecordID?, replica: ReplicaID, wall: some WallClock, _ db: Database
+    ) throws -> (RecordID, [Change]) {
+        let id = record ?? RecordID.random()
+        let current = try load([id], db)[id]
+        if record != nil {
+            guard let current, current.create != nil else { throw StoreError.unknownRecord(id.hex) }
+            guard current.collection == edit.collection else {
+                throw StoreError.wrongCollection(id: id.hex, expected: edit.collection.rawValue)
+            }
+        }
+        var writer = ChangeWriter(replica: replica, clock: try clock(db))
+        let changes = try writer.write(edit, to: id, current: current, wallMillis: wall.nowMillis())
+        _ = try merge(changes, db)
+        let outbox = try db.cachedStatement(sql: "INSERT INTO outbox (change) VALUES (?)")
+        for change in changes { try outbox.execute(arguments: [Data(change.canonicalBytes)]) }
+        try saveClock(writer.clock, db)
+        return (id, changes)
     }
 
     /// This replica's changes not yet acknowledged, oldest first.
@@ -79,10 +94,13 @@ extension ReplicaStore {
         let before = try load(ids, db)
         var after = before
         var changed = 0
-        for change in changes where after.apply(change) { changed += 1 }
-        guard changed > 0 else { return 0 }
-        for id in ids {
-            guard let new = after[id], new != before[id] else { continue }
+        var touched = Set<RecordID>()
+        for change in changes where after.apply(change) {
+            changed += 1
+            touched.insert(change.record)
+        }
+        for id in ids where touched.contains(id) {
+            guard let new = after[id] else { continue }
             try persist(old: before[id], new: new, db)
         }
         return changed
@@ -91,59 +109,62 @@ extension ReplicaStore {
     /// Reads the merged state of the given records.
     static func load(_ ids: [RecordID], _ db: Database) throws -> ReplicaState {
         var state = ReplicaState()
-        let fields = try db.cachedStatement(sql: "SELECT field, kind, wall, counter, replica, value FROM field_state WHERE record = ?")
-        let texts = try db.cachedStatement(sql: "SELECT field, wall, counter, replica, value, context FROM text_value WHERE record = ?")
-        let covered = try db.cachedStatement(sql: "SELECT field, context FROM text_covered WHERE record = ?")
         for id in ids {
-            let key = Data(id.bytes)
-            let rows = try Row.fetchCursor(fields, arguments: [key])
-            while let row = try rows.next() {
-                guard let kind = MergeKind(rawValue: UInt8(clamping: row[1] as Int64)) else { continue }
-                state.apply(try change(id, field: row[0], kind: kind, row: row, valueColumn: 5, context: nil))
+            let key = id.bytes
+            var hasText = false
+            try db.query("SELECT field, kind, wall, counter, replica, value FROM field_state WHERE record = ?", { $0.blob(key) }) { row in
+                guard let kind = MergeKind(rawValue: UInt8(clamping: row.int(1))) else { return }
+                let name = row.text(0)
+                let field = name.isEmpty ? FieldName.record : try FieldName(name)
+                if kind == .mv {
+                    hasText = true
+                    state.joinCovered(try CausalContext(encoded: row.blob(5)), record: id, field: field)
+                    return
+                }
+                let timestamp = HybridTimestamp(wallMillis: UInt64(row.int(2)), counter: UInt16(clamping: row.int(3)))
+                state.apply(Change(
+                    id: ChangeID(timestamp: timestamp, replica: try ReplicaID(bytes: row.blob(4))), record: id,
+                    field: field, kind: kind, value: try Value(encoded: row.blob(5))))
             }
-            let textRows = try Row.fetchCursor(texts, arguments: [key])
-            while let row = try textRows.next() {
-                let context = try CausalContext(encoded: Array(row[5] as Data))
-                state.apply(try change(id, field: row[0], kind: .mv, row: row, timeColumn: 1, valueColumn: 4, context: context))
-            }
-            let coveredRows = try Row.fetchCursor(covered, arguments: [key])
-            while let row = try coveredRows.next() {
-                state.joinCovered(try CausalContext(encoded: Array(row[1] as Data)), record: id, field: try FieldName(row[0]))
+            guard hasText else { continue }
+            try db.query("SELECT field, wall, counter, replica, value, context FROM text_value WHERE record = ?", { $0.blob(key) }) { row in
+                let timestamp = HybridTimestamp(wallMillis: UInt64(row.int(1)), counter: UInt16(clamping: row.int(2)))
+                state.apply(Change(
+                    id: ChangeID(timestamp: timestamp, replica: try ReplicaID(bytes: row.blob(3))), record: id,
+                    field: try FieldName(row.text(0)), kind: .mv, value: try Value(encoded: row.blob(4)),
+                    context: try CausalContext(encoded: row.blob(5))))
             }
         }
         return state
     }
 
-    private static func change(
-        _ record: RecordID, field: String, kind: MergeKind, row: Row, timeColumn: Int = 2, valueColumn: Int, context: CausalContext?
-    ) throws -> Change {
-        let timestamp = HybridTimestamp(wallMillis: UInt64(row[timeColumn] as Int64), counter: UInt16(clamping: row[timeColumn + 1] as Int64))
-        let replica = try ReplicaID(bytes: row[timeColumn + 2] as Data)
-        return Change(
-            id: ChangeID(timestamp: timestamp, replica: replica), record: record,
-            field: field.isEmpty ? .record : try FieldName(field), kind: kind,
-            value: try Value(encoded: Array(row[valueColumn] as Data)), context: context ?? CausalContext())
-    }
+    private static let zeroReplica = [UInt8](repeating: 0, count: 16)
 
     /// Writes the difference between a record's old and new state.
     static func persist(old: RecordState?, new: RecordState, _ db: Database) throws {
-        let key = Data(new.id.bytes)
-        let upsert = try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO field_state (record, field, kind, wall, counter, replica, value) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
+        let key = new.id.bytes
+        func upsert(field: String, kind: MergeKind, wall: UInt64, counter: UInt16, replica: [UInt8], value: [UInt8]) throws {
+            try db.run("INSERT OR REPLACE INTO field_state (record, field, kind, wall, counter, replica, value) VALUES (?, ?, ?, ?, ?, ?, ?)") {
+                $0.blob(key)
+                $0.text(field)
+                $0.int(Int64(kind.rawValue))
+                $0.int(Int64(wall))
+                $0.int(Int64(counter))
+                $0.blob(replica)
+                $0.blob(value)
+            }
+        }
         func write(_ change: Change) throws {
-            try upsert.execute(arguments: [
-                key, change.field.rawValue, Int64(change.kind.rawValue), Int64(change.timestamp.wallMillis),
-                Int64(change.timestamp.counter), Data(change.replica.bytes), Data(change.value.encoded),
-            ])
+            try upsert(
+                field: change.field.rawValue, kind: change.kind, wall: change.timestamp.wallMillis,
+                counter: change.timestamp.counter, replica: change.replica.bytes, value: change.value.encoded)
         }
         if let create = new.create, create != old?.create { try write(create) }
         if let tombstone = new.tombstone, tombstone != old?.tombstone {
             try write(tombstone)
             if old?.tombstone == nil {
-                try db.execute(sql: "DELETE FROM field_state WHERE record = ? AND kind NOT IN (0, 4)", arguments: [key])
-                try db.execute(sql: "DELETE FROM text_value WHERE record = ?", arguments: [key])
-                try db.execute(sql: "DELETE FROM text_covered WHERE record = ?", arguments: [key])
+                try db.run("DELETE FROM field_state WHERE record = ? AND kind NOT IN (0, 4)") { $0.blob(key) }
+                try db.run("DELETE FROM text_value WHERE record = ?") { $0.blob(key) }
             }
         }
         for (fieldKey, state) in new.fields where old?.fields[fieldKey] != state {
@@ -151,23 +172,25 @@ extension ReplicaStore {
             case .winner(let change):
                 try write(change)
             case .multiValue(let register):
-                try db.cachedStatement(sql: "DELETE FROM text_value WHERE record = ? AND field = ?")
-                    .execute(arguments: [key, fieldKey.field.rawValue])
-                let insert = try db.cachedStatement(sql: """
-                    INSERT OR REPLACE INTO text_value (record, field, wall, counter, replica, value, context) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """)
-                for change in register.frontier {
-                    try insert.execute(arguments: [
-                        key, fieldKey.field.rawValue, Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter),
-                        Data(change.replica.bytes), Data(change.value.encoded), Data(change.context.encoded),
-                    ])
+                let field = fieldKey.field.rawValue
+                try db.run("DELETE FROM text_value WHERE record = ? AND field = ?") {
+                    $0.blob(key)
+                    $0.text(field)
                 }
-                try db.cachedStatement(sql: "INSERT OR REPLACE INTO text_covered (record, field, context) VALUES (?, ?, ?)")
-                    .execute(arguments: [key, fieldKey.field.rawValue, Data(register.covered.encoded)])
+                for change in register.frontier {
+                    try db.run("INSERT OR REPLACE INTO text_value (record, field, wall, counter, replica, value, context) VALUES (?, ?, ?, ?, ?, ?, ?)") {
+                        $0.blob(key)
+                        $0.text(field)
+                        $0.int(Int64(change.timestamp.wallMillis))
+                        $0.int(Int64(change.timestamp.counter))
+                        $0.blob(change.replica.bytes)
+                        $0.blob(change.value.encoded)
+                        $0.blob(change.context.encoded)
+                    }
+                }
+                try upsert(field: field, kind: .mv, wall: 0, counter: 0, replica: zeroReplica, value: register.covered.encoded)
             }
         }
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO record (id, collection, creator, deleted) VALUES (?, ?, ?, ?)")
-            .execute(arguments: [key, new.collection?.rawValue, new.creator.map { Data($0.bytes) }, new.isDeleted])
         try TypedRows.write(new, db)
     }
 }

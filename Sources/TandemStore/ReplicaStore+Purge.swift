@@ -14,10 +14,10 @@ extension ReplicaStore {
             try queue.write { db in
                 for id in ids {
                     let key = Data(id.bytes)
-                    for table in ["field_state", "text_value", "text_covered"] {
+                    for table in ["field_state", "text_value"] {
                         try db.execute(sql: "DELETE FROM \(table) WHERE record = ?", arguments: [key])
                     }
-                    for table in ["record", "journal_entry", "mentor_note", "consent"] {
+                    for table in ["journal_entry", "mentor_note", "consent"] {
                         try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [key])
                     }
                 }

@@ -97,7 +97,9 @@ extension ReplicaStore {
         }
         do {
             let matches = try queue.read { db in
-                try Data.fetchAll(db, sql: "SELECT id FROM record WHERE lower(hex(id)) LIKE ? || '%' LIMIT 2", arguments: [prefix])
+                try Data.fetchAll(
+                    db, sql: "SELECT record FROM field_state WHERE field = '' AND kind = 0 AND lower(hex(record)) LIKE ? || '%' LIMIT 2",
+                    arguments: [prefix])
             }
             guard let first = matches.first else { throw StoreError.unknownRecord(prefix) }
             guard matches.count == 1 else { throw StoreError.ambiguousRecord(prefix) }
@@ -136,9 +138,7 @@ extension ReplicaStore {
     public func state() throws -> ReplicaState {
         do {
             return try queue.read { db in
-                let ids = try Data.fetchAll(db, sql: """
-                    SELECT record FROM field_state UNION SELECT record FROM text_value UNION SELECT record FROM text_covered
-                    """).map { try RecordID(bytes: $0) }
+                let ids = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM field_state").map { try RecordID(bytes: $0) }
                 return try Self.load(ids, db)
             }
         } catch {

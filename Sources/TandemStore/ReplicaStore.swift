@@ -12,10 +12,13 @@ public import TandemCore
 /// try store.apply(remoteBatch.changes)   // idempotent, one transaction
 /// ```
 ///
-/// Durability: WAL with `synchronous=FULL`. A write returns only after its transaction
-/// is fsynced, so what the CLI reported written survives kill -9 of the process and a
-/// power cut of the machine. `secure_delete` is on, and a purge checkpoints and truncates
-/// the WAL, so purged bytes leave the files.
+/// Durability: WAL. A local `write` commits with `synchronous=FULL`: it returns only after
+/// its transaction is fsynced, so what the CLI reported written survives kill -9 of the
+/// process and a power cut of the machine. `apply` (changes received from a server)
+/// commits with `synchronous=NORMAL`: it survives kill -9 of the process, and a power cut
+/// can only roll back the last applied batches, never corrupt the file; a later sync
+/// fetches them again (the cursor is saved in the same transaction). `secure_delete` is on,
+/// and a purge checkpoints and truncates the WAL, so purged bytes leave the files.
 public final class ReplicaStore: Sendable {
     public let path: String
     public let identity: Identity
@@ -96,10 +99,14 @@ public final class ReplicaStore: Sendable {
         config.journalMode = .wal
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")
+            try db.execute(sql: ReplicaStore.connectionPragmas)
         }
         return try DatabaseQueue(path: path, configuration: config)
     }
+
+    /// Every connection's settings; `apply` runs with exactly these, and the store
+    /// benchmark gives its plain-SQLite baseline the same.
+    public static let connectionPragmas = "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;"
 
     static func map(_ error: any Error, path: String) -> StoreError {
         if let error = error as? StoreError { return error }

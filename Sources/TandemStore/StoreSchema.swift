@@ -3,10 +3,10 @@ import GRDB
 /// The store's tables, as named migrations (never edited once released: add a new one).
 ///
 /// - `replica`: this replica's identity and clock floor (one row).
-/// - `field_state`: the winning change of every `create`, `tombstone`, `lww` and `min`
-///   field, one row per `(record, field, kind)`; create and tombstone use field `''`.
-/// - `text_value`, `text_covered`: each `mv` field's frontier and covered context.
-/// - `record`: collection, creator and deleted flag of every record.
+/// - `field_state`: one row per `(record, field, kind)`: the winning change of every
+///   `create`, `tombstone`, `lww` and `min` field (create and tombstone use field `''`), and
+///   for each `mv` field its covered context (in `value`; the id columns are zero).
+/// - `text_value`: each `mv` field's frontier, one row per value.
 /// - `journal_entry`, `mentor_note`, `consent`: typed rows, recomputed from the merged
 ///   state whenever a record changes; they hold no free text.
 /// - `outbox`: this replica's own changes not yet acknowledged by a server.
@@ -38,14 +38,6 @@ enum StoreSchema {
                     value BLOB NOT NULL, context BLOB NOT NULL,
                     PRIMARY KEY (record, field, wall, counter, replica)
                 ) WITHOUT ROWID;
-                CREATE TABLE text_covered (
-                    record BLOB NOT NULL, field TEXT NOT NULL, context BLOB NOT NULL,
-                    PRIMARY KEY (record, field)
-                ) WITHOUT ROWID;
-                CREATE TABLE record (
-                    id BLOB PRIMARY KEY, collection TEXT, creator BLOB,
-                    deleted INTEGER NOT NULL DEFAULT 0
-                ) WITHOUT ROWID;
                 CREATE TABLE journal_entry (
                     id BLOB PRIMARY KEY, at TEXT, at_utc INTEGER, mood INTEGER, craving INTEGER,
                     slept INTEGER, symptoms TEXT NOT NULL, tags INTEGER NOT NULL, texts INTEGER NOT NULL
@@ -63,12 +55,14 @@ enum StoreSchema {
                 CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, change BLOB NOT NULL);
                 """)
         }
-        // The local calendar day of each entry, for `journal list --since`.
+        // The local calendar day of each entry, for `journal list --since`; one index
+        // serves both that filter and the time order.
         migrator.registerMigration("v2-journal-local-date") { db in
             try db.execute(sql: """
                 ALTER TABLE journal_entry ADD COLUMN local_date TEXT;
                 UPDATE journal_entry SET local_date = substr(at, 1, 10);
-                CREATE INDEX journal_entry_local_date ON journal_entry (local_date);
+                DROP INDEX journal_entry_at;
+                CREATE INDEX journal_entry_local_date ON journal_entry (local_date, at_utc);
                 """)
         }
         return migrator

@@ -5,35 +5,49 @@ import TandemCore
 /// The typed rows of a record, recomputed from its merged state: what queries read.
 enum TypedRows {
     static func write(_ record: RecordState, _ db: Database) throws {
-        let key = Data(record.id.bytes)
+        let key = record.id.bytes
         if let entry = JournalEntry(record) {
-            try db.cachedStatement(sql: """
+            try db.run("""
                 INSERT OR REPLACE INTO journal_entry (id, at, at_utc, local_date, mood, craving, slept, symptoms, tags, texts)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                    key, entry.at?.description, entry.at?.epochMillis, entry.at?.date.description, entry.mood, entry.craving,
-                    entry.quarterHoursSlept, entry.symptoms.sorted().map(\.rawValue).joined(separator: ","),
-                    entry.tags.count, entry.text.count,
-                ])
-        } else {
-            try db.cachedStatement(sql: "DELETE FROM journal_entry WHERE id = ?").execute(arguments: [key])
+                """) {
+                $0.blob(key)
+                $0.text(entry.at?.description)
+                $0.int(entry.at.map { Int($0.epochMillis) })
+                $0.text(entry.at?.date.description)
+                $0.int(entry.mood)
+                $0.int(entry.craving)
+                $0.int(entry.quarterHoursSlept)
+                $0.text(entry.symptoms.sorted().map(\.rawValue).joined(separator: ","))
+                $0.int(entry.tags.count)
+                $0.int(entry.text.count)
+            }
+        } else if record.collection == .journal {
+            try db.run("DELETE FROM journal_entry WHERE id = ?") { $0.blob(key) }
         }
         if let note = MentorNote(record) {
-            try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO mentor_note (id, patient, date, shared, follow_ups, texts) VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [key, Data(note.patient.bytes), note.date?.description, note.isShared, note.followUps.count, note.text.count])
+            try db.run("INSERT OR REPLACE INTO mentor_note (id, patient, date, shared, follow_ups, texts) VALUES (?, ?, ?, ?, ?, ?)") {
+                $0.blob(key)
+                $0.blob(note.patient.bytes)
+                $0.text(note.date?.description)
+                $0.int(note.isShared ? 1 : 0)
+                $0.int(note.followUps.count)
+                $0.int(note.text.count)
+            }
         } else if record.collection == .note {
-            try db.cachedStatement(sql: "DELETE FROM mentor_note WHERE id = ?").execute(arguments: [key])
+            try db.run("DELETE FROM mentor_note WHERE id = ?") { $0.blob(key) }
         }
         if let consent = Consent(record) {
-            try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO consent (id, patient, recipient, scope, expires, revoked) VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                    key, Data(consent.patient.bytes), Data(consent.recipient.bytes), consent.scope.rawValue,
-                    consent.expiresMillis, consent.revokedMillis,
-                ])
+            try db.run("INSERT OR REPLACE INTO consent (id, patient, recipient, scope, expires, revoked) VALUES (?, ?, ?, ?, ?, ?)") {
+                $0.blob(key)
+                $0.blob(consent.patient.bytes)
+                $0.blob(consent.recipient.bytes)
+                $0.text(consent.scope.rawValue)
+                $0.int(consent.expiresMillis.map { Int($0) })
+                $0.int(consent.revokedMillis.map { Int($0) })
+            }
         } else if record.collection == .consent {
-            try db.cachedStatement(sql: "DELETE FROM consent WHERE id = ?").execute(arguments: [key])
+            try db.run("DELETE FROM consent WHERE id = ?") { $0.blob(key) }
         }
     }
 }

@@ -19,6 +19,7 @@ public struct Workload: Sendable {
         public var days: Int
         public var seed: UInt64
         public var devicesPerPatient = 2
+        /// Patients each mentor follows; 0 for no mentors at all.
         public var patientsPerMentor = 5
         /// Journal numbers and symptoms only: no text, tags, notes or consents.
         public var metricsOnly = false
@@ -71,7 +72,8 @@ public struct Workload: Sendable {
             patients.append(Participant(member: MemberID.random(using: &rng), role: .patient, replicas: replicas))
             authors.append(Author(writers: replicas.map { ChangeWriter(replica: $0) }))
         }
-        let mentorCount = options.metricsOnly ? 0 : max(1, (options.patients + options.patientsPerMentor - 1) / max(1, options.patientsPerMentor))
+        let mentorCount = options.metricsOnly || options.patientsPerMentor == 0
+            ? 0 : max(1, (options.patients + options.patientsPerMentor - 1) / options.patientsPerMentor)
         for _ in 0..<mentorCount {
             let replica = ReplicaID.random(using: &rng)
             mentors.append(Participant(member: MemberID.random(using: &rng), role: .mentor, replicas: [replica]))
@@ -136,7 +138,7 @@ public struct Workload: Sendable {
                     authors[author].writers[(device + 1) % authors[author].writers.count] = other
                 case .revoke:
                     guard !mentors.isEmpty else { break }
-                    let mentor = mentors[author / options.patientsPerMentor % mentors.count].member
+                    let mentor = mentors[author / max(1, options.patientsPerMentor) % mentors.count].member
                     if let consent = consents[author] {
                         written = try writer.write(ConsentEdit.revoke(atMillis: Int64(event.at)), to: consent, current: authors[author].state[consent], wallMillis: event.at)
                         consents[author] = nil
@@ -150,7 +152,7 @@ public struct Workload: Sendable {
                     }
                 case .note:
                     let mentor = author - options.patients
-                    let mine = (0..<options.patients).filter { $0 / options.patientsPerMentor % max(1, mentorCount) == mentor }
+                    let mine = (0..<options.patients).filter { $0 / max(1, options.patientsPerMentor) % max(1, mentorCount) == mentor }
                     guard !mine.isEmpty else { break }
                     var edit = NoteEdit()
                     edit.patient = patients[rng.pick(mine)].member

@@ -98,6 +98,7 @@ struct StoreFileTests {
             try db.execute(sql: """
                 DROP INDEX journal_entry_local_date;
                 ALTER TABLE journal_entry DROP COLUMN local_date;
+                CREATE INDEX journal_entry_at ON journal_entry (at_utc);
                 DELETE FROM grdb_migrations WHERE identifier = 'v2-journal-local-date';
                 """)
             _ = try db.checkpoint(.truncate)
