@@ -91,7 +91,8 @@ extension ReplicaStore {
         var ids: [RecordID] = []
         var seen = Set<RecordID>()
         for change in changes where seen.insert(change.record).inserted { ids.append(change.record) }
-        let before = try load(ids, db)
+        var refs = try ReplicaRefs(db)
+        let before = try load(ids, refs: refs, db)
         var after = before
         var changed = 0
         var touched = Set<RecordID>()
@@ -101,13 +102,17 @@ extension ReplicaStore {
         }
         for id in ids where touched.contains(id) {
             guard let new = after[id] else { continue }
-            try persist(old: before[id], new: new, db)
+            try persist(old: before[id], new: new, refs: &refs, db)
         }
         return changed
     }
 
     /// Reads the merged state of the given records.
     static func load(_ ids: [RecordID], _ db: Database) throws -> ReplicaState {
+        try load(ids, refs: try ReplicaRefs(db), db)
+    }
+
+    static func load(_ ids: [RecordID], refs: ReplicaRefs, _ db: Database) throws -> ReplicaState {
         var state = ReplicaState()
         for id in ids {
             let key = id.bytes
@@ -123,14 +128,14 @@ extension ReplicaStore {
                 }
                 let timestamp = HybridTimestamp(wallMillis: UInt64(row.int(2)), counter: UInt16(clamping: row.int(3)))
                 state.apply(Change(
-                    id: ChangeID(timestamp: timestamp, replica: try ReplicaID(bytes: row.blob(4))), record: id,
+                    id: ChangeID(timestamp: timestamp, replica: try refs.replica(row.int(4))), record: id,
                     field: field, kind: kind, value: try Value(encoded: row.blob(5))))
             }
             guard hasText else { continue }
             try db.query("SELECT field, wall, counter, replica, value, context FROM text_value WHERE record = ?", { $0.blob(key) }) { row in
                 let timestamp = HybridTimestamp(wallMillis: UInt64(row.int(1)), counter: UInt16(clamping: row.int(2)))
                 state.apply(Change(
-                    id: ChangeID(timestamp: timestamp, replica: try ReplicaID(bytes: row.blob(3))), record: id,
+                    id: ChangeID(timestamp: timestamp, replica: try refs.replica(row.int(3))), record: id,
                     field: try FieldName(row.text(0)), kind: .mv, value: try Value(encoded: row.blob(4)),
                     context: try CausalContext(encoded: row.blob(5))))
             }
@@ -138,26 +143,24 @@ extension ReplicaStore {
         return state
     }
 
-    private static let zeroReplica = [UInt8](repeating: 0, count: 16)
-
     /// Writes the difference between a record's old and new state.
-    static func persist(old: RecordState?, new: RecordState, _ db: Database) throws {
+    static func persist(old: RecordState?, new: RecordState, refs: inout ReplicaRefs, _ db: Database) throws {
         let key = new.id.bytes
-        func upsert(field: String, kind: MergeKind, wall: UInt64, counter: UInt16, replica: [UInt8], value: [UInt8]) throws {
+        func upsert(field: String, kind: MergeKind, wall: UInt64, counter: UInt16, replica: Int64, value: [UInt8]) throws {
             try db.run("INSERT OR REPLACE INTO field_state (record, field, kind, wall, counter, replica, value) VALUES (?, ?, ?, ?, ?, ?, ?)") {
                 $0.blob(key)
                 $0.text(field)
                 $0.int(Int64(kind.rawValue))
                 $0.int(Int64(wall))
                 $0.int(Int64(counter))
-                $0.blob(replica)
+                $0.int(replica)
                 $0.blob(value)
             }
         }
         func write(_ change: Change) throws {
             try upsert(
                 field: change.field.rawValue, kind: change.kind, wall: change.timestamp.wallMillis,
-                counter: change.timestamp.counter, replica: change.replica.bytes, value: change.value.encoded)
+                counter: change.timestamp.counter, replica: try refs.ref(change.replica, db), value: change.value.encoded)
         }
         if let create = new.create, create != old?.create { try write(create) }
         if let tombstone = new.tombstone, tombstone != old?.tombstone {
@@ -178,19 +181,52 @@ extension ReplicaStore {
                     $0.text(field)
                 }
                 for change in register.frontier {
+                    let replica = try refs.ref(change.replica, db)
                     try db.run("INSERT OR REPLACE INTO text_value (record, field, wall, counter, replica, value, context) VALUES (?, ?, ?, ?, ?, ?, ?)") {
                         $0.blob(key)
                         $0.text(field)
                         $0.int(Int64(change.timestamp.wallMillis))
                         $0.int(Int64(change.timestamp.counter))
-                        $0.blob(change.replica.bytes)
+                        $0.int(replica)
                         $0.blob(change.value.encoded)
                         $0.blob(change.context.encoded)
                     }
                 }
-                try upsert(field: field, kind: .mv, wall: 0, counter: 0, replica: zeroReplica, value: register.covered.encoded)
+                try upsert(field: field, kind: .mv, wall: 0, counter: 0, replica: 0, value: register.covered.encoded)
             }
         }
-        try TypedRows.write(new, db)
+        try TypedRows.write(new, old: old, db)
+    }
+}
+
+/// The integers that stand for replica ids in stored rows (`replica_ref`), loaded once a
+/// transaction; 0 stands for no replica (the id columns of a covered-context row).
+struct ReplicaRefs {
+    private var refs: [ReplicaID: Int64] = [:]
+    private var replicas: [Int64: ReplicaID] = [:]
+
+    init(_ db: Database) throws {
+        try db.query("SELECT ref, replica FROM replica_ref", { _ in }) { row in
+            let replica = try ReplicaID(bytes: row.blob(1))
+            refs[replica] = row.int(0)
+            replicas[row.int(0)] = replica
+        }
+    }
+
+    func replica(_ ref: Int64) throws -> ReplicaID {
+        guard let replica = replicas[ref] else { throw StoreError.database(reason: "a stored change names an unknown replica") }
+        return replica
+    }
+
+    mutating func ref(_ replica: ReplicaID, _ db: Database) throws -> Int64 {
+        if let ref = refs[replica] { return ref }
+        let ref = Int64(replicas.count + 1)
+        try db.run("INSERT INTO replica_ref (ref, replica) VALUES (?, ?)") {
+            $0.int(ref)
+            $0.blob(replica.bytes)
+        }
+        refs[replica] = ref
+        replicas[ref] = replica
+        return ref
     }
 }

@@ -3,6 +3,8 @@ import GRDB
 /// The store's tables, as named migrations (never edited once released: add a new one).
 ///
 /// - `replica`: this replica's identity and clock floor (one row).
+/// - `replica_ref`: a small integer for each replica id that wrote a stored change, so
+///   rows carry 1–2 bytes instead of 16.
 /// - `field_state`: one row per `(record, field, kind)`: the winning change of every
 ///   `create`, `tombstone`, `lww` and `min` field (create and tombstone use field `''`), and
 ///   for each `mv` field its covered context (in `value`; the id columns are zero).
@@ -26,15 +28,16 @@ enum StoreSchema {
                     server_offset INTEGER NOT NULL DEFAULT 0,
                     created_at INTEGER NOT NULL
                 );
+                CREATE TABLE replica_ref (ref INTEGER PRIMARY KEY, replica BLOB NOT NULL UNIQUE);
                 CREATE TABLE field_state (
                     record BLOB NOT NULL, field TEXT NOT NULL, kind INTEGER NOT NULL,
-                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica BLOB NOT NULL,
+                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica INTEGER NOT NULL,
                     value BLOB NOT NULL,
                     PRIMARY KEY (record, field, kind)
                 ) WITHOUT ROWID;
                 CREATE TABLE text_value (
                     record BLOB NOT NULL, field TEXT NOT NULL,
-                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica BLOB NOT NULL,
+                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica INTEGER NOT NULL,
                     value BLOB NOT NULL, context BLOB NOT NULL,
                     PRIMARY KEY (record, field, wall, counter, replica)
                 ) WITHOUT ROWID;
@@ -55,14 +58,23 @@ enum StoreSchema {
                 CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, change BLOB NOT NULL);
                 """)
         }
-        // The local calendar day of each entry, for `journal list --since`; one index
-        // serves both that filter and the time order.
-        migrator.registerMigration("v2-journal-local-date") { db in
+        // Journal rows clustered by local date and time, keyed (local_date, at_utc, id):
+        // `journal list --since` reads one range, and entries, which arrive roughly in
+        // time order, are appended instead of scattered by their random ids, so a batch of
+        // received changes dirties a few pages of this table rather than one per entry.
+        migrator.registerMigration("v2-journal-by-local-time") { db in
             try db.execute(sql: """
-                ALTER TABLE journal_entry ADD COLUMN local_date TEXT;
-                UPDATE journal_entry SET local_date = substr(at, 1, 10);
-                DROP INDEX journal_entry_at;
-                CREATE INDEX journal_entry_local_date ON journal_entry (local_date, at_utc);
+                CREATE TABLE journal_entry_v2 (
+                    local_date TEXT NOT NULL, at_utc INTEGER NOT NULL, id BLOB NOT NULL,
+                    at TEXT, mood INTEGER, craving INTEGER, slept INTEGER,
+                    symptoms TEXT NOT NULL, tags INTEGER NOT NULL, texts INTEGER NOT NULL,
+                    PRIMARY KEY (local_date, at_utc, id)
+                ) WITHOUT ROWID;
+                INSERT INTO journal_entry_v2 (local_date, at_utc, id, at, mood, craving, slept, symptoms, tags, texts)
+                    SELECT coalesce(substr(at, 1, 10), ''), coalesce(at_utc, 0), id, at, mood, craving, slept, symptoms, tags, texts
+                    FROM journal_entry;
+                DROP TABLE journal_entry;
+                ALTER TABLE journal_entry_v2 RENAME TO journal_entry;
                 """)
         }
         return migrator

@@ -4,17 +4,26 @@ import TandemCore
 
 /// The typed rows of a record, recomputed from its merged state: what queries read.
 enum TypedRows {
-    static func write(_ record: RecordState, _ db: Database) throws {
+    static func write(_ record: RecordState, old: RecordState?, _ db: Database) throws {
         let key = record.id.bytes
-        if let entry = JournalEntry(record) {
+        let entry = JournalEntry(record)
+        // Journal rows are keyed by local time: drop the old row when its key changes.
+        if let previous = old.flatMap(JournalEntry.init), entry == nil || previous.at != entry?.at {
+            try db.run("DELETE FROM journal_entry WHERE local_date = ? AND at_utc = ? AND id = ?") {
+                $0.text(previous.at?.date.description ?? "")
+                $0.int(Int64(previous.at?.epochMillis ?? 0))
+                $0.blob(key)
+            }
+        }
+        if let entry {
             try db.run("""
-                INSERT OR REPLACE INTO journal_entry (id, at, at_utc, local_date, mood, craving, slept, symptoms, tags, texts)
+                INSERT OR REPLACE INTO journal_entry (local_date, at_utc, id, at, mood, craving, slept, symptoms, tags, texts)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """) {
+                $0.text(entry.at?.date.description ?? "")
+                $0.int(Int64(entry.at?.epochMillis ?? 0))
                 $0.blob(key)
                 $0.text(entry.at?.description)
-                $0.int(entry.at.map { Int($0.epochMillis) })
-                $0.text(entry.at?.date.description)
                 $0.int(entry.mood)
                 $0.int(entry.craving)
                 $0.int(entry.quarterHoursSlept)
@@ -22,8 +31,6 @@ enum TypedRows {
                 $0.int(entry.tags.count)
                 $0.int(entry.text.count)
             }
-        } else if record.collection == .journal {
-            try db.run("DELETE FROM journal_entry WHERE id = ?") { $0.blob(key) }
         }
         if let note = MentorNote(record) {
             try db.run("INSERT OR REPLACE INTO mentor_note (id, patient, date, shared, follow_ups, texts) VALUES (?, ?, ?, ?, ?, ?)") {

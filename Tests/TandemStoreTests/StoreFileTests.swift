@@ -96,10 +96,16 @@ struct StoreFileTests {
         // Undo v2 by hand, leaving exactly what v1 wrote.
         try store.queue.writeWithoutTransaction { db in
             try db.execute(sql: """
-                DROP INDEX journal_entry_local_date;
-                ALTER TABLE journal_entry DROP COLUMN local_date;
+                CREATE TABLE journal_entry_v1 (
+                    id BLOB PRIMARY KEY, at TEXT, at_utc INTEGER, mood INTEGER, craving INTEGER,
+                    slept INTEGER, symptoms TEXT NOT NULL, tags INTEGER NOT NULL, texts INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                INSERT INTO journal_entry_v1 SELECT id, at, at_utc, mood, craving, slept, symptoms, tags, texts FROM journal_entry;
+                DROP TABLE journal_entry;
+                ALTER TABLE journal_entry_v1 RENAME TO journal_entry;
                 CREATE INDEX journal_entry_at ON journal_entry (at_utc);
-                DELETE FROM grdb_migrations WHERE identifier = 'v2-journal-local-date';
+                DELETE FROM grdb_migrations WHERE identifier = 'v2-journal-by-local-time';
+                VACUUM;
                 """)
             _ = try db.checkpoint(.truncate)
             try db.execute(sql: "PRAGMA journal_mode = DELETE")
