@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TandemCore
 import TandemStore
 
 /// `--home`, shared by every command that uses a replica.
@@ -36,5 +37,19 @@ struct Home {
         guard flock(fd, LOCK_EX) == 0 else { throw StoreError.database(reason: "cannot lock \(lockPath)") }
         defer { flock(fd, LOCK_UN) }
         return try body()
+    }
+
+    /// Creates a record from `edit`, holding the lock; returns its id.
+    func create(_ edit: RecordEdit, clock: some WallClock = SystemWallClock()) throws -> RecordID {
+        try withLock { try openStore().write(edit, to: nil, clock: clock).0 }
+    }
+
+    /// Writes `edit` to the record `id` names (a full id or a unique start), holding the lock.
+    func write(_ edit: RecordEdit, toRecordNamed id: String) throws {
+        guard !edit.isEmpty else { throw CLIError.nothingToChange }
+        try withLock {
+            let store = try openStore()
+            try store.write(edit, to: try store.resolve(id), clock: SystemWallClock())
+        }
     }
 }

@@ -22,6 +22,16 @@ struct JournalCommand: ParsableCommand {
         var tag: [String] = []
 
         @OptionGroup var text: TextOptions
+
+        /// The edit these options describe: when, sleep, added tags and text.
+        func edit(stdinWhenPiped: Bool) throws -> JournalEdit {
+            var edit = JournalEdit()
+            edit.at = try at.map { try DateInput.dateTime($0) }
+            edit.hoursSlept = slept
+            edit.addTags = tag
+            edit.text = try text.read(stdinWhenPiped: stdinWhenPiped)
+            return edit
+        }
     }
 
     struct Add: ParsableCommand {
@@ -41,19 +51,13 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            var edit = JournalEdit()
+            var edit = try entry.edit(stdinWhenPiped: true)
             edit.mood = mood
             edit.craving = craving
             edit.addSymptoms = Set(try symptom.map(parseSymptom))
-            edit.addTags = entry.tag
-            edit.hoursSlept = entry.slept
-            edit.text = try entry.text.read(stdinWhenPiped: true)
             let clock = SystemWallClock()
-            edit.at = try entry.at.map { try DateInput.dateTime($0) } ?? DateInput.now(clock.nowMillis())
-            let recordEdit = try edit.recordEdit()
-            let home = home.resolved
-            let (id, _) = try home.withLock { try home.openStore().write(recordEdit, to: nil, clock: clock) }
-            print(id.hex)
+            edit.at = try edit.at ?? DateInput.now(clock.nowMillis())
+            print(try home.resolved.create(try edit.recordEdit(), clock: clock).hex)
         }
     }
 
@@ -140,23 +144,13 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            var edit = JournalEdit()
+            var edit = try entry.edit(stdinWhenPiped: false)
             edit.mood = mood
             edit.craving = craving
             edit.addSymptoms = Set(try addSymptom.map(parseSymptom))
             edit.removeSymptoms = Set(try removeSymptom.map(parseSymptom))
-            edit.addTags = entry.tag
             edit.removeTags = removeTag
-            edit.hoursSlept = entry.slept
-            edit.text = try entry.text.read()
-            edit.at = try entry.at.map { try DateInput.dateTime($0) }
-            let recordEdit = try edit.recordEdit()
-            guard !recordEdit.isEmpty else { throw CLIError.nothingToChange }
-            let home = home.resolved
-            try home.withLock {
-                let store = try home.openStore()
-                try store.write(recordEdit, to: try store.resolve(id), clock: SystemWallClock())
-            }
+            try home.resolved.write(try edit.recordEdit(), toRecordNamed: id)
         }
     }
 
@@ -169,11 +163,7 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            let home = home.resolved
-            try home.withLock {
-                let store = try home.openStore()
-                try store.write(.delete(.journal), to: try store.resolve(id), clock: SystemWallClock())
-            }
+            try home.resolved.write(.delete(.journal), toRecordNamed: id)
         }
     }
 }

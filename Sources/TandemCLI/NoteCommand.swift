@@ -36,10 +36,7 @@ struct NoteCommand: ParsableCommand {
             edit.text = try text.read(stdinWhenPiped: true)
             edit.addFollowUps = followUp
             edit.shared = shareWithPatient
-            let recordEdit = try edit.recordEdit()
-            let home = home.resolved
-            let (id, _) = try home.withLock { try home.openStore().write(recordEdit, to: nil, clock: clock) }
-            print(id.hex)
+            print(try home.resolved.create(try edit.recordEdit(), clock: clock).hex)
         }
     }
 
@@ -126,13 +123,7 @@ struct NoteCommand: ParsableCommand {
             edit.addFollowUps = addFollowUp
             edit.removeFollowUps = removeFollowUp
             edit.shared = shareWithPatient
-            let recordEdit = try edit.recordEdit()
-            guard !recordEdit.isEmpty else { throw CLIError.nothingToChange }
-            let home = home.resolved
-            try home.withLock {
-                let store = try home.openStore()
-                try store.write(recordEdit, to: try store.resolve(id), clock: SystemWallClock())
-            }
+            try home.resolved.write(try edit.recordEdit(), toRecordNamed: id)
         }
     }
 
@@ -145,11 +136,7 @@ struct NoteCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            let home = home.resolved
-            try home.withLock {
-                let store = try home.openStore()
-                try store.write(.delete(.note), to: try store.resolve(id), clock: SystemWallClock())
-            }
+            try home.resolved.write(.delete(.note), toRecordNamed: id)
         }
     }
 }
