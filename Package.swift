@@ -18,6 +18,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // No I/O: ids, clock, models, changes, merge, policy tables, wire encoding.
@@ -35,13 +39,37 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The center's sync server: Hummingbird over a ServerStorage (SQLite embedded).
+        .target(
+            name: "TandemServer",
+            dependencies: [
+                "TandemCore", "TandemCompression",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The device's sync driver: HTTP transport over AsyncHTTPClient.
+        .target(
+            name: "TandemClient",
+            dependencies: [
+                "TandemCore", "TandemCompression", "TandemStore", "TandemServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Deterministic, seeded journals and notes: demo data, benchmarks and property tests.
         .target(name: "TandemWorkload", dependencies: ["TandemCore"], swiftSettings: swiftSettings),
         .target(
             name: "TandemCLI",
             dependencies: [
-                "TandemCore", "TandemCompression", "TandemStore", "TandemWorkload",
+                "TandemCore", "TandemCompression", "TandemStore", "TandemWorkload", "TandemServer", "TandemClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

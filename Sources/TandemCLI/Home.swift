@@ -39,6 +39,17 @@ struct Home {
         return try body()
     }
 
+    /// Runs an async `body` holding the home's lock: one sync at a time per home.
+    func withSyncLock<T>(_ body: () async throws -> T) async throws -> T {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: storePath) }
+        let fd = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError.database(reason: "cannot open the lock file \(lockPath)") }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw StoreError.database(reason: "cannot lock \(lockPath)") }
+        defer { flock(fd, LOCK_UN) }
+        return try await body()
+    }
+
     /// Creates a record from `edit`, holding the lock; returns its id.
     func create(_ edit: RecordEdit, clock: some WallClock = SystemWallClock()) throws -> RecordID {
         try withLock { try openStore().write(edit, to: nil, clock: clock).0 }

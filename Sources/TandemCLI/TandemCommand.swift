@@ -7,7 +7,10 @@ public struct TandemCommand: AsyncParsableCommand {
         commandName: "tandem",
         abstract: "Offline-first sync for detox journals and peer-mentor notes.",
         version: "0.1.0",
-        subcommands: [InitCommand.self, JournalCommand.self, NoteCommand.self, ConflictsCommand.self, DemoCommand.self]
+        subcommands: [
+            InitCommand.self, JournalCommand.self, NoteCommand.self, ConflictsCommand.self,
+            EnrollCommand.self, SyncCommand.self, DeviceCommand.self, ServeCommand.self, AdminCommand.self, DemoCommand.self,
+        ]
     )
 
     public init() {}

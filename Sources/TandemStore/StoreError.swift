@@ -20,6 +20,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongCollection(id: String, expected: String)
     /// No open conflict on that record.
     case noConflict(id: String)
+    /// The home is enrolled as another member.
+    case alreadyEnrolled
     /// A value or change broke a rule of the protocol.
     case invalid(TandemCoreError)
     /// SQLite refused; `reason` has no statement arguments.
@@ -35,6 +37,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .ambiguousRecord(let id): "More than one record starts with \(id); give more of the id."
         case .wrongCollection(let id, let expected): "Record \(id) is not a \(expected)."
         case .noConflict(let id): "Record \(id) has no open text conflict."
+        case .alreadyEnrolled: "This home is enrolled as another member; use another --home."
         case .invalid(let error): error.description
         case .database(let reason): "The store failed: \(reason)"
         }

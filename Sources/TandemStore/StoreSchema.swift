@@ -77,6 +77,17 @@ enum StoreSchema {
                 ALTER TABLE journal_entry_v2 RENAME TO journal_entry;
                 """)
         }
+        // The server this replica syncs with, and a cursor per subscription.
+        migrator.registerMigration("v3-sync") { db in
+            try db.execute(sql: """
+                CREATE TABLE sync_binding (
+                    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+                    server TEXT NOT NULL, token TEXT NOT NULL, member BLOB NOT NULL, epoch TEXT NOT NULL,
+                    enrolled_at INTEGER NOT NULL, last_sync INTEGER
+                );
+                CREATE TABLE sync_cursor (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

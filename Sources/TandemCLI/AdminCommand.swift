@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import TandemCore
+import TandemServer
+import TandemStore
+
+/// Administration on the server's host: these commands open the server's store directly
+/// (SQLite lets them run while the server runs). They need no token: whoever can read the
+/// store file is the administrator.
+struct AdminCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin",
+        abstract: "Administer the center's server: run on the server's host, against its store.",
+        subcommands: [Init.self, Invite.self, Members.self]
+    )
+
+    struct StoreOption: ParsableArguments {
+        @Option(help: ArgumentHelp("The server's store.", valueName: "path"))
+        var db = "tandem-server.sqlite"
+    }
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create the center and its first staff member; print that member's token once.")
+
+        @Option(help: "The first staff member's name.")
+        var name = "Administrator"
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            let storage = try SQLiteServerStorage(path: store.db)
+            let (member, token) = try storage.initialize(staffName: name, nowMillis: SystemWallClock().nowMillis())
+            print("Created the center in \(store.db). Staff member \(member.hex).")
+            print("Token (shown once, keep it secret): \(token)")
+        }
+    }
+
+    struct Invite: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a one-time enrollment code for a new member (72 hours by default).")
+
+        @Option(help: ArgumentHelp("The new member's role.", valueName: "patient|mentor|supervisor|staff"))
+        var role: String
+
+        @Option(help: "The new member's name.")
+        var name: String
+
+        @Option(help: ArgumentHelp("Hours until the code expires.", valueName: "hours"))
+        var expires = 72
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            guard let role = Role(rawValue: role) else { throw CLIError.invalidChoice("--role must be patient, mentor, supervisor or staff.") }
+            guard (1...24 * 30).contains(expires) else { throw CLIError.invalidChoice("--expires must be from 1 to 720 hours.") }
+            let storage = try SQLiteServerStorage(path: store.db)
+            let code = try storage.invite(role: role, name: name, nowMillis: SystemWallClock().nowMillis(), validForMillis: UInt64(expires) * 3_600_000)
+            print(code)
+        }
+    }
+
+    struct Members: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the center's members.")
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            let members = try SQLiteServerStorage(path: store.db).members()
+            print(table(["MEMBER", "ROLE", "NAME"], members.map { [$0.id.hex, $0.role.rawValue, $0.name] }))
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import TandemClient
+import TandemCore
+import TandemServer
+import TandemStore
+
+struct EnrollCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enroll",
+        abstract: "Bind this home to a member of a center's server with a one-time code; what you wrote offline syncs as yours."
+    )
+
+    @Option(help: ArgumentHelp("The server, like https://tandem.example.org or http://127.0.0.1:8080.", valueName: "url"))
+    var server: String
+
+    @Option(help: "The enrollment or device-link code.")
+    var code: String
+
+    @Option(help: "A name for this device.")
+    var device = ProcessInfo.processInfo.hostName
+
+    @Flag(help: "Allow plain HTTP to a non-loopback server (a trusted network only).")
+    var allowInsecure = false
+
+    @OptionGroup var home: HomeOptions
+
+    func run() async throws {
+        let home = home.resolved
+        try home.create()
+        let store: ReplicaStore
+        if FileManager.default.fileExists(atPath: home.storePath) {
+            store = try home.openStore()
+        } else {
+            store = try ReplicaStore.create(at: home.storePath, name: "", role: .patient, wallMillis: SystemWallClock().nowMillis())
+        }
+        let answer = try await Syncer.enroll(store: store, server: server, code: code, deviceName: device, allowInsecure: allowInsecure)
+        if store.identity.name.isEmpty == false, let role = Role(rawValue: answer.role), role != store.identity.role, try store.outbox().isEmpty == false {
+            print("Note: this home was made as a \(store.identity.role.rawValue); the server enrolled it as a \(role.rawValue).")
+        }
+        print("Enrolled as \(answer.name) (\(answer.role)), member \(answer.member).")
+    }
+}
+
+struct SyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Push what this device wrote, then pull what changed, until caught up."
+    )
+
+    @Flag(help: "Print JSON: {pushed, replayed, pulled, changedLocally, waiting}.")
+    var json = false
+
+    @Flag(help: "Allow plain HTTP to a non-loopback server (a trusted network only).")
+    var allowInsecure = false
+
+    @OptionGroup var home: HomeOptions
+
+    func run() async throws {
+        let home = home.resolved
+        let store = try home.openStore()
+        let report = try await home.withSyncLock {
+            try await Syncer(store: store, allowInsecure: allowInsecure).sync()
+        }
+        if json { return try printJSON(report) }
+        print("Synced: \(report.pushed) change(s) sent, \(report.pulled) received, \(report.waiting) waiting.")
+    }
+}
+
+struct DeviceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device",
+        abstract: "Your devices.",
+        subcommands: [Link.self]
+    )
+
+    struct Link: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a short-lived code that enrolls another device of yours: tandem enroll --code CODE on it.")
+
+        @Flag(help: "Allow plain HTTP to a non-loopback server (a trusted network only).")
+        var allowInsecure = false
+
+        @OptionGroup var home: HomeOptions
+
+        func run() async throws {
+            let answer = try await Syncer(store: try home.resolved.openStore(), allowInsecure: allowInsecure).link()
+            print(answer.code)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import AsyncHTTPClient
+public import Foundation
+import NIOCore
+import NIOHTTP1
+import TandemServer
+
+/// Moves bytes between a device and the server over HTTP (AsyncHTTPClient).
+///
+/// Refuses to send a token over plain HTTP to anything but a loopback address, unless
+/// told `allowInsecure`.
+public struct HTTPTransport: Sendable {
+    public let server: String
+    let allowInsecure: Bool
+
+    public init(server: String, allowInsecure: Bool = false) throws(SyncError) {
+        guard let url = URL(string: server), let scheme = url.scheme, scheme == "http" || scheme == "https", let host = url.host else {
+            throw .invalidServer(server)
+        }
+        if scheme == "http" && !allowInsecure && !Self.isLoopback(host) { throw .insecureTransport(host) }
+        self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
+        self.allowInsecure = allowInsecure
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
+    /// POSTs `body` and returns the answer's bytes, or throws the server's error.
+    func post(_ path: String, token: String?, contentType: String, body: [UInt8]) async throws(SyncError) -> Data {
+        var request = HTTPClientRequest(url: server + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.headers.add(name: "Tandem-Protocol", value: SyncServer.protocolVersion)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let status: Int
+        let data: Data
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            status = Int(response.status.code)
+            let buffer = try await response.body.collect(upTo: 64 << 20)
+            data = Data(buffer.readableBytesView)
+        } catch {
+            throw .unreachable(server)
+        }
+        guard (200..<300).contains(status) else {
+            if let answer = try? JSONDecoder().decode(ErrorResponse.self, from: data) {
+                if answer.error == "refused", let refused = answer.refused {
+                    throw .refused(count: refused.count, reasons: refused.map(\.reason))
+                }
+                throw .server(status: status, code: answer.error, message: answer.message)
+            }
+            throw .server(status: status, code: "http", message: "HTTP \(status)")
+        }
+        return data
+    }
+
+    func postJSON<Answer: Decodable>(_ path: String, token: String?, _ body: some Encodable) async throws(SyncError) -> Answer {
+        let bytes: [UInt8]
+        do { bytes = Array(try JSONEncoder().encode(body)) } catch { throw .badAnswer("cannot encode the request") }
+        let data = try await post(path, token: token, contentType: "application/json", body: bytes)
+        do { return try JSONDecoder().decode(Answer.self, from: data) } catch { throw .badAnswer(path) }
+    }
+}

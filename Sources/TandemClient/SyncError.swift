@@ -1,0 +1,34 @@
+/// What can go wrong while syncing, said so a person can act on it.
+public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
+    case notEnrolled
+    case insecureTransport(String)
+    case invalidServer(String)
+    case unreachable(String)
+    /// The server answered with an error; `message` is its sentence.
+    case server(status: Int, code: String, message: String)
+    case refused(count: Int, reasons: [String])
+    case badAnswer(String)
+
+    public var description: String {
+        switch self {
+        case .notEnrolled: "This home is not enrolled with a server: run 'tandem enroll --server URL --code CODE'."
+        case .insecureTransport(let host):
+            "Refusing to send a token over plain HTTP to \(host); use https://, or --allow-insecure on a trusted network."
+        case .invalidServer(let url): "\(url) is not a server URL (http://host:port or https://host)."
+        case .unreachable(let server): "Cannot reach \(server); your changes are kept and will sync later."
+        case .server(let status, _, let message): "The server refused (\(status)): \(message)"
+        case .refused(let count, let reasons):
+            "The server refused \(count) change(s): " + Set(reasons).sorted().joined(separator: "; ") + ". They stay in the outbox."
+        case .badAnswer(let what): "The server's answer was not understood: \(what)."
+        }
+    }
+
+    /// Worth retrying later: the network, or the server's own trouble.
+    public var isTransient: Bool {
+        switch self {
+        case .unreachable: true
+        case .server(let status, _, _): status >= 500 || status == 429
+        default: false
+        }
+    }
+}

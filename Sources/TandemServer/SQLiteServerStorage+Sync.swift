@@ -1,0 +1,185 @@
+import Foundation
+import GRDB
+public import TandemCore
+
+extension SQLiteServerStorage {
+    public func push(_ changes: [Change], from principal: Principal, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome {
+        guard let replica = principal.replica else { throw ServerError.forbidden("Only an enrolled device pushes changes.") }
+        return try await pool.write { db in
+            let mark = try Self.mark(replica, db)
+            var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
+            var refusals: [ServerError.Refusal] = []
+            var accepted: [Change] = []
+            var replayed = 0
+            func refuse(_ change: Change, _ reason: String, permanent: Bool, withMark: Bool = false) {
+                guard refusals.count < 1000 else { return }
+                refusals.append(.init(
+                    change: "\(change.timestamp)@\(change.replica.hex)", reason: reason, permanent: permanent,
+                    mark: withMark ? mark.map { "\($0)" } : nil))
+            }
+            for change in changes {
+                guard change.replica == replica else {
+                    refuse(change, "the change's replica is not this device's", permanent: true)
+                    continue
+                }
+                if let held = try Data.fetchOne(
+                    db, sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?",
+                    arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
+                                Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(replica.bytes)])
+                {
+                    if Array(held) == change.canonicalBytes { replayed += 1 } else {
+                        refuse(change, "the server holds another change with this id", permanent: true)
+                    }
+                    continue
+                }
+                if let mark, change.timestamp <= mark {
+                    replayed += 1
+                    continue
+                }
+                if change.timestamp.wallMillis > nowMillis + maxSkewMillis {
+                    refuse(change, "clock-skew", permanent: false, withMark: true)
+                    continue
+                }
+                let owner: (owner: MemberID, collection: CollectionName)
+                if change.kind == .create {
+                    let known = try owners[change.record] != nil || Self.owner(of: change.record, db) != nil
+                    guard !known else {
+                        refuse(change, "the record exists already; a record has one create", permanent: true)
+                        continue
+                    }
+                    guard case .string(let name)? = change.value.mapValue?[CreateKey.collection] else {
+                        refuse(change, "a create names its collection", permanent: true)
+                        continue
+                    }
+                    owner = (principal.member, CollectionName(name))
+                    guard !Schema.serverAuthoritative.contains(owner.collection) else {
+                        refuse(change, "\(name) records are the server's", permanent: true)
+                        continue
+                    }
+                    owners[change.record] = owner
+                } else {
+                    guard let known = try owners[change.record] ?? Self.owner(of: change.record, db) else {
+                        refuse(change, "unknown record: its create must come first", permanent: true)
+                        continue
+                    }
+                    owner = known
+                }
+                guard owner.owner == principal.member else {
+                    refuse(change, "the record belongs to another member", permanent: true)
+                    continue
+                }
+                do throws(TandemCoreError) {
+                    try Schema.validate(change, in: owner.collection)
+                } catch {
+                    refuse(change, error.description, permanent: true)
+                    continue
+                }
+                accepted.append(change)
+            }
+            guard refusals.isEmpty else { throw ServerError.refused(refusals, serverTime: nowMillis) }
+            for (record, owner) in owners {
+                try db.execute(sql: "INSERT INTO record_owner (record, owner, collection) VALUES (?, ?, ?)",
+                               arguments: [Data(record.bytes), Data(owner.owner.bytes), owner.collection.rawValue])
+            }
+            try Self.merge(accepted, db)
+            if let highest = accepted.map(\.timestamp).max(), highest > (mark ?? .zero) {
+                try db.execute(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)",
+                               arguments: [Data(replica.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
+            }
+            return PushOutcome(accepted: accepted.count, replayed: replayed)
+        }
+    }
+
+    public func pull(channel: MemberID, after sequence: Int64, limit: Int) async throws -> PullPage {
+        try await pool.read { db in
+            var changes: [Change] = []
+            var last = sequence
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT seq, change FROM held WHERE channel = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [Data(channel.bytes), sequence, limit + 1])
+            var more = false
+            while let row = try rows.next() {
+                if changes.count == limit { more = true; break }
+                changes.append(try Change(canonicalBytes: Array(row["change"] as Data)))
+                last = row["seq"]
+            }
+            return PullPage(changes: changes, last: last, more: more)
+        }
+    }
+
+    /// The highest sequence number handed out: a cursor beyond it is from another epoch.
+    func head() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM sequence") ?? 0 }
+    }
+
+    // MARK: - The merged state
+
+    static func mark(_ replica: ReplicaID, _ db: Database) throws -> HybridTimestamp? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT wall, counter FROM replica_mark WHERE replica = ?", arguments: [Data(replica.bytes)]) else {
+            return nil
+        }
+        return HybridTimestamp(wallMillis: UInt64(row["wall"] as Int64), counter: UInt16(clamping: row["counter"] as Int64))
+    }
+
+    static func owner(of record: RecordID, _ db: Database) throws -> (owner: MemberID, collection: CollectionName)? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT owner, collection FROM record_owner WHERE record = ?", arguments: [Data(record.bytes)]),
+              let owner = try? MemberID(bytes: row["owner"] as Data)
+        else { return nil }
+        return (owner, CollectionName(row["collection"]))
+    }
+
+    /// Merges accepted changes with `TandemCore`'s rules; every field whose state changed
+    /// gets its held rows replaced, under new sequence numbers, in its owner's channel.
+    static func merge(_ changes: [Change], _ db: Database) throws {
+        var ids: [RecordID] = []
+        var seen = Set<RecordID>()
+        for change in changes where seen.insert(change.record).inserted { ids.append(change.record) }
+        var before = ReplicaState()
+        for id in ids {
+            for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE record = ?", arguments: [Data(id.bytes)]) {
+                before.apply(try Change(canonicalBytes: Array(bytes)))
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT field, context FROM covered WHERE record = ?", arguments: [Data(id.bytes)]) {
+                before.joinCovered(try CausalContext(encoded: Array(row["context"] as Data)), record: id, field: try FieldName(row["field"] as String))
+            }
+        }
+        var after = before
+        var touched = Set<RecordID>()
+        for change in changes where after.apply(change) { touched.insert(change.record) }
+        guard !touched.isEmpty else { return }
+        var sequence = try Int64.fetchOne(db, sql: "SELECT value FROM sequence") ?? 0
+        for id in ids where touched.contains(id) {
+            guard let new = after[id], let owner = try owner(of: id, db) else { continue }
+            let old = before[id]
+            let key = Data(id.bytes)
+            func replace(field: FieldName, kind: MergeKind, with held: [Change]) throws {
+                try db.execute(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?",
+                               arguments: [key, field.rawValue, Int64(kind.rawValue)])
+                for change in held {
+                    sequence += 1
+                    try db.execute(
+                        sql: "INSERT INTO held (record, field, kind, wall, counter, replica, seq, channel, change) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        arguments: [key, field.rawValue, Int64(kind.rawValue), Int64(change.timestamp.wallMillis),
+                                    Int64(change.timestamp.counter), Data(change.replica.bytes), sequence,
+                                    Data(owner.owner.bytes), Data(change.canonicalBytes)])
+                }
+            }
+            if let create = new.create, create != old?.create { try replace(field: .record, kind: .create, with: [create]) }
+            if let tombstone = new.tombstone, tombstone != old?.tombstone {
+                if old?.tombstone == nil {
+                    try db.execute(sql: "DELETE FROM held WHERE record = ? AND kind NOT IN (0, 4)", arguments: [key])
+                    try db.execute(sql: "DELETE FROM covered WHERE record = ?", arguments: [key])
+                }
+                try replace(field: .record, kind: .tombstone, with: [tombstone])
+            }
+            for (fieldKey, state) in new.fields where old?.fields[fieldKey] != state {
+                try replace(field: fieldKey.field, kind: fieldKey.kind, with: state.changes)
+                if case .multiValue(let register) = state {
+                    try db.execute(sql: "INSERT OR REPLACE INTO covered (record, field, context) VALUES (?, ?, ?)",
+                                   arguments: [key, fieldKey.field.rawValue, Data(register.covered.encoded)])
+                }
+            }
+        }
+        try db.execute(sql: "UPDATE sequence SET value = ?", arguments: [sequence])
+    }
+}

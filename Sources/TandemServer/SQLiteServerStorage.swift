@@ -1,0 +1,164 @@
+public import Foundation
+import GRDB
+public import TandemCore
+
+/// The embedded server store: one SQLite file through GRDB, WAL with `synchronous=FULL`,
+/// so a push is acknowledged only once its commit is on disk.
+public final class SQLiteServerStorage: ServerStorage {
+    let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating and migrating if needed) the store at `path`.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+            if fd >= 0 { close(fd) }
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        self.path = path
+        try ServerSchema.migrator.migrate(pool)
+    }
+
+    // MARK: - Administration (tandem admin …, on the server's host)
+
+    /// Creates the center: its epoch and its first staff member. Returns that member's token.
+    /// - Throws: `ServerError.conflict` if the center exists already.
+    public func initialize(staffName: String, nowMillis: UInt64) throws -> (member: MemberID, token: String) {
+        let token = Secrets.newToken()
+        let member = MemberID.random()
+        try pool.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM center") == 0 else {
+                throw ServerError.conflict("This server store is already initialized.")
+            }
+            try db.execute(sql: "INSERT INTO center (singleton, epoch, created_at) VALUES (1, ?, ?)",
+                           arguments: [Data(RecordID.random().bytes), Int64(nowMillis)])
+            try db.execute(sql: "INSERT INTO member (id, name, role, created_at) VALUES (?, ?, 'staff', ?)",
+                           arguments: [Data(member.bytes), staffName, Int64(nowMillis)])
+            try db.execute(sql: "INSERT INTO credential (token_hash, member, device, created_at) VALUES (?, ?, NULL, ?)",
+                           arguments: [Data(Secrets.hash(token)), Data(member.bytes), Int64(nowMillis)])
+        }
+        return (member, token)
+    }
+
+    /// A one-time enrollment code for a new member (or, with `member`, another device of an
+    /// existing one). Returns the code; only its hash is stored.
+    public func invite(role: Role, name: String, member: MemberID? = nil, nowMillis: UInt64, validForMillis: UInt64 = 72 * 3_600_000) throws -> String {
+        let code = Secrets.newCode()
+        try pool.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM center") == 1 else {
+                throw ServerError.conflict("Initialize the server first: tandem admin init.")
+            }
+            try db.execute(
+                sql: "INSERT INTO invite (code_hash, role, name, member, expires) VALUES (?, ?, ?, ?, ?)",
+                arguments: [Data(Secrets.hashCode(code)), role.rawValue, name, member.map { Data($0.bytes) }, Int64(nowMillis + validForMillis)])
+        }
+        return code
+    }
+
+    /// Every member, for `tandem admin members`.
+    public func members() throws -> [Member] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, name, role FROM member ORDER BY created_at, id").compactMap { row in
+                guard let id = try? MemberID(bytes: row["id"] as Data), let role = Role(rawValue: row["role"]) else { return nil }
+                return Member(id: id, name: row["name"], role: role)
+            }
+        }
+    }
+
+    // MARK: - ServerStorage
+
+    public func epoch() async throws -> String {
+        try await pool.read { db in
+            guard let epoch = try Data.fetchOne(db, sql: "SELECT epoch FROM center") else {
+                throw ServerError.unavailable("The server store is not initialized: run tandem admin init.")
+            }
+            return hexString(epoch)
+        }
+    }
+
+    public func authenticate(tokenHash: [UInt8]) async throws -> Principal {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT c.member, c.device, c.revoked, m.role, d.replica, d.revoked AS device_revoked
+                FROM credential c JOIN member m ON m.id = c.member LEFT JOIN device d ON d.id = c.device
+                WHERE c.token_hash = ?
+                """, arguments: [Data(tokenHash)])
+            else { throw ServerError.unauthorized }
+            if (row["revoked"] as Int) != 0 || (row["device_revoked"] as Int?) == 1 { throw ServerError.revoked }
+            guard let member = try? MemberID(bytes: row["member"] as Data), let role = Role(rawValue: row["role"]) else {
+                throw ServerError.unauthorized
+            }
+            return Principal(
+                member: member, role: role,
+                device: (row["device"] as Data?).flatMap { try? RecordID(bytes: $0) },
+                replica: (row["replica"] as Data?).flatMap { try? ReplicaID(bytes: $0) })
+        }
+    }
+
+    /// Failed enrollments allowed per minute, for the whole server.
+    static let enrollFailuresPerMinute = 20
+
+    public func enroll(codeHash: [UInt8], replica: ReplicaID, deviceName: String, tokenHash: [UInt8], nowMillis: UInt64) async throws -> Enrollment {
+        let now = Int64(nowMillis)
+        do {
+            return try await pool.write { db in
+                try db.execute(sql: "DELETE FROM enroll_failure WHERE at < ?", arguments: [now - 60_000])
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM enroll_failure") ?? 0 < Self.enrollFailuresPerMinute else {
+                    throw ServerError.tooManyAttempts
+                }
+                guard let invite = try Row.fetchOne(
+                    db, sql: "SELECT role, name, member FROM invite WHERE code_hash = ? AND used = 0 AND expires > ?",
+                    arguments: [Data(codeHash), now])
+                else { throw ServerError.invalidCode }
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM device WHERE replica = ?", arguments: [Data(replica.bytes)]) == 0 else {
+                    throw ServerError.conflict("This replica is already enrolled; a copied home must run tandem init anew.")
+                }
+                let member: MemberID
+                var name: String = invite["name"]
+                var role: String = invite["role"]
+                if let existing = (invite["member"] as Data?).flatMap({ try? MemberID(bytes: $0) }) {
+                    member = existing
+                    guard let row = try Row.fetchOne(db, sql: "SELECT name, role FROM member WHERE id = ?", arguments: [Data(member.bytes)]) else {
+                        throw ServerError.invalidCode
+                    }
+                    name = row["name"]
+                    role = row["role"]
+                } else {
+                    member = MemberID.random()
+                    try db.execute(sql: "INSERT INTO member (id, name, role, created_at) VALUES (?, ?, ?, ?)",
+                                   arguments: [Data(member.bytes), name, role, now])
+                }
+                let device = RecordID.random()
+                try db.execute(sql: "INSERT INTO device (id, member, replica, name, created_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [Data(device.bytes), Data(member.bytes), Data(replica.bytes), deviceName, now])
+                try db.execute(sql: "INSERT INTO credential (token_hash, member, device, created_at) VALUES (?, ?, ?, ?)",
+                               arguments: [Data(tokenHash), Data(member.bytes), Data(device.bytes), now])
+                try db.execute(sql: "UPDATE invite SET used = 1 WHERE code_hash = ?", arguments: [Data(codeHash)])
+                guard let epoch = try Data.fetchOne(db, sql: "SELECT epoch FROM center") else {
+                    throw ServerError.unavailable("The server store is not initialized.")
+                }
+                return Enrollment(member: member.hex, name: name, role: role, epoch: hexString(epoch))
+            }
+        } catch ServerError.invalidCode {
+            // Counted outside the refused transaction, so failures add up.
+            try await pool.write { db in try db.execute(sql: "INSERT INTO enroll_failure (at) VALUES (?)", arguments: [now]) }
+            throw ServerError.invalidCode
+        }
+    }
+
+    public func link(_ principal: Principal, codeHash: [UInt8], expiresMillis: UInt64) async throws {
+        try await pool.write { db in
+            guard let name = try String.fetchOne(db, sql: "SELECT name FROM member WHERE id = ?", arguments: [Data(principal.member.bytes)]) else {
+                throw ServerError.unauthorized
+            }
+            try db.execute(
+                sql: "INSERT INTO invite (code_hash, role, name, member, expires) VALUES (?, ?, ?, ?, ?)",
+                arguments: [Data(codeHash), principal.role.rawValue, name, Data(principal.member.bytes), Int64(expiresMillis)])
+        }
+    }
+}

@@ -1,0 +1,75 @@
+public import TandemCore
+
+/// Everything the server refuses, with the HTTP status it maps to at the route boundary.
+/// Messages carry ids and rules, never health content.
+public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unauthorized
+    case revoked
+    case forbidden(String)
+    case badRequest(String)
+    case tooLarge(String)
+    case unsupportedVersion(found: String)
+    case invalidCode
+    case tooManyAttempts
+    case conflict(String)
+    case refused([Refusal], serverTime: UInt64)
+    case unavailable(String)
+
+    /// One refused change of a push (PROTOCOL.md §9.3).
+    public struct Refusal: Codable, Equatable, Sendable {
+        public var change: String
+        public var reason: String
+        public var permanent: Bool
+        /// For skew refusals: the replica's mark, `WALL.COUNTER`, if the server holds any.
+        public var mark: String?
+    }
+
+    public var status: Int {
+        switch self {
+        case .unauthorized: 401
+        case .revoked: 401
+        case .forbidden: 403
+        case .badRequest: 400
+        case .tooLarge: 413
+        case .unsupportedVersion: 400
+        case .invalidCode: 403
+        case .tooManyAttempts: 429
+        case .conflict: 409
+        case .refused: 409
+        case .unavailable: 503
+        }
+    }
+
+    public var code: String {
+        switch self {
+        case .unauthorized: "unauthorized"
+        case .revoked: "revoked"
+        case .forbidden: "forbidden"
+        case .badRequest: "bad-request"
+        case .tooLarge: "too-large"
+        case .unsupportedVersion: "unsupported-version"
+        case .invalidCode: "invalid-code"
+        case .tooManyAttempts: "too-many-attempts"
+        case .conflict: "conflict"
+        case .refused: "refused"
+        case .unavailable: "unavailable"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .unauthorized: "Missing or unknown token: enroll this device again."
+        case .revoked: "This device was revoked by the center; enroll it again to keep syncing."
+        case .forbidden(let why): why
+        case .badRequest(let why): why
+        case .tooLarge(let why): why
+        case .unsupportedVersion(let found):
+            "This server speaks Tandem protocol 1; the client sent \(found). Update the older of the two."
+        case .invalidCode: "The code is unknown, used or expired; ask for a new one."
+        case .tooManyAttempts: "Too many failed enrollments; wait a minute and try again."
+        case .conflict(let why): why
+        case .refused(let refusals, _): "The server refused \(refusals.count) change(s); nothing of the batch was stored."
+        case .unavailable(let why): why
+        }
+    }
+}

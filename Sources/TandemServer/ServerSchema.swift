@@ -1,0 +1,51 @@
+import GRDB
+
+/// The server store's tables (SQLite), as named migrations.
+///
+/// - `center`: the epoch (a random id, replaced only by `tandem admin restore`).
+/// - `member`, `device`, `credential`, `invite`: people, their devices, token hashes and
+///   one-time codes. Only hashes of tokens and codes are stored.
+/// - `record_owner`: each record's owner (the member its winning create's replica is
+///   registered to) and collection.
+/// - `held`: every change the merged state holds (winners, text frontiers, creates,
+///   tombstones), with the sequence number it got when it entered the state and the
+///   channel it belongs to; `covered`: each text field's covered context.
+/// - `replica_mark`: per replica, the highest change id accepted.
+/// - `sequence`: the last sequence number handed out.
+enum ServerSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-initial") { db in
+            try db.execute(sql: """
+                CREATE TABLE center (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), epoch BLOB NOT NULL, created_at INTEGER NOT NULL);
+                CREATE TABLE member (id BLOB PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE device (
+                    id BLOB PRIMARY KEY, member BLOB NOT NULL, replica BLOB UNIQUE, name TEXT NOT NULL,
+                    created_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID;
+                CREATE TABLE credential (
+                    token_hash BLOB PRIMARY KEY, member BLOB NOT NULL, device BLOB, created_at INTEGER NOT NULL,
+                    revoked INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID;
+                CREATE TABLE invite (
+                    code_hash BLOB PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, member BLOB,
+                    expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID;
+                CREATE TABLE enroll_failure (at INTEGER NOT NULL);
+                CREATE TABLE record_owner (record BLOB PRIMARY KEY, owner BLOB NOT NULL, collection TEXT NOT NULL) WITHOUT ROWID;
+                CREATE TABLE held (
+                    record BLOB NOT NULL, field TEXT NOT NULL, kind INTEGER NOT NULL,
+                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica BLOB NOT NULL,
+                    seq INTEGER NOT NULL, channel BLOB NOT NULL, change BLOB NOT NULL,
+                    PRIMARY KEY (record, field, kind, wall, counter, replica)
+                ) WITHOUT ROWID;
+                CREATE INDEX held_channel_seq ON held (channel, seq);
+                CREATE TABLE covered (record BLOB NOT NULL, field TEXT NOT NULL, context BLOB NOT NULL, PRIMARY KEY (record, field)) WITHOUT ROWID;
+                CREATE TABLE replica_mark (replica BLOB PRIMARY KEY, wall INTEGER NOT NULL, counter INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE sequence (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), value INTEGER NOT NULL);
+                INSERT INTO sequence (singleton, value) VALUES (1, 0);
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,70 @@
+public import TandemCore
+
+/// Where the server keeps everything: people and devices, the merged state with its
+/// sequence numbers, and the per-replica marks.
+///
+/// Contract, for every implementation (SQLite embedded, PostgreSQL later):
+/// - **No gaps visible to readers.** A reader that has seen sequence number `n` in a
+///   channel never later sees a commit with a number `≤ n` appear there: numbers become
+///   visible in order (SQLite: one writer, numbers handed out in the write transaction).
+/// - **Whole batches.** A push is stored entirely, or not at all.
+/// - **Durable before acknowledged.** `push` returns only after the commit is durable.
+/// - **Nothing cached across requests.** Tokens, devices and grants are read afresh on
+///   every call, so a revocation takes effect on the next request.
+public protocol ServerStorage: Sendable {
+    /// The current epoch (16 random bytes as hex).
+    func epoch() async throws -> String
+
+    /// The member and device a token belongs to.
+    /// - Throws: `ServerError.unauthorized` or `.revoked`.
+    func authenticate(tokenHash: [UInt8]) async throws -> Principal
+
+    /// Binds a new device (with its replica id) to the member of a one-time code.
+    func enroll(codeHash: [UInt8], replica: ReplicaID, deviceName: String, tokenHash: [UInt8], nowMillis: UInt64) async throws -> Enrollment
+
+    /// Stores a short-lived code with which `principal` adds another device of their own.
+    func link(_ principal: Principal, codeHash: [UInt8], expiresMillis: UInt64) async throws
+
+    /// Accepts a batch whole or refuses it whole (PROTOCOL.md §9.3).
+    func push(_ changes: [Change], from principal: Principal, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome
+
+    /// One page of a channel after a sequence number.
+    func pull(channel: MemberID, after sequence: Int64, limit: Int) async throws -> PullPage
+}
+
+/// Who is calling: a member, and the device they called from.
+public struct Principal: Sendable, Equatable {
+    public var member: MemberID
+    public var role: Role
+    public var device: RecordID?
+    public var replica: ReplicaID?
+
+    public init(member: MemberID, role: Role, device: RecordID?, replica: ReplicaID?) {
+        self.member = member
+        self.role = role
+        self.device = device
+        self.replica = replica
+    }
+}
+
+/// What a device learns when it enrolls.
+public struct Enrollment: Sendable, Equatable, Codable {
+    public var member: String
+    public var name: String
+    public var role: String
+    public var epoch: String
+}
+
+/// What an accepted push did.
+public struct PushOutcome: Sendable, Equatable {
+    public var accepted: Int
+    public var replayed: Int
+}
+
+/// One page of a channel's changes, in sequence order.
+public struct PullPage: Sendable {
+    public var changes: [Change]
+    /// The sequence number of the last change returned, or the one asked from.
+    public var last: Int64
+    public var more: Bool
+}

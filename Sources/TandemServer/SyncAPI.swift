@@ -1,0 +1,76 @@
+/// JSON bodies of the HTTP API (Protocol/openapi.yaml, PROTOCOL.md §9).
+
+/// `POST /v1/enroll` request.
+public struct EnrollRequest: Codable, Sendable {
+    public var code: String
+    public var replica: String
+    public var deviceName: String
+    public init(code: String, replica: String, deviceName: String) {
+        self.code = code
+        self.replica = replica
+        self.deviceName = deviceName
+    }
+}
+
+/// `POST /v1/enroll` answer: the device's token, shown once.
+public struct EnrollResponse: Codable, Sendable {
+    public var token: String
+    public var member: String
+    public var name: String
+    public var role: String
+    public var epoch: String
+    public var serverTime: UInt64
+}
+
+/// `POST /v1/link` answer.
+public struct LinkResponse: Codable, Sendable {
+    public var code: String
+    public var expires: UInt64
+    public var serverTime: UInt64
+}
+
+/// `POST /v1/push` answer.
+public struct PushResponse: Codable, Sendable {
+    public var accepted: Int
+    public var replayed: Int
+    public var serverTime: UInt64
+}
+
+/// `POST /v1/pull` request: a cursor per subscription the device holds (none at first).
+public struct PullRequest: Codable, Sendable {
+    public var cursors: [String: String]
+    public var limit: Int?
+    public init(cursors: [String: String], limit: Int? = nil) {
+        self.cursors = cursors
+        self.limit = limit
+    }
+}
+
+/// One active subscription: a channel seen through a projection.
+public struct Subscription: Codable, Sendable, Equatable {
+    public var key: String
+    public var channel: String
+    public var projection: String
+}
+
+/// `POST /v1/pull` answer.
+public struct PullResponse: Codable, Sendable {
+    public var epoch: String
+    /// True when a cursor the device sent was from another epoch (a restore): the device
+    /// re-pushes what it holds of its member's records and reads again from zero.
+    public var epochChanged: Bool
+    public var subscriptions: [Subscription]
+    /// Base64 of a raw-deflated batch (PROTOCOL.md §4) of current state since the cursors.
+    public var changes: String
+    public var cursors: [String: String]
+    public var more: Bool
+    public var serverTime: UInt64
+}
+
+/// Every error answer.
+public struct ErrorResponse: Codable, Sendable {
+    public var error: String
+    public var message: String
+    public var refused: [ServerError.Refusal]?
+    public var serverTime: UInt64
+}

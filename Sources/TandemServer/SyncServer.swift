@@ -1,0 +1,185 @@
+public import Foundation
+public import Hummingbird
+import HTTPTypes
+import NIOCore
+import TandemCompression
+public import TandemCore
+
+/// The center's sync server: HTTP routes over a `ServerStorage`.
+///
+/// ```swift
+/// let server = SyncServer(storage: try SQLiteServerStorage(path: "center.sqlite"))
+/// try await server.application(host: "127.0.0.1", port: 8080).runService()
+/// ```
+public struct SyncServer: Sendable {
+    public struct Limits: Sendable {
+        /// Compressed request bytes.
+        public var maxRequestBytes = 8 << 20
+        /// Inflated batch bytes.
+        public var maxBatchBytes = 16 << 20
+        public var maxChangesPerBatch = 10_000
+        public var pullPageSize = 2_000
+        /// How far ahead of the server's clock a change may be stamped.
+        public var maxSkewMillis: UInt64 = 60_000
+        public init() {}
+    }
+
+    public let storage: any ServerStorage
+    public let limits: Limits
+    public let wallClock: any WallClock
+
+    public init(storage: any ServerStorage, limits: Limits = Limits(), wallClock: any WallClock = SystemClock()) {
+        self.storage = storage
+        self.limits = limits
+        self.wallClock = wallClock
+    }
+
+    /// The wall clock of the server's machine.
+    public struct SystemClock: WallClock {
+        public init() {}
+        public func nowMillis() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
+    }
+
+    public static let protocolVersion = "1"
+
+    /// The Hummingbird application; `onListening` gets the bound port.
+    public func application(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("health") { _, _ in try json(["status": "ok"]) }
+        router.post("v1/enroll") { request, _ in await handle { try await enroll(request) } }
+        router.post("v1/link") { request, _ in await handle { try await link(request) } }
+        router.post("v1/push") { request, _ in await handle { try await push(request) } }
+        router.post("v1/pull") { request, _ in await handle { try await pull(request) } }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "tandem"),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) })
+    }
+
+    // MARK: - Routes
+
+    func enroll(_ request: Request) async throws -> Response {
+        let body: EnrollRequest = try await decodeJSON(request)
+        guard let replica = try? ReplicaID(hex: body.replica) else { throw ServerError.badRequest("replica must be 32 hexadecimal digits.") }
+        let name = body.deviceName.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.utf8.count <= 200 else { throw ServerError.badRequest("deviceName must have 1 to 200 bytes.") }
+        let token = Secrets.newToken()
+        let now = wallClock.nowMillis()
+        let enrollment = try await storage.enroll(
+            codeHash: Secrets.hashCode(body.code), replica: replica, deviceName: name, tokenHash: Secrets.hash(token), nowMillis: now)
+        return try json(EnrollResponse(
+            token: token, member: enrollment.member, name: enrollment.name, role: enrollment.role,
+            epoch: enrollment.epoch, serverTime: now))
+    }
+
+    func link(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let code = Secrets.newCode()
+        let now = wallClock.nowMillis()
+        let expires = now + 15 * 60_000
+        try await storage.link(principal, codeHash: Secrets.hashCode(code), expiresMillis: expires)
+        return try json(LinkResponse(code: code, expires: expires, serverTime: now))
+    }
+
+    func push(_ request: Request) async throws -> Response {
+        try checkVersion(request)
+        let principal = try await authenticate(request)
+        let compressed = try await collect(request)
+        let inflated: [UInt8]
+        do {
+            inflated = try Deflate.decompress(compressed, limit: limits.maxBatchBytes)
+        } catch DeflateError.tooLarge {
+            throw ServerError.tooLarge("A batch may inflate to at most \(limits.maxBatchBytes) bytes; send smaller batches.")
+        } catch {
+            throw ServerError.badRequest("The body is not a raw-deflated batch.")
+        }
+        let batch: ChangeBatch
+        do {
+            batch = try ChangeBatch(decoding: inflated, limits: .init(maxBytes: limits.maxBatchBytes, maxChanges: limits.maxChangesPerBatch))
+        } catch .limitExceeded(let what, let limit) {
+            throw ServerError.tooLarge("Too large: \(what) may be at most \(limit).")
+        } catch {
+            throw ServerError.badRequest(error.description)
+        }
+        let now = wallClock.nowMillis()
+        let outcome = try await storage.push(batch.changes, from: principal, nowMillis: now, maxSkewMillis: limits.maxSkewMillis)
+        return try json(PushResponse(accepted: outcome.accepted, replayed: outcome.replayed, serverTime: wallClock.nowMillis()))
+    }
+
+    func pull(_ request: Request) async throws -> Response {
+        try checkVersion(request)
+        let principal = try await authenticate(request)
+        let body: PullRequest = try await decodeJSON(request)
+        let epoch = try await storage.epoch()
+        // The one subscription of this release: the member's own records, all fields.
+        let own = Subscription(key: "own", channel: "member:\(principal.member.hex)", projection: "owner")
+        var epochChanged = false
+        var from: Int64 = 0
+        if let text = body.cursors[own.key] {
+            let cursor = try Cursor(parsing: text)
+            let head = try await (storage as? SQLiteServerStorage)?.head() ?? Int64.max
+            if cursor.epoch != epoch || cursor.sequence > head { epochChanged = true } else { from = cursor.sequence }
+        }
+        let limit = min(max(body.limit ?? limits.pullPageSize, 1), limits.pullPageSize)
+        let page = try await storage.pull(channel: principal.member, after: from, limit: limit)
+        let packed = try Deflate.compress(ChangeBatch(page.changes).encoded())
+        return try json(PullResponse(
+            epoch: epoch, epochChanged: epochChanged, subscriptions: [own],
+            changes: Data(packed).base64EncodedString(),
+            cursors: [own.key: Cursor(epoch: epoch, key: own.key, sequence: page.last).encoded],
+            more: page.more, serverTime: wallClock.nowMillis()))
+    }
+
+    // MARK: - Plumbing
+
+    func authenticate(_ request: Request) async throws -> Principal {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw ServerError.unauthorized }
+        let token = String(header.dropFirst("Bearer ".count))
+        guard token.utf8.count <= 128 else { throw ServerError.unauthorized }
+        return try await storage.authenticate(tokenHash: Secrets.hash(token))
+    }
+
+    func checkVersion(_ request: Request) throws {
+        let version = request.headers[HTTPField.Name("Tandem-Protocol")!] ?? Self.protocolVersion
+        guard version == Self.protocolVersion else { throw ServerError.unsupportedVersion(found: String(version.prefix(16))) }
+    }
+
+    func collect(_ request: Request) async throws -> [UInt8] {
+        do {
+            let buffer = try await request.body.collect(upTo: limits.maxRequestBytes)
+            return Array(buffer.readableBytesView)
+        } catch {
+            throw ServerError.tooLarge("A request body may be at most \(limits.maxRequestBytes) bytes.")
+        }
+    }
+
+    func decodeJSON<T: Decodable>(_ request: Request) async throws -> T {
+        let bytes = try await collect(request)
+        do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
+            throw ServerError.badRequest("The body is not the JSON this endpoint expects.")
+        }
+    }
+
+    func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONEncoder().encode(value)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[HTTPField.Name("Tandem-Server-Time")!] = String(wallClock.nowMillis())
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Maps domain errors to a status and a JSON body at the route boundary.
+    func handle(_ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let error as ServerError {
+            var refused: [ServerError.Refusal]? = nil
+            if case .refused(let list, _) = error { refused = list }
+            let answer = ErrorResponse(error: error.code, message: error.description, refused: refused, serverTime: wallClock.nowMillis())
+            return (try? json(answer, status: HTTPResponse.Status(code: error.status))) ?? Response(status: .internalServerError)
+        } catch {
+            let answer = ErrorResponse(error: "internal", message: "The server failed; try again later.", refused: nil, serverTime: wallClock.nowMillis())
+            return (try? json(answer, status: .internalServerError)) ?? Response(status: .internalServerError)
+        }
+    }
+}

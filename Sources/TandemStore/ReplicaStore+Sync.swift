@@ -1,0 +1,116 @@
+public import Foundation
+import GRDB
+public import TandemCore
+
+extension ReplicaStore {
+    /// The server a replica is enrolled with.
+    public struct Binding: Sendable, Equatable {
+        public var server: String
+        public var token: String
+        public var member: MemberID
+        public var epoch: String
+        public var lastSyncMillis: UInt64?
+
+        public init(server: String, token: String, member: MemberID, epoch: String, lastSyncMillis: UInt64?) {
+            self.server = server
+            self.token = token
+            self.member = member
+            self.epoch = epoch
+            self.lastSyncMillis = lastSyncMillis
+        }
+    }
+
+    /// The server binding, once enrolled.
+    public func binding() throws -> Binding? {
+        do {
+            return try queue.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT server, token, member, epoch, last_sync FROM sync_binding") else { return nil }
+                return Binding(
+                    server: row["server"], token: row["token"], member: try MemberID(bytes: row["member"] as Data),
+                    epoch: row["epoch"], lastSyncMillis: (row["last_sync"] as Int64?).map(UInt64.init))
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Binds this replica to a member of a server. What was written before stays and syncs
+    /// as that member's: ownership follows the replica, so nothing is rewritten.
+    ///
+    /// - Throws: `StoreError.alreadyEnrolled` when bound to another member.
+    public func bind(_ binding: Binding, role: Role, nowMillis: UInt64) throws {
+        do {
+            try queue.write { db in
+                if let existing = try Data.fetchOne(db, sql: "SELECT member FROM sync_binding"), Array(existing) != binding.member.bytes {
+                    throw StoreError.alreadyEnrolled
+                }
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO sync_binding (singleton, server, token, member, epoch, enrolled_at) VALUES (1, ?, ?, ?, ?, ?)
+                    """, arguments: [binding.server, binding.token, Data(binding.member.bytes), binding.epoch, Int64(nowMillis)])
+                try db.execute(sql: "UPDATE replica SET member_id = ?, role = ?", arguments: [Data(binding.member.bytes), role.rawValue])
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Outbox entries in order, each with its position.
+    public func outboxEntries(limit: Int) throws -> [(position: Int64, change: Change)] {
+        do {
+            return try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT seq, change FROM outbox ORDER BY seq LIMIT ?", arguments: [limit]).map { row in
+                    (row["seq"] as Int64, try Change(canonicalBytes: Array(row["change"] as Data)))
+                }
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Drops outbox entries up to `position`: the server acknowledged them.
+    public func acknowledge(through position: Int64) throws {
+        do { try queue.write { try $0.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [position]) } } catch { throw map(error) }
+    }
+
+    /// The cursor of each subscription.
+    public func cursors() throws -> [String: String] {
+        do {
+            return try queue.read { db in
+                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, value FROM sync_cursor").map { ($0["key"] as String, $0["value"] as String) })
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Merges a pulled page and saves the new cursors and the server's clock offset in the
+    /// same transaction, so a crash never moves a cursor past what was applied.
+    @discardableResult
+    public func applyPulled(_ changes: [Change], cursors: [String: String], serverTimeMillis: UInt64, localMillis: UInt64) throws -> Int {
+        do {
+            for change in changes { try change.validateShape() }
+            return try queue.write { db in
+                let changed = try Self.merge(changes, db)
+                var clock = try Self.clock(db)
+                for change in changes { clock.observe(change.timestamp) }
+                try Self.saveClock(clock, db)
+                for (key, value) in cursors {
+                    try db.execute(sql: "INSERT OR REPLACE INTO sync_cursor (key, value) VALUES (?, ?)", arguments: [key, value])
+                }
+                try db.execute(sql: "UPDATE replica SET server_offset = ?", arguments: [Int64(serverTimeMillis) - Int64(localMillis)])
+                return changed
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Forgets every cursor: the next pull reads from zero (a new epoch).
+    public func resetCursors() throws {
+        do { try queue.write { try $0.execute(sql: "DELETE FROM sync_cursor") } } catch { throw map(error) }
+    }
+
+    public func recordSync(nowMillis: UInt64) throws {
+        do { try queue.write { try $0.execute(sql: "UPDATE sync_binding SET last_sync = ?", arguments: [Int64(nowMillis)]) } } catch { throw map(error) }
+    }
+}
