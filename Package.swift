@@ -113,5 +113,10 @@ let package = Package(
             exclude: ["Snapshots"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "TandemServerTests",
+            dependencies: ["tandem", "TandemCore", "TandemStore", "TandemServer", "TandemClient", "TandemTestSupport", "TandemWorkload"],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -183,3 +183,24 @@ extension SQLiteServerStorage {
         try db.execute(sql: "UPDATE sequence SET value = ?", arguments: [sequence])
     }
 }
+
+extension SQLiteServerStorage {
+    /// The merged state of one member's channel, as the server holds it: what a device of
+    /// that member holds once caught up (tests compare canonical dumps).
+    public func state(of channel: MemberID) throws -> ReplicaState {
+        try pool.read { db in
+            var state = ReplicaState()
+            for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE channel = ?", arguments: [Data(channel.bytes)]) {
+                state.apply(try Change(canonicalBytes: Array(bytes)))
+            }
+            for row in try Row.fetchAll(db, sql: """
+                SELECT c.record, c.field, c.context FROM covered c JOIN record_owner o ON o.record = c.record WHERE o.owner = ?
+                """, arguments: [Data(channel.bytes)]) {
+                state.joinCovered(
+                    try CausalContext(encoded: Array(row["context"] as Data)), record: try RecordID(bytes: row["record"] as Data),
+                    field: try FieldName(row["field"] as String))
+            }
+            return state
+        }
+    }
+}

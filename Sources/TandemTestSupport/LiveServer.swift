@@ -1,0 +1,52 @@
+public import Foundation
+
+/// The real `tandem serve` process on a free loopback port, stopped when released.
+public final class LiveServer: @unchecked Sendable {
+    // @unchecked: every stored property is set once in init; `process` is only signalled.
+    public let url: String
+    public let dbPath: String
+    let process: Process
+
+    /// Starts a server on `dbPath` and waits until it listens.
+    public init(dbPath: String) throws {
+        self.dbPath = dbPath
+        let process = Process()
+        process.executableURL = TandemExecutable.url
+        process.arguments = ["serve", "--db", dbPath, "--port", "0"]
+        var env = ProcessInfo.processInfo.environment
+        env["LOG_LEVEL"] = "warning"
+        process.environment = env
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        // The first line names the port.
+        var line = Data()
+        let handle = output.fileHandleForReading
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: "http://"), let end = text[range.lowerBound...].firstIndex(of: " ") else {
+            process.terminate()
+            throw LiveServerError.didNotStart(text)
+        }
+        url = String(text[range.lowerBound..<end])
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+public enum LiveServerError: Error {
+    case didNotStart(String)
+}

@@ -1,0 +1,141 @@
+import Foundation
+import TandemCore
+import TandemServer
+import TandemStore
+import TandemTestSupport
+import TandemWorkload
+import Testing
+
+/// The real server process on a loopback port and real devices (the `tandem` executable
+/// on their own homes): changes written offline on one device reach the others.
+@Suite("Sync end to end", .serialized)
+struct SyncEndToEndTests {
+    struct Device {
+        let name: String
+        let home: String
+
+        @discardableResult
+        func run(_ arguments: [String], stdin: String? = nil) throws -> String {
+            let result = try TandemExecutable.run(arguments, home: home, stdin: stdin)
+            #expect(result.status == 0, "\(name): tandem \(arguments.joined(separator: " ")): \(result.stderr)")
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        func dump() throws -> [UInt8] { try ReplicaStore.open(at: home + "/replica.sqlite").canonicalDump() }
+        func store() throws -> ReplicaStore { try ReplicaStore.open(at: home + "/replica.sqlite") }
+    }
+
+    struct Center {
+        let dir: TemporaryDirectory
+        let server: LiveServer
+        var db: String { server.dbPath }
+
+        init() throws {
+            dir = try TemporaryDirectory("tandem-e2e")
+            let db = dir.path("center.sqlite")
+            let initialized = try TandemExecutable.run(["admin", "init", "--db", db])
+            #expect(initialized.status == 0, "\(initialized.stderr)")
+            server = try LiveServer(dbPath: db)
+        }
+
+        func invite(_ role: String, _ name: String) throws -> String {
+            let result = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", role, "--name", name])
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        func device(_ name: String) -> Device { Device(name: name, home: dir.path(name)) }
+
+        func enroll(_ device: Device, code: String) throws {
+            try device.run(["enroll", "--server", server.url, "--code", code, "--device", device.name])
+        }
+    }
+
+    @Test func threePatientDevicesAndAMentor_convergeThroughTheServer() throws {
+        let center = try Center()
+        // The phone was used offline before enrolling: that work is kept and synced.
+        let phone = center.device("phone")
+        try phone.run(["init", "--name", "Sam", "--role", "patient"])
+        let early = try phone.run(["journal", "add", "--mood", "2", "--craving", "9", "--symptom", "nausea", "--text", "Before I enrolled."])
+        try center.enroll(phone, code: try center.invite("patient", "Sam"))
+        try phone.run(["sync"])
+        let laptop = center.device("laptop")
+        try center.enroll(laptop, code: try phone.run(["device", "link"]))
+        let tablet = center.device("tablet")
+        try center.enroll(tablet, code: try phone.run(["device", "link"]))
+        let mentor = center.device("mentor")
+        try center.enroll(mentor, code: try center.invite("mentor", "Alex"))
+        let patients = [phone, laptop, tablet]
+        for device in patients { try device.run(["sync"]) }
+        #expect(try laptop.run(["journal", "show", early, "--json"]).contains("Before I enrolled."))
+
+        // Offline on every device: concurrent edits of one entry, symptoms added and
+        // removed, a delete, and a text edited on two devices at once.
+        try phone.run(["journal", "edit", early, "--mood", "3", "--remove-symptom", "nausea"])
+        try laptop.run(["journal", "edit", early, "--mood", "4", "--add-symptom", "tremor", "--text", "Laptop's version."])
+        try tablet.run(["journal", "edit", early, "--add-symptom", "chills", "--text", "Tablet's version."])
+        let doomed = try tablet.run(["journal", "add", "--mood", "5", "--craving", "5"])
+        let patientMember = try #require(try phone.store().binding()?.member)
+        try mentor.run(["note", "add", "--patient", patientMember.hex, "--text", "First session went well."])
+        try tablet.run(["sync"])
+        try tablet.run(["journal", "delete", doomed])
+
+        var rng = SeededGenerator(seed: 5)
+        for _ in 0..<3 {
+            for device in (patients + [mentor]).shuffled(using: &rng) { try device.run(["sync"]) }
+            try phone.run(["journal", "add", "--mood", "\(Int.random(in: 0...10, using: &rng))", "--craving", "1"])
+        }
+        for device in patients + [mentor] { try device.run(["sync"]) }
+        for device in patients + [mentor] { try device.run(["sync"]) }
+
+        // The patient's devices agree with each other and with the server's view.
+        let storage = try SQLiteServerStorage(path: center.db)
+        let serverView = try storage.state(of: patientMember).canonicalDump()
+        for device in patients { #expect(try device.dump() == serverView, "\(device.name) differs from the server") }
+        let mentorMember = try #require(try mentor.store().binding()?.member)
+        #expect(try mentor.dump() == storage.state(of: mentorMember).canonicalDump())
+        // Neither holds the other's records.
+        let mentorRecords = Set(try mentor.store().state().records.keys)
+        let patientRecords = Set(try phone.store().state().records.keys)
+        #expect(mentorRecords.isDisjoint(with: patientRecords))
+        #expect(try phone.store().notes().isEmpty)
+        // The delete stuck; the text conflict shows on every patient device.
+        for device in patients {
+            let shown = try TandemExecutable.run(["journal", "show", doomed], home: device.home)
+            #expect(shown.status != 0, "\(device.name) resurrected a delete")
+            #expect(try device.run(["conflicts", "--json"]).contains("Tablet's version."), "\(device.name)")
+        }
+        let state = try phone.store().record(try RecordID(hex: early))
+        let entry = try #require(state.flatMap(JournalEntry.init))
+        #expect(entry.symptoms == [.tremor, .chills])
+        #expect(entry.text.count == 2)
+
+        // Resolved once, on one device: gone everywhere.
+        try laptop.run(["conflicts", "resolve", early, "--text", "Both, merged by hand."])
+        try laptop.run(["sync"])
+        for device in patients { try device.run(["sync"]) }
+        for device in patients {
+            let open = try device.run(["conflicts", "--json"]).filter { !$0.isWhitespace }
+            #expect(open == "[]", "\(device.name)")
+            #expect(try device.run(["journal", "show", early]).contains("Both, merged by hand."))
+        }
+        #expect(try phone.dump() == storage.state(of: patientMember).canonicalDump())
+    }
+
+    @Test func enrollment_refusesUsedCodes_andTokensOverPlainHTTPToOtherHosts() throws {
+        let center = try Center()
+        let code = try center.invite("patient", "Kim")
+        let first = center.device("first")
+        try center.enroll(first, code: code)
+        let again = try TandemExecutable.run(["enroll", "--server", center.server.url, "--code", code], home: center.dir.path("second"))
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("unknown, used or expired"))
+        let insecure = try TandemExecutable.run(
+            ["enroll", "--server", "http://192.0.2.10:8080", "--code", try center.invite("patient", "Lee")], home: center.dir.path("third"))
+        #expect(insecure.stderr.contains("Refusing to send a token over plain HTTP"))
+        let notEnrolled = center.device("offline")
+        try notEnrolled.run(["init", "--name", "Ola", "--role", "patient"])
+        let sync = try TandemExecutable.run(["sync"], home: notEnrolled.home)
+        #expect(sync.stderr.contains("not enrolled"))
+    }
+}
