@@ -115,7 +115,13 @@ let package = Package(
         ),
         .testTarget(
             name: "TandemServerTests",
-            dependencies: ["tandem", "TandemCore", "TandemStore", "TandemServer", "TandemClient", "TandemTestSupport", "TandemWorkload"],
+            dependencies: [
+                "tandem", "TandemCore", "TandemCompression", "TandemStore", "TandemServer", "TandemClient", "TandemTestSupport",
+                "TandemWorkload",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

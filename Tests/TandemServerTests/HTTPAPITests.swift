@@ -1,0 +1,128 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TandemCompression
+import TandemCore
+import TandemServer
+import TandemTestSupport
+import Testing
+
+/// The HTTP API against the real server process: the OpenAPI document matches what the
+/// server answers, and bad requests get their documented status and a message.
+@Suite("HTTP API", .serialized)
+struct HTTPAPITests {
+    struct Answer {
+        var status: Int
+        var body: Data
+        var serverTime: String?
+        var error: ErrorResponse? { try? JSONDecoder().decode(ErrorResponse.self, from: body) }
+    }
+
+    func send(_ server: LiveServer, _ method: HTTPMethod, _ path: String, token: String? = nil, body: [UInt8] = [], headers: [String: String] = [:]) async throws -> Answer {
+        var request = HTTPClientRequest(url: server.url + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if !body.isEmpty { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let collected = try await response.body.collect(upTo: 16 << 20)
+        return Answer(status: Int(response.status.code), body: Data(collected.readableBytesView), serverTime: response.headers.first(name: "Tandem-Server-Time"))
+    }
+
+    /// Paths, methods and statuses documented in Protocol/openapi.yaml.
+    static func documented() throws -> [(path: String, method: String, statuses: Set<Int>)] {
+        let url = FixtureFiles.directory("..").appendingPathComponent("Protocol/openapi.yaml").standardizedFileURL
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
+        var result: [(String, String, Set<Int>)] = []
+        var inPaths = false
+        for line in lines {
+            if line == "paths:" { inPaths = true; continue }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":") { result.append((String(line.dropFirst(2).dropLast()), "", [])) }
+            else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":"), !result.isEmpty {
+                result[result.count - 1].1 = line.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ":", with: "")
+            } else if let match = line.range(of: #"^        "(\d{3})":"#, options: .regularExpression), !result.isEmpty {
+                result[result.count - 1].2.insert(Int(line[match].filter(\.isNumber)) ?? 0)
+            }
+        }
+        return result
+    }
+
+    @Test func everyDocumentedEndpoint_answers_withADocumentedStatus() async throws {
+        let dir = try TemporaryDirectory()
+        let db = dir.path("center.sqlite")
+        _ = try TandemExecutable.run(["admin", "init", "--db", db])
+        let server = try LiveServer(dbPath: db)
+        let endpoints = try Self.documented()
+        #expect(endpoints.map(\.path).sorted() == ["/health", "/v1/enroll", "/v1/link", "/v1/pull", "/v1/push"])
+        for endpoint in endpoints {
+            let answer = try await send(server, endpoint.method == "get" ? .GET : .POST, endpoint.path, body: Array("{}".utf8))
+            #expect(endpoint.statuses.contains(answer.status), "\(endpoint.method) \(endpoint.path) answered \(answer.status)")
+            #expect(answer.serverTime != nil, "\(endpoint.path) carries the server's time")
+        }
+        let missing = try await send(server, .GET, "/v1/nothing-here")
+        #expect(missing.status == 404)
+    }
+
+    @Test func badRequests_getTheirStatusAndAMessage_andStoreNothing() async throws {
+        let dir = try TemporaryDirectory()
+        let db = dir.path("center.sqlite")
+        _ = try TandemExecutable.run(["admin", "init", "--db", db])
+        let code = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = try LiveServer(dbPath: db)
+        let replica = ReplicaID.random()
+        let enroll = try JSONEncoder().encode(EnrollRequest(code: code, replica: replica.hex, deviceName: "phone"))
+        let enrolled = try await send(server, .POST, "/v1/enroll", body: Array(enroll))
+        #expect(enrolled.status == 200)
+        let token = try JSONDecoder().decode(EnrollResponse.self, from: enrolled.body).token
+
+        func change(_ line: String) throws -> Change { try Notation.change(line.replacingOccurrences(of: "@ME", with: "@\(replica.hex)")) }
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let valid = try [change("\(now).0@ME create 0123456789abcdef0123456789abcdef - = {collection: \"journal\"}")]
+        let validBatch = try Deflate.compress(ChangeBatch(valid).encoded())
+
+        let cases: [(String, String?, [UInt8], [String: String], Int, String)] = [
+            ("no token", nil, validBatch, [:], 401, "unauthorized"),
+            ("unknown token", "f00d", validBatch, [:], 401, "unauthorized"),
+            ("not deflate", token, Array("hello".utf8), [:], 400, "bad-request"),
+            ("deflated garbage", token, try Deflate.compress(Array("hello".utf8)), [:], 400, "bad-request"),
+            ("wrong protocol version", token, validBatch, ["Tandem-Protocol": "2"], 400, "unsupported-version"),
+            ("deflate bomb", token, try Deflate.compress([UInt8](repeating: 0, count: 32 << 20)), [:], 413, "too-large"),
+            ("another device's replica", token, try Deflate.compress(ChangeBatch([try Notation.change("\(now).0@other create r - = {collection: \"journal\"}")]).encoded()), [:], 409, "refused"),
+            ("a member record", token, try Deflate.compress(ChangeBatch([try change("\(now).0@ME create m - = {collection: \"member\"}")]).encoded()), [:], 409, "refused"),
+            ("mood 11", token, try Deflate.compress(ChangeBatch(valid + [try change("\(now).1@ME lww 0123456789abcdef0123456789abcdef mood = 11")]).encoded()), [:], 409, "refused"),
+            ("a day in the future", token, try Deflate.compress(ChangeBatch([try change("\(now + 86_400_000).0@ME create r2 - = {collection: \"journal\"}")]).encoded()), [:], 409, "refused"),
+        ]
+        for (name, token, body, headers, status, code) in cases {
+            let answer = try await send(server, .POST, "/v1/push", token: token, body: body, headers: headers)
+            #expect(answer.status == status, "\(name)")
+            #expect(answer.error?.error == code, "\(name)")
+            #expect(answer.error?.message.isEmpty == false, "\(name)")
+        }
+        let mood = try await send(server, .POST, "/v1/push", token: token, body: cases[8].2)
+        #expect(mood.error?.refused?.first?.reason.contains("mood") == true)
+        #expect(mood.error?.refused?.first?.permanent == true)
+        let skew = try await send(server, .POST, "/v1/push", token: token, body: cases[9].2)
+        #expect(skew.error?.refused?.first?.reason == "clock-skew")
+        #expect(skew.error?.refused?.first?.permanent == false)
+
+        // Nothing was stored by any of them.
+        let pull = try JSONEncoder().encode(PullRequest(cursors: [:]))
+        let pulled = try JSONDecoder().decode(PullResponse.self, from: try await send(server, .POST, "/v1/pull", token: token, body: Array(pull)).body)
+        let packed = try #require(Data(base64Encoded: pulled.changes))
+        #expect(try ChangeBatch(decoding: try Deflate.decompress(Array(packed), limit: 1 << 20)).changes.isEmpty)
+
+        // The valid batch is accepted once, then acknowledged as a replay.
+        let first = try await send(server, .POST, "/v1/push", token: token, body: validBatch)
+        #expect(try JSONDecoder().decode(PushResponse.self, from: first.body).accepted == 1)
+        let again = try await send(server, .POST, "/v1/push", token: token, body: validBatch)
+        #expect(try JSONDecoder().decode(PushResponse.self, from: again.body).replayed == 1)
+
+        let badCursor = try JSONEncoder().encode(PullRequest(cursors: ["own": "t1.zz.own.5"]))
+        #expect(try await send(server, .POST, "/v1/pull", token: token, body: Array(badCursor)).status == 400)
+        let usedCode = try await send(server, .POST, "/v1/enroll", body: Array(enroll))
+        #expect(usedCode.status == 403)
+    }
+}
