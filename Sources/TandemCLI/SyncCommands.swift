@@ -29,15 +29,15 @@ struct EnrollCommand: AsyncParsableCommand {
         let home = home.resolved
         try home.create()
         let store: ReplicaStore
+        // A home made by `init` keeps its replica and what it wrote; its role must match the code's.
+        var role: Role? = nil
         if FileManager.default.fileExists(atPath: home.storePath) {
             store = try home.openStore()
+            role = store.identity.role
         } else {
             store = try ReplicaStore.create(at: home.storePath, name: "", role: .patient, wallMillis: SystemWallClock().nowMillis())
         }
-        let answer = try await Syncer.enroll(store: store, server: server, code: code, deviceName: device, allowInsecure: allowInsecure)
-        if store.identity.name.isEmpty == false, let role = Role(rawValue: answer.role), role != store.identity.role, try store.outbox().isEmpty == false {
-            print("Note: this home was made as a \(store.identity.role.rawValue); the server enrolled it as a \(role.rawValue).")
-        }
+        let answer = try await Syncer.enroll(store: store, server: server, code: code, deviceName: device, role: role, allowInsecure: allowInsecure)
         print("Enrolled as \(answer.name) (\(answer.role)), member \(answer.member).")
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import TandemCompression
 public import TandemCore
 public import TandemServer
@@ -30,18 +30,23 @@ public struct Syncer: Sendable {
     }
 
     /// Enrolls the store's replica with a server, binding the home to the code's member.
+    ///
+    /// - Parameter role: the role the home was made for (nil for a home made by enrolling).
     public static func enroll(
-        store: ReplicaStore, server: String, code: String, deviceName: String, allowInsecure: Bool, wallClock: any WallClock = SystemWallClock()
+        store: ReplicaStore, server: String, code: String, deviceName: String, role: Role?, allowInsecure: Bool,
+        wallClock: any WallClock = SystemWallClock()
     ) async throws -> EnrollResponse {
         let transport = try HTTPTransport(server: server, allowInsecure: allowInsecure)
-        let answer: EnrollResponse = try await transport.postJSON(
-            "/v1/enroll", token: nil, EnrollRequest(code: code, replica: store.identity.replica.hex, deviceName: deviceName))
+        let request = EnrollRequest(
+            code: code, replica: store.identity.replica.hex, deviceName: deviceName,
+            role: role?.rawValue, member: try store.binding()?.member.hex)
+        let answer: EnrollResponse = try await transport.postJSON("/v1/enroll", token: nil, request)
         guard let member = try? MemberID(hex: answer.member), let role = Role(rawValue: answer.role) else {
             throw SyncError.badAnswer("enrollment")
         }
         try store.bind(
             .init(server: transport.server, token: answer.token, member: member, epoch: answer.epoch, lastSyncMillis: nil),
-            role: role, nowMillis: wallClock.nowMillis())
+            role: role, name: answer.name, nowMillis: wallClock.nowMillis())
         return answer
     }
 

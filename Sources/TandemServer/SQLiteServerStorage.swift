@@ -103,7 +103,10 @@ public final class SQLiteServerStorage: ServerStorage {
     /// Failed enrollments allowed per minute, for the whole server.
     static let enrollFailuresPerMinute = 20
 
-    public func enroll(codeHash: [UInt8], replica: ReplicaID, deviceName: String, tokenHash: [UInt8], nowMillis: UInt64) async throws -> Enrollment {
+    public func enroll(
+        codeHash: [UInt8], replica: ReplicaID, deviceName: String, tokenHash: [UInt8],
+        expectedRole: Role?, expectedMember: MemberID?, nowMillis: UInt64
+    ) async throws -> Enrollment {
         let now = Int64(nowMillis)
         do {
             return try await pool.write { db in
@@ -115,9 +118,6 @@ public final class SQLiteServerStorage: ServerStorage {
                     db, sql: "SELECT role, name, member FROM invite WHERE code_hash = ? AND used = 0 AND expires > ?",
                     arguments: [Data(codeHash), now])
                 else { throw ServerError.invalidCode }
-                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM device WHERE replica = ?", arguments: [Data(replica.bytes)]) == 0 else {
-                    throw ServerError.conflict("This replica is already enrolled; a copied home must run tandem init anew.")
-                }
                 let member: MemberID
                 var name: String = invite["name"]
                 var role: String = invite["role"]
@@ -128,10 +128,22 @@ public final class SQLiteServerStorage: ServerStorage {
                     }
                     name = row["name"]
                     role = row["role"]
+                    if let expectedMember, expectedMember != existing {
+                        throw ServerError.conflict("This home is enrolled as another member; enroll it with a code for that member, or use another home.")
+                    }
                 } else {
+                    if expectedMember != nil {
+                        throw ServerError.conflict("This home is enrolled as another member; enroll it with a code for that member, or use another home.")
+                    }
                     member = MemberID.random()
                     try db.execute(sql: "INSERT INTO member (id, name, role, created_at) VALUES (?, ?, ?, ?)",
                                    arguments: [Data(member.bytes), name, role, now])
+                }
+                if let expectedRole, expectedRole.rawValue != role {
+                    throw ServerError.conflict("This code enrolls a \(role), but this home was made for a \(expectedRole.rawValue); use another home.")
+                }
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM device WHERE replica = ?", arguments: [Data(replica.bytes)]) == 0 else {
+                    throw ServerError.conflict("This replica is already enrolled; a copied home must run tandem init anew.")
                 }
                 let device = RecordID.random()
                 try db.execute(sql: "INSERT INTO device (id, member, replica, name, created_at) VALUES (?, ?, ?, ?, ?)",

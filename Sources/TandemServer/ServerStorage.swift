@@ -20,7 +20,12 @@ public protocol ServerStorage: Sendable {
     func authenticate(tokenHash: [UInt8]) async throws -> Principal
 
     /// Binds a new device (with its replica id) to the member of a one-time code.
-    func enroll(codeHash: [UInt8], replica: ReplicaID, deviceName: String, tokenHash: [UInt8], nowMillis: UInt64) async throws -> Enrollment
+    /// A code for another role than `expectedRole`, or another member than `expectedMember`,
+    /// is refused and stays usable.
+    func enroll(
+        codeHash: [UInt8], replica: ReplicaID, deviceName: String, tokenHash: [UInt8],
+        expectedRole: Role?, expectedMember: MemberID?, nowMillis: UInt64
+    ) async throws -> Enrollment
 
     /// Stores a short-lived code with which `principal` adds another device of their own.
     func link(_ principal: Principal, codeHash: [UInt8], expiresMillis: UInt64) async throws

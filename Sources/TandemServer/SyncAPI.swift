@@ -5,10 +5,19 @@ public struct EnrollRequest: Codable, Sendable {
     public var code: String
     public var replica: String
     public var deviceName: String
-    public init(code: String, replica: String, deviceName: String) {
+    /// The role the device's home was made for; a code for another role is refused
+    /// without being used up.
+    public var role: String?
+    /// The member the home is already bound to, if any; a code for another member is
+    /// refused without being used up.
+    public var member: String?
+
+    public init(code: String, replica: String, deviceName: String, role: String? = nil, member: String? = nil) {
         self.code = code
         self.replica = replica
         self.deviceName = deviceName
+        self.role = role
+        self.member = member
     }
 }
 

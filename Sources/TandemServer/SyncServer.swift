@@ -65,8 +65,17 @@ public struct SyncServer: Sendable {
         guard !name.isEmpty, name.utf8.count <= 200 else { throw ServerError.badRequest("deviceName must have 1 to 200 bytes.") }
         let token = Secrets.newToken()
         let now = wallClock.nowMillis()
+        let expectedRole = try body.role.map { text throws(ServerError) -> Role in
+            guard let role = Role(rawValue: text) else { throw ServerError.badRequest("role must be patient, mentor, supervisor or staff.") }
+            return role
+        }
+        let expectedMember = try body.member.map { text throws(ServerError) -> MemberID in
+            guard let member = try? MemberID(hex: text) else { throw ServerError.badRequest("member must be 32 hexadecimal digits.") }
+            return member
+        }
         let enrollment = try await storage.enroll(
-            codeHash: Secrets.hashCode(body.code), replica: replica, deviceName: name, tokenHash: Secrets.hash(token), nowMillis: now)
+            codeHash: Secrets.hashCode(body.code), replica: replica, deviceName: name, tokenHash: Secrets.hash(token),
+            expectedRole: expectedRole, expectedMember: expectedMember, nowMillis: now)
         return try json(EnrollResponse(
             token: token, member: enrollment.member, name: enrollment.name, role: enrollment.role,
             epoch: enrollment.epoch, serverTime: now))

@@ -38,7 +38,7 @@ extension ReplicaStore {
     /// as that member's: ownership follows the replica, so nothing is rewritten.
     ///
     /// - Throws: `StoreError.alreadyEnrolled` when bound to another member.
-    public func bind(_ binding: Binding, role: Role, nowMillis: UInt64) throws {
+    public func bind(_ binding: Binding, role: Role, name: String, nowMillis: UInt64) throws {
         do {
             try queue.write { db in
                 if let existing = try Data.fetchOne(db, sql: "SELECT member FROM sync_binding"), Array(existing) != binding.member.bytes {
@@ -47,7 +47,7 @@ extension ReplicaStore {
                 try db.execute(sql: """
                     INSERT OR REPLACE INTO sync_binding (singleton, server, token, member, epoch, enrolled_at) VALUES (1, ?, ?, ?, ?, ?)
                     """, arguments: [binding.server, binding.token, Data(binding.member.bytes), binding.epoch, Int64(nowMillis)])
-                try db.execute(sql: "UPDATE replica SET member_id = ?, role = ?", arguments: [Data(binding.member.bytes), role.rawValue])
+                try db.execute(sql: "UPDATE replica SET member_id = ?, role = ?, name = ?", arguments: [Data(binding.member.bytes), role.rawValue, name])
             }
         } catch {
             throw map(error)

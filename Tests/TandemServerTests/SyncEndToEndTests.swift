@@ -133,6 +133,18 @@ struct SyncEndToEndTests {
         let insecure = try TandemExecutable.run(
             ["enroll", "--server", "http://192.0.2.10:8080", "--code", try center.invite("patient", "Lee")], home: center.dir.path("third"))
         #expect(insecure.stderr.contains("Refusing to send a token over plain HTTP"))
+        // A code for another role is refused and stays usable.
+        let patientCode = try center.invite("patient", "Noa")
+        let mentorHome = center.device("mentor-home")
+        try mentorHome.run(["init", "--name", "Noa", "--role", "mentor"])
+        let wrongRole = try TandemExecutable.run(["enroll", "--server", center.server.url, "--code", patientCode], home: mentorHome.home)
+        #expect(wrongRole.status != 0)
+        #expect(wrongRole.stderr.contains("made for a mentor"))
+        try center.enroll(center.device("patient-home"), code: patientCode)
+        // A home bound to one member cannot be enrolled as another.
+        let otherMember = try TandemExecutable.run(["enroll", "--server", center.server.url, "--code", try center.invite("patient", "Zed")], home: first.home)
+        #expect(otherMember.stderr.contains("enrolled as another member"))
+
         let notEnrolled = center.device("offline")
         try notEnrolled.run(["init", "--name", "Ola", "--role", "patient"])
         let sync = try TandemExecutable.run(["sync"], home: notEnrolled.home)
