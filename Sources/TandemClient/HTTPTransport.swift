@@ -46,7 +46,7 @@ public struct HTTPTransport: Sendable {
         guard (200..<300).contains(status) else {
             if let answer = try? JSONDecoder().decode(ErrorResponse.self, from: data) {
                 if answer.error == "refused", let refused = answer.refused {
-                    throw .refused(count: refused.count, reasons: refused.map(\.reason))
+                    throw .refused(refused, serverTime: answer.serverTime)
                 }
                 throw .server(status: status, code: answer.error, message: answer.message)
             }

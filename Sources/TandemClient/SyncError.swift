@@ -1,3 +1,5 @@
+public import TandemServer
+
 /// What can go wrong while syncing, said so a person can act on it.
 public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
     case notEnrolled
@@ -6,7 +8,7 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
     case unreachable(String)
     /// The server answered with an error; `message` is its sentence.
     case server(status: Int, code: String, message: String)
-    case refused(count: Int, reasons: [String])
+    case refused([ServerError.Refusal], serverTime: UInt64)
     case badAnswer(String)
 
     public var description: String {
@@ -17,8 +19,8 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidServer(let url): "\(url) is not a server URL (http://host:port or https://host)."
         case .unreachable(let server): "Cannot reach \(server); your changes are kept and will sync later."
         case .server(let status, _, let message): "The server refused (\(status)): \(message)"
-        case .refused(let count, let reasons):
-            "The server refused \(count) change(s): " + Set(reasons).sorted().joined(separator: "; ") + ". They stay in the outbox."
+        case .refused(let refusals, _):
+            "The server refused \(refusals.count) change(s): " + Set(refusals.map(\.reason)).sorted().joined(separator: "; ") + ". They stay in the outbox."
         case .badAnswer(let what): "The server's answer was not understood: \(what)."
         }
     }

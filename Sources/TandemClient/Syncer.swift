@@ -27,6 +27,8 @@ public struct Syncer: Sendable {
         public var pulled: Int = 0
         public var changedLocally: Int = 0
         public var waiting: Int = 0
+        public var quarantined: Int = 0
+        public var restamped: Int = 0
     }
 
     /// Enrolls the store's replica with a server, binding the home to the code's member.
@@ -57,21 +59,60 @@ public struct Syncer: Sendable {
         return try await transport.postJSON("/v1/link", token: binding.token, [String: String]())
     }
 
+    /// An outbox is never stuck: permanently refused changes are set aside (a refused
+    /// create with its record's other changes), and a clock-skew refusal re-stamps the
+    /// outbox above the server's mark with the server's time.
+    private func handle(
+        _ refusals: [ServerError.Refusal], serverTime: UInt64, entries: [(position: Int64, change: Change)],
+        restamps: inout Int, report: inout Report
+    ) throws {
+        let permanent = refusals.filter(\.permanent)
+        if !permanent.isEmpty {
+            let refused = Set(permanent.map(\.change))
+            let positions = Set(entries.filter { refused.contains(Self.key($0.change)) }.map(\.position))
+            let records = Set(entries.filter { refused.contains(Self.key($0.change)) && $0.change.kind == .create }.map(\.change.record))
+            let reason = Set(permanent.map(\.reason)).sorted().joined(separator: "; ")
+            let before = try store.outboxEntries(limit: Int.max).count
+            try store.quarantine(positions: positions, records: records, reason: reason, nowMillis: wallClock.nowMillis())
+            report.quarantined += before - (try store.outboxEntries(limit: Int.max).count)
+            return
+        }
+        guard let skew = refusals.first(where: { $0.reason == "clock-skew" }), restamps < 3 else {
+            throw SyncError.refused(refusals, serverTime: serverTime)
+        }
+        restamps += 1
+        let mark = skew.mark.flatMap(Self.timestamp)
+        report.restamped += try store.restamp(mark: mark, serverTimeMillis: serverTime, localMillis: wallClock.nowMillis())
+    }
+
+    static func key(_ change: Change) -> String { "\(change.timestamp)@\(change.replica.hex)" }
+
+    static func timestamp(_ text: String) -> HybridTimestamp? {
+        let parts = text.split(separator: ".")
+        guard parts.count == 2, let wall = UInt64(parts[0]), let counter = UInt16(parts[1]) else { return nil }
+        return HybridTimestamp(wallMillis: wall, counter: counter)
+    }
+
     /// Pushes the outbox, then pulls every subscription until caught up.
     public func sync(batchSize: Int = 1_000) async throws -> Report {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
         var report = Report()
         // Push: whole batches, in outbox order; an acknowledged batch leaves the outbox.
+        var restamps = 0
         while true {
             let entries = try store.outboxEntries(limit: batchSize)
             guard let last = entries.last else { break }
             let packed = try Deflate.compress(ChangeBatch(entries.map(\.change)).encoded())
-            let data = try await transport.post("/v1/push", token: binding.token, contentType: "application/octet-stream", body: packed)
-            guard let answer = try? JSONDecoder().decode(PushResponse.self, from: data) else { throw SyncError.badAnswer("push") }
-            try store.acknowledge(through: last.position)
-            report.pushed += answer.accepted
-            report.replayed += answer.replayed
+            do {
+                let data = try await transport.post("/v1/push", token: binding.token, contentType: "application/octet-stream", body: packed)
+                guard let answer = try? JSONDecoder().decode(PushResponse.self, from: data) else { throw SyncError.badAnswer("push") }
+                try store.acknowledge(through: last.position)
+                report.pushed += answer.accepted
+                report.replayed += answer.replayed
+            } catch SyncError.refused(let refusals, let serverTime) {
+                try handle(refusals, serverTime: serverTime, entries: entries, restamps: &restamps, report: &report)
+            }
         }
         // Pull until no subscription has more.
         while true {

@@ -88,6 +88,12 @@ enum StoreSchema {
                 CREATE TABLE sync_cursor (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
                 """)
         }
+        // Changes the server refused for good, set aside so the rest of the outbox syncs.
+        migrator.registerMigration("v4-quarantine") { db in
+            try db.execute(sql: """
+                CREATE TABLE quarantine (seq INTEGER PRIMARY KEY, change BLOB NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 }
