@@ -89,3 +89,47 @@ struct DeviceCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the server this home syncs with, the last sync, changes waiting or set aside, and open conflicts."
+    )
+
+    @Flag(help: "Print JSON: {replica, name, role, member, server, lastSync, waiting, quarantined, conflicts}.")
+    var json = false
+
+    @OptionGroup var home: HomeOptions
+
+    struct Status: Encodable {
+        var replica: String
+        var name: String
+        var role: String
+        var member: String?
+        var server: String?
+        var lastSync: String?
+        var waiting: Int
+        var quarantined: Int
+        var conflicts: Int
+    }
+
+    func run() throws {
+        let store = try home.resolved.openStore()
+        let binding = try store.binding()
+        let status = Status(
+            replica: store.identity.replica.hex, name: store.identity.name, role: store.identity.role.rawValue,
+            member: binding?.member.hex, server: binding?.server,
+            lastSync: binding?.lastSyncMillis.map { isoTime(HybridTimestamp(wallMillis: $0)) },
+            waiting: try store.outbox().count, quarantined: try store.quarantined().count, conflicts: try store.conflicts().count)
+        if json { return try printJSON(status) }
+        var lines = ["Replica:     \(status.replica) (\(status.name.isEmpty ? "unnamed" : status.name), \(status.role))"]
+        lines.append("Server:      \(status.server.map { "\($0), member \(status.member ?? "?")" } ?? "not enrolled (works offline)")")
+        lines.append("Last sync:   \(status.lastSync ?? "never")")
+        lines.append("Waiting:     \(status.waiting) change(s) to send")
+        if status.quarantined > 0 {
+            lines.append(Style.current.warn("Set aside:   \(status.quarantined) change(s) the server refused for good"))
+        }
+        lines.append("Conflicts:   \(status.conflicts)\(status.conflicts > 0 ? " (tandem conflicts)" : "")")
+        print(lines.joined(separator: "\n"))
+    }
+}

@@ -9,7 +9,7 @@ public struct TandemCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             InitCommand.self, JournalCommand.self, NoteCommand.self, ConflictsCommand.self,
-            EnrollCommand.self, SyncCommand.self, DeviceCommand.self, ServeCommand.self, AdminCommand.self, DemoCommand.self,
+            EnrollCommand.self, SyncCommand.self, StatusCommand.self, DeviceCommand.self, ServeCommand.self, AdminCommand.self, DemoCommand.self,
         ]
     )
 

@@ -120,6 +120,8 @@ struct SyncEndToEndTests {
             #expect(try device.run(["journal", "show", early]).contains("Both, merged by hand."))
         }
         #expect(try phone.dump() == storage.state(of: patientMember).canonicalDump())
+        let status = try phone.run(["status"])
+        #expect(status.contains("Waiting:     0 change(s)") && status.contains(center.server.url) && status.contains("Conflicts:   0"))
     }
 
     @Test func enrollment_refusesUsedCodes_andTokensOverPlainHTTPToOtherHosts() throws {
