@@ -11,7 +11,7 @@ struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Administer the center's server: run on the server's host, against its store.",
-        subcommands: [Init.self, Invite.self, Members.self]
+        subcommands: [Init.self, Invite.self, Members.self, Devices.self, RevokeDevice.self]
     )
 
     struct StoreOption: ParsableArguments {
@@ -66,6 +66,33 @@ struct AdminCommand: ParsableCommand {
         func run() throws {
             let members = try SQLiteServerStorage(path: store.db).members()
             print(table(["MEMBER", "ROLE", "NAME"], members.map { [$0.id.hex, $0.role.rawValue, $0.name] }))
+        }
+    }
+
+    struct Devices: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every enrolled device.")
+
+        @OptionGroup var store: StoreOption
+
+        func run() async throws {
+            let devices = try await SQLiteServerStorage(path: store.db).devices(of: nil)
+            print(table(["DEVICE", "MEMBER", "NAME", "STATE"], devices.map { [$0.id, $0.member, $0.name, $0.revoked ? "revoked" : "active"] }))
+        }
+    }
+
+    struct RevokeDevice: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke-device", abstract: "Revoke a device: its next request is refused with a clear message.")
+
+        @Argument(help: "The device's id (tandem admin devices).")
+        var id: String
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            guard let device = try? RecordID(hex: id) else { throw CLIError.invalidChoice("A device id is 32 hexadecimal digits.") }
+            try SQLiteServerStorage(path: store.db).revokeDevice(device)
+            print("Revoked device \(device.hex).")
         }
     }
 }

@@ -71,8 +71,24 @@ struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device",
         abstract: "Your devices.",
-        subcommands: [Link.self]
+        subcommands: [Link.self, List.self]
     )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List your devices as the server knows them.")
+
+        @Flag(help: "Allow plain HTTP to a non-loopback server (a trusted network only).")
+        var allowInsecure = false
+
+        @OptionGroup var home: HomeOptions
+
+        func run() async throws {
+            let devices = try await Syncer(store: try home.resolved.openStore(), allowInsecure: allowInsecure).devices()
+            print(table(["DEVICE", "NAME", "ENROLLED", "STATE"], devices.map {
+                [$0.id, $0.name, isoTime(HybridTimestamp(wallMillis: $0.enrolled)), $0.revoked ? "revoked" : "active"]
+            }))
+        }
+    }
 
     struct Link: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

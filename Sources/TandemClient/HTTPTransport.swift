@@ -25,14 +25,24 @@ public struct HTTPTransport: Sendable {
         host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 
+    /// GETs `path` and decodes the JSON answer.
+    func get<Answer: Decodable>(_ path: String, token: String) async throws(SyncError) -> Answer {
+        let data = try await send(.GET, path, token: token, contentType: nil, body: nil)
+        do { return try JSONDecoder().decode(Answer.self, from: data) } catch { throw .badAnswer(path) }
+    }
+
     /// POSTs `body` and returns the answer's bytes, or throws the server's error.
     func post(_ path: String, token: String?, contentType: String, body: [UInt8]) async throws(SyncError) -> Data {
+        try await send(.POST, path, token: token, contentType: contentType, body: body)
+    }
+
+    private func send(_ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?) async throws(SyncError) -> Data {
         var request = HTTPClientRequest(url: server + path)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: contentType)
+        request.method = method
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
         request.headers.add(name: "Tandem-Protocol", value: SyncServer.protocolVersion)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        request.body = .bytes(ByteBuffer(bytes: body))
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let status: Int
         let data: Data
         do {

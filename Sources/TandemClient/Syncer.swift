@@ -59,6 +59,14 @@ public struct Syncer: Sendable {
         return try await transport.postJSON("/v1/link", token: binding.token, [String: String]())
     }
 
+    /// This member's devices, as the server knows them.
+    public func devices() async throws -> [DeviceInfo] {
+        guard let binding = try store.binding() else { throw SyncError.notEnrolled }
+        let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
+        let answer: DevicesResponse = try await transport.get("/v1/devices", token: binding.token)
+        return answer.devices
+    }
+
     /// An outbox is never stuck: permanently refused changes are set aside (a refused
     /// create with its record's other changes), and a clock-skew refusal re-stamps the
     /// outbox above the server's mark with the server's time.

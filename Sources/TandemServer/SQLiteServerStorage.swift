@@ -70,7 +70,30 @@ public final class SQLiteServerStorage: ServerStorage {
         }
     }
 
+    /// Revokes a device: its token stops working on its next request.
+    /// - Throws: `ServerError.badRequest` for an unknown device id.
+    public func revokeDevice(_ id: RecordID) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE device SET revoked = 1 WHERE id = ?", arguments: [Data(id.bytes)])
+            guard db.changesCount == 1 else { throw ServerError.badRequest("No device with id \(id.hex).") }
+            try db.execute(sql: "UPDATE credential SET revoked = 1 WHERE device = ?", arguments: [Data(id.bytes)])
+        }
+    }
+
     // MARK: - ServerStorage
+
+    public func devices(of member: MemberID?) async throws -> [DeviceInfo] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, member, name, created_at, revoked FROM device WHERE ? IS NULL OR member = ? ORDER BY created_at, id",
+                arguments: [member.map { Data($0.bytes) }, member.map { Data($0.bytes) }]
+            ).map { row in
+                DeviceInfo(
+                    id: hexString(row["id"] as Data), member: hexString(row["member"] as Data), name: row["name"],
+                    enrolled: UInt64(row["created_at"] as Int64), revoked: (row["revoked"] as Int) != 0)
+            }
+        }
+    }
 
     public func epoch() async throws -> String {
         try await pool.read { db in

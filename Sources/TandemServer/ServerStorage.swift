@@ -33,6 +33,9 @@ public protocol ServerStorage: Sendable {
     /// Accepts a batch whole or refuses it whole (PROTOCOL.md §9.3).
     func push(_ changes: [Change], from principal: Principal, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome
 
+    /// A member's devices (or everyone's, with nil).
+    func devices(of member: MemberID?) async throws -> [DeviceInfo]
+
     /// One page of a channel after a sequence number.
     func pull(channel: MemberID, after sequence: Int64, limit: Int) async throws -> PullPage
 }
@@ -72,4 +75,13 @@ public struct PullPage: Sendable {
     /// The sequence number of the last change returned, or the one asked from.
     public var last: Int64
     public var more: Bool
+}
+
+/// A device as staff and its member see it.
+public struct DeviceInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var member: String
+    public var name: String
+    public var enrolled: UInt64
+    public var revoked: Bool
 }

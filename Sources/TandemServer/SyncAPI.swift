@@ -83,3 +83,9 @@ public struct ErrorResponse: Codable, Sendable {
     public var refused: [ServerError.Refusal]?
     public var serverTime: UInt64
 }
+
+/// `GET /v1/devices` answer: the calling member's devices.
+public struct DevicesResponse: Codable, Sendable {
+    public var devices: [DeviceInfo]
+    public var serverTime: UInt64
+}

@@ -50,6 +50,7 @@ public struct SyncServer: Sendable {
         router.post("v1/link") { request, _ in await handle { try await link(request) } }
         router.post("v1/push") { request, _ in await handle { try await push(request) } }
         router.post("v1/pull") { request, _ in await handle { try await pull(request) } }
+        router.get("v1/devices") { request, _ in await handle { try await devices(request) } }
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "tandem"),
@@ -88,6 +89,11 @@ public struct SyncServer: Sendable {
         let expires = now + 15 * 60_000
         try await storage.link(principal, codeHash: Secrets.hashCode(code), expiresMillis: expires)
         return try json(LinkResponse(code: code, expires: expires, serverTime: now))
+    }
+
+    func devices(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        return try json(DevicesResponse(devices: try await storage.devices(of: principal.member), serverTime: wallClock.nowMillis()))
     }
 
     func push(_ request: Request) async throws -> Response {

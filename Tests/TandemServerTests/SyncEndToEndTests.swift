@@ -120,6 +120,17 @@ struct SyncEndToEndTests {
             #expect(try device.run(["journal", "show", early]).contains("Both, merged by hand."))
         }
         #expect(try phone.dump() == storage.state(of: patientMember).canonicalDump())
+        // Staff revoke the tablet: its next sync is refused plainly; the member sees it.
+        let devices = try TandemExecutable.run(["admin", "devices", "--db", center.db]).stdout
+        let tabletLine = try #require(devices.split(separator: "\n").first { $0.contains(" tablet ") })
+        let tabletID = String(tabletLine.prefix(32))
+        #expect(try TandemExecutable.run(["admin", "revoke-device", tabletID, "--db", center.db]).status == 0)
+        let refused = try TandemExecutable.run(["sync"], home: tablet.home)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("revoked by the center"))
+        let listed = try phone.run(["device", "list"])
+        #expect(listed.contains(tabletID) && listed.contains("revoked"))
+
         let status = try phone.run(["status"])
         #expect(status.contains("Waiting:     0 change(s)") && status.contains(center.server.url) && status.contains("Conflicts:   0"))
     }
