@@ -29,6 +29,7 @@ public struct Syncer: Sendable {
         public var waiting: Int = 0
         public var quarantined: Int = 0
         public var restamped: Int = 0
+        public var purged: Int = 0
     }
 
     /// Enrolls the store's replica with a server, binding the home to the code's member.
@@ -122,7 +123,8 @@ public struct Syncer: Sendable {
                 try handle(refusals, serverTime: serverTime, entries: entries, restamps: &restamps, report: &report)
             }
         }
-        // Pull until no subscription has more.
+        // Pull until no subscription has more; each answer lists every subscription the
+        // device holds, and the store purges what none of them carries any more.
         while true {
             let answer: PullResponse = try await transport.postJSON("/v1/pull", token: binding.token, PullRequest(cursors: try store.cursors()))
             if answer.epochChanged {
@@ -130,13 +132,22 @@ public struct Syncer: Sendable {
                 try store.resetCursors()
                 continue
             }
-            guard let packed = Data(base64Encoded: answer.changes),
-                  let bytes = try? Deflate.decompress(Array(packed), limit: 64 << 20),
-                  let batch = try? ChangeBatch(decoding: bytes, limits: .init(maxBytes: 64 << 20, maxChanges: 100_000))
-            else { throw SyncError.badAnswer("pull") }
-            report.changedLocally += try store.applyPulled(
-                batch.changes, cursors: answer.cursors, serverTimeMillis: answer.serverTime, localMillis: wallClock.nowMillis())
-            report.pulled += batch.changes.count
+            var pages: [ReplicaStore.PulledPage] = []
+            for page in answer.pages {
+                guard let packed = Data(base64Encoded: page.changes),
+                      let bytes = try? Deflate.decompress(Array(packed), limit: 64 << 20),
+                      let batch = try? ChangeBatch(decoding: bytes, limits: .init(maxBytes: 64 << 20, maxChanges: 100_000))
+                else { throw SyncError.badAnswer("pull") }
+                pages.append(.init(key: page.key, changes: batch.changes, cursor: page.cursor))
+                report.pulled += batch.changes.count
+            }
+            var active: [String: Projection?] = [:]
+            for subscription in answer.subscriptions {
+                active[subscription.key] = subscription.projection == "owner" ? .some(nil) : .some(Projection(rawValue: subscription.projection))
+            }
+            let result = try store.applyPulled(pages, active: active, serverTimeMillis: answer.serverTime, localMillis: wallClock.nowMillis())
+            report.changedLocally += result.changed
+            report.purged += result.purged
             if !answer.more { break }
         }
         try store.recordSync(nowMillis: wallClock.nowMillis())

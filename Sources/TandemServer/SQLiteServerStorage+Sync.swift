@@ -90,25 +90,32 @@ extension SQLiteServerStorage {
         }
     }
 
-    public func pull(channel: MemberID, after sequence: Int64, limit: Int) async throws -> PullPage {
+    public func pull(_ grant: Grant, after sequence: Int64, limit: Int) async throws -> ChannelPage {
         try await pool.read { db in
             var changes: [Change] = []
             var last = sequence
+            var scanned = 0
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT seq, change FROM held WHERE channel = ? AND seq > ? ORDER BY seq LIMIT ?",
-                arguments: [Data(channel.bytes), sequence, limit + 1])
+                db, sql: """
+                    SELECT h.seq, h.change, o.collection FROM held h LEFT JOIN record_owner o ON o.record = h.record
+                    WHERE h.channel = ? AND h.seq > ? ORDER BY h.seq LIMIT ?
+                    """,
+                arguments: [Data(grant.channel.bytes), sequence, limit + 1])
             var more = false
             while let row = try rows.next() {
-                if changes.count == limit { more = true; break }
-                changes.append(try Change(canonicalBytes: Array(row["change"] as Data)))
+                if scanned == limit { more = true; break }
+                scanned += 1
                 last = row["seq"]
+                let change = try Change(canonicalBytes: Array(row["change"] as Data))
+                // The projection decides per field; what it does not carry is never sent.
+                guard grant.carries((row["collection"] as String?).map(CollectionName.init), field: change.field) else { continue }
+                changes.append(change)
             }
-            return PullPage(changes: changes, last: last, more: more)
+            return ChannelPage(changes: changes, last: last, more: more)
         }
     }
 
-    /// The highest sequence number handed out: a cursor beyond it is from another epoch.
-    func head() async throws -> Int64 {
+    public func head() async throws -> Int64 {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM sequence") ?? 0 }
     }
 

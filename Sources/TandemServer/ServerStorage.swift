@@ -36,8 +36,11 @@ public protocol ServerStorage: Sendable {
     /// A member's devices (or everyone's, with nil).
     func devices(of member: MemberID?) async throws -> [DeviceInfo]
 
-    /// One page of a channel after a sequence number.
-    func pull(channel: MemberID, after sequence: Int64, limit: Int) async throws -> PullPage
+    /// One page of a channel after a sequence number, keeping only what `grant` carries.
+    func pull(_ grant: Grant, after sequence: Int64, limit: Int) async throws -> ChannelPage
+
+    /// The highest sequence number handed out: a cursor beyond it is from another epoch.
+    func head() async throws -> Int64
 }
 
 /// Who is calling: a member, and the device they called from.
@@ -70,7 +73,7 @@ public struct PushOutcome: Sendable, Equatable {
 }
 
 /// One page of a channel's changes, in sequence order.
-public struct PullPage: Sendable {
+public struct ChannelPage: Sendable {
     public var changes: [Change]
     /// The sequence number of the last change returned, or the one asked from.
     public var last: Int64

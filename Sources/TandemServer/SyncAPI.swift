@@ -66,14 +66,25 @@ public struct Subscription: Codable, Sendable, Equatable {
 public struct PullResponse: Codable, Sendable {
     public var epoch: String
     /// True when a cursor the device sent was from another epoch (a restore): the device
-    /// re-pushes what it holds of its member's records and reads again from zero.
+    /// forgets its cursors and reads again from zero.
     public var epochChanged: Bool
+    /// Every subscription the device holds now; data that none of them carries is purged.
     public var subscriptions: [Subscription]
-    /// Base64 of a raw-deflated batch (PROTOCOL.md §4) of current state since the cursors.
-    public var changes: String
-    public var cursors: [String: String]
-    public var more: Bool
+    /// One page per subscription.
+    public var pages: [PullPage]
     public var serverTime: UInt64
+
+    /// A page of one subscription.
+    public struct PullPage: Codable, Sendable {
+        public var key: String
+        /// Base64 of a raw-deflated batch (PROTOCOL.md §4): current state since the cursor.
+        public var changes: String
+        public var cursor: String
+        public var more: Bool
+    }
+
+    /// Whether any subscription has another page.
+    public var more: Bool { pages.contains(where: \.more) }
 }
 
 /// Every error answer.

@@ -25,11 +25,16 @@ public struct SyncServer: Sendable {
     }
 
     public let storage: any ServerStorage
+    public let policy: any SharingPolicy
     public let limits: Limits
     public let wallClock: any WallClock
 
-    public init(storage: any ServerStorage, limits: Limits = Limits(), wallClock: any WallClock = SystemClock()) {
+    public init(
+        storage: any ServerStorage, policy: any SharingPolicy = OwnRecordsPolicy(), limits: Limits = Limits(),
+        wallClock: any WallClock = SystemClock()
+    ) {
         self.storage = storage
+        self.policy = policy
         self.limits = limits
         self.wallClock = wallClock
     }
@@ -126,23 +131,35 @@ public struct SyncServer: Sendable {
         let principal = try await authenticate(request)
         let body: PullRequest = try await decodeJSON(request)
         let epoch = try await storage.epoch()
-        // The one subscription of this release: the member's own records, all fields.
-        let own = Subscription(key: "own", channel: "member:\(principal.member.hex)", projection: "owner")
-        var epochChanged = false
-        var from: Int64 = 0
-        if let text = body.cursors[own.key] {
-            let cursor = try Cursor(parsing: text)
-            let head = try await (storage as? SQLiteServerStorage)?.head() ?? Int64.max
-            if cursor.epoch != epoch || cursor.sequence > head { epochChanged = true } else { from = cursor.sequence }
+        let grants: [Grant]
+        do {
+            grants = try await policy.grants(for: principal)
+        } catch {
+            // Never an empty list: a device would purge what it holds.
+            throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
         }
+        let head = try await storage.head()
+        var epochChanged = false
+        var starts: [String: Int64] = [:]
+        for (key, text) in body.cursors {
+            let cursor = try Cursor(parsing: text)
+            if cursor.epoch != epoch || cursor.sequence > head { epochChanged = true } else { starts[key] = cursor.sequence }
+        }
+        if epochChanged { starts = [:] }
         let limit = min(max(body.limit ?? limits.pullPageSize, 1), limits.pullPageSize)
-        let page = try await storage.pull(channel: principal.member, after: from, limit: limit)
-        let packed = try Deflate.compress(ChangeBatch(page.changes).encoded())
+        var subscriptions: [Subscription] = []
+        var pages: [PullResponse.PullPage] = []
+        for grant in grants {
+            let key = grant.key(for: principal)
+            subscriptions.append(Subscription(key: key, channel: "member:\(grant.channel.hex)", projection: grant.projection?.rawValue ?? "owner"))
+            let page = try await storage.pull(grant, after: starts[key] ?? 0, limit: limit)
+            let packed = try Deflate.compress(ChangeBatch(page.changes).encoded())
+            pages.append(.init(
+                key: key, changes: Data(packed).base64EncodedString(),
+                cursor: Cursor(epoch: epoch, key: key, sequence: page.last).encoded, more: page.more))
+        }
         return try json(PullResponse(
-            epoch: epoch, epochChanged: epochChanged, subscriptions: [own],
-            changes: Data(packed).base64EncodedString(),
-            cursors: [own.key: Cursor(epoch: epoch, key: own.key, sequence: page.last).encoded],
-            more: page.more, serverTime: wallClock.nowMillis()))
+            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, serverTime: wallClock.nowMillis()))
     }
 
     // MARK: - Plumbing

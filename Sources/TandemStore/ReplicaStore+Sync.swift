@@ -83,28 +83,6 @@ extension ReplicaStore {
         }
     }
 
-    /// Merges a pulled page and saves the new cursors and the server's clock offset in the
-    /// same transaction, so a crash never moves a cursor past what was applied.
-    @discardableResult
-    public func applyPulled(_ changes: [Change], cursors: [String: String], serverTimeMillis: UInt64, localMillis: UInt64) throws -> Int {
-        do {
-            for change in changes { try change.validateShape() }
-            return try queue.write { db in
-                let changed = try Self.merge(changes, db)
-                var clock = try Self.clock(db)
-                for change in changes { clock.observe(change.timestamp) }
-                try Self.saveClock(clock, db)
-                for (key, value) in cursors {
-                    try db.execute(sql: "INSERT OR REPLACE INTO sync_cursor (key, value) VALUES (?, ?)", arguments: [key, value])
-                }
-                try db.execute(sql: "UPDATE replica SET server_offset = ?", arguments: [Int64(serverTimeMillis) - Int64(localMillis)])
-                return changed
-            }
-        } catch {
-            throw map(error)
-        }
-    }
-
     /// Forgets every cursor: the next pull reads from zero (a new epoch).
     public func resetCursors() throws {
         do { try queue.write { try $0.execute(sql: "DELETE FROM sync_cursor") } } catch { throw map(error) }

@@ -94,6 +94,14 @@ enum StoreSchema {
                 CREATE TABLE quarantine (seq INTEGER PRIMARY KEY, change BLOB NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
                 """)
         }
+        // Which subscription brought each record, so losing a subscription purges exactly
+        // what no remaining one carries.
+        migrator.registerMigration("v5-record-source") { db in
+            try db.execute(sql: """
+                CREATE TABLE record_source (record BLOB NOT NULL, key TEXT NOT NULL, PRIMARY KEY (record, key)) WITHOUT ROWID;
+                CREATE INDEX record_source_key ON record_source (key);
+                """)
+        }
         return migrator
     }
 }

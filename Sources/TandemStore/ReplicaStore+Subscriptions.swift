@@ -1,0 +1,127 @@
+public import Foundation
+import GRDB
+public import TandemCore
+
+extension ReplicaStore {
+    /// One subscription's page of a pull.
+    public struct PulledPage: Sendable {
+        public var key: String
+        public var changes: [Change]
+        public var cursor: String
+        public init(key: String, changes: [Change], cursor: String) {
+            self.key = key
+            self.changes = changes
+            self.cursor = cursor
+        }
+    }
+
+    /// Merges the pages of a pull, records which subscription brought each record, saves
+    /// the cursors and the server's clock offset, and purges what no active subscription
+    /// carries any more, all in one transaction (PROTOCOL.md §9.4). `active` maps each
+    /// subscription key the server listed to its projection (nil: every field).
+    ///
+    /// Never purged: the replica's own records (created by this replica, or in the `own`
+    /// channel) and anything in the outbox.
+    ///
+    /// - Returns: how many changes altered the state, and how many records were purged.
+    @discardableResult
+    public func applyPulled(
+        _ pages: [PulledPage], active: [String: Projection?], serverTimeMillis: UInt64, localMillis: UInt64
+    ) throws -> (changed: Int, purged: Int) {
+        do {
+            for page in pages { for change in page.changes { try change.validateShape() } }
+            let result = try queue.write { db -> (Int, Int) in
+                var changed = 0
+                var clock = try Self.clock(db)
+                for page in pages {
+                    changed += try Self.merge(page.changes, db)
+                    var seen = Set<RecordID>()
+                    for change in page.changes where seen.insert(change.record).inserted {
+                        try db.run("INSERT OR IGNORE INTO record_source (record, key) VALUES (?, ?)") {
+                            $0.blob(change.record.bytes)
+                            $0.text(page.key)
+                        }
+                    }
+                    for change in page.changes { clock.observe(change.timestamp) }
+                    try db.execute(sql: "INSERT OR REPLACE INTO sync_cursor (key, value) VALUES (?, ?)", arguments: [page.key, page.cursor])
+                }
+                try Self.saveClock(clock, db)
+                try db.execute(sql: "UPDATE replica SET server_offset = ?", arguments: [Int64(serverTimeMillis) - Int64(localMillis)])
+                let purged = try purgeDropped(active: active, db)
+                return (changed, purged)
+            }
+            if result.1 > 0 { try checkpointTruncate() }
+            return result
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Drops subscriptions the server no longer lists, and the data only they carried.
+    private func purgeDropped(active: [String: Projection?], _ db: Database) throws -> Int {
+        let stored = Set(try String.fetchAll(db, sql: "SELECT key FROM sync_cursor UNION SELECT DISTINCT key FROM record_source"))
+        let dropped = stored.subtracting(active.keys)
+        guard !dropped.isEmpty else { return 0 }
+        let protected = Set(try Data.fetchAll(db, sql: "SELECT change FROM outbox").map { try Change(canonicalBytes: Array($0)).record })
+        var purged = 0
+        for key in dropped {
+            let records = try Data.fetchAll(db, sql: "SELECT record FROM record_source WHERE key = ?", arguments: [key]).map { try RecordID(bytes: $0) }
+            try db.execute(sql: "DELETE FROM record_source WHERE key = ?", arguments: [key])
+            try db.execute(sql: "DELETE FROM sync_cursor WHERE key = ?", arguments: [key])
+            for record in records {
+                let remaining = try String.fetchAll(db, sql: "SELECT key FROM record_source WHERE record = ?", arguments: [Data(record.bytes)])
+                let state = try Self.load([record], db)[record]
+                if protected.contains(record) || state?.creator == identity.replica || remaining.contains("own") { continue }
+                if remaining.isEmpty {
+                    try Self.deleteRecord(record, db)
+                    purged += 1
+                    continue
+                }
+                // Narrowed: keep only the fields some remaining subscription carries.
+                let projections = remaining.compactMap { active[$0] }
+                if projections.contains(where: { $0 == nil }) { continue }
+                guard let state, let collection = state.collection else { continue }
+                var kept = RecordState(id: record)
+                var removed = false
+                for change in state.heldChanges {
+                    if projections.contains(where: { Schema.carries($0!, collection, field: change.field) }) {
+                        _ = kept.applyForRestore(change)
+                    } else {
+                        removed = true
+                    }
+                }
+                guard removed else { continue }
+                try Self.deleteRecord(record, db)
+                var refs = try ReplicaRefs(db)
+                try Self.persist(old: nil, new: kept, refs: &refs, db)
+                purged += 1
+            }
+        }
+        return purged
+    }
+
+    static func deleteRecord(_ record: RecordID, _ db: Database) throws {
+        let key = Data(record.bytes)
+        for table in ["field_state", "text_value"] {
+            try db.execute(sql: "DELETE FROM \(table) WHERE record = ?", arguments: [key])
+        }
+        for table in ["journal_entry", "mentor_note", "consent"] {
+            try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [key])
+        }
+    }
+
+    func checkpointTruncate() throws {
+        try queue.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+    }
+}
+
+extension RecordState {
+    /// Merges one held change into a fresh state (used when rebuilding a narrowed record).
+    mutating func applyForRestore(_ change: Change) -> Bool {
+        var state = ReplicaState()
+        state.apply(heldChanges + [change])
+        guard let rebuilt = state[id] else { return false }
+        self = rebuilt
+        return true
+    }
+}
