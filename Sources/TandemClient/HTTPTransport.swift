@@ -36,7 +36,28 @@ public struct HTTPTransport: Sendable {
         try await send(.POST, path, token: token, contentType: contentType, body: body)
     }
 
+    /// How many times a transient failure (network, 5xx, 429) is tried again.
+    static let retries = 4
+
+    /// Sends with retries: transient failures wait 0.2 s, 0.4 s, 0.8 s, 1.6 s (each with up
+    /// to 50 % random jitter, so many devices do not retry in step); everything else is
+    /// thrown at once. Every request is safe to repeat: pushes are idempotent (replays are
+    /// acknowledged), pulls read.
     private func send(_ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?) async throws(SyncError) -> Data {
+        var attempt = 0
+        while true {
+            do {
+                return try await sendOnce(method, path, token: token, contentType: contentType, body: body)
+            } catch {
+                guard error.isTransient, attempt < Self.retries else { throw error }
+                let base = 0.2 * Double(1 << attempt)
+                try? await Task.sleep(for: .seconds(base * Double.random(in: 1...1.5)))
+                attempt += 1
+            }
+        }
+    }
+
+    private func sendOnce(_ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?) async throws(SyncError) -> Data {
         var request = HTTPClientRequest(url: server + path)
         request.method = method
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
@@ -46,7 +67,7 @@ public struct HTTPTransport: Sendable {
         let status: Int
         let data: Data
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
             status = Int(response.status.code)
             let buffer = try await response.body.collect(upTo: 64 << 20)
             data = Data(buffer.readableBytesView)
