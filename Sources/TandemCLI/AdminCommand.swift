@@ -11,7 +11,7 @@ struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Administer the center's server: run on the server's host, against its store.",
-        subcommands: [Init.self, Invite.self, Members.self, Devices.self, RevokeDevice.self]
+        subcommands: [Init.self, Invite.self, Members.self, Devices.self, RevokeDevice.self, Backup.self, Restore.self]
     )
 
     struct StoreOption: ParsableArguments {
@@ -93,6 +93,35 @@ struct AdminCommand: ParsableCommand {
             guard let device = try? RecordID(hex: id) else { throw CLIError.invalidChoice("A device id is 32 hexadecimal digits.") }
             try SQLiteServerStorage(path: store.db).revokeDevice(device)
             print("Revoked device \(device.hex).")
+        }
+    }
+
+    struct Backup: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a consistent copy of the server's store to a new file; safe while the server runs.")
+
+        @Argument(help: "The backup file to create.")
+        var file: String
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            try SQLiteServerStorage(path: store.db).backup(to: file)
+            print("Backed up \(store.db) to \(file).")
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the server's store by a backup, with a new epoch. Stop the server first; devices re-push what they hold.")
+
+        @Argument(help: "The backup file.")
+        var file: String
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            try SQLiteServerStorage.restore(backup: file, to: store.db)
+            print("Restored \(file) into \(store.db) with a new epoch. Start the server; devices catch up on their next sync.")
         }
     }
 }

@@ -21,6 +21,15 @@ public struct HTTPTransport: Sendable {
         self.allowInsecure = allowInsecure
     }
 
+    /// One client for the process. Connection failures are not retried inside the client
+    /// (that would wait for the whole request deadline): `send` retries them itself, briefly.
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
@@ -32,8 +41,8 @@ public struct HTTPTransport: Sendable {
     }
 
     /// POSTs `body` and returns the answer's bytes, or throws the server's error.
-    func post(_ path: String, token: String?, contentType: String, body: [UInt8]) async throws(SyncError) -> Data {
-        try await send(.POST, path, token: token, contentType: contentType, body: body)
+    func post(_ path: String, token: String?, contentType: String, body: [UInt8], headers: [String: String] = [:]) async throws(SyncError) -> Data {
+        try await send(.POST, path, token: token, contentType: contentType, body: body, headers: headers)
     }
 
     /// How many times a transient failure (network, 5xx, 429) is tried again.
@@ -43,11 +52,13 @@ public struct HTTPTransport: Sendable {
     /// to 50 % random jitter, so many devices do not retry in step); everything else is
     /// thrown at once. Every request is safe to repeat: pushes are idempotent (replays are
     /// acknowledged), pulls read.
-    private func send(_ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?) async throws(SyncError) -> Data {
+    private func send(
+        _ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?, headers: [String: String] = [:]
+    ) async throws(SyncError) -> Data {
         var attempt = 0
         while true {
             do {
-                return try await sendOnce(method, path, token: token, contentType: contentType, body: body)
+                return try await sendOnce(method, path, token: token, contentType: contentType, body: body, headers: headers)
             } catch {
                 guard error.isTransient, attempt < Self.retries else { throw error }
                 let base = 0.2 * Double(1 << attempt)
@@ -57,9 +68,12 @@ public struct HTTPTransport: Sendable {
         }
     }
 
-    private func sendOnce(_ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?) async throws(SyncError) -> Data {
+    private func sendOnce(
+        _ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?, headers: [String: String]
+    ) async throws(SyncError) -> Data {
         var request = HTTPClientRequest(url: server + path)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
         request.headers.add(name: "Tandem-Protocol", value: SyncServer.protocolVersion)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -67,7 +81,7 @@ public struct HTTPTransport: Sendable {
         let status: Int
         let data: Data
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let response = try await Self.client.execute(request, timeout: .seconds(60))
             status = Int(response.status.code)
             let buffer = try await response.body.collect(upTo: 64 << 20)
             data = Data(buffer.readableBytesView)

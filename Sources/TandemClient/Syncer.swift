@@ -30,6 +30,7 @@ public struct Syncer: Sendable {
         public var quarantined: Int = 0
         public var restamped: Int = 0
         public var purged: Int = 0
+        public var repushed: Int = 0
     }
 
     /// Enrolls the store's replica with a server, binding the home to the code's member.
@@ -94,6 +95,32 @@ public struct Syncer: Sendable {
         report.restamped += try store.restamp(mark: mark, serverTimeMillis: serverTime, localMillis: wallClock.nowMillis())
     }
 
+    /// Pushes every change held for the member's own records with `Tandem-Repush: 1`;
+    /// changes the restored server refuses (say, of a device it no longer knows) are
+    /// left out and come back when that device enrolls again.
+    private func repush(_ transport: HTTPTransport, token: String) async throws -> Int {
+        var changes = try store.ownRecordChanges()
+        var accepted = 0
+        var start = 0
+        while start < changes.count {
+            let end = min(start + 1_000, changes.count)
+            let batch = Array(changes[start..<end])
+            do {
+                let packed = try Deflate.compress(ChangeBatch(batch).encoded())
+                let data = try await transport.post(
+                    "/v1/push", token: token, contentType: "application/octet-stream", body: packed, headers: ["Tandem-Repush": "1"])
+                accepted += (try? JSONDecoder().decode(PushResponse.self, from: data))?.accepted ?? 0
+                start = end
+            } catch SyncError.refused(let refusals, _) {
+                let refused = Set(refusals.map(\.change))
+                let kept = batch.filter { !refused.contains(Self.key($0)) }
+                guard kept.count < batch.count else { throw SyncError.refused(refusals, serverTime: 0) }
+                changes.replaceSubrange(start..<end, with: kept)
+            }
+        }
+        return accepted
+    }
+
     static func key(_ change: Change) -> String { "\(change.timestamp)@\(change.replica.hex)" }
 
     static func timestamp(_ text: String) -> HybridTimestamp? {
@@ -128,8 +155,10 @@ public struct Syncer: Sendable {
         while true {
             let answer: PullResponse = try await transport.postJSON("/v1/pull", token: binding.token, PullRequest(cursors: try store.cursors()))
             if answer.epochChanged {
-                // A restored server: read everything again (re-pushing comes with restore support).
-                try store.resetCursors()
+                // A restored server: give back everything this member wrote that the backup
+                // may lack, then read every subscription again from zero.
+                report.repushed += try await repush(transport, token: binding.token)
+                try store.startNewEpoch(answer.epoch)
                 continue
             }
             var pages: [ReplicaStore.PulledPage] = []

@@ -3,10 +3,26 @@ import GRDB
 public import TandemCore
 
 extension SQLiteServerStorage {
-    public func push(_ changes: [Change], from principal: Principal, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome {
+    public func push(
+        _ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64
+    ) async throws -> PushOutcome {
         guard let replica = principal.replica else { throw ServerError.forbidden("Only an enrolled device pushes changes.") }
         return try await pool.write { db in
-            let mark = try Self.mark(replica, db)
+            var marks: [ReplicaID: HybridTimestamp?] = [:]
+            func mark(_ replica: ReplicaID) throws -> HybridTimestamp? {
+                if let known = marks[replica] { return known }
+                let value = try Self.mark(replica, db)
+                marks[replica] = value
+                return value
+            }
+            var memberReplicas: [ReplicaID: Bool] = [:]
+            func belongsToMember(_ replica: ReplicaID) throws -> Bool {
+                if let known = memberReplicas[replica] { return known }
+                let value = try Data.fetchOne(db, sql: "SELECT member FROM device WHERE replica = ?", arguments: [Data(replica.bytes)])
+                    .map { Array($0) == principal.member.bytes } ?? false
+                memberReplicas[replica] = value
+                return value
+            }
             var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
             var refusals: [ServerError.Refusal] = []
             var accepted: [Change] = []
@@ -15,24 +31,26 @@ extension SQLiteServerStorage {
                 guard refusals.count < 1000 else { return }
                 refusals.append(.init(
                     change: "\(change.timestamp)@\(change.replica.hex)", reason: reason, permanent: permanent,
-                    mark: withMark ? mark.map { "\($0)" } : nil))
+                    mark: withMark ? (try? mark(change.replica))?.map { "\($0)" } : nil))
             }
             for change in changes {
-                guard change.replica == replica else {
-                    refuse(change, "the change's replica is not this device's", permanent: true)
+                // A re-push after a restore may carry the member's other devices' changes.
+                let allowed = try change.replica == replica || (repush && belongsToMember(change.replica))
+                guard allowed else {
+                    refuse(change, repush ? "the change's replica is not this member's" : "the change's replica is not this device's", permanent: true)
                     continue
                 }
                 if let held = try Data.fetchOne(
                     db, sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?",
                     arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
-                                Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(replica.bytes)])
+                                Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(change.replica.bytes)])
                 {
                     if Array(held) == change.canonicalBytes { replayed += 1 } else {
                         refuse(change, "the server holds another change with this id", permanent: true)
                     }
                     continue
                 }
-                if let mark, change.timestamp <= mark {
+                if let mark = try mark(change.replica), change.timestamp <= mark {
                     replayed += 1
                     continue
                 }
@@ -82,9 +100,10 @@ extension SQLiteServerStorage {
                                arguments: [Data(record.bytes), Data(owner.owner.bytes), owner.collection.rawValue])
             }
             try Self.merge(accepted, db)
-            if let highest = accepted.map(\.timestamp).max(), highest > (mark ?? .zero) {
+            for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
+                guard let highest = changes.map(\.timestamp).max(), highest > ((try mark(pushed)) ?? .zero) else { continue }
                 try db.execute(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)",
-                               arguments: [Data(replica.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
+                               arguments: [Data(pushed.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
             }
             return PushOutcome(accepted: accepted.count, replayed: replayed)
         }

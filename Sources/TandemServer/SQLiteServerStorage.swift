@@ -197,3 +197,35 @@ public final class SQLiteServerStorage: ServerStorage {
         }
     }
 }
+
+extension SQLiteServerStorage {
+    /// Writes a consistent copy of the store to `path` (SQLite `VACUUM INTO`), while the
+    /// server runs.
+    public func backup(to path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw ServerError.conflict("\(path) exists already; choose a new file for the backup.")
+        }
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) }
+    }
+
+    /// Replaces the store at `path` by a backup and gives it a new epoch: the one supported
+    /// restore (docs/operations.md). Stop the server first. Devices notice the new epoch on
+    /// their next pull, re-push what they hold of their member's records and read again;
+    /// a device enrolled after the backup is told to enroll again and keeps its home.
+    ///
+    /// - Throws: `ServerError.badRequest` when `backup` is not a Tandem server store.
+    public static func restore(backup: String, to path: String) throws {
+        let check = try SQLiteServerStorage(path: backup)
+        guard try check.pool.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM center") }) == 1 else {
+            throw ServerError.badRequest("\(backup) is not an initialized Tandem server store.")
+        }
+        try check.pool.close()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        try FileManager.default.copyItem(atPath: backup, toPath: path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        let restored = try SQLiteServerStorage(path: path)
+        try restored.pool.write { db in
+            try db.execute(sql: "UPDATE center SET epoch = ?", arguments: [Data(RecordID.random().bytes)])
+        }
+    }
+}

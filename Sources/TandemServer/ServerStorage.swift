@@ -30,8 +30,9 @@ public protocol ServerStorage: Sendable {
     /// Stores a short-lived code with which `principal` adds another device of their own.
     func link(_ principal: Principal, codeHash: [UInt8], expiresMillis: UInt64) async throws
 
-    /// Accepts a batch whole or refuses it whole (PROTOCOL.md §9.3).
-    func push(_ changes: [Change], from principal: Principal, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome
+    /// Accepts a batch whole or refuses it whole (PROTOCOL.md §9.3). With `repush` (after a
+    /// restore, §9.9) changes of any replica registered to the caller's member are taken.
+    func push(_ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome
 
     /// A member's devices (or everyone's, with nil).
     func devices(of member: MemberID?) async throws -> [DeviceInfo]

@@ -122,7 +122,8 @@ public struct SyncServer: Sendable {
             throw ServerError.badRequest(error.description)
         }
         let now = wallClock.nowMillis()
-        let outcome = try await storage.push(batch.changes, from: principal, nowMillis: now, maxSkewMillis: limits.maxSkewMillis)
+        let repush = request.headers[HTTPField.Name("Tandem-Repush")!] == "1"
+        let outcome = try await storage.push(batch.changes, from: principal, repush: repush, nowMillis: now, maxSkewMillis: limits.maxSkewMillis)
         return try json(PushResponse(accepted: outcome.accepted, replayed: outcome.replayed, serverTime: wallClock.nowMillis()))
     }
 

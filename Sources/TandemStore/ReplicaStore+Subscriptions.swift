@@ -100,6 +100,49 @@ extension ReplicaStore {
         return purged
     }
 
+    /// Every change held for this member's own records (brought by `own`, created by this
+    /// replica, or in the outbox): what a device re-pushes to a restored server.
+    public func ownRecordChanges() throws -> [Change] {
+        do {
+            return try queue.read { try ownRecordChanges($0) }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// After a restore (a new epoch): forgets every cursor and what others' subscriptions
+    /// brought, so it is read again from the restored server; keeps the member's own records
+    /// and the outbox.
+    public func startNewEpoch(_ epoch: String) throws {
+        do {
+            let removed = try queue.write { db -> Int in
+                let keep = Set(try ownRecordChanges(db).map(\.record))
+                let shared = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM record_source WHERE key <> 'own'").map { try RecordID(bytes: $0) }
+                var removed = 0
+                for record in shared where !keep.contains(record) {
+                    try Self.deleteRecord(record, db)
+                    removed += 1
+                }
+                try db.execute(sql: "DELETE FROM record_source WHERE key <> 'own'")
+                try db.execute(sql: "DELETE FROM sync_cursor")
+                try db.execute(sql: "UPDATE sync_binding SET epoch = ?", arguments: [epoch])
+                return removed
+            }
+            if removed > 0 { try checkpointTruncate() }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    private func ownRecordChanges(_ db: Database) throws -> [Change] {
+        let all = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM field_state").map { try RecordID(bytes: $0) }
+        let own = Set(try Data.fetchAll(db, sql: "SELECT record FROM record_source WHERE key = 'own'").map { try RecordID(bytes: $0) })
+        let outbox = Set(try Data.fetchAll(db, sql: "SELECT change FROM outbox").map { try Change(canonicalBytes: Array($0)).record })
+        let state = try Self.load(all, db)
+        return all.filter { own.contains($0) || outbox.contains($0) || state[$0]?.creator == identity.replica }
+            .flatMap { state[$0]?.heldChanges ?? [] }
+    }
+
     static func deleteRecord(_ record: RecordID, _ db: Database) throws {
         let key = Data(record.bytes)
         for table in ["field_state", "text_value"] {

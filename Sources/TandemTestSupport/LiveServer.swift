@@ -7,12 +7,12 @@ public final class LiveServer: @unchecked Sendable {
     public let dbPath: String
     let process: Process
 
-    /// Starts a server on `dbPath` and waits until it listens.
-    public init(dbPath: String) throws {
+    /// Starts a server on `dbPath` and waits until it listens, on `port` (0: any free one).
+    public init(dbPath: String, port: Int = 0) throws {
         self.dbPath = dbPath
         let process = Process()
         process.executableURL = TandemExecutable.url
-        process.arguments = ["serve", "--db", dbPath, "--port", "0"]
+        process.arguments = ["serve", "--db", dbPath, "--port", String(port)]
         var env = ProcessInfo.processInfo.environment
         env["LOG_LEVEL"] = "warning"
         process.environment = env
@@ -38,6 +38,9 @@ public final class LiveServer: @unchecked Sendable {
     }
 
     /// Stops the server with SIGTERM and waits for it.
+    /// The port it listens on.
+    public var port: Int { Int(url.split(separator: ":").last ?? "") ?? 0 }
+
     public func stop() {
         guard process.isRunning else { return }
         process.terminate()
