@@ -28,26 +28,35 @@ struct Home {
         try ReplicaStore.open(at: storePath)
     }
 
-    /// Runs `body` holding the home's lock, so one write or sync runs at a time.
+    /// Runs `body` holding the home's write lock, so one write runs at a time.
     func withLock<T>(_ body: () throws -> T) throws -> T {
-        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: storePath) }
-        let fd = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError.database(reason: "cannot open the lock file \(lockPath)") }
-        defer { close(fd) }
-        guard flock(fd, LOCK_EX) == 0 else { throw StoreError.database(reason: "cannot lock \(lockPath)") }
-        defer { flock(fd, LOCK_UN) }
+        let fd = try acquire(lockPath)
+        defer { release(fd) }
         return try body()
     }
 
-    /// Runs an async `body` holding the home's lock: one sync at a time per home.
+    /// Runs an async `body` holding the home's sync lock: one sync at a time per home.
+    /// Writes do not wait for a sync: SQLite keeps each of them whole.
     func withSyncLock<T>(_ body: () async throws -> T) async throws -> T {
-        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: storePath) }
-        let fd = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError.database(reason: "cannot open the lock file \(lockPath)") }
-        defer { close(fd) }
-        guard flock(fd, LOCK_EX) == 0 else { throw StoreError.database(reason: "cannot lock \(lockPath)") }
-        defer { flock(fd, LOCK_UN) }
+        let fd = try acquire(path + "/sync.lock")
+        defer { release(fd) }
         return try await body()
+    }
+
+    private func acquire(_ lock: String) throws -> Int32 {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: storePath) }
+        let fd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError.database(reason: "cannot open the lock file \(lock)") }
+        guard flock(fd, LOCK_EX) == 0 else {
+            close(fd)
+            throw StoreError.database(reason: "cannot lock \(lock)")
+        }
+        return fd
+    }
+
+    private func release(_ fd: Int32) {
+        flock(fd, LOCK_UN)
+        close(fd)
     }
 
     /// Creates a record from `edit`, holding the lock; returns its id.
