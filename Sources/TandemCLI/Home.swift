@@ -59,6 +59,17 @@ struct Home {
         close(fd)
     }
 
+    /// The record `id` names (a full id or a unique start), read as a typed model.
+    /// - Throws: `StoreError.wrongCollection` naming `expected` when it is not one.
+    func read<Model>(_ id: String, as model: (RecordState) -> Model?, expected: String) throws -> Model {
+        let store = try openStore()
+        let record = try store.resolve(id)
+        guard let state = try store.record(record), let value = model(state) else {
+            throw StoreError.wrongCollection(id: record.hex, expected: expected)
+        }
+        return value
+    }
+
     /// Creates a record from `edit`, holding the lock; returns its id.
     func create(_ edit: RecordEdit, clock: some WallClock = SystemWallClock()) throws -> RecordID {
         try withLock { try openStore().write(edit, to: nil, clock: clock).0 }

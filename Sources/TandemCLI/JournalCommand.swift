@@ -100,11 +100,7 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            let store = try home.resolved.openStore()
-            let record = try store.resolve(id)
-            guard let state = try store.record(record), let entry = JournalEntry(state) else {
-                throw StoreError.wrongCollection(id: record.hex, expected: "journal entry")
-            }
+            let entry = try home.resolved.read(id, as: JournalEntry.init, expected: "journal entry")
             if json { return try printJSON(JournalEntryJSON(entry)) }
             let style = Style.current
             var lines = [style.bold("Journal entry \(entry.id.hex)")]

@@ -78,11 +78,7 @@ struct NoteCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            let store = try home.resolved.openStore()
-            let record = try store.resolve(id)
-            guard let state = try store.record(record), let note = MentorNote(state) else {
-                throw StoreError.wrongCollection(id: record.hex, expected: "note")
-            }
+            let note = try home.resolved.read(id, as: MentorNote.init, expected: "note")
             if json { return try printJSON(NoteJSON(note)) }
             let style = Style.current
             var lines = [style.bold("Note \(note.id.hex)")]

@@ -136,7 +136,7 @@ struct StatusCommand: ParsableCommand {
             replica: store.identity.replica.hex, name: store.identity.name, role: store.identity.role.rawValue,
             member: binding?.member.hex, server: binding?.server,
             lastSync: binding?.lastSyncMillis.map { isoTime(HybridTimestamp(wallMillis: $0)) },
-            waiting: try store.outbox().count, quarantined: try store.quarantined().count, conflicts: try store.conflicts().count)
+            waiting: try store.outboxCount(), quarantined: try store.quarantined().count, conflicts: try store.conflicts().count)
         if json { return try printJSON(status) }
         var lines = ["Replica:     \(status.replica) (\(status.name.isEmpty ? "unnamed" : status.name), \(status.role))"]
         lines.append("Server:      \(status.server.map { "\($0), member \(status.member ?? "?")" } ?? "not enrolled (works offline)")")

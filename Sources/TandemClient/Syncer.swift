@@ -82,9 +82,7 @@ public struct Syncer: Sendable {
             let positions = Set(entries.filter { refused.contains(Self.key($0.change)) }.map(\.position))
             let records = Set(entries.filter { refused.contains(Self.key($0.change)) && $0.change.kind == .create }.map(\.change.record))
             let reason = Set(permanent.map(\.reason)).sorted().joined(separator: "; ")
-            let before = try store.outboxEntries(limit: Int.max).count
-            try store.quarantine(positions: positions, records: records, reason: reason, nowMillis: wallClock.nowMillis())
-            report.quarantined += before - (try store.outboxEntries(limit: Int.max).count)
+            report.quarantined += try store.quarantine(positions: positions, records: records, reason: reason, nowMillis: wallClock.nowMillis())
             return
         }
         guard let skew = refusals.first(where: { $0.reason == "clock-skew" }), restamps < 3 else {
@@ -180,7 +178,7 @@ public struct Syncer: Sendable {
             if !answer.more { break }
         }
         try store.recordSync(nowMillis: wallClock.nowMillis())
-        report.waiting = try store.outboxEntries(limit: Int.max).count
+        report.waiting = try store.outboxCount()
         return report
     }
 }

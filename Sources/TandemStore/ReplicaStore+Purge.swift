@@ -12,19 +12,9 @@ extension ReplicaStore {
     public func purge(_ ids: [RecordID]) throws {
         do {
             try queue.write { db in
-                for id in ids {
-                    let key = Data(id.bytes)
-                    for table in ["field_state", "text_value"] {
-                        try db.execute(sql: "DELETE FROM \(table) WHERE record = ?", arguments: [key])
-                    }
-                    for table in ["journal_entry", "mentor_note", "consent"] {
-                        try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [key])
-                    }
-                }
+                for id in ids { try Self.deleteRecord(id, db) }
             }
-            try queue.writeWithoutTransaction { db in
-                _ = try db.checkpoint(.truncate)
-            }
+            try checkpointTruncate()
         } catch {
             throw map(error)
         }

@@ -6,9 +6,13 @@ extension ReplicaStore {
     /// Sets outbox entries aside: the given positions, and every outbox change of the given
     /// records (a refused create takes its record's later changes with it). They stay in
     /// the store, listed by `quarantined()`, and no longer block the outbox.
-    public func quarantine(positions: Set<Int64>, records: Set<RecordID>, reason: String, nowMillis: UInt64) throws {
+    ///
+    /// - Returns: how many changes were set aside.
+    @discardableResult
+    public func quarantine(positions: Set<Int64>, records: Set<RecordID>, reason: String, nowMillis: UInt64) throws -> Int {
         do {
-            try queue.write { db in
+            return try queue.write { db in
+                var moved = 0
                 for row in try Row.fetchAll(db, sql: "SELECT seq, change FROM outbox ORDER BY seq") {
                     let position: Int64 = row["seq"]
                     let bytes: Data = row["change"]
@@ -17,7 +21,9 @@ extension ReplicaStore {
                     try db.execute(sql: "INSERT INTO quarantine (seq, change, reason, at) VALUES (?, ?, ?, ?)",
                                    arguments: [position, bytes, reason, Int64(nowMillis)])
                     try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [position])
+                    moved += 1
                 }
+                return moved
             }
         } catch {
             throw map(error)

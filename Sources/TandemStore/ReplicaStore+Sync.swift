@@ -67,6 +67,11 @@ extension ReplicaStore {
         }
     }
 
+    /// How many changes wait in the outbox.
+    public func outboxCount() throws -> Int {
+        do { return try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox") ?? 0 } } catch { throw map(error) }
+    }
+
     /// Drops outbox entries up to `position`: the server acknowledged them.
     public func acknowledge(through position: Int64) throws {
         do { try queue.write { try $0.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [position]) } } catch { throw map(error) }
