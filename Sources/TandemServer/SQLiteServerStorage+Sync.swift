@@ -7,7 +7,7 @@ extension SQLiteServerStorage {
         _ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64
     ) async throws -> PushOutcome {
         guard let replica = principal.replica else { throw ServerError.forbidden("Only an enrolled device pushes changes.") }
-        return try await pool.write { db in
+        let outcome = try await pool.write { db in
             var marks: [ReplicaID: HybridTimestamp?] = [:]
             func mark(_ replica: ReplicaID) throws -> HybridTimestamp? {
                 if let known = marks[replica] { return known }
@@ -107,6 +107,8 @@ extension SQLiteServerStorage {
             }
             return PushOutcome(accepted: accepted.count, replayed: replayed)
         }
+        if outcome.accepted > 0 { commitSignal.fire() }
+        return outcome
     }
 
     public func pull(_ grant: Grant, after sequence: Int64, limit: Int) async throws -> ChannelPage {
@@ -137,6 +139,36 @@ extension SQLiteServerStorage {
     public func head() async throws -> Int64 {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM sequence") ?? 0 }
     }
+
+    // MARK: - The commit feed
+
+    public func commits(after position: Int64) async throws -> Commits {
+        try await pool.read { db in
+            let head = try Int64.fetchOne(db, sql: "SELECT value FROM sequence") ?? 0
+            guard head >= position else { return Commits(head: head, channels: [:], reset: true) }
+            guard head > position else { return Commits(head: head, channels: [:]) }
+            // Every commit that changes a channel inserts a held row under a new number;
+            // such a row leaves only when a later commit puts a higher one in its place.
+            var channels: [MemberID: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT channel, max(seq) AS last FROM held WHERE seq > ? GROUP BY channel", arguments: [position]) {
+                guard let channel = try? MemberID(bytes: row["channel"] as Data) else { continue }
+                channels[channel] = row["last"]
+            }
+            return Commits(head: head, channels: channels)
+        }
+    }
+
+    /// This process's commits wake the waiter at once; another process's (several servers on
+    /// one file) are seen within `crossProcessPoll`.
+    public func awaitCommit(after position: Int64, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            if try await head() != position { return }
+            await commitSignal.wait(upTo: min(Self.crossProcessPoll, deadline - ContinuousClock.now))
+        }
+    }
+
+    static let crossProcessPoll: Duration = .milliseconds(20)
 
     // MARK: - The merged state
 

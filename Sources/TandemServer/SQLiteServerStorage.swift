@@ -7,6 +7,7 @@ public import TandemCore
 public final class SQLiteServerStorage: ServerStorage {
     let pool: DatabasePool
     public let path: String
+    let commitSignal = CommitSignal()
 
     /// Opens (creating and migrating if needed) the store at `path`.
     public init(path: String) throws {

@@ -64,7 +64,11 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .badRequest(let why): why
         case .tooLarge(let why): why
         case .unsupportedVersion(let found):
-            "This server speaks Tandem protocol 1; the client sent \(found). Update the older of the two."
+            if let version = Int(found), version > 1 {
+                "This device speaks Tandem protocol \(version), newer than this server's protocol 1: the center must update its server (or use an older tandem)."
+            } else {
+                "This device's Tandem (protocol \(found)) is too old for this server, which speaks protocol 1: update tandem on this device."
+            }
         case .invalidCode: "The code is unknown, used or expired; ask for a new one."
         case .tooManyAttempts: "Too many failed enrollments; wait a minute and try again."
         case .conflict(let why): why

@@ -46,6 +46,10 @@ enum ServerSchema {
                 INSERT INTO sequence (singleton, value) VALUES (1, 0);
                 """)
         }
+        migrator.registerMigration("v2-held-by-sequence") { db in
+            // The commit feed reads what changed after a sequence number, across channels.
+            try db.execute(sql: "CREATE INDEX held_seq ON held (seq)")
+        }
         return migrator
     }
 }

@@ -42,6 +42,14 @@ public protocol ServerStorage: Sendable {
 
     /// The highest sequence number handed out: a cursor beyond it is from another epoch.
     func head() async throws -> Int64
+
+    /// The feed of commits: which channels advanced after `position`. Read from the store
+    /// itself, so every server instance sharing a store sees every instance's commits.
+    func commits(after position: Int64) async throws -> Commits
+
+    /// Returns once the head may have moved past `position` (at once if it has), or after
+    /// `timeout`. May return early; callers read `commits(after:)` to know.
+    func awaitCommit(after position: Int64, timeout: Duration) async throws
 }
 
 /// Who is calling: a member, and the device they called from.
@@ -88,4 +96,21 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     public var name: String
     public var enrolled: UInt64
     public var revoked: Bool
+}
+
+/// What the commit feed says: the channels that advanced after a position, each with its
+/// highest sequence number, and the position to ask from next (PROTOCOL.md §9.10).
+public struct Commits: Sendable, Equatable {
+    /// The store's head: the highest sequence number handed out.
+    public var head: Int64
+    /// Each advanced channel's highest sequence number after the position asked from.
+    public var channels: [MemberID: Int64]
+    /// The head went backwards (a restore): every channel may have changed.
+    public var reset: Bool
+
+    public init(head: Int64, channels: [MemberID: Int64], reset: Bool = false) {
+        self.head = head
+        self.channels = channels
+        self.reset = reset
+    }
 }

@@ -1,6 +1,7 @@
 public import Foundation
 public import Hummingbird
 import HTTPTypes
+public import Logging
 import NIOCore
 import TandemCompression
 public import TandemCore
@@ -28,15 +29,26 @@ public struct SyncServer: Sendable {
     public let policy: any SharingPolicy
     public let limits: Limits
     public let wallClock: any WallClock
+    public let metrics: ServerMetrics
+    public let logger: Logger
 
     public init(
         storage: any ServerStorage, policy: any SharingPolicy = OwnRecordsPolicy(), limits: Limits = Limits(),
-        wallClock: any WallClock = SystemClock()
+        wallClock: any WallClock = SystemClock(), logger: Logger = SyncServer.defaultLogger()
     ) {
         self.storage = storage
         self.policy = policy
         self.limits = limits
         self.wallClock = wallClock
+        self.metrics = ServerMetrics()
+        self.logger = logger
+    }
+
+    /// `tandem` at `LOG_LEVEL` (info when unset or unknown).
+    public static func defaultLogger() -> Logger {
+        var logger = Logger(label: "tandem")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        return logger
     }
 
     /// The wall clock of the server's machine.
@@ -47,24 +59,38 @@ public struct SyncServer: Sendable {
 
     public static let protocolVersion = "1"
 
-    /// The Hummingbird application; `onListening` gets the bound port.
-    public func application(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+    /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
+    /// every route (an embedding application's own, or a test's fault injection).
+    public func application(
+        host: String, port: Int, middleware: [any MiddlewareProtocol<Request, Response, BasicRequestContext>] = [],
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) -> some ApplicationProtocol {
         let router = Router()
+        for item in middleware { router.add(middleware: item) }
         router.get("health") { _, _ in try json(["status": "ok"]) }
-        router.post("v1/enroll") { request, _ in await handle { try await enroll(request) } }
-        router.post("v1/link") { request, _ in await handle { try await link(request) } }
-        router.post("v1/push") { request, _ in await handle { try await push(request) } }
-        router.post("v1/pull") { request, _ in await handle { try await pull(request) } }
-        router.get("v1/devices") { request, _ in await handle { try await devices(request) } }
+        router.get("metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            headers[HTTPField.Name("Tandem-Server-Time")!] = String(wallClock.nowMillis())
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+        }
+        router.post("v1/enroll") { request, _ in await handle("/v1/enroll") { log in try await enroll(request, &log) } }
+        router.post("v1/link") { request, _ in await handle("/v1/link") { log in try await link(request, &log) } }
+        router.post("v1/push") { request, _ in await handle("/v1/push") { log in try await push(request, &log) } }
+        router.post("v1/pull") { request, _ in await handle("/v1/pull") { log in try await pull(request, &log) } }
+        router.get("v1/devices") { request, _ in await handle("/v1/devices") { log in try await devices(request, &log) } }
+        var hummingbirdLogger = logger
+        hummingbirdLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "tandem"),
-            onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) })
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
+            logger: hummingbirdLogger)
     }
 
     // MARK: - Routes
 
-    func enroll(_ request: Request) async throws -> Response {
+    func enroll(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
         let body: EnrollRequest = try await decodeJSON(request)
         guard let replica = try? ReplicaID(hex: body.replica) else { throw ServerError.badRequest("replica must be 32 hexadecimal digits.") }
         let name = body.deviceName.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -82,13 +108,15 @@ public struct SyncServer: Sendable {
         let enrollment = try await storage.enroll(
             codeHash: Secrets.hashCode(body.code), replica: replica, deviceName: name, tokenHash: Secrets.hash(token),
             expectedRole: expectedRole, expectedMember: expectedMember, nowMillis: now)
+        log["member"] = "\(enrollment.member.prefix(8))"
+        log["role"] = "\(enrollment.role)"
         return try json(EnrollResponse(
             token: token, member: enrollment.member, name: enrollment.name, role: enrollment.role,
             epoch: enrollment.epoch, serverTime: now))
     }
 
-    func link(_ request: Request) async throws -> Response {
-        let principal = try await authenticate(request)
+    func link(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
+        let principal = try await authenticate(request, &log)
         let code = Secrets.newCode()
         let now = wallClock.nowMillis()
         let expires = now + 15 * 60_000
@@ -96,14 +124,14 @@ public struct SyncServer: Sendable {
         return try json(LinkResponse(code: code, expires: expires, serverTime: now))
     }
 
-    func devices(_ request: Request) async throws -> Response {
-        let principal = try await authenticate(request)
+    func devices(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
+        let principal = try await authenticate(request, &log)
         return try json(DevicesResponse(devices: try await storage.devices(of: principal.member), serverTime: wallClock.nowMillis()))
     }
 
-    func push(_ request: Request) async throws -> Response {
+    func push(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
         try checkVersion(request)
-        let principal = try await authenticate(request)
+        let principal = try await authenticate(request, &log)
         let compressed = try await collect(request)
         let inflated: [UInt8]
         do {
@@ -123,13 +151,27 @@ public struct SyncServer: Sendable {
         }
         let now = wallClock.nowMillis()
         let repush = request.headers[HTTPField.Name("Tandem-Repush")!] == "1"
-        let outcome = try await storage.push(batch.changes, from: principal, repush: repush, nowMillis: now, maxSkewMillis: limits.maxSkewMillis)
+        log["changes"] = "\(batch.changes.count)"
+        if repush { log["repush"] = "1" }
+        let outcome: PushOutcome
+        do {
+            outcome = try await storage.push(batch.changes, from: principal, repush: repush, nowMillis: now, maxSkewMillis: limits.maxSkewMillis)
+        } catch ServerError.refused(let refusals, let serverTime) {
+            metrics.refused(refusals.count)
+            log["refused"] = "\(refusals.count)"
+            throw ServerError.refused(refusals, serverTime: serverTime)
+        }
+        metrics.pushed(accepted: outcome.accepted, replayed: outcome.replayed)
+        log["accepted"] = "\(outcome.accepted)"
+        log["replayed"] = "\(outcome.replayed)"
         return try json(PushResponse(accepted: outcome.accepted, replayed: outcome.replayed, serverTime: wallClock.nowMillis()))
     }
 
-    func pull(_ request: Request) async throws -> Response {
+    func pull(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
+        let started = ContinuousClock.now
+        defer { metrics.pulled(in: ContinuousClock.now - started) }
         try checkVersion(request)
-        let principal = try await authenticate(request)
+        let principal = try await authenticate(request, &log)
         let body: PullRequest = try await decodeJSON(request)
         let epoch = try await storage.epoch()
         let grants: [Grant]
@@ -150,26 +192,34 @@ public struct SyncServer: Sendable {
         let limit = min(max(body.limit ?? limits.pullPageSize, 1), limits.pullPageSize)
         var subscriptions: [Subscription] = []
         var pages: [PullResponse.PullPage] = []
+        var sent = 0
         for grant in grants {
             let key = grant.key(for: principal)
             subscriptions.append(Subscription(key: key, channel: "member:\(grant.channel.hex)", projection: grant.projection?.rawValue ?? "owner"))
             let page = try await storage.pull(grant, after: starts[key] ?? 0, limit: limit)
             let packed = try Deflate.compress(ChangeBatch(page.changes).encoded())
+            sent += page.changes.count
             pages.append(.init(
                 key: key, changes: Data(packed).base64EncodedString(),
                 cursor: Cursor(epoch: epoch, key: key, sequence: page.last).encoded, more: page.more))
         }
+        log["sent"] = "\(sent)"
+        if epochChanged { log["epochChanged"] = "1" }
         return try json(PullResponse(
             epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, serverTime: wallClock.nowMillis()))
     }
 
     // MARK: - Plumbing
 
-    func authenticate(_ request: Request) async throws -> Principal {
+    func authenticate(_ request: Request, _ log: inout Logger.Metadata) async throws -> Principal {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw ServerError.unauthorized }
         let token = String(header.dropFirst("Bearer ".count))
         guard token.utf8.count <= 128 else { throw ServerError.unauthorized }
-        return try await storage.authenticate(tokenHash: Secrets.hash(token))
+        let principal = try await storage.authenticate(tokenHash: Secrets.hash(token))
+        // Short id prefixes: enough to follow one device through the log, no names.
+        log["member"] = "\(principal.member.hex.prefix(8))"
+        if let device = principal.device { log["device"] = "\(device.hex.prefix(8))" }
+        return principal
     }
 
     func checkVersion(_ request: Request) throws {
@@ -201,18 +251,36 @@ public struct SyncServer: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// Maps domain errors to a status and a JSON body at the route boundary.
-    func handle(_ body: () async throws -> Response) async -> Response {
+    /// Runs a route: maps domain errors to a status and a JSON body, counts the request and
+    /// logs one line for it. The metadata a route adds is ids and counts, never content.
+    func handle(_ route: String, _ body: (inout Logger.Metadata) async throws -> Response) async -> Response {
+        let started = ContinuousClock.now
+        metrics.requestStarted()
+        defer { metrics.requestEnded() }
+        var log: Logger.Metadata = ["route": "\(route)"]
+        let response: Response
         do {
-            return try await body()
+            response = try await body(&log)
         } catch let error as ServerError {
             var refused: [ServerError.Refusal]? = nil
             if case .refused(let list, _) = error { refused = list }
+            log["error"] = "\(error.code)"
             let answer = ErrorResponse(error: error.code, message: error.description, refused: refused, serverTime: wallClock.nowMillis())
-            return (try? json(answer, status: HTTPResponse.Status(code: error.status))) ?? Response(status: .internalServerError)
+            response = (try? json(answer, status: HTTPResponse.Status(code: error.status))) ?? Response(status: .internalServerError)
         } catch {
+            // The type only: an error's text could quote what it failed on.
+            log["error"] = "internal"
+            log["errorType"] = "\(String(reflecting: type(of: error)))"
             let answer = ErrorResponse(error: "internal", message: "The server failed; try again later.", refused: nil, serverTime: wallClock.nowMillis())
-            return (try? json(answer, status: .internalServerError)) ?? Response(status: .internalServerError)
+            response = (try? json(answer, status: .internalServerError)) ?? Response(status: .internalServerError)
         }
+        let elapsed = ContinuousClock.now - started
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        metrics.request(route: route, status: response.status.code, nanoseconds: nanoseconds)
+        log["status"] = "\(response.status.code)"
+        log["ms"] = "\(String(format: "%.1f", Double(nanoseconds) / 1e6))"
+        let level: Logger.Level = response.status.code >= 500 ? .error : .info
+        logger.log(level: level, "request", metadata: log)
+        return response
     }
 }

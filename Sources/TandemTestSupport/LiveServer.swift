@@ -8,17 +8,23 @@ public final class LiveServer: @unchecked Sendable {
     let process: Process
 
     /// Starts a server on `dbPath` and waits until it listens, on `port` (0: any free one).
-    public init(dbPath: String, port: Int = 0) throws {
+    /// With `logPath`, its log (at info) goes to that file; otherwise warnings are dropped.
+    public init(dbPath: String, port: Int = 0, logPath: String? = nil) throws {
         self.dbPath = dbPath
         let process = Process()
         process.executableURL = TandemExecutable.url
         process.arguments = ["serve", "--db", dbPath, "--port", String(port)]
         var env = ProcessInfo.processInfo.environment
-        env["LOG_LEVEL"] = "warning"
+        env["LOG_LEVEL"] = logPath == nil ? "warning" : "info"
         process.environment = env
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        if let logPath {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         self.process = process
         // The first line names the port.

@@ -4,7 +4,9 @@ import NIOCore
 import NIOHTTP1
 import TandemCompression
 import TandemCore
+import TandemClient
 import TandemServer
+import TandemStore
 import TandemTestSupport
 import Testing
 
@@ -55,7 +57,7 @@ struct HTTPAPITests {
         _ = try TandemExecutable.run(["admin", "init", "--db", db])
         let server = try LiveServer(dbPath: db)
         let endpoints = try Self.documented()
-        #expect(endpoints.map(\.path).sorted() == ["/health", "/v1/devices", "/v1/enroll", "/v1/link", "/v1/pull", "/v1/push"])
+        #expect(endpoints.map(\.path).sorted() == ["/health", "/metrics", "/v1/devices", "/v1/enroll", "/v1/link", "/v1/pull", "/v1/push"])
         for endpoint in endpoints {
             let answer = try await send(server, endpoint.method == "get" ? .GET : .POST, endpoint.path, body: Array("{}".utf8))
             #expect(endpoint.statuses.contains(answer.status), "\(endpoint.method) \(endpoint.path) answered \(answer.status)")
@@ -63,6 +65,48 @@ struct HTTPAPITests {
         }
         let missing = try await send(server, .GET, "/v1/nothing-here")
         #expect(missing.status == 404)
+    }
+
+    @Test func metricsCountRequestsAndChanges_andLogsNeverCarryContentOrTokens() async throws {
+        let dir = try TemporaryDirectory()
+        let db = dir.path("center.sqlite")
+        _ = try TandemExecutable.run(["admin", "init", "--db", db])
+        let log = dir.path("server.log")
+        let server = try LiveServer(dbPath: db, logPath: log)
+        let code = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Pat Example"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let now = SystemWallClock().nowMillis()
+        let store = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
+        _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: "phone", role: nil, allowInsecure: false)
+        let secret = "LOGCANARY-craving-after-the-meeting"
+        var edit = JournalEdit()
+        edit.mood = 2
+        edit.text = secret
+        edit.addTags = ["LOGCANARYTAG"]
+        let (_, changes) = try store.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+        _ = try await Syncer(store: store).sync()
+        _ = try await Syncer(store: store).sync()
+        _ = try await send(server, .POST, "/v1/pull", token: "not-a-token", body: Array("{}".utf8))
+
+        let metrics = try await send(server, .GET, "/metrics")
+        #expect(metrics.status == 200)
+        let text = String(decoding: metrics.body, as: UTF8.self)
+        #expect(text.contains("tandem_changes_accepted_total \(changes.count)\n"))
+        #expect(text.contains(#"tandem_http_requests_total{route="/v1/push",status="200"} 1"#))
+        #expect(text.contains(#"tandem_http_requests_total{route="/v1/pull",status="200"} 2"#))
+        #expect(text.contains(#"tandem_http_requests_total{route="/v1/pull",status="401"} 1"#))
+        #expect(text.contains("tandem_pull_duration_seconds_count 3"))
+        #expect(text.contains("tandem_live_connections 0"))
+        #expect(!text.contains("LOGCANARY") && !text.contains("Pat Example"))
+
+        server.stop()
+        let written = try String(contentsOfFile: log, encoding: .utf8)
+        let token = try #require(try store.binding()?.token)
+        #expect(written.contains("route=/v1/push") && written.contains("accepted=\(changes.count)"))
+        #expect(written.contains("status=401"))
+        for forbidden in [secret, "LOGCANARYTAG", "logcanarytag", "Pat Example", token, code] {
+            #expect(!written.contains(forbidden), "the log must not carry \(forbidden.prefix(4))…")
+        }
     }
 
     @Test func badRequests_getTheirStatusAndAMessage_andStoreNothing() async throws {
@@ -101,6 +145,12 @@ struct HTTPAPITests {
             #expect(answer.error?.error == code, "\(name)")
             #expect(answer.error?.message.isEmpty == false, "\(name)")
         }
+        // Too new and too old clients are each told who must update.
+        let tooNew = try await send(server, .POST, "/v1/push", token: token, body: validBatch, headers: ["Tandem-Protocol": "2"])
+        #expect(tooNew.error?.message.contains("the center must update its server") == true)
+        let tooOld = try await send(server, .POST, "/v1/pull", token: token, body: Array("{}".utf8), headers: ["Tandem-Protocol": "0"])
+        #expect(tooOld.status == 400)
+        #expect(tooOld.error?.message.contains("update tandem on this device") == true)
         let mood = try await send(server, .POST, "/v1/push", token: token, body: cases[8].2)
         #expect(mood.error?.refused?.first?.reason.contains("mood") == true)
         #expect(mood.error?.refused?.first?.permanent == true)

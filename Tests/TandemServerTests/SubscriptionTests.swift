@@ -25,26 +25,6 @@ struct SubscriptionTests {
         func set(_ reader: MemberID, _ grants: [Grant]) { extra.withLock { $0[reader] = grants } }
     }
 
-    /// The real server, in this process, on a free loopback port.
-    final class InProcessServer: @unchecked Sendable {
-        // @unchecked: set once in init; the task is only cancelled.
-        let url: String
-        let storage: SQLiteServerStorage
-        let task: Task<Void, any Error>
-
-        init(storage: SQLiteServerStorage, policy: any SharingPolicy) async throws {
-            self.storage = storage
-            let (ports, continuation) = AsyncStream<Int>.makeStream()
-            let app = SyncServer(storage: storage, policy: policy).application(host: "127.0.0.1", port: 0) { continuation.yield($0) }
-            task = Task { try await app.run() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw LiveServerError.didNotStart("no port") }
-            url = "http://127.0.0.1:\(port)"
-        }
-
-        deinit { task.cancel() }
-    }
-
     func enroll(_ dir: TemporaryDirectory, _ name: String, _ role: Role, _ server: InProcessServer) async throws -> ReplicaStore {
         let code = try server.storage.invite(role: role, name: name, nowMillis: SystemWallClock().nowMillis())
         let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: role, wallMillis: SystemWallClock().nowMillis())

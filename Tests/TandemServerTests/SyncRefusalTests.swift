@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import Hummingbird
+import Synchronization
 import TandemClient
 import TandemCore
 import TandemServer
@@ -62,6 +64,57 @@ struct SyncRefusalTests {
         let storage = try SQLiteServerStorage(path: server.dbPath)
         #expect(try store.canonicalDump() == storage.state(of: member).canonicalDump())
         #expect(try store.record(first)?.register("text")?.frontier.map(\.value) == [.string("written a day ahead")])
+    }
+
+    /// Answers the first push the server accepted with a 503, as a proxy that timed out
+    /// after the commit would: the acknowledgement is lost, the batch is stored.
+    final class LoseFirstAcknowledgement: RouterMiddleware, Sendable {
+        typealias Context = BasicRequestContext
+        let lost = Atomic(false)
+
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            let response = try await next(request, context)
+            guard request.uri.path == "/v1/push", response.status == .ok, !lost.exchange(true, ordering: .relaxed) else { return response }
+            return Response(status: .serviceUnavailable)
+        }
+    }
+
+    @Test func lostAcknowledgementAfterASkewRefusal_isRetried_withoutDuplicates() async throws {
+        let dir = try TemporaryDirectory()
+        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+        let dropper = LoseFirstAcknowledgement()
+        let server = try await InProcessServer(storage: storage, middleware: [dropper])
+        let code = try storage.invite(role: .patient, name: "ahead", nowMillis: now)
+        let store = try ReplicaStore.create(at: dir.path("ahead.sqlite"), name: "ahead", role: .patient, wallMillis: now)
+        _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: "ahead", role: nil, allowInsecure: false)
+        let ahead = FixedWallClock(millis: now + Self.day)
+        let (first, _) = try store.write(try entry(3, text: "a day ahead"), to: nil, clock: ahead)
+        try store.write(try entry(4), to: first, clock: ahead)
+        let (second, _) = try store.write(try entry(5), to: nil, clock: ahead)
+        let written = try store.outboxCount()
+
+        // Refused for skew, re-stamped, accepted with the answer lost, sent again: replayed.
+        let report = try await Syncer(store: store, wallClock: ahead).sync()
+        let injected = dropper.lost.load(ordering: .relaxed)
+        #expect(injected, "the fault was injected")
+        #expect(report.restamped == written)
+        #expect(report.pushed == 0 && report.replayed == written)
+        #expect(report.waiting == 0)
+
+        let member = try #require(try store.binding()?.member)
+        let held = try storage.state(of: member)
+        #expect(held.records.count == 2)
+        #expect(held[first]?.create != nil && held[second]?.create != nil)
+        #expect(try store.canonicalDump() == held.canonicalDump())
+        let metrics = String(decoding: server.server.metrics.exposition(), as: UTF8.self)
+        #expect(metrics.contains("tandem_changes_accepted_total \(written)\n"), "each change stored once")
+        #expect(metrics.contains("tandem_changes_replayed_total \(written)\n"))
+
+        // And the device keeps syncing.
+        let (_, more) = try store.write(try entry(6), to: second, clock: ahead)
+        let again = try await Syncer(store: store, wallClock: ahead).sync()
+        #expect(again.pushed == more.count && again.restamped == 0)
     }
 
     @Test func permanentlyRefusedCreate_isQuarantined_andTheRestSyncs() async throws {

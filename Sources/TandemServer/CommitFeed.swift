@@ -1,0 +1,106 @@
+import Synchronization
+public import TandemCore
+
+/// One loop per server that follows a store's commit feed and tells every subscriber which
+/// channels advanced (live push listens here). It uses only `ServerStorage`'s feed, so it
+/// sees the commits of every server instance sharing the store; it runs while someone
+/// listens.
+public actor CommitFeed {
+    let storage: any ServerStorage
+    private var subscribers: [Int: AsyncStream<Commits>.Continuation] = [:]
+    private var nextID = 0
+    private var loop: Task<Void, Never>?
+
+    public init(storage: any ServerStorage) {
+        self.storage = storage
+    }
+
+    /// A stream of the commits made from now on; `unsubscribe(id)` ends it.
+    public func subscribe() -> (id: Int, commits: AsyncStream<Commits>) {
+        nextID += 1
+        let id = nextID
+        // Unbounded: each element is small and a subscriber's loop only forwards it.
+        let (stream, continuation) = AsyncStream.makeStream(of: Commits.self)
+        subscribers[id] = continuation
+        if loop == nil { loop = Task { await self.follow() } }
+        return (id, stream)
+    }
+
+    public func unsubscribe(_ id: Int) {
+        subscribers.removeValue(forKey: id)?.finish()
+        if subscribers.isEmpty {
+            loop?.cancel()
+            loop = nil
+        }
+    }
+
+    public var subscriberCount: Int { subscribers.count }
+
+    private func follow() async {
+        var position: Int64? = nil
+        while !Task.isCancelled {
+            do {
+                guard let from = position else {
+                    position = try await storage.head()
+                    continue
+                }
+                try await storage.awaitCommit(after: from, timeout: .seconds(1))
+                let commits = try await storage.commits(after: from)
+                guard commits.head != from || commits.reset else { continue }
+                position = commits.head
+                for continuation in subscribers.values { continuation.yield(commits) }
+            } catch {
+                // The store is unreachable for now: try again shortly; nothing is lost,
+                // the next read covers everything after `position`.
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+}
+
+/// Wakes the waiters of one process at once when it commits; other processes' commits are
+/// seen by polling (`SQLiteServerStorage.awaitCommit`).
+final class CommitSignal: Sendable {
+    private struct Waiters {
+        var next = 0
+        var continuations: [Int: CheckedContinuation<Void, Never>] = [:]
+    }
+    private let waiters = Mutex(Waiters())
+
+    func fire() {
+        let woken = waiters.withLock { state in
+            defer { state.continuations.removeAll() }
+            return Array(state.continuations.values)
+        }
+        for continuation in woken { continuation.resume() }
+    }
+
+    /// Returns at the next `fire()`, or after `interval`.
+    func wait(upTo interval: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: interval) }
+            group.addTask { await self.nextFire() }
+            _ = await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func nextFire() async {
+        let id = waiters.withLock { state in
+            state.next += 1
+            return state.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let cancelled = waiters.withLock { state in
+                    if Task.isCancelled { return true }
+                    state.continuations[id] = continuation
+                    return false
+                }
+                if cancelled { continuation.resume() }
+            }
+        } onCancel: {
+            waiters.withLock { $0.continuations.removeValue(forKey: id) }?.resume()
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import TandemCore
+import TandemServer
+import TandemStore
+import TandemTestSupport
+import Testing
+
+/// The commit feed of `ServerStorage`: read from the store, so a server instance sees the
+/// commits another instance made on the same database.
+@Suite("Commit feed")
+struct CommitFeedTests {
+    var now: UInt64 { SystemWallClock().nowMillis() }
+
+    @Test func anotherInstancesCommit_reachesTheFeed_withItsChannel() async throws {
+        let dir = try TemporaryDirectory()
+        let writer = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        _ = try writer.initialize(staffName: "Admin", nowMillis: now)
+        let reader = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        let feed = CommitFeed(storage: reader)
+
+        let code = try writer.invite(role: .patient, name: "Pat", nowMillis: now)
+        let store = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
+        let replica = store.identity.replica
+        let enrollment = try await writer.enroll(
+            codeHash: Secrets.hashCode(code), replica: replica, deviceName: "phone", tokenHash: Secrets.hash("token-1"),
+            expectedRole: nil, expectedMember: nil, nowMillis: now)
+        let principal = try await writer.authenticate(tokenHash: Secrets.hash("token-1"))
+        #expect(principal.member.hex == enrollment.member)
+
+        let (id, commits) = await feed.subscribe()
+        var iterator = commits.makeAsyncIterator()
+        // Let the feed take its starting position before the commit.
+        try await Task.sleep(for: .milliseconds(100))
+        var edit = JournalEdit()
+        edit.mood = 4
+        let (_, changes) = try store.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+        let outcome = try await writer.push(changes, from: principal, repush: false, nowMillis: now, maxSkewMillis: 60_000)
+        #expect(outcome.accepted == changes.count)
+
+        let started = ContinuousClock.now
+        let seen = try #require(await iterator.next())
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(seen.channels.keys.contains(principal.member))
+        #expect(seen.head == (try await writer.head()))
+        #expect(seen.channels[principal.member] == seen.head)
+
+        // A replay commits nothing new, and a late reader asks from a position it knows.
+        _ = try await writer.push(changes, from: principal, repush: false, nowMillis: now, maxSkewMillis: 60_000)
+        let later = try await reader.commits(after: seen.head)
+        #expect(later.channels.isEmpty && !later.reset)
+        let fromZero = try await reader.commits(after: 0)
+        #expect(fromZero.channels[principal.member] == seen.head)
+        await feed.unsubscribe(id)
+        #expect(await feed.subscriberCount == 0)
+    }
+}
