@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "TandemCLITests",
             dependencies: [
-                "tandem", "TandemCore", "TandemStore", "TandemTestSupport",
+                "tandem", "TandemCLI", "TandemClient", "TandemCore", "TandemStore", "TandemTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Snapshots"],

@@ -59,8 +59,11 @@ struct SyncCommand: AsyncParsableCommand {
     func run() async throws {
         let home = home.resolved
         let store = try home.openStore()
+        // A progress line on a terminal for long syncs; scripts get the summary or JSON only.
+        let bar = ProgressBar(enabled: !json && ProgressBar().enabled)
         let report = try await home.withSyncLock {
-            try await Syncer(store: store, allowInsecure: allowInsecure).sync()
+            defer { bar.finish() }
+            return try await Syncer(store: store, allowInsecure: allowInsecure).sync { bar.update($0) }
         }
         if json { return try printJSON(report) }
         print("Synced: \(report.pushed) change(s) sent, \(report.pulled) received, \(report.waiting) waiting.")

@@ -33,6 +33,22 @@ public struct Syncer: Sendable {
         public var repushed: Int = 0
     }
 
+    /// How far a sync is, for a progress display: reported after every batch sent and
+    /// every page received.
+    public struct Progress: Sendable, Equatable {
+        /// Outbox changes sent so far (accepted or replayed), of `toSend` at the start.
+        public var sent = 0
+        public var toSend = 0
+        /// Changes received so far; the total is not known in advance.
+        public var received = 0
+
+        public init(sent: Int = 0, toSend: Int = 0, received: Int = 0) {
+            self.sent = sent
+            self.toSend = toSend
+            self.received = received
+        }
+    }
+
     /// Enrolls the store's replica with a server, binding the home to the code's member.
     ///
     /// - Parameter role: the role the home was made for (nil for a home made by enrolling).
@@ -128,10 +144,12 @@ public struct Syncer: Sendable {
     }
 
     /// Pushes the outbox, then pulls every subscription until caught up.
-    public func sync(batchSize: Int = 1_000) async throws -> Report {
+    public func sync(batchSize: Int = 1_000, progress: (@Sendable (Progress) -> Void)? = nil) async throws -> Report {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
         var report = Report()
+        var done = Progress(toSend: try store.outboxCount())
+        progress?(done)
         // Push: whole batches, in outbox order; an acknowledged batch leaves the outbox.
         var restamps = 0
         while true {
@@ -144,6 +162,8 @@ public struct Syncer: Sendable {
                 try store.acknowledge(through: last.position)
                 report.pushed += answer.accepted
                 report.replayed += answer.replayed
+                done.sent = min(done.toSend, done.sent + entries.count)
+                progress?(done)
             } catch SyncError.refused(let refusals, let serverTime) {
                 try handle(refusals, serverTime: serverTime, entries: entries, restamps: &restamps, report: &report)
             }
@@ -175,6 +195,8 @@ public struct Syncer: Sendable {
             let result = try store.applyPulled(pages, active: active, serverTimeMillis: answer.serverTime, localMillis: wallClock.nowMillis())
             report.changedLocally += result.changed
             report.purged += result.purged
+            done.received = report.pulled
+            progress?(done)
             if !answer.more { break }
         }
         try store.recordSync(nowMillis: wallClock.nowMillis())

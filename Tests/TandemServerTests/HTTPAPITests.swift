@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TandemCompression
 import TandemCore
 import TandemClient
@@ -84,7 +85,11 @@ struct HTTPAPITests {
         edit.text = secret
         edit.addTags = ["LOGCANARYTAG"]
         let (_, changes) = try store.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
-        _ = try await Syncer(store: store).sync()
+        let seen = Mutex<[Syncer.Progress]>([])
+        _ = try await Syncer(store: store).sync { progress in seen.withLock { $0.append(progress) } }
+        let steps = seen.withLock { $0 }
+        #expect(steps.first == Syncer.Progress(sent: 0, toSend: changes.count, received: 0))
+        #expect(steps.last == Syncer.Progress(sent: changes.count, toSend: changes.count, received: changes.count))
         _ = try await Syncer(store: store).sync()
         _ = try await send(server, .POST, "/v1/pull", token: "not-a-token", body: Array("{}".utf8))
 
