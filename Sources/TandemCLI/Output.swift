@@ -31,6 +31,24 @@ func printJSON(_ value: some Encodable) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
+/// One JSON object on one line (for streams such as `sync --watch --json`).
+func printJSONLine(_ value: some Encodable) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    guard let data = try? encoder.encode(value) else { return }
+    printLineNow(String(decoding: data, as: UTF8.self))
+}
+
+/// A line on standard output, written at once (not held in a buffer when piped).
+func printLineNow(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// A line on standard error.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
 func shortID(_ id: RecordID) -> String { String(id.hex.prefix(8)) }
 
 /// A change's time as UTC ISO 8601 with milliseconds.

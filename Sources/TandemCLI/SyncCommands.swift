@@ -51,6 +51,9 @@ struct SyncCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON: {pushed, replayed, pulled, changedLocally, waiting}.")
     var json = false
 
+    @Flag(help: "Stay connected: sync whenever the server has news or this home is written to, until interrupted.")
+    var watch = false
+
     @Flag(help: "Allow plain HTTP to a non-loopback server (a trusted network only).")
     var allowInsecure = false
 
@@ -59,6 +62,7 @@ struct SyncCommand: AsyncParsableCommand {
     func run() async throws {
         let home = home.resolved
         let store = try home.openStore()
+        if watch { return try await watchForever(home, store) }
         // A progress line on a terminal for long syncs; scripts get the summary or JSON only.
         let bar = ProgressBar(enabled: !json && ProgressBar().enabled)
         let report = try await home.withSyncLock {
@@ -67,6 +71,29 @@ struct SyncCommand: AsyncParsableCommand {
         }
         if json { return try printJSON(report) }
         print("Synced: \(report.pushed) change(s) sent, \(report.pulled) received, \(report.waiting) waiting.")
+    }
+
+    /// One line per sync that moved something (a JSON object per line with `--json`);
+    /// connection changes go to standard error.
+    private func watchForever(_ home: Home, _ store: ReplicaStore) async throws {
+        let allowInsecure = allowInsecure
+        let json = json
+        let watch = LiveWatch(store: store, homeDirectory: home.path, allowInsecure: allowInsecure)
+        try await watch.run(
+            sync: { try await home.withSyncLock { try await Syncer(store: store, allowInsecure: allowInsecure).sync() } },
+            onEvent: { event in
+                switch event {
+                case .connected: printError("Connected; watching for changes (Ctrl-C stops).")
+                case .disconnected(let reason): printError("Disconnected (\(reason)); reconnecting.")
+                case .syncFailed(let why): printError("Sync failed: \(why)")
+                case .synced(let report):
+                    if json {
+                        printJSONLine(report)
+                    } else if report.pushed + report.pulled + report.replayed > 0 {
+                        printLineNow("Synced: \(report.pushed) change(s) sent, \(report.pulled) received, \(report.waiting) waiting.")
+                    }
+                }
+            })
     }
 }
 

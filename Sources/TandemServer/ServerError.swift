@@ -11,6 +11,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedVersion(found: String)
     case invalidCode
     case tooManyAttempts
+    case tooManyConnections(Int)
     case conflict(String)
     case refused([Refusal], serverTime: UInt64)
     case unavailable(String)
@@ -34,6 +35,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unsupportedVersion: 400
         case .invalidCode: 403
         case .tooManyAttempts: 429
+        case .tooManyConnections: 429
         case .conflict: 409
         case .refused: 409
         case .unavailable: 503
@@ -50,6 +52,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unsupportedVersion: "unsupported-version"
         case .invalidCode: "invalid-code"
         case .tooManyAttempts: "too-many-attempts"
+        case .tooManyConnections: "too-many-connections"
         case .conflict: "conflict"
         case .refused: "refused"
         case .unavailable: "unavailable"
@@ -71,6 +74,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
             }
         case .invalidCode: "The code is unknown, used or expired; ask for a new one."
         case .tooManyAttempts: "Too many failed enrollments; wait a minute and try again."
+        case .tooManyConnections(let limit): "This device has \(limit) live connections open already; close one first."
         case .conflict(let why): why
         case .refused(let refusals, _): "The server refused \(refusals.count) change(s); nothing of the batch was stored."
         case .unavailable(let why): why

@@ -1,6 +1,7 @@
 public import Foundation
 public import Hummingbird
 import HTTPTypes
+import HummingbirdWebSocket
 public import Logging
 import NIOCore
 import TandemCompression
@@ -22,6 +23,12 @@ public struct SyncServer: Sendable {
         public var pullPageSize = 2_000
         /// How far ahead of the server's clock a change may be stamped.
         public var maxSkewMillis: UInt64 = 60_000
+        /// Open live connections per device; more are refused (429, or close code 4429).
+        public var maxLiveConnectionsPerDevice = 4
+        /// The largest WebSocket frame accepted from a device (it has nothing to say).
+        public var maxLiveFrameBytes = 4_096
+        /// How often a live connection checks that its device is still enrolled.
+        public var liveRevocationCheck: Duration = .seconds(5)
         public init() {}
     }
 
@@ -31,6 +38,9 @@ public struct SyncServer: Sendable {
     public let wallClock: any WallClock
     public let metrics: ServerMetrics
     public let logger: Logger
+    /// The commit feed live connections listen to.
+    public let feed: CommitFeed
+    let liveConnections = LiveConnections()
 
     public init(
         storage: any ServerStorage, policy: any SharingPolicy = OwnRecordsPolicy(), limits: Limits = Limits(),
@@ -42,6 +52,7 @@ public struct SyncServer: Sendable {
         self.wallClock = wallClock
         self.metrics = ServerMetrics()
         self.logger = logger
+        self.feed = CommitFeed(storage: storage)
     }
 
     /// `tandem` at `LOG_LEVEL` (info when unset or unknown).
@@ -79,10 +90,13 @@ public struct SyncServer: Sendable {
         router.post("v1/push") { request, _ in await handle("/v1/push") { log in try await push(request, &log) } }
         router.post("v1/pull") { request, _ in await handle("/v1/pull") { log in try await pull(request, &log) } }
         router.get("v1/devices") { request, _ in await handle("/v1/devices") { log in try await devices(request, &log) } }
+        router.get("v1/live") { request, _ in await handle("/v1/live") { log in try await liveRefusal(request, &log) } }
         var hummingbirdLogger = logger
         hummingbirdLogger.logLevel = max(logger.logLevel, .notice)
+        let webSocket = WebSocketServerConfiguration(maxFrameSize: limits.maxLiveFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))
         return Application(
             router: router,
+            server: .http1WebSocketUpgrade(configuration: .init(ws: webSocket)) { head, _, _ in await shouldUpgrade(head) },
             configuration: .init(address: .hostname(host, port: port), serverName: "tandem"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: hummingbirdLogger)

@@ -1,0 +1,126 @@
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import NIOWebSocket
+import Synchronization
+import TandemServer
+public import TandemStore
+
+/// `tandem sync --watch`: stays connected to the server's live endpoint and syncs when a
+/// subscription advances, when another command writes to the home (inotify), and once
+/// at the start and after every reconnection. Reconnects with backoff and jitter.
+public struct LiveWatch: Sendable {
+    public let store: ReplicaStore
+    public let homeDirectory: String
+    public let allowInsecure: Bool
+
+    public init(store: ReplicaStore, homeDirectory: String, allowInsecure: Bool = false) {
+        self.store = store
+        self.homeDirectory = homeDirectory
+        self.allowInsecure = allowInsecure
+    }
+
+    /// What a watch reports as it goes.
+    public enum Event: Sendable {
+        case connected
+        case disconnected(reason: String)
+        case synced(Syncer.Report)
+        /// A sync failed for a reason that may pass (the network, the server's trouble).
+        case syncFailed(String)
+    }
+
+    /// Runs until cancelled, or until the device can no longer sync (revoked, not enrolled,
+    /// refused for good), which it throws. `sync` runs one sync (the caller takes the home's
+    /// sync lock around it).
+    public func run(
+        sync: @escaping @Sendable () async throws -> Syncer.Report, onEvent: @escaping @Sendable (Event) -> Void
+    ) async throws {
+        guard let binding = try store.binding() else { throw SyncError.notEnrolled }
+        _ = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
+        let (triggers, trigger) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let watcher = try DirectoryWatcher(directory: homeDirectory)
+        defer { watcher.stop() }
+        trigger.yield()
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Syncs one at a time; triggers that arrive meanwhile collapse into one more sync.
+            group.addTask {
+                for await _ in triggers {
+                    do {
+                        onEvent(.synced(try await sync()))
+                    } catch let error as SyncError where !error.isTransient {
+                        throw error
+                    } catch {
+                        onEvent(.syncFailed("\(error)"))
+                    }
+                }
+            }
+            // The server's notices.
+            group.addTask {
+                try await listen(server: binding.server, token: binding.token, trigger: trigger, onEvent: onEvent)
+            }
+            // Local writes by other commands: push when the outbox holds something.
+            group.addTask {
+                for await _ in watcher.changes {
+                    if (try? store.outboxCount()) ?? 0 > 0 { trigger.yield() }
+                }
+            }
+            // A failed push (offline) is tried again now and then without any new write.
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(30))
+                    if (try? store.outboxCount()) ?? 0 > 0 { trigger.yield() }
+                }
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    /// Connects, reconnecting after 0.2 s, 0.4 s … up to 30 s (each with up to 50 % jitter);
+    /// a connection that lived resets the delay. A close for revocation ends the watch.
+    private func listen(
+        server: String, token: String, trigger: AsyncStream<Void>.Continuation, onEvent: @escaping @Sendable (Event) -> Void
+    ) async throws {
+        var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 16)
+        configuration.additionalHeaders[.authorization] = "Bearer \(token)"
+        configuration.additionalHeaders[HTTPField.Name("Tandem-Protocol")!] = "1"
+        var logger = Logger(label: "tandem-live")
+        logger.logLevel = .critical
+        var delay = 0.2
+        var announcedDown = false
+        while !Task.isCancelled {
+            let connected = Atomic(false)
+            var reason = "connection lost"
+            do {
+                let close = try await WebSocketClient.connect(url: server + "/v1/live", configuration: configuration, logger: logger) { inbound, _, _ in
+                    for try await message in inbound.messages(maxSize: 1 << 16) {
+                        guard case .text(let text) = message,
+                              (try? JSONDecoder().decode(LiveMessage.self, from: Data(text.utf8))) != nil
+                        else { continue }
+                        if !connected.exchange(true, ordering: .relaxed) { onEvent(.connected) }
+                        trigger.yield()
+                    }
+                }
+                if let close, close.closeCode == .unknown(LiveCloseCode.revoked) {
+                    throw SyncError.server(status: 401, code: "revoked", message: close.reason ?? "This device was revoked.")
+                }
+                reason = close?.reason ?? "the server closed the connection"
+            } catch let error as SyncError {
+                throw error
+            } catch {
+                reason = "cannot connect"
+            }
+            // Said once per outage, not at every failed attempt.
+            if connected.load(ordering: .relaxed) {
+                delay = 0.2
+                announcedDown = false
+            }
+            if !announcedDown { onEvent(.disconnected(reason: reason)) }
+            announcedDown = true
+            try await Task.sleep(for: .seconds(delay * Double.random(in: 1...1.5)))
+            delay = min(delay * 2, 30)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+import ServiceLifecycle
+public import TandemCore
+
+/// What the server says on a live connection (PROTOCOL.md §9.12), as JSON text frames.
+public struct LiveMessage: Codable, Sendable, Equatable {
+    /// `hello` once connected (pull now: something may have changed while away), then
+    /// `advanced` whenever a subscription's channel got new changes.
+    public var type: String
+    /// The subscription keys concerned.
+    public var subscriptions: [String]
+    public var serverTime: UInt64
+
+    public init(type: String, subscriptions: [String], serverTime: UInt64) {
+        self.type = type
+        self.subscriptions = subscriptions
+        self.serverTime = serverTime
+    }
+}
+
+/// Close codes of live connections (PROTOCOL.md §9.12).
+public enum LiveCloseCode {
+    /// The device was revoked, or its token is no longer known: enroll again.
+    public static let revoked: UInt16 = 4401
+    /// The device has too many live connections open.
+    public static let tooMany: UInt16 = 4429
+    /// The server is shutting down: reconnect later.
+    public static let goingAway: UInt16 = 1001
+}
+
+/// Counts the open live connections of each device, to cap them.
+actor LiveConnections {
+    private var open: [RecordID: Int] = [:]
+
+    func count(_ device: RecordID) -> Int { open[device] ?? 0 }
+
+    /// Takes a slot for `device`, or returns false when it holds `limit` already.
+    func take(_ device: RecordID, limit: Int) -> Bool {
+        let current = open[device] ?? 0
+        guard current < limit else { return false }
+        open[device] = current + 1
+        return true
+    }
+
+    func give(_ device: RecordID) {
+        let current = (open[device] ?? 1) - 1
+        open[device] = current > 0 ? current : nil
+    }
+}
+
+extension SyncServer {
+    static let livePath = "/v1/live"
+
+    /// Decides an upgrade to a live connection: only `GET /v1/live` with a device token that
+    /// authenticates and a free connection slot. Every other case is answered by the
+    /// router's `GET /v1/live`, which says why in the usual error shape.
+    func shouldUpgrade(_ head: HTTPRequest) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        guard head.method == .get, (head.path ?? "").split(separator: "?").first.map(String.init) == Self.livePath,
+              head.headerFields[HTTPField.Name("Tandem-Protocol")!].map({ $0 == Self.protocolVersion }) ?? true,
+              let header = head.headerFields[.authorization], header.hasPrefix("Bearer ")
+        else { return .dontUpgrade }
+        let tokenHash = Secrets.hash(String(header.dropFirst("Bearer ".count)))
+        guard let principal = try? await storage.authenticate(tokenHash: tokenHash), let device = principal.device,
+              await liveConnections.count(device) < limits.maxLiveConnectionsPerDevice
+        else { return .dontUpgrade }
+        return .upgrade([:]) { inbound, outbound, _ in
+            await live(principal, device: device, tokenHash: tokenHash, inbound: inbound, outbound: outbound)
+        }
+    }
+
+    /// The router's answer to a `GET /v1/live` that was not upgraded.
+    func liveRefusal(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
+        try checkVersion(request)
+        let principal = try await authenticate(request, &log)
+        if let device = principal.device, await liveConnections.count(device) >= limits.maxLiveConnectionsPerDevice {
+            throw ServerError.tooManyConnections(limits.maxLiveConnectionsPerDevice)
+        }
+        throw ServerError.badRequest("GET /v1/live is a WebSocket: send an upgrade request.")
+    }
+
+    /// One live connection: `hello`, then `advanced` for every commit that touches one of the
+    /// device's subscriptions, until the device leaves, is revoked or the server stops.
+    func live(_ principal: Principal, device: RecordID, tokenHash: [UInt8], inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        var log: Logger.Metadata = ["route": "\(Self.livePath)", "member": "\(principal.member.hex.prefix(8))", "device": "\(device.hex.prefix(8))"]
+        guard await liveConnections.take(device, limit: limits.maxLiveConnectionsPerDevice) else {
+            try? await outbound.close(.unknown(LiveCloseCode.tooMany), reason: "too many live connections for this device")
+            return
+        }
+        metrics.liveConnectionOpened()
+        logger.info("live connection opened", metadata: log)
+        let (subscriber, commits) = await feed.subscribe()
+
+        enum Ending: Sendable { case left, revoked, failed, shutdown }
+        let ending = await withTaskGroup(of: Ending.self) { group in
+            // The device says nothing; reading notices when it closes.
+            group.addTask {
+                do { for try await _ in inbound {} } catch {}
+                return .left
+            }
+            group.addTask {
+                do {
+                    try await send(.init(type: "hello", subscriptions: try await keys(for: principal, in: nil), serverTime: wallClock.nowMillis()), outbound)
+                    for await commit in commits {
+                        let advanced = try await keys(for: principal, in: commit)
+                        guard !advanced.isEmpty else { continue }
+                        try await send(.init(type: "advanced", subscriptions: advanced, serverTime: wallClock.nowMillis()), outbound)
+                    }
+                    return .left
+                } catch {
+                    return .failed
+                }
+            }
+            // Revocation is written by staff on the server's host, not through a push:
+            // each connection checks its token again every few seconds.
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: limits.liveRevocationCheck)
+                    do { _ = try await storage.authenticate(tokenHash: tokenHash) } catch let error as ServerError where error == .revoked || error == .unauthorized {
+                        return .revoked
+                    } catch {}
+                }
+                return .left
+            }
+            group.addTask {
+                do { try await gracefulShutdown() } catch { return .left }
+                return .shutdown
+            }
+            let first = await group.next() ?? .left
+            // Closing ends the reading task once the device answers (or after the close timeout).
+            switch first {
+            case .revoked: try? await outbound.close(.unknown(LiveCloseCode.revoked), reason: "This device was revoked by the center; enroll it again.")
+            case .failed: try? await outbound.close(.unexpectedServerError, reason: "The server failed; reconnect.")
+            case .shutdown: try? await outbound.close(.goingAway, reason: "The server is restarting; reconnect.")
+            case .left: try? await outbound.close(.normalClosure, reason: nil)
+            }
+            group.cancelAll()
+            return first
+        }
+        await feed.unsubscribe(subscriber)
+        await liveConnections.give(device)
+        metrics.liveConnectionClosed()
+        log["ending"] = "\(ending)"
+        logger.info("live connection closed", metadata: log)
+    }
+
+    /// The subscription keys whose channel `commit` advanced (all of them for nil or a reset).
+    func keys(for principal: Principal, in commit: Commits?) async throws -> [String] {
+        let grants = try await policy.grants(for: principal)
+        return grants.filter { grant in
+            guard let commit, !commit.reset else { return true }
+            return commit.channels[grant.channel] != nil
+        }.map { $0.key(for: principal) }
+    }
+
+    func send(_ message: LiveMessage, _ outbound: WebSocketOutboundWriter) async throws {
+        let data = try JSONEncoder().encode(message)
+        try await outbound.write(.text(String(decoding: data, as: UTF8.self)))
+    }
+}

@@ -1,0 +1,73 @@
+public import Foundation
+import Synchronization
+
+/// A `tandem` process left running (such as `sync --watch`), its output collected as it
+/// comes; terminated when released.
+public final class RunningTandem: @unchecked Sendable {
+    // @unchecked: `process` is set once and only signalled; the output is behind a Mutex.
+    let process: Process
+    private final class Output: Sendable {
+        let text = Mutex<(stdout: String, stderr: String)>(("", ""))
+    }
+    private let collected = Output()
+
+    public init(_ arguments: [String], home: String? = nil) throws {
+        let process = Process()
+        process.executableURL = TandemExecutable.url
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["NO_COLOR"] = "1"
+        env["TZ"] = "UTC"
+        env["TANDEM_HOME"] = home
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        let sink = collected
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let text = String(decoding: handle.availableData, as: UTF8.self)
+            sink.text.withLock { $0.stdout += text }
+        }
+        err.fileHandleForReading.readabilityHandler = { handle in
+            let text = String(decoding: handle.availableData, as: UTF8.self)
+            sink.text.withLock { $0.stderr += text }
+        }
+        try process.run()
+        self.process = process
+    }
+
+    public var stdout: String { collected.text.withLock { $0.stdout } }
+    public var stderr: String { collected.text.withLock { $0.stderr } }
+    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Waits until `condition` holds for the output so far, or `timeout` passes.
+    @discardableResult
+    public func wait(timeout: Duration = .seconds(30), until condition: (_ stdout: String, _ stderr: String) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let (out, err) = collected.text.withLock { ($0.stdout, $0.stderr) }
+            if condition(out, err) { return true }
+            // Checked once more after the deadline: a busy machine may wake us late.
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Waits for the process to end by itself, up to `timeout`.
+    public func waitForExit(timeout: Duration = .seconds(10)) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,199 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Synchronization
+import TandemClient
+import TandemCore
+import TandemServer
+import TandemStore
+import TandemTestSupport
+import Testing
+
+/// Live push against the real server process: `tandem sync --watch` devices see each
+/// other's writes without anyone running `sync`; tokens travel in the upgrade's header;
+/// revoked devices are disconnected; connections per device are capped.
+@Suite("Live push", .serialized)
+struct LivePushTests {
+    struct Center {
+        let dir: TemporaryDirectory
+        let server: LiveServer
+
+        init() throws {
+            dir = try TemporaryDirectory("tandem-live")
+            _ = try TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
+            server = try LiveServer(dbPath: dir.path("center.sqlite"))
+        }
+
+        func tandem(_ arguments: [String], home: String? = nil) throws -> String {
+            let result = try TandemExecutable.run(arguments, home: home)
+            #expect(result.status == 0, "tandem \(arguments.joined(separator: " ")): \(result.stderr)")
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// A patient's first device, and a second one linked to it.
+        func patientWithTwoDevices() throws -> (phone: String, laptop: String) {
+            let phone = dir.path("phone")
+            let laptop = dir.path("laptop")
+            let code = try tandem(["admin", "invite", "--db", server.dbPath, "--role", "patient", "--name", "Sam"])
+            _ = try tandem(["enroll", "--server", server.url, "--code", code, "--device", "phone"], home: phone)
+            let link = try tandem(["device", "link"], home: phone)
+            _ = try tandem(["enroll", "--server", server.url, "--code", link, "--device", "laptop"], home: laptop)
+            return (phone, laptop)
+        }
+
+        func token(_ home: String) throws -> String {
+            try #require(try ReplicaStore.open(at: home + "/replica.sqlite").binding()?.token)
+        }
+    }
+
+    @Test func watchingDevices_seeEachOthersWrites_withoutRunningSync() async throws {
+        let center = try Center()
+        let (phone, laptop) = try center.patientWithTwoDevices()
+        let phoneWatch = try RunningTandem(["sync", "--watch", "--json"], home: phone)
+        let laptopWatch = try RunningTandem(["sync", "--watch", "--json"], home: laptop)
+        #expect(await phoneWatch.wait { _, err in err.contains("Connected") }, "phone: \(phoneWatch.stderr)")
+        #expect(await laptopWatch.wait { _, err in err.contains("Connected") }, "laptop: \(laptopWatch.stderr)")
+
+        // A write by another command on the phone's home is pushed (inotify), announced
+        // to the laptop (live push), and pulled there.
+        let id = try center.tandem(["journal", "add", "--mood", "3", "--craving", "7", "--text", "Rough evening."], home: phone)
+        let arrived = await laptopWatch.wait(timeout: .seconds(30)) { _, _ in
+            (try? ReplicaStore.open(at: laptop + "/replica.sqlite").resolve(String(id.prefix(8)))) != nil
+        }
+        #expect(arrived, "laptop: \(laptopWatch.stdout) \(laptopWatch.stderr); phone: \(phoneWatch.stdout) \(phoneWatch.stderr)")
+        #expect(try ReplicaStore.open(at: phone + "/replica.sqlite").outboxCount() == 0)
+
+        // And back: an edit on the laptop reaches the phone.
+        _ = try center.tandem(["journal", "edit", String(id.prefix(8)), "--mood", "6"], home: laptop)
+        let back = await phoneWatch.wait(timeout: .seconds(30)) { _, _ in
+            let store = try? ReplicaStore.open(at: phone + "/replica.sqlite")
+            guard let store, let record = try? store.record(try store.resolve(String(id.prefix(8)))) else { return false }
+            return record.value("mood") == .int(6)
+        }
+        #expect(back)
+        // Each JSON line is one sync's report.
+        let lines = laptopWatch.stdout.split(separator: "\n")
+        #expect(!lines.isEmpty && lines.allSatisfy { (try? JSONDecoder().decode(Syncer.Report.self, from: Data($0.utf8))) != nil })
+        phoneWatch.stop()
+        laptopWatch.stop()
+        let dumps = try [phone, laptop].map { try ReplicaStore.open(at: $0 + "/replica.sqlite").canonicalDump() }
+        #expect(dumps[0] == dumps[1])
+    }
+
+    /// Connects to /v1/live with `headers`; returns the first message and how it closed.
+    /// With `leaveAfterHello`, the device closes the connection itself once greeted.
+    @Sendable static func connect(
+        _ url: String, headers: HTTPFields, leaveAfterHello: Bool = false, onHello: @escaping @Sendable () async -> Void = {}
+    ) async throws -> (hello: LiveMessage?, close: WebSocketCloseFrame?) {
+        var configuration = WebSocketClientConfiguration()
+        configuration.additionalHeaders = headers
+        let hello = Mutex<LiveMessage?>(nil)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let close = try await WebSocketClient.connect(url: url + "/v1/live", configuration: configuration, logger: logger) { inbound, _, _ in
+            for try await message in inbound.messages(maxSize: 1 << 16) {
+                guard case .text(let text) = message else { continue }
+                let decoded = try JSONDecoder().decode(LiveMessage.self, from: Data(text.utf8))
+                let first = hello.withLock { value in
+                    defer { if value == nil { value = decoded } }
+                    return value == nil
+                }
+                if first { await onHello() }
+                if leaveAfterHello { return }
+            }
+        }
+        return (hello.withLock { $0 }, close)
+    }
+
+    /// `body`'s result, or an error after `limit`: a test never waits forever.
+    func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw TimedOut() }
+            return value
+        }
+    }
+
+    struct TimedOut: Error {}
+
+    func scrape(_ url: String) async throws -> String {
+        var metrics = HTTPClientRequest(url: url + "/metrics")
+        metrics.method = .GET
+        return String(buffer: try await HTTPClient.shared.execute(metrics, timeout: .seconds(10)).body.collect(upTo: 1 << 20))
+    }
+
+    nonisolated func scrapedLive(_ text: String) -> String? {
+        text.split(separator: "\n").first { $0.hasPrefix("tandem_live_connections ") }.map { String($0.split(separator: " ")[1]) }
+    }
+
+    @Test func tokensTravelInTheHeader_revokedDevicesAreClosed_andConnectionsAreCapped() async throws {
+        let center = try Center()
+        let (phone, laptop) = try center.patientWithTwoDevices()
+        let token = try center.token(phone)
+
+        // No token, or the token in the URL: not upgraded; the plain GET says why.
+        let url = center.server.url
+        await #expect(throws: (any Error).self) { _ = try await within(.seconds(30)) { try await Self.connect(url, headers: [:]) } }
+        var request = HTTPClientRequest(url: center.server.url + "/v1/live?token=\(token)")
+        request.method = .GET
+        var answer = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        #expect(answer.status.code == 401)
+        request = HTTPClientRequest(url: center.server.url + "/v1/live")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        answer = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        #expect(answer.status.code == 400, "a GET that is not an upgrade")
+
+        // Four open connections for the phone: a fifth is refused with 429.
+        var headers = HTTPFields()
+        headers[.authorization] = "Bearer \(token)"
+        let (opened, openedContinuation) = AsyncStream.makeStream(of: Void.self)
+        var connections: [Task<(hello: LiveMessage?, close: WebSocketCloseFrame?), any Error>] = []
+        for _ in 0..<4 {
+            connections.append(Task { try await Self.connect(url, headers: headers) { openedContinuation.yield() } })
+        }
+        try await within(.seconds(30)) {
+            var iterator = opened.makeAsyncIterator()
+            for _ in 0..<4 { _ = await iterator.next() }
+        }
+        answer = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        #expect(answer.status.code == 429)
+        let body = try await answer.body.collect(upTo: 1 << 16)
+        #expect(String(buffer: body).contains("too-many-connections"))
+        #expect(scrapedLive(try await scrape(url)) == "4.0")
+
+        // Revoking the phone closes all four with the revocation code, within the check period.
+        let devices = try center.tandem(["admin", "devices", "--db", center.server.dbPath])
+        let phoneID = try #require(devices.split(separator: "\n").first { $0.contains("phone") }?.split(separator: " ").first)
+        _ = try center.tandem(["admin", "revoke-device", String(phoneID), "--db", center.server.dbPath])
+        let started = ContinuousClock.now
+        for connection in connections {
+            let result = try await within(.seconds(30)) { try await connection.value }
+            #expect(result.hello?.type == "hello")
+            #expect(result.hello?.subscriptions == ["own"])
+            #expect(result.close?.closeCode == .unknown(LiveCloseCode.revoked))
+        }
+        #expect(ContinuousClock.now - started < .seconds(8))
+
+        // The other device of the member is not affected.
+        var laptopHeaders = HTTPFields()
+        laptopHeaders[.authorization] = "Bearer \(try center.token(laptop))"
+        let laptopFields = laptopHeaders
+        let greeted = try await within(.seconds(30)) {
+            try await Self.connect(url, headers: laptopFields, leaveAfterHello: true) {
+                #expect((try? await scrape(url)).flatMap(scrapedLive) == "1.0", "the laptop's connection is open")
+            }
+        }
+        #expect(greeted.hello?.type == "hello")
+        for connection in connections { connection.cancel() }
+    }
+}
