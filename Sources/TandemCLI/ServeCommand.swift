@@ -18,10 +18,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port to listen on (0: any free port, printed at start).")
     var port = 8080
 
+    @Option(help: ArgumentHelp(
+        "The reverse proxy's address: its X-Forwarded-For then names clients, and failed sign-ins are also throttled per client address.",
+        valueName: "ip"))
+    var trustedProxy: String?
+
     func run() async throws {
         let storage = try SQLiteServerStorage(path: db)
         let host = host
-        let server = SyncServer(storage: storage)
+        var limits = SyncServer.Limits()
+        limits.trustedProxy = trustedProxy
+        let server = SyncServer(storage: storage, limits: limits)
         let app = server.application(host: host, port: port) { port in
             // Written straight to the file descriptor, so a parent reading a pipe sees it now.
             let line = "Tandem server listening on http://\(host):\(port) (store: \(storage.path))\n"

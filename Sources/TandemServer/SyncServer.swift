@@ -29,6 +29,12 @@ public struct SyncServer: Sendable {
         public var maxLiveFrameBytes = 4_096
         /// How often a live connection checks that its device is still enrolled.
         public var liveRevocationCheck: Duration = .seconds(5)
+        /// Failed authentications with one token in a minute before it gets 429.
+        public var failedAuthPerToken = 10
+        /// Failed authentications from one address in a minute (behind `trustedProxy` only).
+        public var failedAuthPerAddress = 100
+        /// The reverse proxy whose `X-Forwarded-For` names the client (nil: none trusted).
+        public var trustedProxy: String? = nil
         public init() {}
     }
 
@@ -41,6 +47,7 @@ public struct SyncServer: Sendable {
     /// The commit feed live connections listen to.
     public let feed: CommitFeed
     let liveConnections = LiveConnections()
+    let authThrottle: AuthThrottle
 
     public init(
         storage: any ServerStorage, policy: any SharingPolicy = OwnRecordsPolicy(), limits: Limits = Limits(),
@@ -53,6 +60,7 @@ public struct SyncServer: Sendable {
         self.metrics = ServerMetrics()
         self.logger = logger
         self.feed = CommitFeed(storage: storage)
+        self.authThrottle = AuthThrottle(perToken: limits.failedAuthPerToken, perAddress: limits.failedAuthPerAddress)
     }
 
     /// `tandem` at `LOG_LEVEL` (info when unset or unknown).
@@ -73,10 +81,10 @@ public struct SyncServer: Sendable {
     /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
     /// every route (an embedding application's own, or a test's fault injection).
     public func application(
-        host: String, port: Int, middleware: [any MiddlewareProtocol<Request, Response, BasicRequestContext>] = [],
+        host: String, port: Int, middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = [],
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: TandemRequestContext.self)
         for item in middleware { router.add(middleware: item) }
         router.get("health") { _, _ in try json(["status": "ok"]) }
         router.get("metrics") { _, _ in
@@ -85,12 +93,12 @@ public struct SyncServer: Sendable {
             headers[HTTPField.Name("Tandem-Server-Time")!] = String(wallClock.nowMillis())
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
         }
-        router.post("v1/enroll") { request, _ in await handle("/v1/enroll") { log in try await enroll(request, &log) } }
-        router.post("v1/link") { request, _ in await handle("/v1/link") { log in try await link(request, &log) } }
-        router.post("v1/push") { request, _ in await handle("/v1/push") { log in try await push(request, &log) } }
-        router.post("v1/pull") { request, _ in await handle("/v1/pull") { log in try await pull(request, &log) } }
-        router.get("v1/devices") { request, _ in await handle("/v1/devices") { log in try await devices(request, &log) } }
-        router.get("v1/live") { request, _ in await handle("/v1/live") { log in try await liveRefusal(request, &log) } }
+        router.post("v1/enroll") { request, context in await handle("/v1/enroll", request, context) { log in try await enroll(request, &log) } }
+        router.post("v1/link") { request, context in await handle("/v1/link", request, context) { log in try await link(request, &log) } }
+        router.post("v1/push") { request, context in await handle("/v1/push", request, context) { log in try await push(request, &log) } }
+        router.post("v1/pull") { request, context in await handle("/v1/pull", request, context) { log in try await pull(request, &log) } }
+        router.get("v1/devices") { request, context in await handle("/v1/devices", request, context) { log in try await devices(request, &log) } }
+        router.get("v1/live") { request, context in await handle("/v1/live", request, context) { log in try await liveRefusal(request, &log) } }
         var hummingbirdLogger = logger
         hummingbirdLogger.logLevel = max(logger.logLevel, .notice)
         let webSocket = WebSocketServerConfiguration(maxFrameSize: limits.maxLiveFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))
@@ -229,7 +237,20 @@ public struct SyncServer: Sendable {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw ServerError.unauthorized }
         let token = String(header.dropFirst("Bearer ".count))
         guard token.utf8.count <= 128 else { throw ServerError.unauthorized }
-        let principal = try await storage.authenticate(tokenHash: Secrets.hash(token))
+        let hash = Secrets.hash(token)
+        let now = wallClock.nowMillis()
+        if let wait = await authThrottle.retryAfter(token: hash, now: now) { throw ServerError.throttled(retryAfter: wait) }
+        let principal: Principal
+        do {
+            principal = try await storage.authenticate(tokenHash: hash)
+        } catch let error as ServerError where error == .unauthorized || error == .revoked {
+            let address = Self.clientAddress
+            if let address, let wait = await authThrottle.retryAfter(address: address, now: now) {
+                throw ServerError.throttled(retryAfter: wait)
+            }
+            await authThrottle.failed(token: hash, address: address, now: now)
+            throw error
+        }
         // Short id prefixes: enough to follow one device through the log, no names.
         log["member"] = "\(principal.member.hex.prefix(8))"
         if let device = principal.device { log["device"] = "\(device.hex.prefix(8))" }
@@ -267,7 +288,17 @@ public struct SyncServer: Sendable {
 
     /// Runs a route: maps domain errors to a status and a JSON body, counts the request and
     /// logs one line for it. The metadata a route adds is ids and counts, never content.
-    func handle(_ route: String, _ body: (inout Logger.Metadata) async throws -> Response) async -> Response {
+    func handle(
+        _ route: String, _ request: Request, _ context: TandemRequestContext, _ body: (inout Logger.Metadata) async throws -> Response
+    ) async -> Response {
+        let address = context.clientAddress(of: request, trustedProxy: limits.trustedProxy)
+        return await Self.$clientAddress.withValue(address) { await run(route, body) }
+    }
+
+    /// The client's address for throttling: known only behind a configured trusted proxy.
+    @TaskLocal static var clientAddress: String?
+
+    private func run(_ route: String, _ body: (inout Logger.Metadata) async throws -> Response) async -> Response {
         let started = ContinuousClock.now
         metrics.requestStarted()
         defer { metrics.requestEnded() }
@@ -280,7 +311,9 @@ public struct SyncServer: Sendable {
             if case .refused(let list, _) = error { refused = list }
             log["error"] = "\(error.code)"
             let answer = ErrorResponse(error: error.code, message: error.description, refused: refused, serverTime: wallClock.nowMillis())
-            response = (try? json(answer, status: HTTPResponse.Status(code: error.status))) ?? Response(status: .internalServerError)
+            var answered = (try? json(answer, status: HTTPResponse.Status(code: error.status))) ?? Response(status: .internalServerError)
+            if case .throttled(let seconds) = error { answered.headers[.retryAfter] = String(seconds) }
+            response = answered
         } catch {
             // The type only: an error's text could quote what it failed on.
             log["error"] = "internal"

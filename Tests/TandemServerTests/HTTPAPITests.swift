@@ -183,3 +183,49 @@ struct HTTPAPITests {
         #expect(usedCode.status == 403)
     }
 }
+
+/// Failed sign-ins are slowed down per token, and per address behind a trusted proxy,
+/// without ever refusing a valid token.
+@Suite("Authentication throttling")
+struct AuthThrottleTests {
+    func status(_ url: String, token: String, forwardedFor: String? = nil) async throws -> (Int, String?) {
+        var request = HTTPClientRequest(url: url + "/v1/devices")
+        request.method = .GET
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        if let forwardedFor { request.headers.add(name: "X-Forwarded-For", value: forwardedFor) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 16)
+        return (Int(response.status.code), response.headers.first(name: "Retry-After"))
+    }
+
+    @Test func repeatedFailures_get429WithRetryAfter_andValidTokensStillPass() async throws {
+        let dir = try TemporaryDirectory()
+        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        let now = SystemWallClock().nowMillis()
+        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+        var limits = SyncServer.Limits()
+        limits.failedAuthPerToken = 3
+        limits.failedAuthPerAddress = 5
+        limits.trustedProxy = "127.0.0.1"
+        let server = try await InProcessServer(storage: storage, limits: limits)
+        let code = try storage.invite(role: .patient, name: "Pat", nowMillis: now)
+        let enrollment = try await storage.enroll(
+            codeHash: Secrets.hashCode(code), replica: .random(), deviceName: "phone", tokenHash: Secrets.hash("good-token"),
+            expectedRole: nil, expectedMember: nil, nowMillis: now)
+        #expect(!enrollment.member.isEmpty)
+
+        // One wrong token, again and again: 401 three times, then 429 with Retry-After.
+        for _ in 0..<3 { #expect(try await status(server.url, token: "stale-token").0 == 401) }
+        let (throttled, retryAfter) = try await status(server.url, token: "stale-token")
+        #expect(throttled == 429)
+        #expect(retryAfter.flatMap(Int.init).map { (1...60).contains($0) } == true)
+        #expect(try await status(server.url, token: "good-token").0 == 200, "a valid token is not slowed down")
+
+        // Behind the trusted proxy, one address trying many tokens is slowed down too, but
+        // a valid token from that same address still passes.
+        for attempt in 0..<5 { #expect(try await status(server.url, token: "guess-\(attempt)", forwardedFor: "10.0.0.7").0 == 401) }
+        #expect(try await status(server.url, token: "guess-5", forwardedFor: "10.0.0.7").0 == 429)
+        #expect(try await status(server.url, token: "guess-6", forwardedFor: "10.0.0.8").0 == 401, "another address is not affected")
+        #expect(try await status(server.url, token: "good-token", forwardedFor: "10.0.0.7").0 == 200)
+    }
+}

@@ -69,7 +69,7 @@ struct SyncRefusalTests {
     /// Answers the first push the server accepted with a 503, as a proxy that timed out
     /// after the commit would: the acknowledgement is lost, the batch is stored.
     final class LoseFirstAcknowledgement: RouterMiddleware, Sendable {
-        typealias Context = BasicRequestContext
+        typealias Context = TandemRequestContext
         let lost = Atomic(false)
 
         func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

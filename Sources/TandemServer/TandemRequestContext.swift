@@ -1,0 +1,25 @@
+public import Hummingbird
+import Foundation
+import HTTPTypes
+public import NIOCore
+
+/// The request context of the server's routes: Hummingbird's basics plus the peer's
+/// address, which throttling uses behind a trusted proxy.
+public struct TandemRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The client's address: the last `X-Forwarded-For` hop when the peer is the trusted
+    /// proxy, else nil (without a proxy, addresses are not used).
+    func clientAddress(of request: Request, trustedProxy: String?) -> String? {
+        guard let trustedProxy, remoteAddress?.ipAddress == trustedProxy,
+              let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!]
+        else { return nil }
+        return forwarded.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+}
