@@ -47,6 +47,13 @@ public final class LiveServer: @unchecked Sendable {
     /// The port it listens on.
     public var port: Int { Int(url.split(separator: ":").last ?? "") ?? 0 }
 
+    /// SIGKILL: the server dies mid-request, as in a crash.
+    public func kill9() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     public func stop() {
         guard process.isRunning else { return }
         process.terminate()

@@ -63,6 +63,13 @@ public final class RunningTandem: @unchecked Sendable {
         return process.isRunning ? nil : process.terminationStatus
     }
 
+    /// SIGKILL, as a crash or a pulled battery would end it, and wait for it.
+    public func kill9() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     public func stop() {
         guard process.isRunning else { return }
         process.terminate()

@@ -1,0 +1,128 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TandemClient
+import TandemCore
+import TandemServer
+import TandemStore
+import TandemTestSupport
+import TandemWorkload
+import Testing
+
+/// kill -9 of the server during a stream of pushes, and of the client during a sync: every
+/// acknowledged change survives, nothing is applied twice, and the next sync converges.
+@Suite("Crashes", .serialized)
+struct CrashTests {
+    static let rounds = Int(ProcessInfo.processInfo.environment["TANDEM_CRASH_ROUNDS"] ?? "") ?? 10
+
+    func entry(_ mood: Int, text: String? = nil) throws -> RecordEdit {
+        var edit = JournalEdit()
+        edit.mood = mood
+        edit.craving = 10 - mood
+        edit.text = text
+        return try edit.recordEdit()
+    }
+
+    @Test func serverKilledDuringPushes_keepsEveryAcknowledgedChange() async throws {
+        let dir = try TemporaryDirectory("tandem-crash")
+        let db = dir.path("center.sqlite")
+        _ = try TandemExecutable.run(["admin", "init", "--db", db])
+        var server = try LiveServer(dbPath: db)
+        let port = server.port
+        let code = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let store = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: SystemWallClock().nowMillis())
+        _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: "phone", role: nil, allowInsecure: false)
+        let member = try #require(try store.binding()?.member)
+
+        var written: [Change] = []
+        var records: [RecordID] = []
+        var generator = SeededGenerator(seed: 41)
+        for round in 0..<Self.rounds {
+            for index in 0..<25 {
+                let (id, changes) = try store.write(try entry(index % 11, text: "round \(round) entry \(index)"), to: nil, clock: SystemWallClock())
+                records.append(id)
+                written += changes
+                if index % 4 == 0, let earlier = records.randomElement(using: &generator) {
+                    written += try store.write(try entry((index + 3) % 11), to: earlier, clock: SystemWallClock()).1
+                }
+            }
+            // Small batches: a stream of pushes, cut at a random moment.
+            let sync = Task { try? await Syncer(store: store).sync(batchSize: 7) }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 5...120, using: &generator)))
+            server.kill9()
+
+            // Whatever the device saw acknowledged is in the server's file, once.
+            let waiting = Set(try store.outboxEntries(limit: .max).map { $0.change.canonicalBytes })
+            let acknowledged = written.filter { !waiting.contains($0.canonicalBytes) }
+            var held = try SQLiteServerStorage(path: db).state(of: member)
+            let missing = acknowledged.filter { held.apply($0) }
+            #expect(missing.isEmpty, "round \(round): \(missing.count) acknowledged change(s) lost")
+
+            server = try LiveServer(dbPath: db, port: port)
+            _ = await sync.value
+        }
+        let report = try await Syncer(store: store).sync()
+        #expect(report.waiting == 0)
+        let state = try SQLiteServerStorage(path: db).state(of: member)
+        #expect(Set(state.records.keys).isSuperset(of: records))
+        #expect(state.records.count == records.count, "every entry once")
+        #expect(try store.canonicalDump() == state.canonicalDump())
+        server.stop()
+    }
+
+    @Test func clientKilledDuringSync_losesNothing_andAppliesNothingTwice() async throws {
+        let dir = try TemporaryDirectory("tandem-crash")
+        let db = dir.path("center.sqlite")
+        _ = try TandemExecutable.run(["admin", "init", "--db", db])
+        let server = try LiveServer(dbPath: db)
+        let code = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let home = dir.path("phone")
+        let enrolled = try TandemExecutable.run(["enroll", "--server", server.url, "--code", code, "--device", "phone"], home: home)
+        #expect(enrolled.status == 0, "\(enrolled.stderr)")
+        let link = try TandemExecutable.run(["device", "link"], home: home).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let laptop = dir.path("laptop")
+        _ = try TandemExecutable.run(["enroll", "--server", server.url, "--code", link, "--device", "laptop"], home: laptop)
+
+        var generator = SeededGenerator(seed: 43)
+        var entries = 0
+        var total = 0
+        var kills = 0
+        for round in 0..<Self.rounds {
+            // Writes land on both devices; the phone's sync is killed at a random moment,
+            // in its push or in its pull (the laptop's changes come down).
+            for (path, count) in [(home, 150), (laptop, 20)] {
+                let store = try ReplicaStore.open(at: path + "/replica.sqlite")
+                for index in 0..<count {
+                    total += try store.write(try entry(index % 11, text: index % 10 == 0 ? "r\(round) i\(index)" : nil), to: nil, clock: SystemWallClock()).1.count
+                    entries += 1
+                }
+            }
+            #expect(try TandemExecutable.run(["sync"], home: laptop).status == 0)
+            let sync = try RunningTandem(["sync"], home: home)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 20...300, using: &generator)))
+            if sync.isRunning { kills += 1 }
+            sync.kill9()
+        }
+        #expect(kills >= Self.rounds / 2, "most syncs were cut (\(kills) of \(Self.rounds))")
+        let last = try TandemExecutable.run(["sync", "--json"], home: home)
+        #expect(last.status == 0, "\(last.stderr)")
+        #expect(try TandemExecutable.run(["sync"], home: laptop).status == 0)
+
+        let phoneStore = try ReplicaStore.open(at: home + "/replica.sqlite")
+        let member = try #require(try phoneStore.binding()?.member)
+        let state = try SQLiteServerStorage(path: db).state(of: member)
+        #expect(try phoneStore.outboxCount() == 0)
+        #expect(try phoneStore.integrityCheck() == ["ok"])
+        #expect(state.records.count == entries)
+        #expect(try phoneStore.canonicalDump() == state.canonicalDump())
+        #expect(try ReplicaStore.open(at: laptop + "/replica.sqlite").canonicalDump() == state.canonicalDump())
+        // Each change was accepted once: replays are acknowledged, never applied again.
+        var metrics = HTTPClientRequest(url: server.url + "/metrics")
+        metrics.method = .GET
+        let scraped = String(buffer: try await HTTPClient.shared.execute(metrics, timeout: .seconds(10)).body.collect(upTo: 1 << 20))
+        #expect(scraped.contains("tandem_changes_accepted_total \(total)\n"), "accepted once each: \(total)")
+    }
+}
