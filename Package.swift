@@ -91,10 +91,12 @@ let package = Package(
         .executableTarget(
             name: "tandem-bench",
             dependencies: [
-                "TandemCore", "TandemStore", "TandemWorkload", "TandemCompression",
+                "TandemCore", "TandemStore", "TandemWorkload", "TandemCompression", "TandemServer", "TandemClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/TandemBenchmarks",
             swiftSettings: swiftSettings

@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct TandemBench: ParsableCommand {
+struct TandemBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem-bench",
         abstract: "Tandem's benchmarks. Run in a release build: swift run -c release tandem-bench <benchmark>.",
-        subcommands: [StoreApplyBenchmark.self, StoreApplyPhase.self]
+        subcommands: [StoreApplyBenchmark.self, StoreApplyPhase.self, InitialSyncBenchmark.self, InitialSyncDevice.self]
     )
 }

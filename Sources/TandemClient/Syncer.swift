@@ -31,6 +31,9 @@ public struct Syncer: Sendable {
         public var restamped: Int = 0
         public var purged: Int = 0
         public var repushed: Int = 0
+        /// Request and answer bodies, as they crossed the network.
+        public var bytesSent: Int = 0
+        public var bytesReceived: Int = 0
     }
 
     /// How far a sync is, for a progress display: reported after every batch sent and
@@ -157,7 +160,9 @@ public struct Syncer: Sendable {
             guard let last = entries.last else { break }
             let packed = try Deflate.compress(ChangeBatch(entries.map(\.change)).encoded())
             do {
+                report.bytesSent += packed.count
                 let data = try await transport.post("/v1/push", token: binding.token, contentType: "application/octet-stream", body: packed)
+                report.bytesReceived += data.count
                 guard let answer = try? JSONDecoder().decode(PushResponse.self, from: data) else { throw SyncError.badAnswer("push") }
                 try store.acknowledge(through: last.position)
                 report.pushed += answer.accepted
@@ -171,7 +176,11 @@ public struct Syncer: Sendable {
         // Pull until no subscription has more; each answer lists every subscription the
         // device holds, and the store purges what none of them carries any more.
         while true {
-            let answer: PullResponse = try await transport.postJSON("/v1/pull", token: binding.token, PullRequest(cursors: try store.cursors()))
+            let request = try JSONEncoder().encode(PullRequest(cursors: try store.cursors()))
+            report.bytesSent += request.count
+            let data = try await transport.post("/v1/pull", token: binding.token, contentType: "application/json", body: Array(request))
+            report.bytesReceived += data.count
+            guard let answer = try? JSONDecoder().decode(PullResponse.self, from: data) else { throw SyncError.badAnswer("/v1/pull") }
             if answer.epochChanged {
                 // A restored server: give back everything this member wrote that the backup
                 // may lack, then read every subscription again from zero.
