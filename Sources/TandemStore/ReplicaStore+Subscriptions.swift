@@ -68,36 +68,51 @@ extension ReplicaStore {
             let records = try Data.fetchAll(db, sql: "SELECT record FROM record_source WHERE key = ?", arguments: [key]).map { try RecordID(bytes: $0) }
             try db.execute(sql: "DELETE FROM record_source WHERE key = ?", arguments: [key])
             try db.execute(sql: "DELETE FROM sync_cursor WHERE key = ?", arguments: [key])
-            for record in records {
-                let remaining = try String.fetchAll(db, sql: "SELECT key FROM record_source WHERE record = ?", arguments: [Data(record.bytes)])
-                let state = try Self.load([record], db)[record]
-                if protected.contains(record) || state?.creator == identity.replica || remaining.contains("own") { continue }
-                if remaining.isEmpty {
-                    try Self.deleteRecord(record, db)
-                    purged += 1
-                    continue
-                }
-                // Narrowed: keep only the fields some remaining subscription carries.
-                let projections = remaining.compactMap { active[$0] }
-                if projections.contains(where: { $0 == nil }) { continue }
-                guard let state, let collection = state.collection else { continue }
-                var kept = RecordState(id: record)
-                var removed = false
-                for change in state.heldChanges {
-                    if projections.contains(where: { Schema.carries($0!, collection, field: change.field) }) {
-                        _ = kept.applyForRestore(change)
-                    } else {
-                        removed = true
-                    }
-                }
-                guard removed else { continue }
-                try Self.deleteRecord(record, db)
-                var refs = try ReplicaRefs(db)
-                try Self.persist(old: nil, new: kept, refs: &refs, db)
+            for record in records where try purge(record, protected: protected, active: active, db) {
                 purged += 1
             }
         }
         return purged
+    }
+
+    /// Purges one record a dropped subscription brought: whole when nothing else carries
+    /// it, or down to the fields the remaining projections carry. Returns whether it did.
+    /// (Kept apart from `purgeDropped`: Swift 6.3's optimizer crashed on the inlined form.)
+    private func purge(_ record: RecordID, protected: Set<RecordID>, active: [String: Projection?], _ db: Database) throws -> Bool {
+        if protected.contains(record) { return false }
+        let remaining = try String.fetchAll(db, sql: "SELECT key FROM record_source WHERE record = ?", arguments: [Data(record.bytes)])
+        if remaining.contains("own") { return false }
+        guard let state = try Self.load([record], db)[record] else {
+            if remaining.isEmpty { try Self.deleteRecord(record, db) }
+            return remaining.isEmpty
+        }
+        if Self.createdBy(state, identity.replica) { return false }
+        if remaining.isEmpty {
+            try Self.deleteRecord(record, db)
+            return true
+        }
+        // Narrowed: keep only the fields some remaining subscription carries.
+        var projections: [Projection] = []
+        for key in remaining {
+            guard let granted = active[key] else { continue }
+            guard let projection = granted else { return false }
+            projections.append(projection)
+        }
+        guard let collection = state.collection else { return false }
+        var kept = RecordState(id: record)
+        var removed = false
+        for change in state.heldChanges {
+            if projections.contains(where: { Schema.carries($0, collection, field: change.field) }) {
+                _ = kept.applyForRestore(change)
+            } else {
+                removed = true
+            }
+        }
+        guard removed else { return false }
+        try Self.deleteRecord(record, db)
+        var refs = try ReplicaRefs(db)
+        try Self.persist(old: nil, new: kept, refs: &refs, db)
+        return true
     }
 
     /// Every change held for this member's own records (brought by `own`, created by this
@@ -139,8 +154,21 @@ extension ReplicaStore {
         let own = Set(try Data.fetchAll(db, sql: "SELECT record FROM record_source WHERE key = 'own'").map { try RecordID(bytes: $0) })
         let outbox = Set(try Data.fetchAll(db, sql: "SELECT change FROM outbox").map { try Change(canonicalBytes: Array($0)).record })
         let state = try Self.load(all, db)
-        return all.filter { own.contains($0) || outbox.contains($0) || state[$0]?.creator == identity.replica }
-            .flatMap { state[$0]?.heldChanges ?? [] }
+        var changes: [Change] = []
+        for id in all {
+            guard let record = state[id] else { continue }
+            if own.contains(id) || outbox.contains(id) || Self.createdBy(record, identity.replica) {
+                changes += record.heldChanges
+            }
+        }
+        return changes
+    }
+
+    /// Whether `replica` wrote the record's create. Not inlined: Swift 6.3's optimizer
+    /// (CopyPropagation) crashed on `state[id]?.creator == replica` in release builds.
+    @inline(never)
+    static func createdBy(_ record: RecordState, _ replica: ReplicaID) -> Bool {
+        record.create?.replica == replica
     }
 
     static func deleteRecord(_ record: RecordID, _ db: Database) throws {

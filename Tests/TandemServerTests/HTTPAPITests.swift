@@ -132,7 +132,25 @@ struct HTTPAPITests {
         let valid = try [change("\(now).0@ME create 0123456789abcdef0123456789abcdef - = {collection: \"journal\"}")]
         let validBatch = try Deflate.compress(ChangeBatch(valid).encoded())
 
+        // Another member's record, created by their own device.
+        let otherCode = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Alex"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let otherReplica = ReplicaID.random()
+        let otherEnroll = try JSONEncoder().encode(EnrollRequest(code: otherCode, replica: otherReplica.hex, deviceName: "theirs"))
+        let otherToken = try JSONDecoder().decode(EnrollResponse.self, from: try await send(server, .POST, "/v1/enroll", body: Array(otherEnroll)).body).token
+        let theirRecord = "fedcba9876543210fedcba9876543210"
+        let theirs = try Notation.change("\(now).0@\(otherReplica.hex) create \(theirRecord) - = {collection: \"journal\"}")
+        #expect(try await send(server, .POST, "/v1/push", token: otherToken, body: try Deflate.compress(ChangeBatch([theirs]).encoded())).status == 200)
+        let validBytes = ChangeBatch(valid).encoded()
+        let tooMany = try (0..<10_001).map { index in try change("\(now).\(index)@ME lww 0123456789abcdef0123456789abcdef mood = 5") }
+
         let cases: [(String, String?, [UInt8], [String: String], Int, String)] = [
+            ("truncated batch", token, try Deflate.compress(Array(validBytes.dropLast(3))), [:], 400, "bad-request"),
+            ("truncated deflate stream", token, Array(validBatch.dropLast(2)), [:], 400, "bad-request"),
+            ("non-canonical encoding", token, try Deflate.compress(Array(try Data(contentsOf: FixtureFiles.directory("corrupt").appendingPathComponent("non-minimal-varint.bin")))), [:], 400, "bad-request"),
+            ("10,001 changes", token, try Deflate.compress(ChangeBatch(tooMany).encoded()), [:], 413, "too-large"),
+            ("a token too long to be one", String(repeating: "a", count: 300), validBatch, [:], 401, "unauthorized"),
+            ("another member's record", token, try Deflate.compress(ChangeBatch([try change("\(now).0@ME lww \(theirRecord) mood = 3")]).encoded()), [:], 409, "refused"),
             ("no token", nil, validBatch, [:], 401, "unauthorized"),
             ("unknown token", "f00d", validBatch, [:], 401, "unauthorized"),
             ("not deflate", token, Array("hello".utf8), [:], 400, "bad-request"),
@@ -156,10 +174,10 @@ struct HTTPAPITests {
         let tooOld = try await send(server, .POST, "/v1/pull", token: token, body: Array("{}".utf8), headers: ["Tandem-Protocol": "0"])
         #expect(tooOld.status == 400)
         #expect(tooOld.error?.message.contains("update tandem on this device") == true)
-        let mood = try await send(server, .POST, "/v1/push", token: token, body: cases[8].2)
+        let mood = try await send(server, .POST, "/v1/push", token: token, body: cases.first { $0.0 == "mood 11" }!.2)
         #expect(mood.error?.refused?.first?.reason.contains("mood") == true)
         #expect(mood.error?.refused?.first?.permanent == true)
-        let skew = try await send(server, .POST, "/v1/push", token: token, body: cases[9].2)
+        let skew = try await send(server, .POST, "/v1/push", token: token, body: cases.first { $0.0 == "a day in the future" }!.2)
         #expect(skew.error?.refused?.first?.reason == "clock-skew")
         #expect(skew.error?.refused?.first?.permanent == false)
 
@@ -181,6 +199,15 @@ struct HTTPAPITests {
         #expect(try await send(server, .POST, "/v1/pull", token: token, body: Array(badCursor)).status == 400)
         let usedCode = try await send(server, .POST, "/v1/enroll", body: Array(enroll))
         #expect(usedCode.status == 403)
+
+        // A malformed Authorization header, and a revoked device's token.
+        #expect(try await send(server, .POST, "/v1/push", body: validBatch, headers: ["Authorization": "Basic c2FtOnNhbQ=="]).status == 401)
+        let devices = try TandemExecutable.run(["admin", "devices", "--db", db]).stdout
+        let phoneID = try #require(devices.split(separator: "\n").first { $0.contains("phone") }?.split(separator: " ").first)
+        _ = try TandemExecutable.run(["admin", "revoke-device", String(phoneID), "--db", db])
+        let revoked = try await send(server, .POST, "/v1/push", token: token, body: validBatch)
+        #expect(revoked.status == 401 && revoked.error?.error == "revoked")
+        #expect(revoked.error?.message.contains("enroll") == true)
     }
 }
 
