@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import Logging
 import ServiceLifecycle
 import TandemClient
 import TandemCore
@@ -38,7 +39,9 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         print("History: \(winning) winning changes of one member, stored in \(format(now() - started, 1)) s.")
 
         let (ports, portSink) = AsyncStream<Int>.makeStream()
-        let app = SyncServer(storage: storage).application(host: "127.0.0.1", port: 0) { portSink.yield($0) }
+        var quiet = Logger(label: "tandem-bench")
+        quiet.logLevel = .critical
+        let app = SyncServer(storage: storage, logger: quiet).application(host: "127.0.0.1", port: 0) { portSink.yield($0) }
         let serverTask = Task { try await app.run() }
         defer { serverTask.cancel() }
         var iterator = ports.makeAsyncIterator()
@@ -87,7 +90,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
             return state.heldChanges.count
         }
         let probe = try workload(days: 30)
-        let days = 30 * target / max(winning(probe), 1) + 30
+        let days = 33 * target / max(winning(probe), 1) + 30
         let history = try workload(days: days)
         let replica = history.patients[0].replicas[0]
         let code = try storage.invite(role: .patient, name: "Bench", nowMillis: UInt64(now() * 1000))
