@@ -45,6 +45,19 @@ struct CorruptInputTests {
         }
     }
 
+    /// Every input `scripts/fuzz` ever crashed the batch decoder with
+    /// (`Fixtures/corrupt/fuzz-batch-*`): refused with an error, or canonical.
+    @Test func fuzzFindings_areRefusedOrCanonical() throws {
+        let folder = FixtureFiles.directory("corrupt")
+        let findings = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("fuzz-batch-") }
+        for name in findings {
+            let bytes = try FixtureFiles.bytes(folder.appendingPathComponent(name))
+            if let batch = try? ChangeBatch(decoding: bytes) {
+                #expect(batch.encoded() == bytes, "\(name) decodes but is not canonical")
+            }
+        }
+    }
+
     @Test func deflateBomb_isRefusedBeforeItInflatesPastTheCap() throws {
         let bomb = try FixtureFiles.bytes(FixtureFiles.directory("corrupt").appendingPathComponent("deflate-bomb.deflate"))
         #expect(bomb.count < 200_000)

@@ -1,0 +1,36 @@
+import Foundation
+import TandemServer
+import TandemTestSupport
+import Testing
+
+/// The pull-cursor parser: well-formed cursors round-trip, everything else is a 400 with a
+/// message; every input `scripts/fuzz` ever crashed it with is replayed.
+@Suite("Cursors")
+struct CursorTests {
+    static let epoch = "0123456789abcdef0123456789abcdef"
+
+    @Test func wellFormedCursors_roundTrip() throws {
+        for text in ["t1.\(Self.epoch).own.0", "t1.\(Self.epoch).m-\(Self.epoch)-metrics.9223372036854775807"] {
+            #expect(try Cursor(parsing: text).encoded == text)
+        }
+    }
+
+    @Test(arguments: [
+        "", "t1", "t2.\(epoch).own.1", "t1.\(epoch).own.-1", "t1.\(epoch).own.01", "t1.\(epoch).own.+1",
+        "t1.\(epoch).own.9223372036854775808", "t1.\(epoch.uppercased()).own.1", "t1.\(epoch.dropLast()).own.1",
+        "t1.\(epoch)..1", "t1.\(epoch).own.1.", "t1.\(epoch).o wn.1", "t1.\(epoch).own.1\u{0}",
+        "t1.\(epoch).\(String(repeating: "k", count: 200)).1",
+    ])
+    func malformedCursors_areRefusedWithAMessage(_ text: String) {
+        #expect(throws: ServerError.self) { try Cursor(parsing: text) }
+        do { _ = try Cursor(parsing: text) } catch { #expect(error.status == 400 && !error.description.isEmpty) }
+    }
+
+    @Test func fuzzFindings_areRefusedOrRoundTrip() throws {
+        let folder = FixtureFiles.directory("corrupt")
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name.hasPrefix("fuzz-cursor-") {
+            let text = String(decoding: try FixtureFiles.bytes(folder.appendingPathComponent(name)), as: UTF8.self)
+            if let cursor = try? Cursor(parsing: text) { #expect(cursor.encoded == text, "\(name)") }
+        }
+    }
+}
