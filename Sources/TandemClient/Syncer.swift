@@ -138,6 +138,32 @@ public struct Syncer: Sendable {
         return accepted
     }
 
+    /// One pull answer, decoded, with the bytes it took.
+    struct FetchedPage: Sendable {
+        var answer: PullResponse
+        var pages: [ReplicaStore.PulledPage]
+        var sent: Int
+        var received: Int
+    }
+
+    /// Asks for the pages after `cursors` and decodes them, in a task of its own.
+    private func fetchPage(_ transport: HTTPTransport, token: String, cursors: [String: String]) -> Task<FetchedPage, any Error> {
+        Task {
+            let request = try JSONEncoder().encode(PullRequest(cursors: cursors))
+            let data = try await transport.post("/v1/pull", token: token, contentType: "application/json", body: Array(request))
+            guard let answer = try? JSONDecoder().decode(PullResponse.self, from: data) else { throw SyncError.badAnswer("/v1/pull") }
+            var pages: [ReplicaStore.PulledPage] = []
+            for page in answer.pages {
+                guard let packed = Data(base64Encoded: page.changes),
+                      let bytes = try? Deflate.decompress(Array(packed), limit: 64 << 20),
+                      let batch = try? ChangeBatch(decoding: bytes, limits: .init(maxBytes: 64 << 20, maxChanges: 100_000))
+                else { throw SyncError.badAnswer("pull") }
+                pages.append(.init(key: page.key, changes: batch.changes, cursor: page.cursor))
+            }
+            return FetchedPage(answer: answer, pages: pages, sent: request.count, received: data.count)
+        }
+    }
+
     static func key(_ change: Change) -> String { "\(change.timestamp)@\(change.replica.hex)" }
 
     static func timestamp(_ text: String) -> HybridTimestamp? {
@@ -174,34 +200,34 @@ public struct Syncer: Sendable {
             }
         }
         // Pull until no subscription has more; each answer lists every subscription the
-        // device holds, and the store purges what none of them carries any more.
+        // device holds, and the store purges what none of them carries any more. The next
+        // page is asked for (with the cursors the answer carries) while this one is applied,
+        // so the server's work and the device's overlap; the store saves each page's cursors
+        // with its merge, so an interruption anywhere resumes from what was applied.
+        var next = fetchPage(transport, token: binding.token, cursors: try store.cursors())
+        defer { next.cancel() }
         while true {
-            let request = try JSONEncoder().encode(PullRequest(cursors: try store.cursors()))
-            report.bytesSent += request.count
-            let data = try await transport.post("/v1/pull", token: binding.token, contentType: "application/json", body: Array(request))
-            report.bytesReceived += data.count
-            guard let answer = try? JSONDecoder().decode(PullResponse.self, from: data) else { throw SyncError.badAnswer("/v1/pull") }
+            let page = try await next.value
+            report.bytesSent += page.sent
+            report.bytesReceived += page.received
+            let answer = page.answer
             if answer.epochChanged {
                 // A restored server: give back everything this member wrote that the backup
                 // may lack, then read every subscription again from zero.
                 report.repushed += try await repush(transport, token: binding.token)
                 try store.startNewEpoch(answer.epoch)
+                next = fetchPage(transport, token: binding.token, cursors: try store.cursors())
                 continue
             }
-            var pages: [ReplicaStore.PulledPage] = []
-            for page in answer.pages {
-                guard let packed = Data(base64Encoded: page.changes),
-                      let bytes = try? Deflate.decompress(Array(packed), limit: 64 << 20),
-                      let batch = try? ChangeBatch(decoding: bytes, limits: .init(maxBytes: 64 << 20, maxChanges: 100_000))
-                else { throw SyncError.badAnswer("pull") }
-                pages.append(.init(key: page.key, changes: batch.changes, cursor: page.cursor))
-                report.pulled += batch.changes.count
+            if answer.more {
+                next = fetchPage(transport, token: binding.token, cursors: Dictionary(page.pages.map { ($0.key, $0.cursor) }, uniquingKeysWith: { _, last in last }))
             }
             var active: [String: Projection?] = [:]
             for subscription in answer.subscriptions {
                 active[subscription.key] = subscription.projection == "owner" ? .some(nil) : .some(Projection(rawValue: subscription.projection))
             }
-            let result = try store.applyPulled(pages, active: active, serverTimeMillis: answer.serverTime, localMillis: wallClock.nowMillis())
+            let result = try store.applyPulled(page.pages, active: active, serverTimeMillis: answer.serverTime, localMillis: wallClock.nowMillis())
+            report.pulled += page.pages.reduce(0) { $0 + $1.changes.count }
             report.changedLocally += result.changed
             report.purged += result.purged
             done.received = report.pulled
