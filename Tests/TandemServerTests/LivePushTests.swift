@@ -158,8 +158,9 @@ struct LivePushTests {
         headers[.authorization] = "Bearer \(token)"
         let (opened, openedContinuation) = AsyncStream.makeStream(of: Void.self)
         var connections: [Task<(hello: LiveMessage?, close: WebSocketCloseFrame?), any Error>] = []
+        let phoneHeaders = headers
         for _ in 0..<4 {
-            connections.append(Task { try await Self.connect(url, headers: headers) { openedContinuation.yield() } })
+            connections.append(Task { try await Self.connect(url, headers: phoneHeaders) { openedContinuation.yield() } })
         }
         try await within(.seconds(30)) {
             var iterator = opened.makeAsyncIterator()
