@@ -36,7 +36,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         let started = now()
         _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
         let (member, winning) = try await Self.fillHistory(storage, atLeast: changes)
-        print("History: \(winning) winning changes of one member, stored in \(format(now() - started, 1)) s.")
+        print("History: \(winning) winning changes of one member, stored in \(format(now() - started, 1)) s; server store \(fileBytes(folder + "/center.sqlite")) bytes (\(format(Double(fileBytes(folder + "/center.sqlite")) / Double(winning), 1)) B per held change).")
 
         let (ports, portSink) = AsyncStream<Int>.makeStream()
         var quiet = Logger(label: "tandem-bench")

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWSClient
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TandemCore
+import TandemServer
+
+/// Issue 5's idle-connections benchmark: the server's resident memory with N idle live
+/// connections open, against the same server with none, per connection. The server runs
+/// in a child process (`idle-connections-server`); this process holds the connections.
+struct IdleConnectionsBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "idle-connections",
+        abstract: "Server RSS per idle live connection (N WebSockets open, none sending)."
+    )
+
+    @Option(help: "Live connections to open (4 per device).")
+    var connections = 2_000
+
+    func run() async throws {
+        raiseFileLimit()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+
+        // Devices, 4 connections each, enrolled straight into the store.
+        let db = folder + "/center.sqlite"
+        let devices = (connections + 3) / 4
+        var tokens: [String] = []
+        do {
+            let storage = try SQLiteServerStorage(path: db)
+            let clock = UInt64(now() * 1000)
+            _ = try storage.initialize(staffName: "Bench", nowMillis: clock)
+            for index in 0..<devices {
+                let code = try storage.invite(role: .patient, name: "P\(index)", nowMillis: clock)
+                let token = "bench-token-\(index)-\(UUID().uuidString)"
+                _ = try await storage.enroll(
+                    codeHash: Secrets.hashCode(code), replica: .random(), deviceName: "d\(index)", tokenHash: Secrets.hash(token),
+                    expectedRole: nil, expectedMember: nil, nowMillis: clock)
+                tokens.append(token)
+            }
+        }
+
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        server.arguments = ["idle-connections-server", "--db", db]
+        let pipe = Pipe()
+        server.standardOutput = pipe
+        try server.run()
+        defer { server.terminate() }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw BenchError.childFailed("server did not report its port")
+        }
+        try await Task.sleep(for: .seconds(1))
+        let before = rss(of: server.processIdentifier)
+
+        let greeted = Greetings()
+        let clientCPU = cpuSeconds()
+        let started = now()
+        let allTokens = tokens
+        let count = connections
+        let holders = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<count {
+                    let token = allTokens[index / 4]
+                    group.addTask {
+                        var configuration = WebSocketClientConfiguration()
+                        configuration.additionalHeaders[.authorization] = "Bearer \(token)"
+                        var logger = Logger(label: "bench")
+                        logger.logLevel = .critical
+                        _ = try? await WebSocketClient.connect(url: "http://127.0.0.1:\(port)/v1/live", configuration: configuration, logger: logger) { inbound, _, _ in
+                            for try await _ in inbound.messages(maxSize: 1 << 16) {
+                                greeted.count.add(1, ordering: .relaxed)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        while greeted.count.load(ordering: .relaxed) < connections, now() - started < 120 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let open = greeted.count.load(ordering: .relaxed)
+        try await Task.sleep(for: .seconds(2))
+        let after = rss(of: server.processIdentifier)
+        let perConnection = Double(after - before) / Double(max(open, 1))
+        print("""
+        Idle live connections: \(open) of \(connections) open in \(format(now() - started, 1)) s (load generator CPU \(format(cpuSeconds() - clientCPU, 2)) s)
+          server RSS with none   \(before / 1024) KiB
+          server RSS with them   \(after / 1024) KiB
+          per connection         \(format(perConnection / 1024, 1)) KiB   (target < 64 KiB: \(perConnection < 64 * 1024 ? "met" : "NOT met"))
+        """)
+        holders.cancel()
+    }
+
+    func rss(of pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
+        return kilobytes * 1024
+    }
+}
+
+/// The server side of `idle-connections`: `SyncServer` on the given store, printing its
+/// port, with the file limit raised.
+struct IdleConnectionsServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "idle-connections-server", shouldDisplay: false)
+
+    @Option var db: String
+
+    func run() async throws {
+        raiseFileLimit()
+        var quiet = Logger(label: "tandem-bench")
+        quiet.logLevel = .critical
+        let app = SyncServer(storage: try SQLiteServerStorage(path: db), logger: quiet).application(host: "127.0.0.1", port: 0) { port in
+            let line = "\(port)\n"
+            _ = line.withCString { write(STDOUT_FILENO, $0, strlen($0)) }
+        }
+        try await app.run()
+    }
+}
+
+final class Greetings: Sendable {
+    let count = Atomic(0)
+}
+
+/// Raises this process's open-file limit to its hard maximum.
+func raiseFileLimit() {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
