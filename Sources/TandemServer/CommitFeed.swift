@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation
 public import TandemCore
 
 /// One loop per server that follows a store's commit feed and tells every subscriber which
@@ -60,15 +60,23 @@ public actor CommitFeed {
 
 /// Wakes the waiters of one process at once when it commits; other processes' commits are
 /// seen by polling (`SQLiteServerStorage.awaitCommit`).
-final class CommitSignal: Sendable {
+final class CommitSignal: @unchecked Sendable {
     private struct Waiters {
         var next = 0
         var continuations: [Int: CheckedContinuation<Void, Never>] = [:]
     }
-    private let waiters = Mutex(Waiters())
+    // NSLock, not Synchronization's Mutex: ThreadSanitizer (a CI step) sees pthread locks.
+    private let lock = NSLock()
+    private var state = Waiters()
+
+    private func locked<T>(_ body: (inout Waiters) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&state)
+    }
 
     func fire() {
-        let woken = waiters.withLock { state in
+        let woken = locked { state in
             defer { state.continuations.removeAll() }
             return Array(state.continuations.values)
         }
@@ -86,13 +94,13 @@ final class CommitSignal: Sendable {
     }
 
     private func nextFire() async {
-        let id = waiters.withLock { state in
+        let id = locked { state in
             state.next += 1
             return state.next
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let cancelled = waiters.withLock { state in
+                let cancelled = locked { state in
                     if Task.isCancelled { return true }
                     state.continuations[id] = continuation
                     return false
@@ -100,7 +108,7 @@ final class CommitSignal: Sendable {
                 if cancelled { continuation.resume() }
             }
         } onCancel: {
-            waiters.withLock { $0.continuations.removeValue(forKey: id) }?.resume()
+            locked { $0.continuations.removeValue(forKey: id) }?.resume()
         }
     }
 }

@@ -1,13 +1,20 @@
 public import Foundation
-import Synchronization
 
 /// A `tandem` process left running (such as `sync --watch`), its output collected as it
 /// comes; terminated when released.
 public final class RunningTandem: @unchecked Sendable {
     // @unchecked: `process` is set once and only signalled; the output is behind a Mutex.
     let process: Process
-    private final class Output: Sendable {
-        let text = Mutex<(stdout: String, stderr: String)>(("", ""))
+    /// NSLock rather than Synchronization's Mutex: ThreadSanitizer sees pthread locks, not
+    /// the futex under Mutex, and the suite also runs under TSan.
+    private final class Output: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: (stdout: String, stderr: String) = ("", "")
+        func withLock<T>(_ body: (inout (stdout: String, stderr: String)) -> T) -> T {
+            lock.lock()
+            defer { lock.unlock() }
+            return body(&value)
+        }
     }
     private let collected = Output()
 
@@ -28,18 +35,18 @@ public final class RunningTandem: @unchecked Sendable {
         let sink = collected
         out.fileHandleForReading.readabilityHandler = { handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
-            sink.text.withLock { $0.stdout += text }
+            sink.withLock { $0.stdout += text }
         }
         err.fileHandleForReading.readabilityHandler = { handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
-            sink.text.withLock { $0.stderr += text }
+            sink.withLock { $0.stderr += text }
         }
         try process.run()
         self.process = process
     }
 
-    public var stdout: String { collected.text.withLock { $0.stdout } }
-    public var stderr: String { collected.text.withLock { $0.stderr } }
+    public var stdout: String { collected.withLock { $0.stdout } }
+    public var stderr: String { collected.withLock { $0.stderr } }
     public var isRunning: Bool { process.isRunning }
     public var pid: Int32 { process.processIdentifier }
 
@@ -48,7 +55,7 @@ public final class RunningTandem: @unchecked Sendable {
     public func wait(timeout: Duration = .seconds(30), until condition: (_ stdout: String, _ stderr: String) -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let (out, err) = collected.text.withLock { ($0.stdout, $0.stderr) }
+            let (out, err) = collected.withLock { ($0.stdout, $0.stderr) }
             if condition(out, err) { return true }
             // Checked once more after the deadline: a busy machine may wake us late.
             guard ContinuousClock.now < deadline else { return false }

@@ -71,7 +71,7 @@ struct AnomalyTests {
         // Back online; a write lands while the sync's pushes are in flight.
         failures.remaining.store(0, ordering: .relaxed)
         let (late, lateChanges) = try await {
-            let progressWrite = Mutex<(RecordID, [Change])?>(nil)
+            let progressWrite = Locked<(RecordID, [Change])?>(nil)
             _ = try await Syncer(store: phone).sync(batchSize: 2) { progress in
                 guard progress.sent > 0, progressWrite.withLock({ $0 == nil }) else { return }
                 let result = try? phone.write(try! mood(9), to: nil, clock: SystemWallClock())

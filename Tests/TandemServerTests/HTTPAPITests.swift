@@ -85,7 +85,7 @@ struct HTTPAPITests {
         edit.text = secret
         edit.addTags = ["LOGCANARYTAG"]
         let (_, changes) = try store.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
-        let seen = Mutex<[Syncer.Progress]>([])
+        let seen = Locked<[Syncer.Progress]>([])
         _ = try await Syncer(store: store).sync { progress in seen.withLock { $0.append(progress) } }
         let steps = seen.withLock { $0 }
         #expect(steps.first == Syncer.Progress(sent: 0, toSend: changes.count, received: 0))

@@ -92,7 +92,7 @@ struct LivePushTests {
     ) async throws -> (hello: LiveMessage?, close: WebSocketCloseFrame?) {
         var configuration = WebSocketClientConfiguration()
         configuration.additionalHeaders = headers
-        let hello = Mutex<LiveMessage?>(nil)
+        let hello = Locked<LiveMessage?>(nil)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let close = try await WebSocketClient.connect(url: url + "/v1/live", configuration: configuration, logger: logger) { inbound, _, _ in

@@ -16,7 +16,7 @@ import Testing
 struct SubscriptionTests {
     /// Grants that a test changes while the server runs.
     final class TestPolicy: SharingPolicy {
-        let extra = Mutex<[MemberID: [Grant]]>([:])
+        let extra = Locked<[MemberID: [Grant]]>([:])
 
         func grants(for principal: Principal) async throws -> [Grant] {
             [Grant(channel: principal.member, projection: nil)] + extra.withLock { $0[principal.member] ?? [] }
