@@ -197,4 +197,25 @@ struct LivePushTests {
         #expect(greeted.hello?.type == "hello")
         for connection in connections { connection.cancel() }
     }
+
+    @Test func aFrameOverTheCap_closesTheConnection() async throws {
+        let center = try Center()
+        let (phone, _) = try center.patientWithTwoDevices()
+        var headers = HTTPFields()
+        headers[.authorization] = "Bearer \(try center.token(phone))"
+        let fields = headers
+        let url = center.server.url
+        let close = try await within(.seconds(30)) { () -> WebSocketCloseFrame? in
+            var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 16)
+            configuration.additionalHeaders = fields
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            return try await WebSocketClient.connect(url: url + "/v1/live", configuration: configuration, logger: logger) { inbound, outbound, _ in
+                try await outbound.write(.text(String(repeating: "x", count: 8_192)))
+                for try await _ in inbound.messages(maxSize: 1 << 16) {}
+            }
+        }
+        #expect(close?.closeCode == .messageTooLarge, "closed with \(String(describing: close?.closeCode))")
+    }
 }
+
