@@ -60,10 +60,18 @@ public struct LiveWatch: Sendable {
             group.addTask {
                 try await listen(server: binding.server, token: binding.token, trigger: trigger, onEvent: onEvent)
             }
-            // Local writes by other commands: push when the outbox holds something.
+            // Local writes by other commands: push when the outbox holds something. A
+            // writer's last WAL write comes before its commit is visible (it fsyncs first),
+            // so an outbox that still looks empty is looked at again shortly.
             group.addTask {
                 for await _ in watcher.changes {
-                    if (try? store.outboxCount()) ?? 0 > 0 { trigger.yield() }
+                    for delay in [0, 1, 2, 5, 10, 25, 50, 100] {
+                        if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
+                        if (try? store.outboxCount()) ?? 0 > 0 {
+                            trigger.yield()
+                            break
+                        }
+                    }
                 }
             }
             // A failed push (offline) is tried again now and then without any new write.

@@ -68,6 +68,20 @@ struct LivePushTests {
         #expect(arrived, "laptop: \(laptopWatch.stdout) \(laptopWatch.stderr); phone: \(phoneWatch.stdout) \(phoneWatch.stderr)")
         #expect(try ReplicaStore.open(at: phone + "/replica.sqlite").outboxCount() == 0)
 
+        // A write by a process that keeps its store open (no close event follows the
+        // commit) is pushed too.
+        let open = try ReplicaStore.open(at: phone + "/replica.sqlite")
+        let laptopStore = try ReplicaStore.open(at: laptop + "/replica.sqlite")
+        var late = 0
+        for mood in 0..<15 {
+            var edit = JournalEdit()
+            edit.mood = mood % 11
+            let (kept, _) = try open.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+            let reached = await laptopWatch.wait(timeout: .seconds(3)) { _, _ in (try? laptopStore.record(kept)) != nil }
+            if !reached { late += 1 }
+        }
+        #expect(late == 0, "\(late) of 15 writes from a long-lived process did not reach the other device within 3 s")
+
         // And back: an edit on the laptop reaches the phone.
         _ = try center.tandem(["journal", "edit", String(id.prefix(8)), "--mood", "6"], home: laptop)
         let back = await phoneWatch.wait(timeout: .seconds(30)) { _, _ in
