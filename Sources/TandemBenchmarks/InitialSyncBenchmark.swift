@@ -1,8 +1,5 @@
 import ArgumentParser
 import Foundation
-import Hummingbird
-import Logging
-import ServiceLifecycle
 import TandemClient
 import TandemCore
 import TandemServer
@@ -38,14 +35,8 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         let (member, winning) = try await Self.fillHistory(storage, atLeast: changes)
         print("History: \(winning) winning changes of one member, stored in \(format(now() - started, 1)) s; server store \(fileBytes(folder + "/center.sqlite")) bytes (\(format(Double(fileBytes(folder + "/center.sqlite")) / Double(winning), 1)) B per held change).")
 
-        let (ports, portSink) = AsyncStream<Int>.makeStream()
-        var quiet = Logger(label: "tandem-bench")
-        quiet.logLevel = .critical
-        let app = SyncServer(storage: storage, logger: quiet).application(host: "127.0.0.1", port: 0) { portSink.yield($0) }
-        let serverTask = Task { try await app.run() }
+        let (port, serverTask) = try await startServer(storage)
         defer { serverTask.cancel() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw BenchError.childFailed("server did not start") }
 
         var best: DeviceResult? = nil
         for round in 1...rounds {

@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
 import GRDB
-import Hummingbird
-import Logging
-import ServiceLifecycle
 import TandemClient
 import TandemCore
 import TandemServer
@@ -39,14 +36,8 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
 
         let storage = try SQLiteServerStorage(path: folder + "/center.sqlite")
         _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
-        let (ports, portSink) = AsyncStream<Int>.makeStream()
-        var quiet = Logger(label: "tandem-bench")
-        quiet.logLevel = .critical
-        let app = SyncServer(storage: storage, logger: quiet).application(host: "127.0.0.1", port: 0) { portSink.yield($0) }
-        let serverTask = Task { try await app.run() }
+        let (port, serverTask) = try await startServer(storage)
         defer { serverTask.cancel() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw BenchError.childFailed("server did not start") }
         let url = "http://127.0.0.1:\(port)"
 
         // Two homes of one member, enrolled the way `tandem enroll` does.
