@@ -3,112 +3,167 @@ import GRDB
 public import TandemCore
 
 extension SQLiteServerStorage {
+    /// Queues the batch for the next group commit and returns once that commit is durable
+    /// (or the batch was refused). See `GroupCommit`.
     public func push(
         _ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64
     ) async throws -> PushOutcome {
         guard let replica = principal.replica else { throw ServerError.forbidden("Only an enrolled device pushes changes.") }
-        let outcome = try await pool.write { db in
-            var marks: [ReplicaID: HybridTimestamp?] = [:]
-            func mark(_ replica: ReplicaID) throws -> HybridTimestamp? {
-                if let known = marks[replica] { return known }
-                let value = try Self.mark(replica, db)
-                marks[replica] = value
-                return value
-            }
-            var memberReplicas: [ReplicaID: Bool] = [:]
-            func belongsToMember(_ replica: ReplicaID) throws -> Bool {
-                if let known = memberReplicas[replica] { return known }
-                let value = try Data.fetchOne(db, sql: "SELECT member FROM device WHERE replica = ?", arguments: [Data(replica.bytes)])
-                    .map { Array($0) == principal.member.bytes } ?? false
-                memberReplicas[replica] = value
-                return value
-            }
-            var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
-            var refusals: [ServerError.Refusal] = []
-            var accepted: [Change] = []
-            var replayed = 0
-            func refuse(_ change: Change, _ reason: String, permanent: Bool, withMark: Bool = false) {
-                guard refusals.count < 1000 else { return }
-                refusals.append(.init(
-                    change: "\(change.timestamp)@\(change.replica.hex)", reason: reason, permanent: permanent,
-                    mark: withMark ? (try? mark(change.replica))?.map { "\($0)" } : nil))
-            }
-            for change in changes {
-                // A re-push after a restore may carry the member's other devices' changes.
-                let allowed = try change.replica == replica || (repush && belongsToMember(change.replica))
-                guard allowed else {
-                    refuse(change, repush ? "the change's replica is not this member's" : "the change's replica is not this device's", permanent: true)
-                    continue
-                }
-                if let held = try Data.fetchOne(
-                    db, sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?",
-                    arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
-                                Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(change.replica.bytes)])
-                {
-                    if Array(held) == change.canonicalBytes { replayed += 1 } else {
-                        refuse(change, "the server holds another change with this id", permanent: true)
-                    }
-                    continue
-                }
-                if let mark = try mark(change.replica), change.timestamp <= mark {
-                    replayed += 1
-                    continue
-                }
-                if change.timestamp.wallMillis > nowMillis + maxSkewMillis {
-                    refuse(change, "clock-skew", permanent: false, withMark: true)
-                    continue
-                }
-                let owner: (owner: MemberID, collection: CollectionName)
-                if change.kind == .create {
-                    let known = try owners[change.record] != nil || Self.owner(of: change.record, db) != nil
-                    guard !known else {
-                        refuse(change, "the record exists already; a record has one create", permanent: true)
-                        continue
-                    }
-                    guard case .string(let name)? = change.value.mapValue?[CreateKey.collection] else {
-                        refuse(change, "a create names its collection", permanent: true)
-                        continue
-                    }
-                    owner = (principal.member, CollectionName(name))
-                    guard !Schema.serverAuthoritative.contains(owner.collection) else {
-                        refuse(change, "\(name) records are the server's", permanent: true)
-                        continue
-                    }
-                    owners[change.record] = owner
-                } else {
-                    guard let known = try owners[change.record] ?? Self.owner(of: change.record, db) else {
-                        refuse(change, "unknown record: its create must come first", permanent: true)
-                        continue
-                    }
-                    owner = known
-                }
-                guard owner.owner == principal.member else {
-                    refuse(change, "the record belongs to another member", permanent: true)
-                    continue
-                }
-                do throws(TandemCoreError) {
-                    try Schema.validate(change, in: owner.collection)
-                } catch {
-                    refuse(change, error.description, permanent: true)
-                    continue
-                }
-                accepted.append(change)
-            }
-            guard refusals.isEmpty else { throw ServerError.refused(refusals, serverTime: nowMillis) }
-            for (record, owner) in owners {
-                try db.execute(sql: "INSERT INTO record_owner (record, owner, collection) VALUES (?, ?, ?)",
-                               arguments: [Data(record.bytes), Data(owner.owner.bytes), owner.collection.rawValue])
-            }
-            try Self.merge(accepted, db)
-            for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
-                guard let highest = changes.map(\.timestamp).max(), highest > ((try mark(pushed)) ?? .zero) else { continue }
-                try db.execute(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)",
-                               arguments: [Data(pushed.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
-            }
-            return PushOutcome(accepted: accepted.count, replayed: replayed)
+        return try await withCheckedThrowingContinuation { continuation in
+            let batch = GroupCommit.Batch(
+                changes: changes, principal: principal, replica: replica, repush: repush, nowMillis: nowMillis,
+                maxSkewMillis: maxSkewMillis, continuation: continuation)
+            if groupCommit.enqueue(batch) { scheduleGroupCommit() }
         }
-        if outcome.accepted > 0 { commitSignal.fire() }
-        return outcome
+    }
+
+    /// How many group commits the pushes of this instance took, and how many batches they
+    /// held (batches / groups is the number of pushes sharing one fsync).
+    public var groupCommitStatistics: (groups: Int, batches: Int) { groupCommit.statistics }
+
+    /// Runs one group on GRDB's writer queue, then schedules the next if batches arrived
+    /// meanwhile (behind any other write that queued, so enrollments are not starved).
+    func scheduleGroupCommit() {
+        pool.asyncWriteWithoutTransaction { db in
+            let group = self.groupCommit.takeAll()
+            guard !group.isEmpty else { return }
+            var results: [Result<PushOutcome, any Error>] = []
+            results.reserveCapacity(group.count)
+            do {
+                try db.inTransaction(.immediate) {
+                    for batch in group {
+                        // Each batch all-or-nothing: a refused batch rolls back to its savepoint.
+                        var outcome = PushOutcome(accepted: 0, replayed: 0)
+                        do {
+                            try db.inSavepoint {
+                                outcome = try Self.apply(batch, db)
+                                return .commit
+                            }
+                            results.append(.success(outcome))
+                        } catch {
+                            results.append(.failure(error))
+                        }
+                    }
+                    return .commit
+                }
+            } catch {
+                // The commit itself failed: nothing of the group is stored, none is acknowledged.
+                results = group.map { _ in .failure(error) }
+            }
+            // Only now, after the one fsync of the group's commit, is anyone acknowledged.
+            var accepted = false
+            for (batch, result) in zip(group, results) {
+                if case .success(let outcome) = result, outcome.accepted > 0 { accepted = true }
+                batch.continuation.resume(with: result)
+            }
+            if accepted { self.commitSignal.fire() }
+            if self.groupCommit.finishGroup() { self.scheduleGroupCommit() }
+        }
+    }
+
+    /// Validates one batch and merges it, inside the group's transaction. Throws
+    /// `ServerError.refused` (before writing anything) when any change is refused.
+    static func apply(_ batch: GroupCommit.Batch, _ db: Database) throws -> PushOutcome {
+        let changes = batch.changes, principal = batch.principal, replica = batch.replica
+        let repush = batch.repush, nowMillis = batch.nowMillis, maxSkewMillis = batch.maxSkewMillis
+        var marks: [ReplicaID: HybridTimestamp?] = [:]
+        func mark(_ replica: ReplicaID) throws -> HybridTimestamp? {
+            if let known = marks[replica] { return known }
+            let value = try Self.mark(replica, db)
+            marks[replica] = value
+            return value
+        }
+        var memberReplicas: [ReplicaID: Bool] = [:]
+        func belongsToMember(_ replica: ReplicaID) throws -> Bool {
+            if let known = memberReplicas[replica] { return known }
+            let value = try Data.fetchOne(db, sql: "SELECT member FROM device WHERE replica = ?", arguments: [Data(replica.bytes)])
+                .map { Array($0) == principal.member.bytes } ?? false
+            memberReplicas[replica] = value
+            return value
+        }
+        var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
+        var refusals: [ServerError.Refusal] = []
+        var accepted: [Change] = []
+        var replayed = 0
+        func refuse(_ change: Change, _ reason: String, permanent: Bool, withMark: Bool = false) {
+            guard refusals.count < 1000 else { return }
+            refusals.append(.init(
+                change: "\(change.timestamp)@\(change.replica.hex)", reason: reason, permanent: permanent,
+                mark: withMark ? (try? mark(change.replica))?.map { "\($0)" } : nil))
+        }
+        for change in changes {
+            // A re-push after a restore may carry the member's other devices' changes.
+            let allowed = try change.replica == replica || (repush && belongsToMember(change.replica))
+            guard allowed else {
+                refuse(change, repush ? "the change's replica is not this member's" : "the change's replica is not this device's", permanent: true)
+                continue
+            }
+            if let held = try Data.fetchOne(
+                db, sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?",
+                arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
+                            Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(change.replica.bytes)])
+            {
+                if Array(held) == change.canonicalBytes { replayed += 1 } else {
+                    refuse(change, "the server holds another change with this id", permanent: true)
+                }
+                continue
+            }
+            if let mark = try mark(change.replica), change.timestamp <= mark {
+                replayed += 1
+                continue
+            }
+            if change.timestamp.wallMillis > nowMillis + maxSkewMillis {
+                refuse(change, "clock-skew", permanent: false, withMark: true)
+                continue
+            }
+            let owner: (owner: MemberID, collection: CollectionName)
+            if change.kind == .create {
+                let known = try owners[change.record] != nil || Self.owner(of: change.record, db) != nil
+                guard !known else {
+                    refuse(change, "the record exists already; a record has one create", permanent: true)
+                    continue
+                }
+                guard case .string(let name)? = change.value.mapValue?[CreateKey.collection] else {
+                    refuse(change, "a create names its collection", permanent: true)
+                    continue
+                }
+                owner = (principal.member, CollectionName(name))
+                guard !Schema.serverAuthoritative.contains(owner.collection) else {
+                    refuse(change, "\(name) records are the server's", permanent: true)
+                    continue
+                }
+                owners[change.record] = owner
+            } else {
+                guard let known = try owners[change.record] ?? Self.owner(of: change.record, db) else {
+                    refuse(change, "unknown record: its create must come first", permanent: true)
+                    continue
+                }
+                owner = known
+            }
+            guard owner.owner == principal.member else {
+                refuse(change, "the record belongs to another member", permanent: true)
+                continue
+            }
+            do throws(TandemCoreError) {
+                try Schema.validate(change, in: owner.collection)
+            } catch {
+                refuse(change, error.description, permanent: true)
+                continue
+            }
+            accepted.append(change)
+        }
+        guard refusals.isEmpty else { throw ServerError.refused(refusals, serverTime: nowMillis) }
+        for (record, owner) in owners {
+            try db.execute(sql: "INSERT INTO record_owner (record, owner, collection) VALUES (?, ?, ?)",
+                           arguments: [Data(record.bytes), Data(owner.owner.bytes), owner.collection.rawValue])
+        }
+        try Self.merge(accepted, db)
+        for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
+            guard let highest = changes.map(\.timestamp).max(), highest > ((try mark(pushed)) ?? .zero) else { continue }
+            try db.execute(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)",
+                           arguments: [Data(pushed.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
+        }
+        return PushOutcome(accepted: accepted.count, replayed: replayed)
     }
 
     public func pull(_ grant: Grant, after sequence: Int64, limit: Int) async throws -> ChannelPage {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 public import TandemCore
 
@@ -8,19 +8,35 @@ public final class SQLiteServerStorage: ServerStorage {
     let pool: DatabasePool
     public let path: String
     let commitSignal = CommitSignal()
+    let groupCommit = GroupCommit()
 
     /// Opens (creating and migrating if needed) the store at `path`.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, vfs: nil, synchronous: .full)
+    }
+
+    /// How a commit reaches the disk. Only `.full` keeps "durable before acknowledged";
+    /// `.normal` exists for the power-loss test, to show that it catches the difference.
+    enum Synchronous: String {
+        case full = "FULL"
+        case normal = "NORMAL"
+    }
+
+    /// Opens the store through a named SQLite VFS (the power-loss test's) and with a
+    /// `synchronous` setting other than FULL: for tests only.
+    init(path: String, vfs: String?, synchronous: Synchronous) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue); PRAGMA secure_delete = ON;")
         }
         if !FileManager.default.fileExists(atPath: path) {
             let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
             if fd >= 0 { close(fd) }
         }
-        pool = try DatabasePool(path: path, configuration: config)
+        // This SQLite reads URI file names (USE_URI); a VFS is chosen with `?vfs=`.
+        let location = vfs.map { "file:\(path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path)?vfs=\($0)" } ?? path
+        pool = try DatabasePool(path: location, configuration: config)
         self.path = path
         try ServerSchema.migrator.migrate(pool)
     }
