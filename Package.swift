@@ -104,6 +104,8 @@ let package = Package(
             path: "Sources/TandemBenchmarks",
             swiftSettings: swiftSettings
         ),
+        // Tests only: a SQLite VFS that simulates a power cut (the power-loss test).
+        .target(name: "CPowerCut", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(
             name: "TandemTestSupport",
             dependencies: ["TandemCore", "TandemWorkload"],
@@ -135,7 +137,7 @@ let package = Package(
             name: "TandemServerTests",
             dependencies: [
                 "tandem", "TandemCore", "TandemCompression", "TandemStore", "TandemServer", "TandemClient", "TandemTestSupport",
-                "TandemWorkload",
+                "TandemWorkload", "CPowerCut",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

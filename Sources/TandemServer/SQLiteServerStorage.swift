@@ -37,6 +37,12 @@ public final class SQLiteServerStorage: ServerStorage {
         // This SQLite reads URI file names (USE_URI); a VFS is chosen with `?vfs=`.
         let location = vfs.map { "file:\(path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path)?vfs=\($0)" } ?? path
         pool = try DatabasePool(path: location, configuration: config)
+        // GRDB's pool turns WAL on after `prepareDatabase` and sets its writer to
+        // synchronous=NORMAL, under which a commit returns before its fsync (the power-loss
+        // test found it). The writer is the one connection that commits: set it back.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
+        }
         self.path = path
         try ServerSchema.migrator.migrate(pool)
     }

@@ -1,0 +1,17 @@
+// A test-only SQLite VFS that simulates a power cut (Tests only; never linked into tandem).
+#ifndef TANDEM_POWERCUT_H
+#define TANDEM_POWERCUT_H
+
+/// Registers the VFS named "powercut" (over the default one). Idempotent. Returns 0 on success.
+int tandem_powercut_register(void);
+
+/// Simulates a power cut for every file whose path starts with `prefix`: each file goes back
+/// to what it held at its last fsync (later writes and truncations are undone), and from now
+/// on every write, truncate, sync and delete of such a file fails with an I/O error, as the
+/// machine is off. Returns the number of bytes of writes it discarded.
+long long tandem_powercut_cut(const char *prefix);
+
+/// How many fsyncs files under `prefix` received so far.
+long long tandem_powercut_syncs(const char *prefix);
+
+#endif
