@@ -45,22 +45,8 @@ struct IdleConnectionsBenchmark: AsyncParsableCommand {
             }
         }
 
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        server.arguments = ["idle-connections-server", "--db", db]
-        let pipe = Pipe()
-        server.standardOutput = pipe
-        try server.run()
+        let (server, port) = try spawnServer(db: db)
         defer { server.terminate() }
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = pipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw BenchError.childFailed("server did not report its port")
-        }
         try await Task.sleep(for: .seconds(1))
         let before = rss(of: server.processIdentifier)
 
@@ -103,27 +89,25 @@ struct IdleConnectionsBenchmark: AsyncParsableCommand {
         holders.cancel()
     }
 
-    func rss(of pid: Int32) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
-        else { return 0 }
-        return kilobytes * 1024
-    }
 }
 
-/// The server side of `idle-connections`: `SyncServer` on the given store, printing its
-/// port, with the file limit raised.
-struct IdleConnectionsServer: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "idle-connections-server", shouldDisplay: false)
+/// The server side of the load benchmarks (`spawnServer`): `SyncServer` on the given store,
+/// printing its port, with the file limit raised and logging off.
+struct BenchServerChild: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "server-child", shouldDisplay: false)
 
     @Option var db: String
+
+    @Flag(help: "Also answer POST /bench/echo with the request's body (the pull benchmark's baseline).")
+    var echo = false
 
     func run() async throws {
         raiseFileLimit()
         var quiet = Logger(label: "tandem-bench")
         quiet.logLevel = .critical
-        let app = SyncServer(storage: try SQLiteServerStorage(path: db), logger: quiet).application(host: "127.0.0.1", port: 0) { port in
+        let middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = echo ? [EchoMiddleware()] : []
+        let server = SyncServer(storage: try SQLiteServerStorage(path: db), logger: quiet)
+        let app = server.application(host: "127.0.0.1", port: 0, middleware: middleware) { port in
             let line = "\(port)\n"
             _ = line.withCString { write(STDOUT_FILENO, $0, strlen($0)) }
         }
@@ -141,4 +125,16 @@ func raiseFileLimit() {
     getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     limit.rlim_cur = limit.rlim_max
     setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+/// Answers `POST /bench/echo` with the request's body, past none of the sync routes' work:
+/// what the HTTP stack alone costs on the same server.
+struct EchoMiddleware: RouterMiddleware {
+    typealias Context = TandemRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.uri.path == "/bench/echo" else { return try await next(request, context) }
+        let body = try await request.body.collect(upTo: 1 << 20)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
 }

@@ -76,7 +76,7 @@ extension SQLiteServerStorage {
         var memberReplicas: [ReplicaID: Bool] = [:]
         func belongsToMember(_ replica: ReplicaID) throws -> Bool {
             if let known = memberReplicas[replica] { return known }
-            let value = try Data.fetchOne(db, sql: "SELECT member FROM device WHERE replica = ?", arguments: [Data(replica.bytes)])
+            let value = try Data.fetchOne(db.cachedStatement(sql: "SELECT member FROM device WHERE replica = ?"), arguments: [Data(replica.bytes)])
                 .map { Array($0) == principal.member.bytes } ?? false
             memberReplicas[replica] = value
             return value
@@ -99,7 +99,7 @@ extension SQLiteServerStorage {
                 continue
             }
             if let held = try Data.fetchOne(
-                db, sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?",
+                db.cachedStatement(sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?"),
                 arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
                             Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(change.replica.bytes)])
             {
@@ -154,14 +154,14 @@ extension SQLiteServerStorage {
         }
         guard refusals.isEmpty else { throw ServerError.refused(refusals, serverTime: nowMillis) }
         for (record, owner) in owners {
-            try db.execute(sql: "INSERT INTO record_owner (record, owner, collection) VALUES (?, ?, ?)",
-                           arguments: [Data(record.bytes), Data(owner.owner.bytes), owner.collection.rawValue])
+            try db.cachedStatement(sql: "INSERT INTO record_owner (record, owner, collection) VALUES (?, ?, ?)").execute(
+                arguments: [Data(record.bytes), Data(owner.owner.bytes), owner.collection.rawValue])
         }
         try Self.merge(accepted, db)
         for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
             guard let highest = changes.map(\.timestamp).max(), highest > ((try mark(pushed)) ?? .zero) else { continue }
-            try db.execute(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)",
-                           arguments: [Data(pushed.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)").execute(
+                arguments: [Data(pushed.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
         }
         return PushOutcome(accepted: accepted.count, replayed: replayed)
     }
@@ -171,11 +171,10 @@ extension SQLiteServerStorage {
             var changes: [Change] = []
             var last = sequence
             var scanned = 0
-            let rows = try Row.fetchCursor(
-                db, sql: """
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
                     SELECT h.seq, h.change, o.collection FROM held h LEFT JOIN record_owner o ON o.record = h.record
                     WHERE h.channel = ? AND h.seq > ? ORDER BY h.seq LIMIT ?
-                    """,
+                    """),
                 arguments: [Data(grant.channel.bytes), sequence, limit + 1])
             var more = false
             while let row = try rows.next() {
@@ -192,20 +191,20 @@ extension SQLiteServerStorage {
     }
 
     public func head() async throws -> Int64 {
-        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM sequence") ?? 0 }
+        try await pool.read { db in try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0 }
     }
 
     // MARK: - The commit feed
 
     public func commits(after position: Int64) async throws -> Commits {
         try await pool.read { db in
-            let head = try Int64.fetchOne(db, sql: "SELECT value FROM sequence") ?? 0
+            let head = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
             guard head >= position else { return Commits(head: head, channels: [:], reset: true) }
             guard head > position else { return Commits(head: head, channels: [:]) }
             // Every commit that changes a channel inserts a held row under a new number;
             // such a row leaves only when a later commit puts a higher one in its place.
             var channels: [MemberID: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT channel, max(seq) AS last FROM held WHERE seq > ? GROUP BY channel", arguments: [position]) {
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT channel, max(seq) AS last FROM held WHERE seq > ? GROUP BY channel"), arguments: [position]) {
                 guard let channel = try? MemberID(bytes: row["channel"] as Data) else { continue }
                 channels[channel] = row["last"]
             }
@@ -228,14 +227,14 @@ extension SQLiteServerStorage {
     // MARK: - The merged state
 
     static func mark(_ replica: ReplicaID, _ db: Database) throws -> HybridTimestamp? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT wall, counter FROM replica_mark WHERE replica = ?", arguments: [Data(replica.bytes)]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT wall, counter FROM replica_mark WHERE replica = ?"), arguments: [Data(replica.bytes)]) else {
             return nil
         }
         return HybridTimestamp(wallMillis: UInt64(row["wall"] as Int64), counter: UInt16(clamping: row["counter"] as Int64))
     }
 
     static func owner(of record: RecordID, _ db: Database) throws -> (owner: MemberID, collection: CollectionName)? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT owner, collection FROM record_owner WHERE record = ?", arguments: [Data(record.bytes)]),
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT owner, collection FROM record_owner WHERE record = ?"), arguments: [Data(record.bytes)]),
               let owner = try? MemberID(bytes: row["owner"] as Data)
         else { return nil }
         return (owner, CollectionName(row["collection"]))
@@ -249,10 +248,10 @@ extension SQLiteServerStorage {
         for change in changes where seen.insert(change.record).inserted { ids.append(change.record) }
         var before = ReplicaState()
         for id in ids {
-            for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE record = ?", arguments: [Data(id.bytes)]) {
+            for bytes in try Data.fetchAll(db.cachedStatement(sql: "SELECT change FROM held WHERE record = ?"), arguments: [Data(id.bytes)]) {
                 before.apply(try Change(canonicalBytes: Array(bytes)))
             }
-            for row in try Row.fetchAll(db, sql: "SELECT field, context FROM covered WHERE record = ?", arguments: [Data(id.bytes)]) {
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT field, context FROM covered WHERE record = ?"), arguments: [Data(id.bytes)]) {
                 before.joinCovered(try CausalContext(encoded: Array(row["context"] as Data)), record: id, field: try FieldName(row["field"] as String))
             }
         }
@@ -260,18 +259,19 @@ extension SQLiteServerStorage {
         var touched = Set<RecordID>()
         for change in changes where after.apply(change) { touched.insert(change.record) }
         guard !touched.isEmpty else { return }
-        var sequence = try Int64.fetchOne(db, sql: "SELECT value FROM sequence") ?? 0
+        var sequence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
         for id in ids where touched.contains(id) {
             guard let new = after[id], let owner = try owner(of: id, db) else { continue }
             let old = before[id]
             let key = Data(id.bytes)
             func replace(field: FieldName, kind: MergeKind, with held: [Change]) throws {
-                try db.execute(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?",
-                               arguments: [key, field.rawValue, Int64(kind.rawValue)])
+                try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?").execute(
+                    arguments: [key, field.rawValue, Int64(kind.rawValue)])
                 for change in held {
                     sequence += 1
-                    try db.execute(
-                        sql: "INSERT INTO held (record, field, kind, wall, counter, replica, seq, channel, change) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    try db.cachedStatement(
+                        sql: "INSERT INTO held (record, field, kind, wall, counter, replica, seq, channel, change) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    ).execute(
                         arguments: [key, field.rawValue, Int64(kind.rawValue), Int64(change.timestamp.wallMillis),
                                     Int64(change.timestamp.counter), Data(change.replica.bytes), sequence,
                                     Data(owner.owner.bytes), Data(change.canonicalBytes)])
@@ -280,20 +280,20 @@ extension SQLiteServerStorage {
             if let create = new.create, create != old?.create { try replace(field: .record, kind: .create, with: [create]) }
             if let tombstone = new.tombstone, tombstone != old?.tombstone {
                 if old?.tombstone == nil {
-                    try db.execute(sql: "DELETE FROM held WHERE record = ? AND kind NOT IN (0, 4)", arguments: [key])
-                    try db.execute(sql: "DELETE FROM covered WHERE record = ?", arguments: [key])
+                    try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND kind NOT IN (0, 4)").execute(arguments: [key])
+                    try db.cachedStatement(sql: "DELETE FROM covered WHERE record = ?").execute(arguments: [key])
                 }
                 try replace(field: .record, kind: .tombstone, with: [tombstone])
             }
             for (fieldKey, state) in new.fields where old?.fields[fieldKey] != state {
                 try replace(field: fieldKey.field, kind: fieldKey.kind, with: state.changes)
                 if case .multiValue(let register) = state {
-                    try db.execute(sql: "INSERT OR REPLACE INTO covered (record, field, context) VALUES (?, ?, ?)",
-                                   arguments: [key, fieldKey.field.rawValue, Data(register.covered.encoded)])
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO covered (record, field, context) VALUES (?, ?, ?)").execute(
+                        arguments: [key, fieldKey.field.rawValue, Data(register.covered.encoded)])
                 }
             }
         }
-        try db.execute(sql: "UPDATE sequence SET value = ?", arguments: [sequence])
+        try db.cachedStatement(sql: "UPDATE sequence SET value = ?").execute(arguments: [sequence])
     }
 }
 
@@ -303,12 +303,12 @@ extension SQLiteServerStorage {
     public func state(of channel: MemberID) throws -> ReplicaState {
         try pool.read { db in
             var state = ReplicaState()
-            for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE channel = ?", arguments: [Data(channel.bytes)]) {
+            for bytes in try Data.fetchAll(db.cachedStatement(sql: "SELECT change FROM held WHERE channel = ?"), arguments: [Data(channel.bytes)]) {
                 state.apply(try Change(canonicalBytes: Array(bytes)))
             }
-            for row in try Row.fetchAll(db, sql: """
+            for row in try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT c.record, c.field, c.context FROM covered c JOIN record_owner o ON o.record = c.record WHERE o.owner = ?
-                """, arguments: [Data(channel.bytes)]) {
+                """), arguments: [Data(channel.bytes)]) {
                 state.joinCovered(
                     try CausalContext(encoded: Array(row["context"] as Data)), record: try RecordID(bytes: row["record"] as Data),
                     field: try FieldName(row["field"] as String))
