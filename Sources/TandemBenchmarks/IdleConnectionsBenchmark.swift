@@ -106,7 +106,9 @@ struct BenchServerChild: AsyncParsableCommand {
         var quiet = Logger(label: "tandem-bench")
         quiet.logLevel = .critical
         let middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = echo ? [EchoMiddleware()] : []
-        let server = SyncServer(storage: try SQLiteServerStorage(path: db), logger: quiet)
+        let storage = try SQLiteServerStorage(path: db)
+        try storage.checkpointInBackground()  // as tandem serve does
+        let server = SyncServer(storage: storage, logger: quiet)
         let app = server.application(host: "127.0.0.1", port: 0, middleware: middleware) { port in
             let line = "\(port)\n"
             _ = line.withCString { write(STDOUT_FILENO, $0, strlen($0)) }

@@ -85,6 +85,7 @@ struct IngestBenchmark: AsyncParsableCommand {
                 edit.craving = (index * 7 + entry) % 11
                 edit.hoursSlept = Double((index + entry) % 40) / 4
                 edit.addSymptoms = [symptoms[(index + entry) % symptoms.count]]
+                // Record ids as devices make them (ReplicaStore.write): random.
                 stream += try writers[index].write(try edit.recordEdit(), to: .random(), current: nil, wallMillis: UInt64(now() * 1000))
                 entry += 1
             }
@@ -113,6 +114,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         // Baseline: ServerStorage in this process, same batches, same schedule.
         if !skipBaseline {
         let baselineStorage = try SQLiteServerStorage(path: folder + "/baseline.sqlite")
+        try baselineStorage.checkpointInBackground()
         let allPrincipals = principals
         let allPlans = plans
         let baseline = try await openLoop(devices: devices, perDevice: perDevice, interval: interval) { device, index in

@@ -25,6 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let storage = try SQLiteServerStorage(path: db)
+        try storage.checkpointInBackground()
         let host = host
         var limits = SyncServer.Limits()
         limits.trustedProxy = trustedProxy

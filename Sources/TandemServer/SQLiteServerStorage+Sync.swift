@@ -26,7 +26,10 @@ extension SQLiteServerStorage {
     func scheduleGroupCommit() {
         pool.asyncWriteWithoutTransaction { db in
             let group = self.groupCommit.takeAll()
-            guard !group.isEmpty else { return }
+            guard !group.isEmpty else {
+                if self.groupCommit.finishGroup() { self.scheduleGroupCommit() }
+                return
+            }
             var results: [Result<PushOutcome, any Error>] = []
             results.reserveCapacity(group.count)
             do {
@@ -81,7 +84,9 @@ extension SQLiteServerStorage {
             memberReplicas[replica] = value
             return value
         }
+        // Records this batch creates, and the existing records it edits (nil: unknown).
         var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
+        var existing: [RecordID: (owner: MemberID, collection: CollectionName)?] = [:]
         var refusals: [ServerError.Refusal] = []
         var accepted: [Change] = []
         var replayed = 0
@@ -98,18 +103,20 @@ extension SQLiteServerStorage {
                 refuse(change, repush ? "the change's replica is not this member's" : "the change's replica is not this device's", permanent: true)
                 continue
             }
-            if let held = try Data.fetchOne(
-                db.cachedStatement(sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?"),
-                arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
-                            Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(change.replica.bytes)])
-            {
-                if Array(held) == change.canonicalBytes { replayed += 1 } else {
-                    refuse(change, "the server holds another change with this id", permanent: true)
-                }
-                continue
-            }
+            // Every change the server holds from a replica is at or below that replica's mark,
+            // so only a change at or below it can be held: a replay, or another change under
+            // a held id. Above the mark there is nothing to look up.
             if let mark = try mark(change.replica), change.timestamp <= mark {
-                replayed += 1
+                if let held = try Data.fetchOne(
+                    db.cachedStatement(sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?"),
+                    arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
+                                Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(change.replica.bytes)]),
+                    Array(held) != change.canonicalBytes
+                {
+                    refuse(change, "the server holds another change with this id", permanent: true)
+                } else {
+                    replayed += 1
+                }
                 continue
             }
             if change.timestamp.wallMillis > nowMillis + maxSkewMillis {
@@ -134,7 +141,10 @@ extension SQLiteServerStorage {
                 }
                 owners[change.record] = owner
             } else {
-                guard let known = try owners[change.record] ?? Self.owner(of: change.record, db) else {
+                if existing[change.record] == nil, owners[change.record] == nil {
+                    existing[change.record] = try Self.owner(of: change.record, db)
+                }
+                guard let known = owners[change.record] ?? existing[change.record] ?? nil else {
                     refuse(change, "unknown record: its create must come first", permanent: true)
                     continue
                 }
@@ -157,7 +167,9 @@ extension SQLiteServerStorage {
             try db.cachedStatement(sql: "INSERT INTO record_owner (record, owner, collection) VALUES (?, ?, ?)").execute(
                 arguments: [Data(record.bytes), Data(owner.owner.bytes), owner.collection.rawValue])
         }
-        try Self.merge(accepted, db)
+        var recordOwners = owners.mapValues(\.owner)
+        for (record, owner) in existing { if let owner { recordOwners[record] = owner.owner } }
+        try Self.merge(accepted, owners: recordOwners, created: Set(owners.keys), db)
         for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
             guard let highest = changes.map(\.timestamp).max(), highest > ((try mark(pushed)) ?? .zero) else { continue }
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)").execute(
@@ -242,12 +254,14 @@ extension SQLiteServerStorage {
 
     /// Merges accepted changes with `TandemCore`'s rules; every field whose state changed
     /// gets its held rows replaced, under new sequence numbers, in its owner's channel.
-    static func merge(_ changes: [Change], _ db: Database) throws {
+    /// `owners` are the owners the caller already knows; `created` the records this batch
+    /// creates, which hold nothing yet (nothing to read, nothing to delete).
+    static func merge(_ changes: [Change], owners: [RecordID: MemberID], created: Set<RecordID>, _ db: Database) throws {
         var ids: [RecordID] = []
         var seen = Set<RecordID>()
         for change in changes where seen.insert(change.record).inserted { ids.append(change.record) }
         var before = ReplicaState()
-        for id in ids {
+        for id in ids where !created.contains(id) {
             for bytes in try Data.fetchAll(db.cachedStatement(sql: "SELECT change FROM held WHERE record = ?"), arguments: [Data(id.bytes)]) {
                 before.apply(try Change(canonicalBytes: Array(bytes)))
             }
@@ -261,12 +275,14 @@ extension SQLiteServerStorage {
         guard !touched.isEmpty else { return }
         var sequence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
         for id in ids where touched.contains(id) {
-            guard let new = after[id], let owner = try owner(of: id, db) else { continue }
+            guard let new = after[id], let owner = try owners[id] ?? owner(of: id, db)?.owner else { continue }
             let old = before[id]
             let key = Data(id.bytes)
             func replace(field: FieldName, kind: MergeKind, with held: [Change]) throws {
-                try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?").execute(
-                    arguments: [key, field.rawValue, Int64(kind.rawValue)])
+                if old != nil {
+                    try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?").execute(
+                        arguments: [key, field.rawValue, Int64(kind.rawValue)])
+                }
                 for change in held {
                     sequence += 1
                     try db.cachedStatement(
@@ -274,7 +290,7 @@ extension SQLiteServerStorage {
                     ).execute(
                         arguments: [key, field.rawValue, Int64(kind.rawValue), Int64(change.timestamp.wallMillis),
                                     Int64(change.timestamp.counter), Data(change.replica.bytes), sequence,
-                                    Data(owner.owner.bytes), Data(change.canonicalBytes)])
+                                    Data(owner.bytes), Data(change.canonicalBytes)])
                 }
             }
             if let create = new.create, create != old?.create { try replace(field: .record, kind: .create, with: [create]) }

@@ -7,6 +7,8 @@ public import TandemCore
 public final class SQLiteServerStorage: ServerStorage {
     let pool: DatabasePool
     public let path: String
+    /// What SQLite opens: `path`, or a URI naming a VFS.
+    let location: String
     let commitSignal = CommitSignal()
     let groupCommit = GroupCommit()
 
@@ -49,7 +51,26 @@ public final class SQLiteServerStorage: ServerStorage {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue); PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 8192;")
         }
         self.path = path
+        self.location = location
         try ServerSchema.migrator.migrate(pool)
+    }
+
+    /// Copies the WAL into the database on a connection of its own, every `interval`, so
+    /// that the writer's own checkpoints (every 8,192 pages) find the work done and only
+    /// finish it (a passive checkpoint alone cannot restart a WAL that keeps growing).
+    /// For a store that serves (`tandem serve`); runs until this storage is released.
+    public func checkpointInBackground(every interval: Duration = .milliseconds(250)) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(1)
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let checkpointer = try DatabaseQueue(path: location, configuration: config)
+        Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard self != nil else { break }
+                _ = try? await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            }
+        }
     }
 
     // MARK: - Administration (tandem admin …, on the server's host)
@@ -125,7 +146,7 @@ public final class SQLiteServerStorage: ServerStorage {
 
     public func epoch() async throws -> String {
         try await pool.read { db in
-            guard let epoch = try Data.fetchOne(db, sql: "SELECT epoch FROM center") else {
+            guard let epoch = try Data.fetchOne(db.cachedStatement(sql: "SELECT epoch FROM center")) else {
                 throw ServerError.unavailable("The server store is not initialized: run tandem admin init.")
             }
             return hexString(epoch)
@@ -134,11 +155,11 @@ public final class SQLiteServerStorage: ServerStorage {
 
     public func authenticate(tokenHash: [UInt8]) async throws -> Principal {
         try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT c.member, c.device, c.revoked, m.role, d.replica, d.revoked AS device_revoked
                 FROM credential c JOIN member m ON m.id = c.member LEFT JOIN device d ON d.id = c.device
                 WHERE c.token_hash = ?
-                """, arguments: [Data(tokenHash)])
+                """), arguments: [Data(tokenHash)])
             else { throw ServerError.unauthorized }
             if (row["revoked"] as Int) != 0 || (row["device_revoked"] as Int?) == 1 { throw ServerError.revoked }
             guard let member = try? MemberID(bytes: row["member"] as Data), let role = Role(rawValue: row["role"]) else {

@@ -42,17 +42,23 @@ struct GroupCommitTests {
             }
         }
         let before = storage.groupCommitStatistics
-        let results = await withTaskGroup(of: (Int, Bool).self) { group in
-            for (position, batch) in batches.enumerated() {
-                let principal = devices[batch.device].principal
-                let changes = batch.changes
+        // Devices push at once; each device its batches in order, as a device does (a
+        // batch below its replica's mark would count as a replay).
+        let results = await withTaskGroup(of: [(Int, Bool)].self) { group in
+            for (index, device) in devices.enumerated() {
+                let principal = device.principal
+                let mine = batches.enumerated().filter { $0.element.device == index }.map { ($0.offset, $0.element.changes) }
                 group.addTask {
-                    let outcome = try? await storage.push(changes, from: principal, repush: false, nowMillis: SystemWallClock().nowMillis(), maxSkewMillis: 60_000)
-                    return (position, outcome?.accepted == changes.count)
+                    var results: [(Int, Bool)] = []
+                    for (position, changes) in mine {
+                        let outcome = try? await storage.push(changes, from: principal, repush: false, nowMillis: SystemWallClock().nowMillis(), maxSkewMillis: 60_000)
+                        results.append((position, outcome?.accepted == changes.count))
+                    }
+                    return results
                 }
             }
             var results = [Bool](repeating: false, count: batches.count)
-            for await (position, accepted) in group { results[position] = accepted }
+            for await device in group { for (position, accepted) in device { results[position] = accepted } }
             return results
         }
         for (position, batch) in batches.enumerated() {
