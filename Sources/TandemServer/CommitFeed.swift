@@ -10,19 +10,27 @@ public actor CommitFeed {
     private var subscribers: [Int: AsyncStream<Commits>.Continuation] = [:]
     private var nextID = 0
     private var loop: Task<Void, Never>?
+    /// Whether the loop holds its starting position; subscribers wait for it.
+    private var positioned = false
+    private var waitingForPosition: [CheckedContinuation<Void, Never>] = []
 
     public init(storage: any ServerStorage) {
         self.storage = storage
     }
 
-    /// A stream of the commits made from now on; `unsubscribe(id)` ends it.
-    public func subscribe() -> (id: Int, commits: AsyncStream<Commits>) {
+    /// A stream of every commit made after this call returns; `unsubscribe(id)` ends it.
+    /// The first subscriber starts the loop and returns once the loop has read the head
+    /// (or failed to, once), so a commit made right after cannot be taken for the start.
+    public func subscribe() async -> (id: Int, commits: AsyncStream<Commits>) {
         nextID += 1
         let id = nextID
         // Unbounded: each element is small and a subscriber's loop only forwards it.
         let (stream, continuation) = AsyncStream.makeStream(of: Commits.self)
         subscribers[id] = continuation
         if loop == nil { loop = Task { await self.follow() } }
+        if !positioned {
+            await withCheckedContinuation { waitingForPosition.append($0) }
+        }
         return (id, stream)
     }
 
@@ -31,16 +39,25 @@ public actor CommitFeed {
         if subscribers.isEmpty {
             loop?.cancel()
             loop = nil
+            markPositioned(false)
         }
     }
 
     public var subscriberCount: Int { subscribers.count }
+
+    private func markPositioned(_ value: Bool) {
+        positioned = value
+        let waiting = waitingForPosition
+        waitingForPosition = []
+        for continuation in waiting { continuation.resume() }
+    }
 
     private func follow() async {
         var position: Int64? = nil
         while !Task.isCancelled {
             do {
                 guard let from = position else {
+                    defer { if !positioned { markPositioned(position != nil) } }
                     position = try await storage.head()
                     continue
                 }

@@ -124,22 +124,6 @@ struct LivePushTests {
         return (hello.withLock { $0 }, close)
     }
 
-    /// `body`'s result, or an error after `limit`: a test never waits forever.
-    func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw TimedOut() }
-            return value
-        }
-    }
-
-    struct TimedOut: Error {}
-
     func scrape(_ url: String) async throws -> String {
         var metrics = HTTPClientRequest(url: url + "/metrics")
         metrics.method = .GET
