@@ -4,16 +4,15 @@ public import TandemCore
 public enum Secrets {
     /// A device or staff token: 256 random bits as 64 hex digits.
     public static func newToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return hexString((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        // The system's secure generator, through the standard library (see Identifier.random).
+        hexString((0..<32).map { _ in UInt8.random(in: 0...255) })
     }
 
     /// An enrollment or link code: 130 random bits in Crockford base32, grouped by 5
     /// (`7KQ2M-…`): easy to read out, and far beyond guessing with throttled attempts.
     public static func newCode() -> String {
-        var generator = SystemRandomNumberGenerator()
         let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
-        let symbols = (0..<26).map { _ in alphabet[Int.random(in: 0..<32, using: &generator)] }
+        let symbols = (0..<26).map { _ in alphabet[Int.random(in: 0..<32)] }
         return stride(from: 0, to: 26, by: 5).map { String(symbols[$0..<min($0 + 5, 26)]) }.joined(separator: "-")
     }
 
