@@ -181,7 +181,9 @@ struct LivePushTests {
             #expect(result.hello?.subscriptions == ["own"])
             #expect(result.close?.closeCode == .unknown(LiveCloseCode.revoked))
         }
-        #expect(ContinuousClock.now - started < .seconds(8))
+        // Tokens are re-checked every 5 s: all four close within three check periods (under
+        // ThreadSanitizer with the whole suite running, 11.9 s was seen).
+        #expect(ContinuousClock.now - started < .seconds(15))
 
         // The other device of the member is not affected.
         var laptopHeaders = HTTPFields()
