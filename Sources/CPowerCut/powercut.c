@@ -26,7 +26,6 @@ typedef struct Track {
     sqlite3_int64 syncedSize;  // the size at the last fsync
     Undo *undo;                // newest first
     int dead;
-    long long syncs;
     struct Track *next;
 } Track;
 
@@ -135,7 +134,6 @@ static int pcSync(sqlite3_file *file, int flags) {
             // Everything written to this file, through any handle, is on disk now.
             freeUndo(f->track);
             f->track->syncedSize = realSize(f->real);
-            f->track->syncs++;
         }
     }
     pthread_mutex_unlock(&lock);
@@ -296,12 +294,4 @@ long long tandem_powercut_cut(const char *prefix) {
     }
     pthread_mutex_unlock(&lock);
     return discarded;
-}
-
-long long tandem_powercut_syncs(const char *prefix) {
-    long long n = 0;
-    pthread_mutex_lock(&lock);
-    for (Track *t = tracks; t; t = t->next) if (t->path[0] && startsWith(t->path, prefix)) n += t->syncs;
-    pthread_mutex_unlock(&lock);
-    return n;
 }

@@ -11,7 +11,4 @@ int tandem_powercut_register(void);
 /// machine is off. Returns the number of bytes of writes it discarded.
 long long tandem_powercut_cut(const char *prefix);
 
-/// How many fsyncs files under `prefix` received so far.
-long long tandem_powercut_syncs(const char *prefix);
-
 #endif
