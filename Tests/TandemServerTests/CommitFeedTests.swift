@@ -35,9 +35,9 @@ struct CommitFeedTests {
         let outcome = try await writer.push(changes, from: principal, repush: false, nowMillis: now, maxSkewMillis: 60_000)
         #expect(outcome.accepted == changes.count)
 
-        let started = ContinuousClock.now
-        let seen = try #require(try await within(.seconds(10)) { await commits.first { _ in true } })
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // How soon is the benchmarks' business (write-to-visible); here only that it comes.
+        // The bound is for a stuck feed (3.3 s seen under ThreadSanitizer with the suite running).
+        let seen = try #require(try await within(.seconds(30)) { await commits.first { _ in true } })
         #expect(seen.channels.keys.contains(principal.member))
         #expect(seen.head == (try await writer.head()))
         #expect(seen.channels[principal.member] == seen.head)
