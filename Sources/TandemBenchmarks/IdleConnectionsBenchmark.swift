@@ -23,26 +23,17 @@ struct IdleConnectionsBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         raiseFileLimit()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let folder = try BenchFolder()
+        defer { folder.remove() }
 
         // Devices, 4 connections each, enrolled straight into the store.
-        let db = folder + "/center.sqlite"
+        let db = folder.path + "/center.sqlite"
         let devices = (connections + 3) / 4
         var tokens: [String] = []
         do {
             let storage = try SQLiteServerStorage(path: db)
-            let clock = UInt64(now() * 1000)
-            _ = try storage.initialize(staffName: "Bench", nowMillis: clock)
-            for index in 0..<devices {
-                let code = try storage.invite(role: .patient, name: "P\(index)", nowMillis: clock)
-                let token = "bench-token-\(index)-\(UUID().uuidString)"
-                _ = try await storage.enroll(
-                    codeHash: Secrets.hashCode(code), replica: .random(), deviceName: "d\(index)", tokenHash: Secrets.hash(token),
-                    expectedRole: nil, expectedMember: nil, nowMillis: clock)
-                tokens.append(token)
-            }
+            _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
+            for index in 0..<devices { tokens.append(try await BenchDevice.enroll("p\(index)", into: storage).token) }
         }
 
         let (server, port) = try spawnServer(db: db)

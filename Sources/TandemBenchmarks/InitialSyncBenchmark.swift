@@ -25,9 +25,9 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
     var rounds = 3
 
     func run() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let benchFolder = try BenchFolder()
+        defer { benchFolder.remove() }
+        let folder = benchFolder.path
 
         let storage = try SQLiteServerStorage(path: folder + "/center.sqlite")
         let started = now()

@@ -6,54 +6,69 @@ import TandemCore
 import TandemServer
 import TandemStore
 
-/// Issue 5's write-to-visible benchmark, idle: two devices of one member each run
+/// Issue 5's write-to-visible benchmark: two devices of one member each run
 /// `tandem sync --watch` (the release `tandem` beside this binary); this process writes a
 /// journal entry into device A's store and measures the time from that commit until the
-/// entry is committed in device B's store, one write at a time. The server runs in this
-/// process. (Under ingest load: not yet; see docs/benchmarks.md.)
+/// entry is committed in device B's store, one write at a time: first with the server idle,
+/// then while 200 other devices push 10,000 changes/s at it (the ingest benchmark's load,
+/// from this process). The server runs in a child process.
 struct WriteToVisibleBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "write-to-visible",
-        abstract: "Latency from a commit on device A to the commit on device B through sync --watch (idle)."
+        abstract: "Latency from a commit on device A to the commit on device B through sync --watch, idle and under ingest load."
     )
 
-    /// Whether device B's store holds the entry (synchronous: no hop per poll).
-    static func holds(_ reader: DatabaseQueue, _ key: Data) throws -> Bool {
-        try reader.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM journal_entry WHERE id = ?", arguments: [key]) } == true
-    }
-
-    @Option(help: "Writes to measure.")
+    @Option(help: "Writes to measure per phase.")
     var writes = 1_000
 
+    @Option(help: "Changes/s the other devices push in the second phase (0: no second phase).")
+    var loadRate = 10_000
+
+    @Option(help: "Devices pushing in the second phase, in batches of 20.")
+    var loadDevices = 200
+
+    @Option(help: "Seconds the load runs before the second phase's writes start.")
+    var loadWarmup = 10
+
+    @Option(help: "Longest the second phase's writes go on under load, in seconds.")
+    var loadSeconds = 120
+
     func run() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        raiseFileLimit()
+        let folder = try BenchFolder()
+        defer { folder.remove() }
         let tandem = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("tandem")
         guard FileManager.default.isExecutableFile(atPath: tandem.path) else {
             throw BenchError.badInput("build tandem first: swift build -c release --product tandem")
         }
 
-        let storage = try SQLiteServerStorage(path: folder + "/center.sqlite")
-        _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
-        let (port, serverTask) = try await startServer(storage)
-        defer { serverTask.cancel() }
+        // The center: an invitation for the measured member, and the load's devices enrolled
+        // straight into the store before the server starts.
+        let db = folder.path + "/center.sqlite"
+        let code: String
+        var loaders: [BenchDevice] = []
+        do {
+            let storage = try SQLiteServerStorage(path: db)
+            _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
+            code = try storage.invite(role: .patient, name: "Bench", nowMillis: UInt64(now() * 1000))
+            if loadRate > 0 {
+                for index in 0..<loadDevices { loaders.append(try await BenchDevice.enroll("load-\(index)", into: storage)) }
+            }
+        }
+        let (server, port) = try spawnServer(db: db)
+        defer { server.terminate() }
         let url = "http://127.0.0.1:\(port)"
 
-        // Two homes of one member, enrolled the way `tandem enroll` does.
+        // Two homes of one member, enrolled the way `tandem enroll` and `tandem device link` do.
         var homes: [String] = []
         var stores: [ReplicaStore] = []
         for name in ["a", "b"] {
-            let home = folder + "/" + name
+            let home = folder.path + "/" + name
             try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let store = try ReplicaStore.create(at: home + "/replica.sqlite", name: name, role: .patient, wallMillis: UInt64(now() * 1000))
-            let code: String
-            if let first = stores.first {
-                code = try await Syncer(store: first).link().code
-            } else {
-                code = try storage.invite(role: .patient, name: "Bench", nowMillis: UInt64(now() * 1000))
-            }
-            _ = try await Syncer.enroll(store: store, server: url, code: code, deviceName: name, role: nil, allowInsecure: false)
+            var enrollment = code
+            if let first = stores.first { enrollment = try await Syncer(store: first).link().code }
+            _ = try await Syncer.enroll(store: store, server: url, code: enrollment, deviceName: name, role: nil, allowInsecure: false)
             homes.append(home)
             stores.append(store)
         }
@@ -64,48 +79,103 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
             watcher.executableURL = tandem
             watcher.arguments = ["sync", "--watch", "--json", "--home", home]
             watcher.standardOutput = FileHandle.nullDevice
-            FileManager.default.createFile(atPath: home + ".log", contents: nil)
+            _ = FileManager.default.createFile(atPath: home + ".log", contents: nil)
             watcher.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: home + ".log"))
             try watcher.run()
             watchers.append(watcher)
         }
         try await Task.sleep(for: .seconds(2))
+        let probe = Probe(writer: stores[0], reader: try DatabaseQueue(path: homes[1] + "/replica.sqlite"))
+        let serverPID = server.processIdentifier
 
-        let reader = try DatabaseQueue(path: homes[1] + "/replica.sqlite")
-        var latencies: [Double] = []
-        var lost = 0
-        for index in 0..<writes {
-            var edit = JournalEdit()
-            edit.mood = index % 11
-            edit.craving = 3
-            let (id, _) = try stores[0].write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
-            let committed = now()
-            let key = Data(id.bytes)
-            var seen = false
-            while now() - committed < 5 {
-                if try Self.holds(reader, key) {
-                    seen = true
-                    break
+        var cpu = cpuSeconds(of: serverPID)
+        let idle = await probe.measure(writes: writes, until: .distantFuture)
+        print("Write-to-visible (device A's commit → device B's commit through sync --watch; B's store polled every 0.25 ms):")
+        report("idle", idle, serverCPU: cpuSeconds(of: serverPID) - cpu)
+
+        if loadRate > 0 {
+            let batch = 20
+            let interval = Double(batch * loadDevices) / Double(loadRate)
+            let perDevice = Int((Double(loadWarmup + loadSeconds) / interval).rounded(.up))
+            let plan = try PushPlan(devices: loaders, batchesPerDevice: perDevice, batch: batch)
+            let client = PushClient(base: url, connections: loadDevices)
+            let devices = loaders
+            let load = Task {
+                await openLoop(clients: devices.count, perClient: perDevice, interval: interval, warmup: Double(loadWarmup)) { device, index in
+                    try await client.push(plan.bodies[device][index], token: devices[device].token)
                 }
-                try await Task.sleep(for: .microseconds(250))
             }
-            if seen { latencies.append((now() - committed) * 1000) } else { lost += 1 }
-            try await Task.sleep(for: .milliseconds(5))
+            try await Task.sleep(for: .seconds(loadWarmup))
+            cpu = cpuSeconds(of: serverPID)
+            let loaded = await probe.measure(writes: writes, until: Date().addingTimeInterval(Double(loadSeconds)))
+            let serverCPU = cpuSeconds(of: serverPID) - cpu
+            load.cancel()
+            let pushed = await load.value
+            report("under load: \(loadDevices) devices offering \(loadRate) changes/s in batches of \(batch)", loaded, serverCPU: serverCPU, target: 100)
+            print("""
+                the load meanwhile: \(pushed.returned) of \(pushed.measured * batch) changes accepted, \(pushed.failures) batches failed; \
+            push p50 \(format(pushed.percentile(0.5), 2)) ms, p99 \(format(pushed.percentile(0.99), 2)) ms; load generator CPU \(format(pushed.cpu, 1)) s
+            """)
+            try await client.shutdown()
         }
         for home in homes {
-            let log = (try? String(contentsOfFile: home + ".log", encoding: .utf8)) ?? ""
-            let lines = log.split(separator: "\n")
+            let lines = ((try? String(contentsOfFile: home + ".log", encoding: .utf8)) ?? "").split(separator: "\n")
             if lines.count > 1 { print("device \(home.suffix(1)) said: " + lines.suffix(5).joined(separator: " | ")) }
         }
-        latencies.sort()
+    }
+
+    func report(_ phase: String, _ run: Probe.Run, serverCPU: Double, target: Double = 20) {
+        let latencies = run.latencies
         func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print("""
-        Write-to-visible, idle, \(latencies.count) of \(writes) writes seen on device B (\(lost) not within 5 s):
-          p50  \(format(percentile(0.50), 2)) ms
-          p90  \(format(percentile(0.90), 2)) ms
-          p99  \(format(percentile(0.99), 2)) ms   (target < 20 ms: \(percentile(0.99) < 20 ? "met" : "NOT met"))
-          max  \(format(latencies.last ?? .nan, 2)) ms
-        (B's store is polled every 0.25 ms: figures include up to that much.)
+          \(phase): \(latencies.count) writes seen on device B, \(run.lost) not within 5 s
+            p50 \(format(percentile(0.50), 2)) ms   p90 \(format(percentile(0.90), 2)) ms   p99 \(format(percentile(0.99), 2)) ms   \
+        max \(format(latencies.last ?? .nan, 2)) ms   (target p99 < \(format(target, 0)) ms: \(percentile(0.99) < target ? "met" : "NOT met"))
+            server CPU \(format(serverCPU, 1)) s
         """)
+    }
+}
+
+/// Writes on device A and watches for them on device B, on a thread of its own, so that
+/// a load generator's tasks in this process do not delay the polling.
+struct Probe: Sendable {
+    let writer: ReplicaStore
+    let reader: DatabaseQueue
+
+    struct Run: Sendable {
+        /// Milliseconds from A's commit to B's, sorted.
+        var latencies: [Double] = []
+        var lost = 0
+    }
+
+    func measure(writes: Int, until end: Date) async -> Run {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var run = Run()
+                for index in 0..<writes where Date() < end {
+                    do {
+                        var edit = JournalEdit()
+                        edit.mood = index % 11
+                        edit.craving = 3
+                        let (id, _) = try writer.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+                        let committed = now()
+                        let key = Data(id.bytes)
+                        var seen = false
+                        while now() - committed < 5, !seen {
+                            seen = try reader.read { db in
+                                try Bool.fetchOne(db, sql: "SELECT 1 FROM journal_entry WHERE id = ?", arguments: [key]) ?? false
+                            }
+                            if !seen { usleep(250) }
+                        }
+                        if seen { run.latencies.append((now() - committed) * 1000) } else { run.lost += 1 }
+                    } catch {
+                        run.lost += 1
+                    }
+                    usleep(5_000)
+                }
+                run.latencies.sort()
+                continuation.resume(returning: run)
+            }
+        }
     }
 }
