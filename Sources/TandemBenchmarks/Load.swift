@@ -141,7 +141,8 @@ func openLoop(
                             run.returned += returned
                         }
                     } catch {
-                        run.failures += 1
+                        // A request cut short by ending the run is not a failure.
+                        if !Task.isCancelled { run.failures += 1 }
                     }
                 }
                 return run

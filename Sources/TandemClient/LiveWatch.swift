@@ -62,14 +62,22 @@ public struct LiveWatch: Sendable {
             }
             // Local writes by other commands: push when the outbox holds something. A
             // writer's last WAL write comes before its commit is visible (it fsyncs first),
-            // so an outbox that still looks empty is looked at again shortly.
+            // so an outbox that still looks empty is looked at again shortly; every new
+            // write starts the looking over, since the latest write is the one to find.
             group.addTask {
+                var looking: Task<Void, Never>? = nil
+                defer { looking?.cancel() }
                 for await _ in watcher.changes {
-                    for delay in [0, 1, 2, 5, 10, 25, 50, 100] {
-                        if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
-                        if (try? store.outboxCount()) ?? 0 > 0 {
-                            trigger.yield()
-                            break
+                    looking?.cancel()
+                    looking = Task {
+                        for delay in Self.outboxLooks {
+                            if delay > .zero {
+                                do { try await Task.sleep(for: delay) } catch { return }
+                            }
+                            if (try? store.outboxCount()) ?? 0 > 0 {
+                                trigger.yield()
+                                return
+                            }
                         }
                     }
                 }
@@ -85,6 +93,10 @@ public struct LiveWatch: Sendable {
             try await group.next()
         }
     }
+
+    /// When the outbox is looked at after a write to the home: at once, then ever more
+    /// rarely for about 200 ms.
+    static let outboxLooks: [Duration] = [0, 0.5, 1, 2, 3, 5, 10, 25, 50, 100].map { .microseconds(Int64($0 * 1000)) }
 
     /// Connects, reconnecting after 0.2 s, 0.4 s … up to 30 s (each with up to 50 % jitter);
     /// a connection that lived resets the delay. A close for revocation ends the watch.

@@ -80,6 +80,10 @@ public actor CommitFeed {
 final class CommitSignal: @unchecked Sendable {
     private struct Waiters {
         var next = 0
+        /// How many times `fire()` was called: a waiter that read it before looking at the
+        /// store returns at once if it moved meanwhile, so no commit slips between the look
+        /// and the wait.
+        var fired = 0
         var continuations: [Int: CheckedContinuation<Void, Never>] = [:]
     }
     // NSLock, not Synchronization's Mutex: ThreadSanitizer (a CI step) sees pthread locks.
@@ -94,23 +98,28 @@ final class CommitSignal: @unchecked Sendable {
 
     func fire() {
         let woken = locked { state in
+            state.fired += 1
             defer { state.continuations.removeAll() }
             return Array(state.continuations.values)
         }
         for continuation in woken { continuation.resume() }
     }
 
-    /// Returns at the next `fire()`, or after `interval`.
-    func wait(upTo interval: Duration) async {
+    /// The number of `fire()` calls so far, for `wait(since:upTo:)`.
+    var fired: Int { locked { $0.fired } }
+
+    /// Returns at the first `fire()` after the `since`-th (at once if there was one), or
+    /// after `interval`.
+    func wait(since: Int, upTo interval: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(for: interval) }
-            group.addTask { await self.nextFire() }
+            group.addTask { await self.nextFire(since: since) }
             _ = await group.next()
             group.cancelAll()
         }
     }
 
-    private func nextFire() async {
+    private func nextFire(since: Int) async {
         let id = locked { state in
             state.next += 1
             return state.next
@@ -118,7 +127,7 @@ final class CommitSignal: @unchecked Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let cancelled = locked { state in
-                    if Task.isCancelled { return true }
+                    if Task.isCancelled || state.fired != since { return true }
                     state.continuations[id] = continuation
                     return false
                 }

@@ -178,8 +178,20 @@ extension SQLiteServerStorage {
         return PushOutcome(accepted: accepted.count, replayed: replayed)
     }
 
-    public func pull(_ grant: Grant, after sequence: Int64, limit: Int) async throws -> ChannelPage {
+    public func pull(_ grants: [Grant], limit: Int, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]) async throws -> PullSnapshot {
         try await pool.read { db in
+            let epoch = try Self.epoch(db)
+            let head = try Self.head(db)
+            let positions = starts(epoch, head)
+            var pages: [ChannelPage] = []
+            pages.reserveCapacity(grants.count)
+            for (grant, start) in zip(grants, positions) { pages.append(try Self.page(of: grant, after: start, limit: limit, db)) }
+            return PullSnapshot(epoch: epoch, head: head, pages: pages)
+        }
+    }
+
+    /// One page of a grant's channel after `sequence`, keeping only what the grant carries.
+    static func page(of grant: Grant, after sequence: Int64, limit: Int, _ db: Database) throws -> ChannelPage {
             var changes: [Change] = []
             var last = sequence
             var scanned = 0
@@ -199,11 +211,14 @@ extension SQLiteServerStorage {
                 changes.append(change)
             }
             return ChannelPage(changes: changes, last: last, more: more)
-        }
     }
 
     public func head() async throws -> Int64 {
-        try await pool.read { db in try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0 }
+        try await pool.read { db in try Self.head(db) }
+    }
+
+    static func head(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
     }
 
     // MARK: - The commit feed
@@ -229,8 +244,9 @@ extension SQLiteServerStorage {
     public func awaitCommit(after position: Int64, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, !Task.isCancelled {
+            let fired = commitSignal.fired
             if try await head() != position { return }
-            await commitSignal.wait(upTo: min(Self.crossProcessPoll, deadline - ContinuousClock.now))
+            await commitSignal.wait(since: fired, upTo: min(Self.crossProcessPoll, deadline - ContinuousClock.now))
         }
     }
 

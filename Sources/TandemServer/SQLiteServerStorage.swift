@@ -145,12 +145,14 @@ public final class SQLiteServerStorage: ServerStorage {
     }
 
     public func epoch() async throws -> String {
-        try await pool.read { db in
-            guard let epoch = try Data.fetchOne(db.cachedStatement(sql: "SELECT epoch FROM center")) else {
-                throw ServerError.unavailable("The server store is not initialized: run tandem admin init.")
-            }
-            return hexString(epoch)
+        try await pool.read { db in try Self.epoch(db) }
+    }
+
+    static func epoch(_ db: Database) throws -> String {
+        guard let epoch = try Data.fetchOne(db.cachedStatement(sql: "SELECT epoch FROM center")) else {
+            throw ServerError.unavailable("The server store is not initialized: run tandem admin init.")
         }
+        return hexString(epoch)
     }
 
     public func authenticate(tokenHash: [UInt8]) async throws -> Principal {

@@ -37,8 +37,10 @@ public protocol ServerStorage: Sendable {
     /// A member's devices (or everyone's, with nil).
     func devices(of member: MemberID?) async throws -> [DeviceInfo]
 
-    /// One page of a channel after a sequence number, keeping only what `grant` carries.
-    func pull(_ grant: Grant, after sequence: Int64, limit: Int) async throws -> ChannelPage
+    /// What a pull reads, from one snapshot: the epoch and the head, then for each grant a
+    /// page of at most `limit` changes of its channel, after the position `starts` gives it
+    /// (called once, with that epoch and head), keeping only what the grant carries.
+    func pull(_ grants: [Grant], limit: Int, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]) async throws -> PullSnapshot
 
     /// The highest sequence number handed out: a cursor beyond it is from another epoch.
     func head() async throws -> Int64
@@ -82,6 +84,14 @@ public struct PushOutcome: Sendable, Equatable {
 }
 
 /// One page of a channel's changes, in sequence order.
+/// A pull's reads, from one snapshot of the store.
+public struct PullSnapshot: Sendable {
+    public var epoch: String
+    public var head: Int64
+    /// One page per grant, in the grants' order.
+    public var pages: [ChannelPage]
+}
+
 public struct ChannelPage: Sendable {
     public var changes: [Change]
     /// The sequence number of the last change returned, or the one asked from.

@@ -195,7 +195,6 @@ public struct SyncServer: Sendable {
         try checkVersion(request)
         let principal = try await authenticate(request, &log)
         let body: PullRequest = try await decodeJSON(request)
-        let epoch = try await storage.epoch()
         let grants: [Grant]
         do {
             grants = try await policy.grants(for: principal)
@@ -203,26 +202,23 @@ public struct SyncServer: Sendable {
             // Never an empty list: a device would purge what it holds.
             throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
         }
-        let head = try await storage.head()
-        var epochChanged = false
-        var starts: [String: Int64] = [:]
-        for (key, text) in body.cursors {
-            let cursor = try Cursor(parsing: text)
-            if cursor.epoch != epoch || cursor.sequence > head { epochChanged = true } else { starts[key] = cursor.sequence }
-        }
-        if epochChanged { starts = [:] }
+        let cursors = try body.cursors.mapValues { try Cursor(parsing: $0) }
+        let keys = grants.map { $0.key(for: principal) }
         let limit = min(max(body.limit ?? limits.pullPageSize, 1), limits.pullPageSize)
+        // The epoch, the head and every page from one read transaction.
+        let snapshot = try await storage.pull(grants, limit: limit) { epoch, head in
+            Self.starts(cursors, keys: keys, epoch: epoch, head: head).positions
+        }
+        let epoch = snapshot.epoch
+        let epochChanged = Self.starts(cursors, keys: keys, epoch: epoch, head: snapshot.head).epochChanged
         var subscriptions: [Subscription] = []
         var pages: [PullResponse.PullPage] = []
         var sent = 0
-        for grant in grants {
-            let key = grant.key(for: principal)
+        for (grant, (key, page)) in zip(grants, zip(keys, snapshot.pages)) {
             subscriptions.append(Subscription(key: key, channel: "member:\(grant.channel.hex)", projection: grant.projection?.rawValue ?? "owner"))
-            let page = try await storage.pull(grant, after: starts[key] ?? 0, limit: limit)
-            let packed = try Deflate.compress(ChangeBatch(page.changes).encoded())
             sent += page.changes.count
             pages.append(.init(
-                key: key, changes: Data(packed).base64EncodedString(),
+                key: key, changes: try Self.packed(page.changes),
                 cursor: Cursor(epoch: epoch, key: key, sequence: page.last).encoded, more: page.more))
         }
         log["sent"] = "\(sent)"
@@ -230,6 +226,22 @@ public struct SyncServer: Sendable {
         return try json(PullResponse(
             epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, serverTime: wallClock.nowMillis()))
     }
+
+    /// Where each subscription's page starts: its cursor's position, or zero for every one
+    /// of them when any cursor is from another epoch or beyond the head (a restored server).
+    static func starts(_ cursors: [String: Cursor], keys: [String], epoch: String, head: Int64) -> (positions: [Int64], epochChanged: Bool) {
+        let changed = cursors.values.contains { $0.epoch != epoch || $0.sequence > head }
+        return (keys.map { changed ? 0 : cursors[$0]?.sequence ?? 0 }, changed)
+    }
+
+    /// A page's changes as the answer carries them: the batch encoding, deflated, base64.
+    static func packed(_ changes: [Change]) throws -> String {
+        if changes.isEmpty, let empty = emptyPage { return empty }
+        return Data(try Deflate.compress(ChangeBatch(changes).encoded())).base64EncodedString()
+    }
+
+    /// A caught-up pull's pages are all empty: their bytes are made once.
+    static let emptyPage: String? = try? Data(Deflate.compress(ChangeBatch([]).encoded())).base64EncodedString()
 
     // MARK: - Plumbing
 

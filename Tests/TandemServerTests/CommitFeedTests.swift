@@ -1,6 +1,6 @@
 import Foundation
 import TandemCore
-import TandemServer
+@testable import TandemServer
 import TandemStore
 import TandemTestSupport
 import Testing
@@ -50,5 +50,22 @@ struct CommitFeedTests {
         #expect(fromZero.channels[principal.member] == seen.head)
         await feed.unsubscribe(id)
         #expect(await feed.subscriberCount == 0)
+    }
+
+    /// A commit that lands after the feed looked at the store and before it waits must
+    /// still wake it (it once waited out its whole poll period, 20 ms, for such a commit).
+    @Test func aCommitBetweenTheLookAndTheWait_wakesTheWaiter() async throws {
+        let signal = CommitSignal()
+        let looked = signal.fired
+        signal.fire()
+        // `within` throws if the waiter sleeps on (its period here is 300 s).
+        try await within(.seconds(30)) { await signal.wait(since: looked, upTo: .seconds(300)) }
+        // Without a commit since the look, the wait lasts its period.
+        let quiet = try await within(.seconds(30)) {
+            let started = ContinuousClock.now
+            await signal.wait(since: signal.fired, upTo: .milliseconds(200))
+            return ContinuousClock.now - started
+        }
+        #expect(quiet >= .milliseconds(200))
     }
 }
