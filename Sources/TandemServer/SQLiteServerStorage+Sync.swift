@@ -86,7 +86,7 @@ extension SQLiteServerStorage {
         }
         // Records this batch creates, and the existing records it edits (nil: unknown).
         var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
-        var existing: [RecordID: (owner: MemberID, collection: CollectionName)?] = [:]
+        var existing: [RecordID: StoredRecord?] = [:]
         var refusals: [ServerError.Refusal] = []
         var accepted: [Change] = []
         var replayed = 0
@@ -108,7 +108,10 @@ extension SQLiteServerStorage {
             // a held id. Above the mark there is nothing to look up.
             if let mark = try mark(change.replica), change.timestamp <= mark {
                 if let held = try Data.fetchOne(
-                    db.cachedStatement(sql: "SELECT change FROM held WHERE record = ? AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?"),
+                    db.cachedStatement(sql: """
+                        SELECT change FROM held WHERE record = (SELECT number FROM record WHERE id = ?)
+                        AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?
+                        """),
                     arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
                                 Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(change.replica.bytes)]),
                     Array(held) != change.canonicalBytes
@@ -144,7 +147,7 @@ extension SQLiteServerStorage {
                 if existing[change.record] == nil, owners[change.record] == nil {
                     existing[change.record] = try Self.owner(of: change.record, db)
                 }
-                guard let known = owners[change.record] ?? existing[change.record] ?? nil else {
+                guard let known = owners[change.record] ?? existing[change.record]?.map({ ($0.owner, $0.collection) }) else {
                     refuse(change, "unknown record: its create must come first", permanent: true)
                     continue
                 }
@@ -163,13 +166,15 @@ extension SQLiteServerStorage {
             accepted.append(change)
         }
         guard refusals.isEmpty else { throw ServerError.refused(refusals, serverTime: nowMillis) }
+        // New records get the next numbers: their held rows go at the end of `held`.
+        var records: [RecordID: StoredRecord] = [:]
         for (record, owner) in owners {
-            try db.cachedStatement(sql: "INSERT INTO record_owner (record, owner, collection) VALUES (?, ?, ?)").execute(
+            try db.cachedStatement(sql: "INSERT INTO record (id, owner, collection) VALUES (?, ?, ?)").execute(
                 arguments: [Data(record.bytes), Data(owner.owner.bytes), owner.collection.rawValue])
+            records[record] = StoredRecord(number: db.lastInsertedRowID, owner: owner.owner, collection: owner.collection)
         }
-        var recordOwners = owners.mapValues(\.owner)
-        for (record, owner) in existing { if let owner { recordOwners[record] = owner.owner } }
-        try Self.merge(accepted, owners: recordOwners, created: Set(owners.keys), db)
+        for (record, stored) in existing { if let stored { records[record] = stored } }
+        try Self.merge(accepted, records: records, created: Set(owners.keys), db)
         for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
             guard let highest = changes.map(\.timestamp).max(), highest > ((try mark(pushed)) ?? .zero) else { continue }
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)").execute(
@@ -196,7 +201,7 @@ extension SQLiteServerStorage {
             var last = sequence
             var scanned = 0
             let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                    SELECT h.seq, h.change, o.collection FROM held h LEFT JOIN record_owner o ON o.record = h.record
+                    SELECT h.seq, h.change, r.collection FROM held h LEFT JOIN record r ON r.number = h.record
                     WHERE h.channel = ? AND h.seq > ? ORDER BY h.seq LIMIT ?
                     """),
                 arguments: [Data(grant.channel.bytes), sequence, limit + 1])
@@ -261,24 +266,35 @@ extension SQLiteServerStorage {
         return HybridTimestamp(wallMillis: UInt64(row["wall"] as Int64), counter: UInt16(clamping: row["counter"] as Int64))
     }
 
-    static func owner(of record: RecordID, _ db: Database) throws -> (owner: MemberID, collection: CollectionName)? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT owner, collection FROM record_owner WHERE record = ?"), arguments: [Data(record.bytes)]),
+    /// A record the server holds: its number (the order records came in, which clusters
+    /// `held` so that a new record's rows go at its end), owner and collection.
+    struct StoredRecord {
+        var number: Int64
+        var owner: MemberID
+        var collection: CollectionName
+    }
+
+    static func owner(of record: RecordID, _ db: Database) throws -> StoredRecord? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT number, owner, collection FROM record WHERE id = ?"), arguments: [Data(record.bytes)]),
               let owner = try? MemberID(bytes: row["owner"] as Data)
         else { return nil }
-        return (owner, CollectionName(row["collection"]))
+        return StoredRecord(number: row["number"], owner: owner, collection: CollectionName(row["collection"]))
     }
 
     /// Merges accepted changes with `TandemCore`'s rules; every field whose state changed
     /// gets its held rows replaced, under new sequence numbers, in its owner's channel.
-    /// `owners` are the owners the caller already knows; `created` the records this batch
+    /// `records` are the records the caller already knows; `created` the records this batch
     /// creates, which hold nothing yet (nothing to read, nothing to delete).
-    static func merge(_ changes: [Change], owners: [RecordID: MemberID], created: Set<RecordID>, _ db: Database) throws {
+    static func merge(_ changes: [Change], records: [RecordID: StoredRecord], created: Set<RecordID>, _ db: Database) throws {
         var ids: [RecordID] = []
         var seen = Set<RecordID>()
         for change in changes where seen.insert(change.record).inserted { ids.append(change.record) }
         var before = ReplicaState()
+        var known = records
         for id in ids where !created.contains(id) {
-            for bytes in try Data.fetchAll(db.cachedStatement(sql: "SELECT change FROM held WHERE record = ?"), arguments: [Data(id.bytes)]) {
+            guard let stored = try known[id] ?? owner(of: id, db) else { continue }
+            known[id] = stored
+            for bytes in try Data.fetchAll(db.cachedStatement(sql: "SELECT change FROM held WHERE record = ?"), arguments: [stored.number]) {
                 before.apply(try Change(canonicalBytes: Array(bytes)))
             }
             for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT field, context FROM covered WHERE record = ?"), arguments: [Data(id.bytes)]) {
@@ -291,20 +307,22 @@ extension SQLiteServerStorage {
         guard !touched.isEmpty else { return }
         var sequence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
         for id in ids where touched.contains(id) {
-            guard let new = after[id], let owner = try owners[id] ?? owner(of: id, db)?.owner else { continue }
+            guard let new = after[id], let stored = known[id] else { continue }
+            let owner = stored.owner
             let old = before[id]
             let key = Data(id.bytes)
+            let number = stored.number
             func replace(field: FieldName, kind: MergeKind, with held: [Change]) throws {
                 if old != nil {
                     try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?").execute(
-                        arguments: [key, field.rawValue, Int64(kind.rawValue)])
+                        arguments: [number, field.rawValue, Int64(kind.rawValue)])
                 }
                 for change in held {
                     sequence += 1
                     try db.cachedStatement(
                         sql: "INSERT INTO held (record, field, kind, wall, counter, replica, seq, channel, change) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     ).execute(
-                        arguments: [key, field.rawValue, Int64(kind.rawValue), Int64(change.timestamp.wallMillis),
+                        arguments: [number, field.rawValue, Int64(kind.rawValue), Int64(change.timestamp.wallMillis),
                                     Int64(change.timestamp.counter), Data(change.replica.bytes), sequence,
                                     Data(owner.bytes), Data(change.canonicalBytes)])
                 }
@@ -312,7 +330,7 @@ extension SQLiteServerStorage {
             if let create = new.create, create != old?.create { try replace(field: .record, kind: .create, with: [create]) }
             if let tombstone = new.tombstone, tombstone != old?.tombstone {
                 if old?.tombstone == nil {
-                    try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND kind NOT IN (0, 4)").execute(arguments: [key])
+                    try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND kind NOT IN (0, 4)").execute(arguments: [number])
                     try db.cachedStatement(sql: "DELETE FROM covered WHERE record = ?").execute(arguments: [key])
                 }
                 try replace(field: .record, kind: .tombstone, with: [tombstone])
@@ -339,7 +357,7 @@ extension SQLiteServerStorage {
                 state.apply(try Change(canonicalBytes: Array(bytes)))
             }
             for row in try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT c.record, c.field, c.context FROM covered c JOIN record_owner o ON o.record = c.record WHERE o.owner = ?
+                SELECT c.record, c.field, c.context FROM covered c JOIN record r ON r.id = c.record WHERE r.owner = ?
                 """), arguments: [Data(channel.bytes)]) {
                 state.joinCovered(
                     try CausalContext(encoded: Array(row["context"] as Data)), record: try RecordID(bytes: row["record"] as Data),

@@ -5,11 +5,12 @@ import GRDB
 /// - `center`: the epoch (a random id, replaced only by `tandem admin restore`).
 /// - `member`, `device`, `credential`, `invite`: people, their devices, token hashes and
 ///   one-time codes. Only hashes of tokens and codes are stored.
-/// - `record_owner`: each record's owner (the member its winning create's replica is
-///   registered to) and collection.
+/// - `record`: each record's number (the order records came in), id, owner (the member
+///   its winning create's replica is registered to) and collection.
 /// - `held`: every change the merged state holds (winners, text frontiers, creates,
-///   tombstones), with the sequence number it got when it entered the state and the
-///   channel it belongs to; `covered`: each text field's covered context.
+///   tombstones), keyed by its record's number, with the sequence number it got when it
+///   entered the state and the channel it belongs to; `covered`: each text field's
+///   covered context.
 /// - `replica_mark`: per replica, the highest change id accepted.
 /// - `sequence`: the last sequence number handed out.
 enum ServerSchema {
@@ -49,6 +50,37 @@ enum ServerSchema {
         migrator.registerMigration("v2-held-by-sequence") { db in
             // The commit feed reads what changed after a sequence number, across channels.
             try db.execute(sql: "CREATE INDEX held_seq ON held (seq)")
+        }
+        migrator.registerMigration("v3-records-numbered") { db in
+            // Records get numbers in the order they come in, and `held` is keyed by number:
+            // a new record's rows go at the end of the table instead of a random page (record
+            // ids are random), so a commit writes far fewer pages.
+            try db.execute(sql: """
+                CREATE TABLE record (number INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, owner BLOB NOT NULL, collection TEXT NOT NULL);
+                INSERT INTO record (id, owner, collection) SELECT record, owner, collection FROM record_owner;
+                CREATE TABLE held_numbered (
+                    record INTEGER NOT NULL, field TEXT NOT NULL, kind INTEGER NOT NULL,
+                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica BLOB NOT NULL,
+                    seq INTEGER NOT NULL, channel BLOB NOT NULL, change BLOB NOT NULL,
+                    PRIMARY KEY (record, field, kind, wall, counter, replica)
+                ) WITHOUT ROWID;
+                INSERT INTO held_numbered SELECT r.number, h.field, h.kind, h.wall, h.counter, h.replica, h.seq, h.channel, h.change
+                    FROM held h JOIN record r ON r.id = h.record;
+                """)
+            // Every held change belongs to a known record; should one not, nothing is dropped:
+            // the migration fails and the store stays as it was.
+            let before = try Int.fetchOne(db, sql: "SELECT count(*) FROM held") ?? 0
+            let after = try Int.fetchOne(db, sql: "SELECT count(*) FROM held_numbered") ?? 0
+            guard before == after else {
+                throw DatabaseError(message: "\(before - after) held change(s) belong to no known record; the store was not migrated")
+            }
+            try db.execute(sql: """
+                DROP TABLE held;
+                DROP TABLE record_owner;
+                ALTER TABLE held_numbered RENAME TO held;
+                CREATE INDEX held_channel_seq ON held (channel, seq);
+                CREATE INDEX held_seq ON held (seq);
+                """)
         }
         return migrator
     }
