@@ -79,8 +79,10 @@ enum ServerSchema {
                 DROP TABLE record_owner;
                 ALTER TABLE held_numbered RENAME TO held;
                 CREATE INDEX held_channel_seq ON held (channel, seq);
-                CREATE INDEX held_seq ON held (seq);
+                CREATE INDEX held_seq ON held (seq, channel);
                 """)
+            // `held_seq` carries the channel: the commit feed's "which channels advanced
+            // after n" reads the index alone, not a row per change.
         }
         return migrator
     }
