@@ -236,16 +236,18 @@ extension SQLiteServerStorage {
             // Every commit that changes a channel inserts a held row under a new number;
             // such a row leaves only when a later commit puts a higher one in its place.
             var channels: [MemberID: Int64] = [:]
-            // Named index: left to itself, the planner scans all of `held_channel_seq` (it
-            // yields the groups in order) instead of the few entries after `position`.
-            let advanced = "SELECT channel, max(seq) AS last FROM held INDEXED BY held_seq WHERE seq > ? GROUP BY channel"
-            for row in try Row.fetchAll(db.cachedStatement(sql: advanced), arguments: [position]) {
+            for row in try Row.fetchAll(db.cachedStatement(sql: Self.advancedChannels), arguments: [position]) {
                 guard let channel = try? MemberID(bytes: row["channel"] as Data) else { continue }
                 channels[channel] = row["last"]
             }
             return Commits(head: head, channels: channels)
         }
     }
+
+    /// Which channels advanced after a sequence number. The index is named: left to
+    /// itself, the planner scans all of `held_channel_seq` (it yields the groups in order)
+    /// instead of the few entries of `held_seq` after the number.
+    static let advancedChannels = "SELECT channel, max(seq) AS last FROM held INDEXED BY held_seq WHERE seq > ? GROUP BY channel"
 
     /// This process's commits wake the waiter at once; another process's (several servers on
     /// one file) are seen within `crossProcessPoll`.
