@@ -92,7 +92,8 @@ struct LoadRun: Sendable {
     var latencies: [Double] = []
     /// Requests that failed, warm-up included.
     var failures = 0
-    /// Requests scheduled after the warm-up (answered or failed).
+    /// Requests scheduled after the warm-up that were answered or failed (not those cut
+    /// short by ending the run).
     var measured = 0
     /// The sum of what the measured requests returned (changes accepted, for pushes).
     var returned = 0
@@ -132,17 +133,19 @@ func openLoop(
                     if scheduled > clock.now { try? await Task.sleep(until: scheduled, clock: clock) }
                     if Task.isCancelled { break }
                     let measured = offset >= warmup
-                    if measured { run.measured += 1 }
                     do {
                         let returned = try await send(client, index)
                         if measured {
                             let elapsed = clock.now - scheduled
                             run.latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
                             run.returned += returned
+                            run.measured += 1
                         }
                     } catch {
-                        // A request cut short by ending the run is not a failure.
-                        if !Task.isCancelled { run.failures += 1 }
+                        // A request cut short by ending the run is neither measured nor failed.
+                        guard !Task.isCancelled else { break }
+                        run.failures += 1
+                        if measured { run.measured += 1 }
                     }
                 }
                 return run

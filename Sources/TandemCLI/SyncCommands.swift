@@ -80,7 +80,7 @@ struct SyncCommand: AsyncParsableCommand {
         let json = json
         let watch = LiveWatch(store: store, homeDirectory: home.path, allowInsecure: allowInsecure)
         try await watch.run(
-            sync: { try await home.withSyncLock { try await Syncer(store: store, allowInsecure: allowInsecure).sync() } },
+            sync: { pull in try await home.withSyncLock { try await Syncer(store: store, allowInsecure: allowInsecure).sync(pull: pull) } },
             onEvent: { event in
                 switch event {
                 case .connected: printError("Connected; watching for changes (Ctrl-C stops).")

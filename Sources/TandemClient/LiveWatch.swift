@@ -31,24 +31,27 @@ public struct LiveWatch: Sendable {
     }
 
     /// Runs until cancelled, or until the device can no longer sync (revoked, not enrolled,
-    /// refused for good), which it throws. `sync` runs one sync (the caller takes the home's
-    /// sync lock around it).
+    /// refused for good), which it throws. `sync` runs one sync, pulling too when its
+    /// argument says so (the caller takes the home's sync lock around it): a local write
+    /// only needs its push, the server's notices need a pull.
     public func run(
-        sync: @escaping @Sendable () async throws -> Syncer.Report, onEvent: @escaping @Sendable (Event) -> Void
+        sync: @escaping @Sendable (_ pull: Bool) async throws -> Syncer.Report, onEvent: @escaping @Sendable (Event) -> Void
     ) async throws {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         _ = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
-        let (triggers, trigger) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let trigger = Trigger()
         let watcher = try DirectoryWatcher(directory: homeDirectory)
         defer { watcher.stop() }
-        trigger.yield()
+        trigger.request(pull: true)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
-            // Syncs one at a time; triggers that arrive meanwhile collapse into one more sync.
+            // Syncs one at a time; requests that arrive meanwhile collapse into one more sync,
+            // which pulls if any of them asked for a pull.
             group.addTask {
-                for await _ in triggers {
+                for await _ in trigger.wakeups {
+                    guard let pull = trigger.take() else { continue }
                     do {
-                        onEvent(.synced(try await sync()))
+                        onEvent(.synced(try await sync(pull)))
                     } catch let error as SyncError where !error.isTransient {
                         throw error
                     } catch {
@@ -75,7 +78,7 @@ public struct LiveWatch: Sendable {
                                 do { try await Task.sleep(for: delay) } catch { return }
                             }
                             if (try? store.outboxCount()) ?? 0 > 0 {
-                                trigger.yield()
+                                trigger.request(pull: false)
                                 return
                             }
                         }
@@ -86,7 +89,7 @@ public struct LiveWatch: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(30))
-                    if (try? store.outboxCount()) ?? 0 > 0 { trigger.yield() }
+                    if (try? store.outboxCount()) ?? 0 > 0 { trigger.request(pull: false) }
                 }
             }
             defer { group.cancelAll() }
@@ -101,7 +104,7 @@ public struct LiveWatch: Sendable {
     /// Connects, reconnecting after 0.2 s, 0.4 s … up to 30 s (each with up to 50 % jitter);
     /// a connection that lived resets the delay. A close for revocation ends the watch.
     private func listen(
-        server: String, token: String, trigger: AsyncStream<Void>.Continuation, onEvent: @escaping @Sendable (Event) -> Void
+        server: String, token: String, trigger: Trigger, onEvent: @escaping @Sendable (Event) -> Void
     ) async throws {
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 16)
         configuration.additionalHeaders[.authorization] = "Bearer \(token)"
@@ -120,7 +123,7 @@ public struct LiveWatch: Sendable {
                               (try? JSONDecoder().decode(LiveMessage.self, from: Data(text.utf8))) != nil
                         else { continue }
                         if !connected.exchange(true, ordering: .relaxed) { onEvent(.connected) }
-                        trigger.yield()
+                        trigger.request(pull: true)
                     }
                 }
                 if let close, close.closeCode == .unknown(LiveCloseCode.revoked) {
@@ -141,6 +144,34 @@ public struct LiveWatch: Sendable {
             announcedDown = true
             try await Task.sleep(for: .seconds(delay * Double.random(in: 1...1.5)))
             delay = min(delay * 2, 30)
+        }
+    }
+}
+
+/// What `LiveWatch` has been asked to do since its last sync: a sync, and whether it must
+/// pull; `wakeups` says that something was asked.
+final class Trigger: @unchecked Sendable {
+    let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+    // NSLock, not Synchronization's Mutex: ThreadSanitizer (a CI step) sees pthread locks.
+    private let lock = NSLock()
+    /// nil: nothing asked; false: a push; true: a pull (with the push).
+    private var pending: Bool? = nil
+
+    init() {
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func request(pull: Bool) {
+        lock.withLock { pending = (pending ?? false) || pull }
+        wake.yield()
+    }
+
+    /// What was asked since the last call (nil: nothing), and forgets it.
+    func take() -> Bool? {
+        lock.withLock {
+            defer { pending = nil }
+            return pending
         }
     }
 }

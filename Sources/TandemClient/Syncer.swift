@@ -172,8 +172,9 @@ public struct Syncer: Sendable {
         return HybridTimestamp(wallMillis: wall, counter: counter)
     }
 
-    /// Pushes the outbox, then pulls every subscription until caught up.
-    public func sync(batchSize: Int = 1_000, progress: (@Sendable (Progress) -> Void)? = nil) async throws -> Report {
+    /// Pushes the outbox, then (unless told not to pull) pulls every subscription until
+    /// caught up.
+    public func sync(batchSize: Int = 1_000, pull: Bool = true, progress: (@Sendable (Progress) -> Void)? = nil) async throws -> Report {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
         var report = Report()
@@ -198,6 +199,11 @@ public struct Syncer: Sendable {
             } catch SyncError.refused(let refusals, let serverTime) {
                 try handle(refusals, serverTime: serverTime, entries: entries, restamps: &restamps, report: &report)
             }
+        }
+        guard pull else {
+            try store.recordSync(nowMillis: wallClock.nowMillis())
+            report.waiting = try store.outboxCount()
+            return report
         }
         // Pull until no subscription has more; each answer lists every subscription the
         // device holds, and the store purges what none of them carries any more. The next
