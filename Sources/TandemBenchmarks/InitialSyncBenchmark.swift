@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import TandemClient
 import TandemCore
 import TandemServer
@@ -8,7 +9,8 @@ import TandemWorkload
 
 /// Issue 5's initial-sync benchmark: a new device of a member whose history holds N
 /// winning changes syncs from zero over loopback; the baseline is applying the very same
-/// changes into a fresh store in the same process, in pages of the pull's size.
+/// changes into a fresh store in the device's process, in the order and page sizes the
+/// pull delivered them.
 ///
 /// The server runs in this process; the device (the load) runs in a child process of its
 /// own, which reports its time, bytes on the wire and CPU.
@@ -21,8 +23,8 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
     @Option(help: "Winning changes in the member's history (at least).")
     var changes = 100_000
 
-    @Option(help: "Rounds; the best device time counts.")
-    var rounds = 3
+    @Option(help: "Rounds; their median counts.")
+    var rounds = 5
 
     func run() async throws {
         let benchFolder = try BenchFolder()
@@ -38,7 +40,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         let (port, serverTask) = try await startServer(storage)
         defer { serverTask.cancel() }
 
-        var best: DeviceResult? = nil
+        var results: [DeviceResult] = []
         for round in 1...rounds {
             let code = try storage.invite(role: .patient, name: "Bench", member: member, nowMillis: UInt64(now() * 1000))
             let serverCPU = cpuSeconds()
@@ -48,18 +50,27 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
                 throw BenchError.childFailed("device output: \(output)")
             }
             result.serverCPU = serverSeconds
-            print("Round \(round): sync \(format(result.syncSeconds, 3)) s, local apply \(format(result.applySeconds, 3)) s, ratio \(format(result.syncSeconds / result.applySeconds, 2)), received \(result.bytesReceived) B (\(format(Double(result.bytesReceived) / Double(result.pulled), 2)) B/change), device CPU \(format(result.deviceCPU, 2)) s, server CPU \(format(serverSeconds, 2)) s")
-            if best == nil || result.syncSeconds < best!.syncSeconds { best = result }
+            print("Round \(round): sync \(format(result.syncSeconds, 3)) s, local apply \(format(result.applySeconds, 3)) s, ratio \(format(result.syncSeconds / result.applySeconds, 2)) (sorted by record: \(format(result.sortedApplySeconds, 3)) s), received \(result.bytesReceived) B (\(format(Double(result.bytesReceived) / Double(result.pulled), 2)) B/change), device CPU \(format(result.deviceCPU, 2)) s, server CPU \(format(serverSeconds, 2)) s")
+            results.append(result)
         }
-        guard let best else { return }
+        guard let last = results.last else { return }
+        // This machine's disk makes single rounds move by a third: the median of the rounds
+        // judges the targets, the best of each is shown beside it.
+        func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+        let sync = median(results.map(\.syncSeconds))
+        let ratio = median(results.map { $0.syncSeconds / $0.applySeconds })
         print("""
 
-        Initial sync of \(best.pulled) changes (best of \(rounds)):
-          sync over loopback   \(format(best.syncSeconds, 3)) s   (target ≤ 2 s: \(best.syncSeconds <= 2 ? "met" : "NOT met"))
-          local apply          \(format(best.applySeconds, 3)) s
-          ratio                \(format(best.syncSeconds / best.applySeconds, 2))     (target ≤ 1.3: \(best.syncSeconds / best.applySeconds <= 1.3 ? "met" : "NOT met"))
-          bytes received       \(best.bytesReceived) (\(format(Double(best.bytesReceived) / Double(best.pulled), 2)) B/change), sent \(best.bytesSent)
-          CPU                  device \(format(best.deviceCPU, 2)) s, server \(format(best.serverCPU, 2)) s
+        Initial sync of \(last.pulled) changes (median of \(rounds) rounds; best in brackets):
+          sync over loopback   \(format(sync, 3)) s (\(format(results.map(\.syncSeconds).min()!, 3)))   target ≤ 2 s: \(sync <= 2 ? "met" : "NOT met")
+          local apply          \(format(median(results.map(\.applySeconds)), 3)) s (\(format(results.map(\.applySeconds).min()!, 3)))   the same changes in pull order and page sizes
+          ratio                \(format(ratio, 2))   target ≤ 1.3: \(ratio <= 1.3 ? "met" : "NOT met")
+          sorted by record     \(format(median(results.map(\.sortedApplySeconds)), 3)) s (\(format(results.map(\.sortedApplySeconds).min()!, 3)))   pages of 2,000, the earlier baseline; ratio \(format(median(results.map { $0.syncSeconds / $0.sortedApplySeconds }), 2))
+          bytes received       \(last.bytesReceived) (\(format(Double(last.bytesReceived) / Double(last.pulled), 2)) B/change), sent \(last.bytesSent)
+          CPU                  device \(format(median(results.map(\.deviceCPU)), 2)) s, server \(format(median(results.map(\.serverCPU)), 2)) s
         """)
     }
 
@@ -109,6 +120,7 @@ struct DeviceResult: Codable {
     var pulled: Int
     var syncSeconds: Double
     var applySeconds: Double
+    var sortedApplySeconds: Double
     var bytesReceived: Int
     var bytesSent: Int
     var deviceCPU: Double
@@ -129,26 +141,46 @@ struct InitialSyncDevice: AsyncParsableCommand {
         let wall = SystemWallClock()
         let store = try ReplicaStore.create(at: work + "/device.sqlite", name: "bench", role: .patient, wallMillis: wall.nowMillis())
         _ = try await Syncer.enroll(store: store, server: server, code: code, deviceName: "bench", role: nil, allowInsecure: false)
+        // Each timed phase starts with no dirty pages of an earlier phase being written back
+        // (each phase writes hundreds of MiB through its WAL; the first measurements of this
+        // benchmark moved by a third with the order of the phases).
+        Glibc.sync()
         let cpu = cpuSeconds()
         let started = now()
         let report = try await Syncer(store: store).sync()
         let syncSeconds = now() - started
         let deviceCPU = cpuSeconds() - cpu
 
-        // The same changes, in the same pages, into a fresh store.
+        // The baseline: the same changes applied into a fresh store, in the order the pull
+        // brought them and in pages of the sizes the pull used. The member's history has
+        // one writer, who pushed in the order it wrote, so the server holds (and sends) the
+        // winners in timestamp order.
         let held = try store.state().heldChanges
-        let local = try ReplicaStore.create(at: work + "/local.sqlite", name: "local", role: .patient, wallMillis: wall.nowMillis())
-        let applyStarted = now()
-        var start = 0
-        while start < held.count {
-            let page = Array(held[start..<min(start + 2_000, held.count)])
-            try local.apply(page)
-            start += page.count
-        }
-        let applySeconds = now() - applyStarted
+        let inPullOrder = held.sorted { ($0.timestamp, $0.replica) < ($1.timestamp, $1.replica) }
+        let applySeconds = try Self.applyLocally(inPullOrder, into: work + "/local.sqlite") { Syncer.pageLimit($0) }
+        // The previous baseline, for comparison: sorted by record id (as a store lists its
+        // state), in pages of 2,000. Neighbouring records share B-tree pages, so this order
+        // writes far fewer pages than any order a pull delivers.
+        let sortedSeconds = try Self.applyLocally(held, into: work + "/sorted.sqlite") { _ in 2_000 }
         let result = DeviceResult(
-            pulled: report.pulled, syncSeconds: syncSeconds, applySeconds: applySeconds, bytesReceived: report.bytesReceived,
-            bytesSent: report.bytesSent, deviceCPU: deviceCPU)
+            pulled: report.pulled, syncSeconds: syncSeconds, applySeconds: applySeconds, sortedApplySeconds: sortedSeconds,
+            bytesReceived: report.bytesReceived, bytesSent: report.bytesSent, deviceCPU: deviceCPU)
         print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+    }
+
+    /// Seconds to apply `changes` into a fresh store at `path`, page `n` holding `size(n)`.
+    static func applyLocally(_ changes: [Change], into path: String, size: (Int) -> Int) throws -> Double {
+        let store = try ReplicaStore.create(at: path, name: "local", role: .patient, wallMillis: SystemWallClock().nowMillis())
+        Glibc.sync()
+        let started = now()
+        var start = 0
+        var page = 0
+        while start < changes.count {
+            let end = min(start + size(page), changes.count)
+            try store.apply(Array(changes[start..<end]))
+            start = end
+            page += 1
+        }
+        return now() - started
     }
 }

@@ -146,10 +146,19 @@ public struct Syncer: Sendable {
         var received: Int
     }
 
+    /// How many changes a pull asks for in its `n`th page (from 0) of one sync: 2,000 at
+    /// first, so a caught-up device or a short catch-up gets its answer at once, then
+    /// doubling up to 16,000 while the server has more. Each page is merged in one
+    /// transaction, and a store whose records are spread over its file rewrites fewer pages
+    /// per change in larger transactions (docs/benchmarks.md, initial sync).
+    public static func pageLimit(_ n: Int) -> Int {
+        min(2_000 << min(n, 3), 16_000)
+    }
+
     /// Asks for the pages after `cursors` and decodes them, in a task of its own.
-    private func fetchPage(_ transport: HTTPTransport, token: String, cursors: [String: String]) -> Task<FetchedPage, any Error> {
+    private func fetchPage(_ transport: HTTPTransport, token: String, cursors: [String: String], limit: Int) -> Task<FetchedPage, any Error> {
         Task {
-            let request = try JSONEncoder().encode(PullRequest(cursors: cursors))
+            let request = try JSONEncoder().encode(PullRequest(cursors: cursors, limit: limit))
             let data = try await transport.post("/v1/pull", token: token, contentType: "application/json", body: Array(request))
             guard let answer = try? JSONDecoder().decode(PullResponse.self, from: data) else { throw SyncError.badAnswer("/v1/pull") }
             var pages: [ReplicaStore.PulledPage] = []
@@ -210,7 +219,8 @@ public struct Syncer: Sendable {
         // page is asked for (with the cursors the answer carries) while this one is applied,
         // so the server's work and the device's overlap; the store saves each page's cursors
         // with its merge, so an interruption anywhere resumes from what was applied.
-        var next = fetchPage(transport, token: binding.token, cursors: try store.cursors())
+        var fetched = 0
+        var next = fetchPage(transport, token: binding.token, cursors: try store.cursors(), limit: Self.pageLimit(fetched))
         defer { next.cancel() }
         while true {
             let page = try await next.value
@@ -222,11 +232,15 @@ public struct Syncer: Sendable {
                 // may lack, then read every subscription again from zero.
                 report.repushed += try await repush(transport, token: binding.token)
                 try store.startNewEpoch(answer.epoch)
-                next = fetchPage(transport, token: binding.token, cursors: try store.cursors())
+                fetched = 0
+                next = fetchPage(transport, token: binding.token, cursors: try store.cursors(), limit: Self.pageLimit(fetched))
                 continue
             }
             if answer.more {
-                next = fetchPage(transport, token: binding.token, cursors: Dictionary(page.pages.map { ($0.key, $0.cursor) }, uniquingKeysWith: { _, last in last }))
+                fetched += 1
+                next = fetchPage(
+                    transport, token: binding.token, cursors: Dictionary(page.pages.map { ($0.key, $0.cursor) }, uniquingKeysWith: { _, last in last }),
+                    limit: Self.pageLimit(fetched))
             }
             var active: [String: Projection?] = [:]
             for subscription in answer.subscriptions {

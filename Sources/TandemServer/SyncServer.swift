@@ -20,7 +20,10 @@ public struct SyncServer: Sendable {
         /// Inflated batch bytes.
         public var maxBatchBytes = 16 << 20
         public var maxChangesPerBatch = 10_000
+        /// Changes per subscription in a pull's page when the device names no `limit`.
         public var pullPageSize = 2_000
+        /// The largest `limit` a device may ask for; more is served as this.
+        public var maxPullPageSize = 16_000
         /// How far ahead of the server's clock a change may be stamped.
         public var maxSkewMillis: UInt64 = 60_000
         /// Open live connections per device; more are refused (429, or close code 4429).
@@ -204,7 +207,7 @@ public struct SyncServer: Sendable {
         }
         let cursors = try body.cursors.mapValues { try Cursor(parsing: $0) }
         let keys = grants.map { $0.key(for: principal) }
-        let limit = min(max(body.limit ?? limits.pullPageSize, 1), limits.pullPageSize)
+        let limit = min(max(body.limit ?? limits.pullPageSize, 1), limits.maxPullPageSize)
         // The epoch, the head and every page from one read transaction.
         let snapshot = try await storage.pull(grants, limit: limit) { epoch, head in
             Self.starts(cursors, keys: keys, epoch: epoch, head: head).positions

@@ -53,6 +53,42 @@ struct StoreFileTests {
 
     /// `Fixtures/stores/v1.sqlite` was written by schema v1; it opens, migrates and keeps
     /// its data. `TANDEM_REGENERATE_FIXTURES=1` rewrites it.
+    /// The keys a pull checks for dropped subscriptions are found through the key index,
+    /// not by reading every `record_source` row, and include keys whose cursors are gone:
+    /// a subscription dropped after the cursors were reset is still purged.
+    @Test func subscriptionKeys_areFoundThroughTheIndex_evenWithoutCursors() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("replica.sqlite")
+        let store = try ReplicaStore.create(at: path, name: "Mentor", role: .mentor, wallMillis: 1)
+        let own = try Notation.changes("""
+            1000.0@M create mine - = {collection: "note"}
+            """)
+        let shared = try Notation.changes("""
+            1000.0@P create theirs - = {collection: "journal"}
+            1001.0@P lww theirs mood = 4
+            """)
+        let both: [String: Projection?] = ["own": Optional<Projection>.none, "m-p-metrics": .metrics]
+        try store.applyPulled(
+            [.init(key: "own", changes: own, cursor: "c1"), .init(key: "m-p-metrics", changes: shared, cursor: "c2")],
+            active: both, serverTimeMillis: 2_000, localMillis: 2_000)
+        try store.resetCursors()
+
+        let queue = try DatabaseQueue(path: path)
+        let keys = try queue.read { try String.fetchAll($0, sql: ReplicaStore.storedKeys) }
+        #expect(Set(keys) == ["own", "m-p-metrics"])
+        let plan = try queue.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + ReplicaStore.storedKeys).map { $0["detail"] as String }
+        }
+        #expect(!plan.contains { $0.hasPrefix("SCAN record_source") }, "plan: \(plan)")
+        try queue.close()
+
+        // The shared channel is no longer listed: what it alone brought goes.
+        let result = try store.applyPulled([], active: ["own": Optional<Projection>.none], serverTimeMillis: 3_000, localMillis: 3_000)
+        #expect(result.purged == 1)
+        #expect(try store.state()[try Notation.id("theirs")] == nil)
+        #expect(try store.state()[try Notation.id("mine")] != nil)
+    }
+
     @Test func storeWrittenByV1_opensAndMigrates() throws {
         let fixture = FixtureFiles.directory("stores").appendingPathComponent("v1.sqlite")
         if FixtureFiles.regenerate { try Self.writeV1Fixture(to: fixture) }

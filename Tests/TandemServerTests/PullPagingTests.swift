@@ -1,0 +1,93 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TandemClient
+import TandemCompression
+import TandemCore
+import TandemServer
+import TandemStore
+import TandemTestSupport
+import Testing
+
+/// A pull's pages: the server serves at most its maximum whatever a device asks, and a
+/// device reading many pages (growing ones, as `tandem` asks) ends with the whole history.
+@Suite("Pull paging", .serialized)
+struct PullPagingTests {
+    var now: UInt64 { SystemWallClock().nowMillis() }
+
+    func mood(_ value: Int) throws -> RecordEdit {
+        var edit = JournalEdit()
+        edit.mood = value
+        edit.craving = 1
+        return try edit.recordEdit()
+    }
+
+    /// Pulls `own` from zero with `limit` and returns the page's changes and `more`.
+    func rawPull(_ server: InProcessServer, token: String, limit: Int?) async throws -> (changes: [Change], more: Bool) {
+        var request = HTTPClientRequest(url: server.url + "/v1/pull")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(PullRequest(cursors: [:], limit: limit))))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        #expect(response.status.code == 200)
+        let answer = try JSONDecoder().decode(PullResponse.self, from: Data(body.readableBytesView))
+        let page = try #require(answer.pages.first { $0.key == "own" })
+        let packed = try #require(Data(base64Encoded: page.changes))
+        return (try ChangeBatch(decoding: try Deflate.decompress(Array(packed), limit: 16 << 20)).changes, page.more)
+    }
+
+    @Test func aLimitAboveTheServersMaximum_isServedAsTheMaximum() async throws {
+        let dir = try TemporaryDirectory("tandem-paging")
+        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+        var limits = SyncServer.Limits()
+        limits.pullPageSize = 2
+        limits.maxPullPageSize = 5
+        let server = try await InProcessServer(storage: storage, limits: limits)
+        let phone = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
+        let code = try storage.invite(role: .patient, name: "Sam", nowMillis: now)
+        _ = try await Syncer.enroll(store: phone, server: server.url, code: code, deviceName: "phone", role: nil, allowInsecure: false)
+        for value in 0..<4 { try phone.write(try mood(value), to: nil, clock: SystemWallClock()) }
+        _ = try await Syncer(store: phone).sync()
+        let token = try #require(try phone.binding()).token
+
+        let asked = try await rawPull(server, token: token, limit: 1_000)
+        #expect(asked.changes.count == 5 && asked.more)
+        let unnamed = try await rawPull(server, token: token, limit: nil)
+        #expect(unnamed.changes.count == 2 && unnamed.more)
+        let one = try await rawPull(server, token: token, limit: 1)
+        #expect(one.changes.count == 1 && one.more)
+    }
+
+    @Test func growingPages_bringTheWholeHistory() async throws {
+        #expect((0..<8).map(Syncer.pageLimit) == [2_000, 4_000, 8_000, 16_000, 16_000, 16_000, 16_000, 16_000])
+        #expect(Syncer.pageLimit(Int.max) <= SyncServer.Limits().maxPullPageSize)
+
+        // A server with small pages: a new device reads many pages, in order, and holds what
+        // the writer holds.
+        let dir = try TemporaryDirectory("tandem-paging")
+        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+        var limits = SyncServer.Limits()
+        limits.maxPullPageSize = 3
+        let server = try await InProcessServer(storage: storage, limits: limits)
+        let phone = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
+        _ = try await Syncer.enroll(
+            store: phone, server: server.url, code: try storage.invite(role: .patient, name: "Sam", nowMillis: now),
+            deviceName: "phone", role: nil, allowInsecure: false)
+        var records: [RecordID] = []
+        for value in 0..<6 { records.append(try phone.write(try mood(value), to: nil, clock: SystemWallClock()).0) }
+        try phone.write(try mood(10), to: records[0], clock: SystemWallClock())
+        _ = try await Syncer(store: phone).sync()
+
+        let tablet = try ReplicaStore.create(at: dir.path("tablet.sqlite"), name: "tablet", role: .patient, wallMillis: now)
+        _ = try await Syncer.enroll(
+            store: tablet, server: server.url, code: try await Syncer(store: phone).link().code, deviceName: "tablet", role: nil,
+            allowInsecure: false)
+        let report = try await Syncer(store: tablet).sync()
+        #expect(report.pulled == (try phone.state().heldChanges.count))
+        #expect(try tablet.state().heldChanges == (try phone.state().heldChanges))
+    }
+}
