@@ -88,10 +88,12 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
         let probe = Probe(writer: stores[0], reader: try DatabaseQueue(path: homes[1] + "/replica.sqlite"), watched: homes[1])
         let serverPID = server.processIdentifier
 
+        func watchersCPU() -> Double { watchers.reduce(0) { $0 + cpuSeconds(of: $1.processIdentifier) } }
         var cpu = cpuSeconds(of: serverPID)
+        var watching = watchersCPU()
         let idle = await probe.measure(writes: writes, until: .distantFuture)
         print("Write-to-visible (device A's commit → device B's commit through sync --watch; B's store looked at on each write to its home, within 0.1 ms):")
-        report("idle", idle, serverCPU: cpuSeconds(of: serverPID) - cpu)
+        report("idle", idle, serverCPU: cpuSeconds(of: serverPID) - cpu, watchersCPU: watchersCPU() - watching)
 
         if loadRate > 0 {
             let batch = 20
@@ -107,11 +109,13 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
             }
             try await Task.sleep(for: .seconds(loadWarmup))
             cpu = cpuSeconds(of: serverPID)
+            watching = watchersCPU()
             let loaded = await probe.measure(writes: writes, until: Date().addingTimeInterval(Double(loadSeconds)))
             let serverCPU = cpuSeconds(of: serverPID) - cpu
+            let watchingCPU = watchersCPU() - watching
             load.cancel()
             let pushed = await load.value
-            report("under load: \(loadDevices) devices offering \(loadRate) changes/s in batches of \(batch)", loaded, serverCPU: serverCPU, target: 100)
+            report("under load: \(loadDevices) devices offering \(loadRate) changes/s in batches of \(batch)", loaded, serverCPU: serverCPU, watchersCPU: watchingCPU, target: 100)
             print("""
                 the load meanwhile: \(pushed.returned) of \(pushed.measured * batch) changes accepted, \(pushed.failures) batches failed; \
             push p50 \(format(pushed.percentile(0.5), 2)) ms, p99 \(format(pushed.percentile(0.99), 2)) ms; load generator CPU \(format(pushed.cpu, 1)) s
@@ -124,14 +128,14 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
         }
     }
 
-    func report(_ phase: String, _ run: Probe.Run, serverCPU: Double, target: Double = 20) {
+    func report(_ phase: String, _ run: Probe.Run, serverCPU: Double, watchersCPU: Double, target: Double = 20) {
         let latencies = run.latencies
         func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print("""
           \(phase): \(latencies.count) writes seen on device B, \(run.lost) not within 5 s
             p50 \(format(percentile(0.50), 2)) ms   p90 \(format(percentile(0.90), 2)) ms   p99 \(format(percentile(0.99), 2)) ms   \
         max \(format(latencies.last ?? .nan, 2)) ms   (target p99 < \(format(target, 0)) ms: \(percentile(0.99) < target ? "met" : "NOT met"))
-            server CPU \(format(serverCPU, 1)) s
+            CPU over the phase: server \(format(serverCPU, 1)) s, the two `sync --watch` processes \(format(watchersCPU, 1)) s, in \(format(run.seconds, 1)) s
         """)
     }
 }
@@ -151,6 +155,8 @@ struct Probe: Sendable {
         /// Milliseconds from A's commit to B's, sorted.
         var latencies: [Double] = []
         var lost = 0
+        /// Wall-clock seconds the phase took.
+        var seconds = 0.0
     }
 
     func measure(writes: Int, until end: Date) async -> Run {
@@ -161,6 +167,7 @@ struct Probe: Sendable {
                 defer { close(events) }
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 var run = Run()
+                let started = now()
                 for index in 0..<writes where Date() < end {
                     do {
                         var edit = JournalEdit()
@@ -194,6 +201,7 @@ struct Probe: Sendable {
                     usleep(5_000)
                 }
                 run.latencies.sort()
+                run.seconds = now() - started
                 continuation.resume(returning: run)
             }
         }

@@ -46,9 +46,13 @@ public final class SQLiteServerStorage: ServerStorage {
         // pages to the WAL in mid-transaction and read them back: a third of the writer's
         // time under the ingest benchmark), and checkpoints run every 8,192 WAL pages instead
         // of 1,000 (they run on the writer; fewer, larger ones cut the ingest p99 from 5.9 s
-        // to 1.7 s; docs/benchmarks.md).
+        // to 1.7 s; docs/benchmarks.md). 64 MiB, not more: every commit walks the whole
+        // page cache's hash table (`pcache1TruncateUnsafe`, 8 % of the server's CPU with
+        // 256 MiB). Savepoint journals stay in memory (`temp_store`): each batch of a group
+        // commit has its savepoint, whose journal otherwise spilled to a temporary file that
+        // was written, then dropped at every commit.
         try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue); PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 8192;")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue); PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8192; PRAGMA temp_store = MEMORY;")
         }
         self.path = path
         self.location = location
