@@ -49,7 +49,11 @@ public struct LiveWatch: Sendable {
             // which pulls if any of them asked for a pull.
             group.addTask {
                 for await _ in trigger.wakeups {
-                    guard let pull = trigger.take() else { continue }
+                    guard let request = trigger.take() else { continue }
+                    // A notice about what this device itself pushed (its cursors already
+                    // stand where the notice says) needs no pull.
+                    let pull = request.pull || Self.needsPull(noticed: request.noticed, stored: (try? store.cursors()) ?? [:])
+                    guard pull || request.push else { continue }
                     do {
                         onEvent(.synced(try await sync(pull)))
                     } catch let error as SyncError where !error.isTransient {
@@ -97,6 +101,12 @@ public struct LiveWatch: Sendable {
         }
     }
 
+    /// Whether a notice's cursors say something the store has not pulled: any subscription
+    /// whose stored cursor is not the notice's.
+    static func needsPull(noticed: [String: String], stored: [String: String]) -> Bool {
+        noticed.contains { stored[$0.key] != $0.value }
+    }
+
     /// When the outbox is looked at after a write to the home: at once, then ever more
     /// rarely for about 200 ms.
     static let outboxLooks: [Duration] = [0, 0.5, 1, 2, 3, 5, 10, 25, 50, 100].map { .microseconds(Int64($0 * 1000)) }
@@ -120,10 +130,14 @@ public struct LiveWatch: Sendable {
                 let close = try await WebSocketClient.connect(url: server + "/v1/live", configuration: configuration, logger: logger) { inbound, _, _ in
                     for try await message in inbound.messages(maxSize: 1 << 16) {
                         guard case .text(let text) = message,
-                              (try? JSONDecoder().decode(LiveMessage.self, from: Data(text.utf8))) != nil
+                              let notice = try? JSONDecoder().decode(LiveMessage.self, from: Data(text.utf8))
                         else { continue }
                         if !connected.exchange(true, ordering: .relaxed) { onEvent(.connected) }
-                        trigger.request(pull: true)
+                        if notice.type == "advanced", let cursors = notice.cursors {
+                            trigger.notice(cursors)
+                        } else {
+                            trigger.request(pull: true)
+                        }
                     }
                 }
                 if let close, close.closeCode == .unknown(LiveCloseCode.revoked) {
@@ -148,27 +162,51 @@ public struct LiveWatch: Sendable {
     }
 }
 
-/// What `LiveWatch` has been asked to do since its last sync: a sync, and whether it must
-/// pull; `wakeups` says that something was asked.
+/// What `LiveWatch` has been asked to do since its last sync; `wakeups` says that
+/// something was asked. Requests that arrive while a sync runs collapse into one.
 final class Trigger: @unchecked Sendable {
+    struct Request: Equatable {
+        /// A local write: push.
+        var push = false
+        /// Pull whatever the cursors say (the start, a reconnection, a notice without cursors).
+        var pull = false
+        /// The latest notice's cursor of each subscription it named: pull unless the store's
+        /// cursors already are these.
+        var noticed: [String: String] = [:]
+    }
+
     let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     // NSLock, not Synchronization's Mutex: ThreadSanitizer (a CI step) sees pthread locks.
     private let lock = NSLock()
-    /// nil: nothing asked; false: a push; true: a pull (with the push).
-    private var pending: Bool? = nil
+    private var pending: Request? = nil
 
     init() {
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// A sync: a push, and a pull when `pull`.
     func request(pull: Bool) {
-        lock.withLock { pending = (pending ?? false) || pull }
+        lock.withLock {
+            var request = pending ?? Request()
+            if pull { request.pull = true } else { request.push = true }
+            pending = request
+        }
+        wake.yield()
+    }
+
+    /// A server notice with cursors: a later notice's cursor replaces an earlier one's.
+    func notice(_ cursors: [String: String]) {
+        lock.withLock {
+            var request = pending ?? Request()
+            request.noticed.merge(cursors) { _, later in later }
+            pending = request
+        }
         wake.yield()
     }
 
     /// What was asked since the last call (nil: nothing), and forgets it.
-    func take() -> Bool? {
+    func take() -> Request? {
         lock.withLock {
             defer { pending = nil }
             return pending

@@ -200,7 +200,8 @@ public struct Syncer: Sendable {
                 let data = try await transport.post("/v1/push", token: binding.token, contentType: "application/octet-stream", body: packed)
                 report.bytesReceived += data.count
                 guard let answer = try? JSONDecoder().decode(PushResponse.self, from: data) else { throw SyncError.badAnswer("push") }
-                try store.acknowledge(through: last.position)
+                // What this push added to the member's channel need not come back in the pull.
+                try store.acknowledge(through: last.position, advancing: (answer.advanced ?? []).map { ($0.key, $0.from, $0.to) })
                 report.pushed += answer.accepted
                 report.replayed += answer.replayed
                 done.sent = min(done.toSend, done.sent + entries.count)

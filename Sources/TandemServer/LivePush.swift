@@ -15,11 +15,16 @@ public struct LiveMessage: Codable, Sendable, Equatable {
     public var type: String
     /// The subscription keys concerned.
     public var subscriptions: [String]
+    /// For `advanced`: each concerned subscription's cursor at the commit told of. A device
+    /// whose cursors already are these holds everything the notice is about (its own push,
+    /// PROTOCOL.md §9.3) and need not pull.
+    public var cursors: [String: String]?
     public var serverTime: UInt64
 
-    public init(type: String, subscriptions: [String], serverTime: UInt64) {
+    public init(type: String, subscriptions: [String], cursors: [String: String]? = nil, serverTime: UInt64) {
         self.type = type
         self.subscriptions = subscriptions
+        self.cursors = cursors
         self.serverTime = serverTime
     }
 }
@@ -105,11 +110,17 @@ extension SyncServer {
             }
             group.addTask {
                 do {
-                    try await send(.init(type: "hello", subscriptions: try await keys(for: principal, in: nil), serverTime: wallClock.nowMillis()), outbound)
+                    try await send(.init(type: "hello", subscriptions: try await keys(for: principal, in: nil).map(\.key), serverTime: wallClock.nowMillis()), outbound)
+                    let epoch = try await storage.epoch()
                     for await commit in commits {
                         let advanced = try await keys(for: principal, in: commit)
                         guard !advanced.isEmpty else { continue }
-                        try await send(.init(type: "advanced", subscriptions: advanced, serverTime: wallClock.nowMillis()), outbound)
+                        var cursors: [String: String]? = [:]
+                        for (key, last) in advanced {
+                            guard let last else { cursors = nil; break }
+                            cursors?[key] = Cursor(epoch: epoch, key: key, sequence: last).encoded
+                        }
+                        try await send(.init(type: "advanced", subscriptions: advanced.map(\.key), cursors: cursors, serverTime: wallClock.nowMillis()), outbound)
                     }
                     return .left
                 } catch {
@@ -149,13 +160,16 @@ extension SyncServer {
         logger.info("live connection closed", metadata: log)
     }
 
-    /// The subscription keys whose channel `commit` advanced (all of them for nil or a reset).
-    func keys(for principal: Principal, in commit: Commits?) async throws -> [String] {
+    /// The subscription keys whose channel `commit` advanced (all of them for nil or a
+    /// reset), each with its channel's highest sequence number in the commit (nil for nil
+    /// or a reset).
+    func keys(for principal: Principal, in commit: Commits?) async throws -> [(key: String, last: Int64?)] {
         let grants = try await policy.grants(for: principal)
-        return grants.filter { grant in
-            guard let commit, !commit.reset else { return true }
-            return commit.channels[grant.channel] != nil
-        }.map { $0.key(for: principal) }
+        return grants.compactMap { grant in
+            guard let commit, !commit.reset else { return (grant.key(for: principal), nil) }
+            guard let last = commit.channels[grant.channel] else { return nil }
+            return (grant.key(for: principal), last)
+        }
     }
 
     func send(_ message: LiveMessage, _ outbound: WebSocketOutboundWriter) async throws {

@@ -174,13 +174,24 @@ extension SQLiteServerStorage {
             records[record] = StoredRecord(number: db.lastInsertedRowID, owner: owner.owner, collection: owner.collection)
         }
         for (record, stored) in existing { if let stored { records[record] = stored } }
+        // A device's changes all go to its member's channel (other members' records are
+        // refused above), and sequence numbers are handed out in the writer's order, so
+        // what the channel gains between these two reads is this batch alone.
+        let channelBefore = try Self.channelHead(principal.member, db)
         try Self.merge(accepted, records: records, created: Set(owners.keys), db)
+        let channelAfter = try Self.channelHead(principal.member, db)
         for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
             guard let highest = changes.map(\.timestamp).max(), highest > ((try mark(pushed)) ?? .zero) else { continue }
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)").execute(
                 arguments: [Data(pushed.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
         }
-        return PushOutcome(accepted: accepted.count, replayed: replayed)
+        let step = channelAfter > channelBefore ? ChannelStep(epoch: try Self.epoch(db), from: channelBefore, to: channelAfter) : nil
+        return PushOutcome(accepted: accepted.count, replayed: replayed, ownChannel: step)
+    }
+
+    /// A channel's highest sequence number (0 when it holds nothing).
+    static func channelHead(_ channel: MemberID, _ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM held WHERE channel = ?"), arguments: [Data(channel.bytes)]) ?? 0
     }
 
     public func pull(_ grants: [Grant], limit: Int, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]) async throws -> PullSnapshot {

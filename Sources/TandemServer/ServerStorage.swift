@@ -81,6 +81,23 @@ public struct Enrollment: Sendable, Equatable, Codable {
 public struct PushOutcome: Sendable, Equatable {
     public var accepted: Int
     public var replayed: Int
+    /// The pusher's own channel just before and just after this batch, when the batch added
+    /// to it: what the channel holds between the two is this batch's changes alone, so a
+    /// device whose cursor stood at the first may move it to the second (PROTOCOL.md §9.3).
+    public var ownChannel: ChannelStep? = nil
+
+    public init(accepted: Int, replayed: Int, ownChannel: ChannelStep? = nil) {
+        self.accepted = accepted
+        self.replayed = replayed
+        self.ownChannel = ownChannel
+    }
+}
+
+/// A channel's highest sequence number before and after one batch, in an epoch.
+public struct ChannelStep: Sendable, Equatable {
+    public var epoch: String
+    public var from: Int64
+    public var to: Int64
 }
 
 /// One page of a channel's changes, in sequence order.

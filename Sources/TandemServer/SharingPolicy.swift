@@ -26,7 +26,7 @@ public struct Grant: Sendable, Equatable, Hashable {
     /// projection is a new key, so widening reads the channel again from zero and
     /// narrowing drops the old subscription (the device purges what nothing carries).
     public func key(for principal: Principal) -> String {
-        if channel == principal.member && projection == nil { return "own" }
+        if channel == principal.member && projection == nil { return SyncServer.ownKey }
         return "m-\(channel.hex)-\(projection?.rawValue ?? "owner")"
     }
 

@@ -42,7 +42,17 @@ public struct LinkResponse: Codable, Sendable {
 public struct PushResponse: Codable, Sendable {
     public var accepted: Int
     public var replayed: Int
+    /// Cursors this push moves: a device whose cursor for `key` is `from` may set it to
+    /// `to` (what lies between is what it just pushed), so it does not pull its own
+    /// changes back. Absent when the push added nothing to the device's own channel.
+    public var advanced: [Advance]?
     public var serverTime: UInt64
+
+    public struct Advance: Codable, Sendable, Equatable {
+        public var key: String
+        public var from: String
+        public var to: String
+    }
 }
 
 /// `POST /v1/pull` request: a cursor per subscription the device holds (none at first).

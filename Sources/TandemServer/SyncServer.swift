@@ -81,6 +81,9 @@ public struct SyncServer: Sendable {
 
     public static let protocolVersion = "1"
 
+    /// The subscription key of a member's own records (PROTOCOL.md §9.4).
+    static let ownKey = "own"
+
     /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
     /// every route (an embedding application's own, or a test's fault injection).
     public func application(
@@ -189,7 +192,12 @@ public struct SyncServer: Sendable {
         metrics.pushed(accepted: outcome.accepted, replayed: outcome.replayed)
         log["accepted"] = "\(outcome.accepted)"
         log["replayed"] = "\(outcome.replayed)"
-        return try json(PushResponse(accepted: outcome.accepted, replayed: outcome.replayed, serverTime: wallClock.nowMillis()))
+        let advanced = outcome.ownChannel.map { step in
+            [PushResponse.Advance(
+                key: Self.ownKey, from: Cursor(epoch: step.epoch, key: Self.ownKey, sequence: step.from).encoded,
+                to: Cursor(epoch: step.epoch, key: Self.ownKey, sequence: step.to).encoded)]
+        }
+        return try json(PushResponse(accepted: outcome.accepted, replayed: outcome.replayed, advanced: advanced, serverTime: wallClock.nowMillis()))
     }
 
     func pull(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {

@@ -72,9 +72,21 @@ extension ReplicaStore {
         do { return try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox") ?? 0 } } catch { throw map(error) }
     }
 
-    /// Drops outbox entries up to `position`: the server acknowledged them.
-    public func acknowledge(through position: Int64) throws {
-        do { try queue.write { try $0.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [position]) } } catch { throw map(error) }
+    /// Drops outbox entries up to `position`: the server acknowledged them. Each cursor in
+    /// `advancing` that still stands at its `from` moves to its `to` in the same transaction:
+    /// the server said that what lies between is what was just acknowledged.
+    public func acknowledge(through position: Int64, advancing: [(key: String, from: String, to: String)] = []) throws {
+        do {
+            try queue.write { db in
+                try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [position])
+                for cursor in advancing {
+                    try db.execute(
+                        sql: "UPDATE sync_cursor SET value = ? WHERE key = ? AND value = ?", arguments: [cursor.to, cursor.key, cursor.from])
+                }
+            }
+        } catch {
+            throw map(error)
+        }
     }
 
     /// The cursor of each subscription.

@@ -2,7 +2,8 @@
 import Testing
 
 /// `sync --watch` collapses what it is asked while a sync runs into one more sync, which
-/// pulls if any request needed a pull: a local write only pushes, a server notice pulls.
+/// pulls if any request needed a pull: a local write only pushes, a server notice pulls
+/// unless the device's cursors already stand where the notice says (its own push).
 @Suite("Live watch requests")
 struct LiveWatchTriggerTests {
     @Test func requestsCollapse_andAPullIsNeverLost() {
@@ -11,15 +12,32 @@ struct LiveWatchTriggerTests {
 
         trigger.request(pull: false)
         trigger.request(pull: false)
-        #expect(trigger.take() == false, "local writes alone: a push")
+        #expect(trigger.take() == .init(push: true, pull: false), "local writes alone: a push")
         #expect(trigger.take() == nil, "taken once")
 
         trigger.request(pull: true)
         trigger.request(pull: false)
-        #expect(trigger.take() == true, "a notice before a local write still pulls")
+        #expect(trigger.take() == .init(push: true, pull: true), "a reconnection before a local write still pulls")
 
         trigger.request(pull: false)
         trigger.request(pull: true)
-        #expect(trigger.take() == true)
+        #expect(trigger.take()?.pull == true)
+    }
+
+    @Test func notices_keepTheLatestCursorOfEachSubscription() {
+        let trigger = Trigger()
+        trigger.notice(["own": "t1.e.own.5"])
+        trigger.notice(["own": "t1.e.own.9", "m-p-metrics": "t1.e.m-p-metrics.9"])
+        trigger.request(pull: false)
+        #expect(trigger.take() == .init(push: true, pull: false, noticed: ["own": "t1.e.own.9", "m-p-metrics": "t1.e.m-p-metrics.9"]))
+    }
+
+    @Test func aNotice_needsAPullUnlessEveryCursorIsAlreadyThere() {
+        let stored = ["own": "t1.e.own.9", "m-p-metrics": "t1.e.m-p-metrics.4"]
+        #expect(!LiveWatch.needsPull(noticed: ["own": "t1.e.own.9"], stored: stored), "its own push: nothing to pull")
+        #expect(LiveWatch.needsPull(noticed: ["own": "t1.e.own.10"], stored: stored))
+        #expect(LiveWatch.needsPull(noticed: ["own": "t1.e.own.9", "m-p-metrics": "t1.e.m-p-metrics.7"], stored: stored))
+        #expect(LiveWatch.needsPull(noticed: ["m-q-full": "t1.e.m-q-full.1"], stored: stored), "a subscription it has no cursor for")
+        #expect(!LiveWatch.needsPull(noticed: [:], stored: stored))
     }
 }
