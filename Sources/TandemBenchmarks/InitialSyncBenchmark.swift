@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import GRDB
 import TandemClient
 import TandemCore
 import TandemServer
@@ -24,7 +25,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
     var changes = 100_000
 
     @Option(help: "Rounds; their median counts.")
-    var rounds = 5
+    var rounds = 7
 
     func run() async throws {
         let benchFolder = try BenchFolder()
@@ -36,6 +37,16 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
         let (member, winning) = try await Self.fillHistory(storage, atLeast: changes)
         print("History: \(winning) winning changes of one member, stored in \(format(now() - started, 1)) s; server store \(fileBytes(folder + "/center.sqlite")) bytes (\(format(Double(fileBytes(folder + "/center.sqlite")) / Double(winning), 1)) B per held change).")
+
+        // What the store takes without its WAL and free pages: a compacted copy, by table.
+        let compact = folder + "/compact.sqlite"
+        try storage.backup(to: compact)
+        let compacted = try DatabaseQueue(path: compact)
+        let tables = try await compacted.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC LIMIT 6")
+                .map { "\($0["name"] as String) \(format(Double($0["bytes"] as Int64) / Double(winning), 1))" }
+        }
+        print("Compacted copy: \(fileBytes(compact)) bytes (\(format(Double(fileBytes(compact)) / Double(winning), 1)) B per held change); largest, B per held change: \(tables.joined(separator: ", ")).")
 
         let (port, serverTask) = try await startServer(storage)
         defer { serverTask.cancel() }
