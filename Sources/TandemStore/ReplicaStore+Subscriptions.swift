@@ -35,8 +35,9 @@ extension ReplicaStore {
                 var clock = try Self.clock(db)
                 for page in pages {
                     changed += try Self.merge(page.changes, db)
+                    // The member's own records are the ones no row names (`ownKey`).
                     var seen = Set<RecordID>()
-                    for change in page.changes where seen.insert(change.record).inserted {
+                    for change in page.changes where page.key != Self.ownKey && seen.insert(change.record).inserted {
                         try db.run("INSERT OR IGNORE INTO record_source (record, key) VALUES (?, ?)") {
                             $0.blob(change.record.bytes)
                             $0.text(page.key)
@@ -75,6 +76,12 @@ extension ReplicaStore {
         return purged
     }
 
+    /// The subscription of the member's own records. `record_source` names no record it
+    /// brings: a patient's device would otherwise keep a row per record (in two B-trees
+    /// keyed by random ids, rewritten at every page of a sync), and a record of the
+    /// member's own channel is never brought by another subscription.
+    static let ownKey = "own"
+
     /// Every subscription key the store knows: its cursors' and those `record_source` names.
     /// The distinct keys of `record_source` are found by hopping through its key index (a
     /// handful of keys over as many rows as records): `SELECT DISTINCT` read every row, on
@@ -94,7 +101,6 @@ extension ReplicaStore {
     private func purge(_ record: RecordID, protected: Set<RecordID>, active: [String: Projection?], _ db: Database) throws -> Bool {
         if protected.contains(record) { return false }
         let remaining = try String.fetchAll(db, sql: "SELECT key FROM record_source WHERE record = ?", arguments: [Data(record.bytes)])
-        if remaining.contains("own") { return false }
         guard let state = try Self.load([record], db)[record] else {
             if remaining.isEmpty { try Self.deleteRecord(record, db) }
             return remaining.isEmpty
@@ -128,8 +134,9 @@ extension ReplicaStore {
         return true
     }
 
-    /// Every change held for this member's own records (brought by `own`, created by this
-    /// replica, or in the outbox): what a device re-pushes to a restored server.
+    /// Every change held for this member's own records (those no shared subscription
+    /// brought, those created by this replica, and those in the outbox): what a device
+    /// re-pushes to a restored server.
     public func ownRecordChanges() throws -> [Change] {
         do {
             return try queue.read { try ownRecordChanges($0) }
@@ -145,13 +152,13 @@ extension ReplicaStore {
         do {
             let removed = try queue.write { db -> Int in
                 let keep = Set(try ownRecordChanges(db).map(\.record))
-                let shared = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM record_source WHERE key <> 'own'").map { try RecordID(bytes: $0) }
+                let shared = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM record_source").map { try RecordID(bytes: $0) }
                 var removed = 0
                 for record in shared where !keep.contains(record) {
                     try Self.deleteRecord(record, db)
                     removed += 1
                 }
-                try db.execute(sql: "DELETE FROM record_source WHERE key <> 'own'")
+                try db.execute(sql: "DELETE FROM record_source")
                 try db.execute(sql: "DELETE FROM sync_cursor")
                 try db.execute(sql: "UPDATE sync_binding SET epoch = ?", arguments: [epoch])
                 return removed
@@ -164,13 +171,13 @@ extension ReplicaStore {
 
     private func ownRecordChanges(_ db: Database) throws -> [Change] {
         let all = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM field_state").map { try RecordID(bytes: $0) }
-        let own = Set(try Data.fetchAll(db, sql: "SELECT record FROM record_source WHERE key = 'own'").map { try RecordID(bytes: $0) })
+        let shared = Set(try Data.fetchAll(db, sql: "SELECT record FROM record_source").map { try RecordID(bytes: $0) })
         let outbox = Set(try Data.fetchAll(db, sql: "SELECT change FROM outbox").map { try Change(canonicalBytes: Array($0)).record })
         let state = try Self.load(all, db)
         var changes: [Change] = []
         for id in all {
             guard let record = state[id] else { continue }
-            if own.contains(id) || outbox.contains(id) || Self.createdBy(record, identity.replica) {
+            if !shared.contains(id) || outbox.contains(id) || Self.createdBy(record, identity.replica) {
                 changes += record.heldChanges
             }
         }

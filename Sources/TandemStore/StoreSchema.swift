@@ -102,6 +102,10 @@ enum StoreSchema {
                 CREATE INDEX record_source_key ON record_source (key);
                 """)
         }
+        // The member's own records are the ones `record_source` does not name.
+        migrator.registerMigration("v6-own-records-unnamed") { db in
+            try db.execute(sql: "DELETE FROM record_source WHERE key = 'own'")
+        }
         return migrator
     }
 }

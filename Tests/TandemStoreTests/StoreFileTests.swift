@@ -75,7 +75,7 @@ struct StoreFileTests {
 
         let queue = try DatabaseQueue(path: path)
         let keys = try queue.read { try String.fetchAll($0, sql: ReplicaStore.storedKeys) }
-        #expect(Set(keys) == ["own", "m-p-metrics"])
+        #expect(Set(keys) == ["m-p-metrics"], "own records are not named; its cursor is gone")
         let plan = try queue.read { db in
             try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + ReplicaStore.storedKeys).map { $0["detail"] as String }
         }
@@ -87,6 +87,26 @@ struct StoreFileTests {
         #expect(result.purged == 1)
         #expect(try store.state()[try Notation.id("theirs")] == nil)
         #expect(try store.state()[try Notation.id("mine")] != nil)
+    }
+
+    /// A store from before v6 named its own records under `own`; opening it drops those
+    /// rows and keeps the shared subscriptions' rows.
+    @Test func ownRecordRows_goWhenAnOlderStoreOpens() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("replica.sqlite")
+        _ = try ReplicaStore.create(at: path, name: "Mentor", role: .mentor, wallMillis: 1)
+        let older = try DatabaseQueue(path: path)
+        try older.write { db in
+            try db.execute(sql: "INSERT INTO record_source (record, key) VALUES (x'01', 'own'), (x'02', 'own'), (x'03', 'm-p-metrics')")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v6-own-records-unnamed'")
+        }
+        try older.close()
+
+        _ = try ReplicaStore.open(at: path)
+        let opened = try DatabaseQueue(path: path)
+        let rows = try opened.read { try Row.fetchAll($0, sql: "SELECT hex(record) AS record, key FROM record_source").map { "\($0["record"] as String) \($0["key"] as String)" } }
+        #expect(rows == ["03 m-p-metrics"])
+        try opened.close()
     }
 
     @Test func storeWrittenByV1_opensAndMigrates() throws {
