@@ -36,12 +36,19 @@ public struct HTTPTransport: Sendable {
 
     /// GETs `path` and decodes the JSON answer.
     func get<Answer: Decodable>(_ path: String, token: String) async throws(SyncError) -> Answer {
-        let data = try await send(.GET, path, token: token, contentType: nil, body: nil)
+        let data = try await send(.GET, path, token: token, contentType: nil, body: nil).data
         do { return try JSONDecoder().decode(Answer.self, from: data) } catch { throw .badAnswer(path) }
     }
 
     /// POSTs `body` and returns the answer's bytes, or throws the server's error.
     func post(_ path: String, token: String?, contentType: String, body: [UInt8], headers: [String: String] = [:]) async throws(SyncError) -> Data {
+        try await send(.POST, path, token: token, contentType: contentType, body: body, headers: headers).data
+    }
+
+    /// POSTs `body` and returns the answer's bytes and content type.
+    func postTyped(
+        _ path: String, token: String?, contentType: String, body: [UInt8], headers: [String: String] = [:]
+    ) async throws(SyncError) -> (data: Data, contentType: String?) {
         try await send(.POST, path, token: token, contentType: contentType, body: body, headers: headers)
     }
 
@@ -54,7 +61,7 @@ public struct HTTPTransport: Sendable {
     /// acknowledged), pulls read.
     private func send(
         _ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?, headers: [String: String] = [:]
-    ) async throws(SyncError) -> Data {
+    ) async throws(SyncError) -> (data: Data, contentType: String?) {
         var attempt = 0
         while true {
             do {
@@ -70,7 +77,7 @@ public struct HTTPTransport: Sendable {
 
     private func sendOnce(
         _ method: HTTPMethod, _ path: String, token: String?, contentType: String?, body: [UInt8]?, headers: [String: String]
-    ) async throws(SyncError) -> Data {
+    ) async throws(SyncError) -> (data: Data, contentType: String?) {
         var request = HTTPClientRequest(url: server + path)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -80,9 +87,11 @@ public struct HTTPTransport: Sendable {
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let status: Int
         let data: Data
+        let answerType: String?
         do {
             let response = try await Self.client.execute(request, timeout: .seconds(60))
             status = Int(response.status.code)
+            answerType = response.headers.first(name: "Content-Type")
             let buffer = try await response.body.collect(upTo: 64 << 20)
             data = Data(buffer.readableBytesView)
         } catch {
@@ -97,7 +106,7 @@ public struct HTTPTransport: Sendable {
             }
             throw .server(status: status, code: "http", message: "HTTP \(status)")
         }
-        return data
+        return (data, answerType)
     }
 
     func postJSON<Answer: Decodable>(_ path: String, token: String?, _ body: some Encodable) async throws(SyncError) -> Answer {

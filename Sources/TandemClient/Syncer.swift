@@ -140,7 +140,7 @@ public struct Syncer: Sendable {
 
     /// One pull answer, decoded, with the bytes it took.
     struct FetchedPage: Sendable {
-        var answer: PullResponse
+        var answer: BinaryPull.Head
         var pages: [ReplicaStore.PulledPage]
         var sent: Int
         var received: Int
@@ -155,21 +155,38 @@ public struct Syncer: Sendable {
         min(2_000 << min(n, 3), 16_000)
     }
 
-    /// Asks for the pages after `cursors` and decodes them, in a task of its own.
+    /// Asks for the pages after `cursors` (in the binary answer, PROTOCOL.md §9.4; a server
+    /// that answers JSON is read as well) and decodes them, in a task of its own.
     private func fetchPage(_ transport: HTTPTransport, token: String, cursors: [String: String], limit: Int) -> Task<FetchedPage, any Error> {
         Task {
             let request = try JSONEncoder().encode(PullRequest(cursors: cursors, limit: limit))
-            let data = try await transport.post("/v1/pull", token: token, contentType: "application/json", body: Array(request))
-            guard let answer = try? JSONDecoder().decode(PullResponse.self, from: data) else { throw SyncError.badAnswer("/v1/pull") }
+            let (data, type) = try await transport.postTyped(
+                "/v1/pull", token: token, contentType: "application/json", body: Array(request), headers: ["Accept": BinaryPull.mediaType])
+            let head: BinaryPull.Head
+            let deflated: [[UInt8]]
+            if type == BinaryPull.mediaType {
+                guard let answer = try? BinaryPull.decode(Array(data)) else { throw SyncError.badAnswer("/v1/pull") }
+                (head, deflated) = answer
+            } else {
+                guard let answer = try? JSONDecoder().decode(PullResponse.self, from: data) else { throw SyncError.badAnswer("/v1/pull") }
+                var pages: [BinaryPull.Head.Page] = []
+                var bytes: [[UInt8]] = []
+                for page in answer.pages {
+                    guard let packed = Data(base64Encoded: page.changes) else { throw SyncError.badAnswer("/v1/pull") }
+                    pages.append(.init(key: page.key, bytes: packed.count, cursor: page.cursor, more: page.more))
+                    bytes.append(Array(packed))
+                }
+                head = .init(epoch: answer.epoch, epochChanged: answer.epochChanged, subscriptions: answer.subscriptions, pages: pages, serverTime: answer.serverTime)
+                deflated = bytes
+            }
             var pages: [ReplicaStore.PulledPage] = []
-            for page in answer.pages {
-                guard let packed = Data(base64Encoded: page.changes),
-                      let bytes = try? Deflate.decompress(Array(packed), limit: 64 << 20),
-                      let batch = try? ChangeBatch(decoding: bytes, limits: .init(maxBytes: 64 << 20, maxChanges: 100_000))
+            for (page, bytes) in zip(head.pages, deflated) {
+                guard let inflated = try? Deflate.decompress(bytes, limit: 64 << 20),
+                      let batch = try? ChangeBatch(decoding: inflated, limits: .init(maxBytes: 64 << 20, maxChanges: 100_000))
                 else { throw SyncError.badAnswer("pull") }
                 pages.append(.init(key: page.key, changes: batch.changes, cursor: page.cursor))
             }
-            return FetchedPage(answer: answer, pages: pages, sent: request.count, received: data.count)
+            return FetchedPage(answer: head, pages: pages, sent: request.count, received: data.count)
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// JSON bodies of the HTTP API (Protocol/openapi.yaml, PROTOCOL.md §9).
 
 /// `POST /v1/enroll` request.
@@ -95,6 +97,82 @@ public struct PullResponse: Codable, Sendable {
 
     /// Whether any subscription has another page.
     public var more: Bool { pages.contains(where: \.more) }
+}
+
+/// The binary form of a `POST /v1/pull` answer (PROTOCOL.md §9.4), which a device asks for
+/// with `Accept: application/vnd.tandem.pull`: a 4-byte big-endian length, that many bytes
+/// of JSON (`PullHead`: the answer with each page's byte count instead of its changes),
+/// then each page's raw-deflated batch, in the head's order. No base64: a third fewer
+/// bytes than the JSON answer, and nothing to decode twice.
+public enum BinaryPull {
+    public static let mediaType = "application/vnd.tandem.pull"
+
+    /// A pull answer without its pages' changes.
+    public struct Head: Codable, Sendable {
+        public var epoch: String
+        public var epochChanged: Bool
+        public var subscriptions: [Subscription]
+        public var pages: [Page]
+        public var serverTime: UInt64
+
+        /// Whether any subscription has another page.
+        public var more: Bool { pages.contains(where: \.more) }
+
+        public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [Page], serverTime: UInt64) {
+            self.epoch = epoch
+            self.epochChanged = epochChanged
+            self.subscriptions = subscriptions
+            self.pages = pages
+            self.serverTime = serverTime
+        }
+
+        public struct Page: Codable, Sendable {
+            public var key: String
+            /// The length of this page's raw-deflated batch in the body.
+            public var bytes: Int
+            public var cursor: String
+            public var more: Bool
+
+            public init(key: String, bytes: Int, cursor: String, more: Bool) {
+                self.key = key
+                self.bytes = bytes
+                self.cursor = cursor
+                self.more = more
+            }
+        }
+    }
+
+    public static func encode(_ head: Head, deflated: [[UInt8]]) throws -> [UInt8] {
+        let json = Array(try JSONEncoder().encode(head))
+        var body: [UInt8] = []
+        body.reserveCapacity(4 + json.count + deflated.reduce(0) { $0 + $1.count })
+        let count = UInt32(json.count)
+        body += [UInt8(count >> 24), UInt8(count >> 16 & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count & 0xFF)]
+        body += json
+        for page in deflated { body += page }
+        return body
+    }
+
+    /// - Throws: `BinaryPullError` when the lengths do not add up or the head is not JSON.
+    public static func decode(_ body: [UInt8]) throws(BinaryPullError) -> (head: Head, deflated: [[UInt8]]) {
+        guard body.count >= 4 else { throw .malformed }
+        let count = Int(body[0]) << 24 | Int(body[1]) << 16 | Int(body[2]) << 8 | Int(body[3])
+        guard count <= body.count - 4 else { throw .malformed }
+        guard let head = try? JSONDecoder().decode(Head.self, from: Data(body[4..<(4 + count)])) else { throw .malformed }
+        var offset = 4 + count
+        var deflated: [[UInt8]] = []
+        for page in head.pages {
+            guard page.bytes >= 0, page.bytes <= body.count - offset else { throw .malformed }
+            deflated.append(Array(body[offset..<(offset + page.bytes)]))
+            offset += page.bytes
+        }
+        guard offset == body.count else { throw .malformed }
+        return (head, deflated)
+    }
+}
+
+public enum BinaryPullError: Error, Equatable {
+    case malformed
 }
 
 /// Every error answer.

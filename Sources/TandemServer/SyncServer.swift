@@ -223,19 +223,30 @@ public struct SyncServer: Sendable {
         let epoch = snapshot.epoch
         let epochChanged = Self.starts(cursors, keys: keys, epoch: epoch, head: snapshot.head).epochChanged
         var subscriptions: [Subscription] = []
-        var pages: [PullResponse.PullPage] = []
+        var heads: [BinaryPull.Head.Page] = []
+        var deflated: [[UInt8]] = []
         var sent = 0
         for (grant, (key, page)) in zip(grants, zip(keys, snapshot.pages)) {
             subscriptions.append(Subscription(key: key, channel: "member:\(grant.channel.hex)", projection: grant.projection?.rawValue ?? "owner"))
             sent += page.changes.count
-            pages.append(.init(
-                key: key, changes: try Self.packed(page.changes),
-                cursor: Cursor(epoch: epoch, key: key, sequence: page.last).encoded, more: page.more))
+            let bytes = try Self.deflated(page.changes)
+            deflated.append(bytes)
+            heads.append(.init(key: key, bytes: bytes.count, cursor: Cursor(epoch: epoch, key: key, sequence: page.last).encoded, more: page.more))
         }
         log["sent"] = "\(sent)"
         if epochChanged { log["epochChanged"] = "1" }
+        let head = BinaryPull.Head(epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: heads, serverTime: wallClock.nowMillis())
+        if request.headers[.accept]?.contains(BinaryPull.mediaType) == true {
+            var headers = HTTPFields()
+            headers[.contentType] = BinaryPull.mediaType
+            headers[HTTPField.Name("Tandem-Server-Time")!] = String(head.serverTime)
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try BinaryPull.encode(head, deflated: deflated))))
+        }
+        let pages = zip(heads, deflated).map { page, bytes in
+            PullResponse.PullPage(key: page.key, changes: Data(bytes).base64EncodedString(), cursor: page.cursor, more: page.more)
+        }
         return try json(PullResponse(
-            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, serverTime: wallClock.nowMillis()))
+            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, serverTime: head.serverTime))
     }
 
     /// Where each subscription's page starts: its cursor's position, or zero for every one
@@ -245,14 +256,14 @@ public struct SyncServer: Sendable {
         return (keys.map { changed ? 0 : cursors[$0]?.sequence ?? 0 }, changed)
     }
 
-    /// A page's changes as the answer carries them: the batch encoding, deflated, base64.
-    static func packed(_ changes: [Change]) throws -> String {
+    /// A page's changes as the answer carries them: the batch encoding, deflated.
+    static func deflated(_ changes: [Change]) throws -> [UInt8] {
         if changes.isEmpty, let empty = emptyPage { return empty }
-        return Data(try Deflate.compress(ChangeBatch(changes).encoded())).base64EncodedString()
+        return try Deflate.compress(ChangeBatch(changes).encoded())
     }
 
     /// A caught-up pull's pages are all empty: their bytes are made once.
-    static let emptyPage: String? = try? Data(Deflate.compress(ChangeBatch([]).encoded())).base64EncodedString()
+    static let emptyPage: [UInt8]? = try? Deflate.compress(ChangeBatch([]).encoded())
 
     // MARK: - Plumbing
 

@@ -38,6 +38,54 @@ struct PullPagingTests {
         return (try ChangeBatch(decoding: try Deflate.decompress(Array(packed), limit: 16 << 20)).changes, page.more)
     }
 
+    /// Pulls `own` from zero as JSON and in the binary form; returns both bodies and types.
+    func bothForms(_ server: InProcessServer, token: String) async throws -> (json: [UInt8], binary: [UInt8], binaryType: String?) {
+        func pull(accept: String?) async throws -> ([UInt8], String?) {
+            var request = HTTPClientRequest(url: server.url + "/v1/pull")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            if let accept { request.headers.add(name: "Accept", value: accept) }
+            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(PullRequest(cursors: [:], limit: 4))))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status.code == 200)
+            return (Array(try await response.body.collect(upTo: 16 << 20).readableBytesView), response.headers.first(name: "Content-Type"))
+        }
+        let (json, _) = try await pull(accept: nil)
+        let (binary, type) = try await pull(accept: BinaryPull.mediaType)
+        return (json, binary, type)
+    }
+
+    @Test func theBinaryAnswer_carriesWhatTheJSONAnswerCarries_andTruncationsAreRefused() async throws {
+        let dir = try TemporaryDirectory("tandem-paging")
+        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+        let server = try await InProcessServer(storage: storage)
+        let phone = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
+        _ = try await Syncer.enroll(
+            store: phone, server: server.url, code: try storage.invite(role: .patient, name: "Sam", nowMillis: now),
+            deviceName: "phone", role: nil, allowInsecure: false)
+        for value in 0..<3 { try phone.write(try mood(value), to: nil, clock: SystemWallClock()) }
+        _ = try await Syncer(store: phone).sync()
+        let forms = try await bothForms(server, token: try #require(try phone.binding()).token)
+
+        #expect(forms.binaryType == BinaryPull.mediaType)
+        let json = try JSONDecoder().decode(PullResponse.self, from: Data(forms.json))
+        let (head, deflated) = try BinaryPull.decode(forms.binary)
+        #expect(head.epoch == json.epoch && head.epochChanged == json.epochChanged && head.subscriptions == json.subscriptions)
+        #expect(head.pages.map(\.key) == json.pages.map(\.key))
+        #expect(head.pages.map(\.cursor) == json.pages.map(\.cursor))
+        #expect(head.pages.map(\.more) == json.pages.map(\.more) && head.more)
+        #expect(deflated.map { Data($0).base64EncodedString() } == json.pages.map(\.changes))
+        #expect(try ChangeBatch(decoding: try Deflate.decompress(deflated[0], limit: 1 << 20)).changes.count == 4)
+        #expect(forms.binary.count < forms.json.count)
+
+        // Every cut of the body, and a byte too many, is refused rather than misread.
+        for length in 0..<forms.binary.count {
+            #expect(throws: BinaryPullError.malformed) { _ = try BinaryPull.decode(Array(forms.binary.prefix(length))) }
+        }
+        #expect(throws: BinaryPullError.malformed) { _ = try BinaryPull.decode(forms.binary + [0]) }
+    }
+
     @Test func aLimitAboveTheServersMaximum_isServedAsTheMaximum() async throws {
         let dir = try TemporaryDirectory("tandem-paging")
         let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
