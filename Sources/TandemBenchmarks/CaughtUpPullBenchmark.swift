@@ -87,13 +87,14 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
         let perDevice = warmup + duration
         var cpu = cpuSeconds(of: serverPID)
         let echo = await openLoop(clients: devices, perClient: perDevice, interval: 1, warmup: Double(warmup)) { device, _ in
-            _ = try await client.post("/bench/echo", token: pulling[device].token, body: pullBodies[device], type: "application/json")
+            _ = try await client.post("/bench/echo", token: pulling[device].token, body: pullBodies[device], type: "application/json", accept: BinaryPull.mediaType)
             return 0
         }
         report("baseline: echo route (same server, same body)", echo, serverCPU: cpuSeconds(of: serverPID) - cpu)
         cpu = cpuSeconds(of: serverPID)
         let pulls = await openLoop(clients: devices, perClient: perDevice, interval: 1, warmup: Double(warmup)) { device, _ in
-            let answer = try await client.post("/v1/pull", token: pulling[device].token, body: pullBodies[device], type: "application/json")
+            // As `tandem` asks: the binary answer.
+            let answer = try await client.post("/v1/pull", token: pulling[device].token, body: pullBodies[device], type: "application/json", accept: BinaryPull.mediaType)
             guard answer.count < 4096 else { throw BenchError.childFailed("a caught-up pull returned \(answer.count) bytes") }
             return 0
         }

@@ -186,11 +186,12 @@ struct PushClient: Sendable {
         try await post(path, token: token, body: Array(try JSONEncoder().encode(json)), type: "application/json")
     }
 
-    func post(_ path: String, token: String, body: [UInt8], type: String) async throws -> [UInt8] {
+    func post(_ path: String, token: String, body: [UInt8], type: String, accept: String? = nil) async throws -> [UInt8] {
         var request = HTTPClientRequest(url: base + path)
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         request.headers.add(name: "Content-Type", value: type)
+        if let accept { request.headers.add(name: "Accept", value: accept) }
         request.headers.add(name: "Tandem-Protocol", value: SyncServer.protocolVersion)
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await client.execute(request, timeout: .seconds(30))
