@@ -17,34 +17,6 @@ import Testing
 /// sync, reads going backwards, a batch applied twice, an upload queue stuck after a failure.
 @Suite("Sync anomalies", .serialized)
 struct AnomalyTests {
-    var now: UInt64 { SystemWallClock().nowMillis() }
-
-    func center(middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = []) async throws
-        -> (TemporaryDirectory, InProcessServer)
-    {
-        let dir = try TemporaryDirectory("tandem-anomaly")
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
-        return (dir, try await InProcessServer(storage: storage, middleware: middleware))
-    }
-
-    func device(_ dir: TemporaryDirectory, _ name: String, _ server: InProcessServer, linkedTo other: ReplicaStore? = nil) async throws -> ReplicaStore {
-        let code = try await {
-            if let other { return try await Syncer(store: other).link().code }
-            return try server.storage.invite(role: .patient, name: "Sam", nowMillis: now)
-        }()
-        let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: .patient, wallMillis: now)
-        _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: name, role: nil, allowInsecure: false)
-        return store
-    }
-
-    func mood(_ value: Int) throws -> RecordEdit {
-        var edit = JournalEdit()
-        edit.mood = value
-        edit.craving = 1
-        return try edit.recordEdit()
-    }
-
     /// Fails the first `count` pushes with a 503, as an overloaded proxy would.
     final class FailPushes: RouterMiddleware, Sendable {
         typealias Context = TandemRequestContext
@@ -61,10 +33,10 @@ struct AnomalyTests {
 
     @Test func localWritesMadeWhileOfflineOrDuringASync_areNeverDropped() async throws {
         let failures = FailPushes(Int.max)
-        let (dir, server) = try await center(middleware: [failures])
-        let phone = try await device(dir, "phone", server)
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly", middleware: [failures])
+        let phone = try await server.device(dir, "phone")
         var written: [Change] = []
-        for value in 0..<5 { written += try phone.write(try mood(value), to: nil, clock: SystemWallClock()).1 }
+        for value in 0..<5 { written += try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()).1 }
         // Offline (every push fails): the sync fails and keeps everything.
         await #expect(throws: SyncError.self) { _ = try await Syncer(store: phone).sync() }
         #expect(try phone.outboxCount() == written.count)
@@ -74,7 +46,7 @@ struct AnomalyTests {
             let progressWrite = Locked<(RecordID, [Change])?>(nil)
             _ = try await Syncer(store: phone).sync(batchSize: 2) { progress in
                 guard progress.sent > 0, progressWrite.withLock({ $0 == nil }) else { return }
-                let result = try? phone.write(try! mood(9), to: nil, clock: SystemWallClock())
+                let result = try? phone.write(try! moodEntry(9), to: nil, clock: SystemWallClock())
                 progressWrite.withLock { $0 = result }
             }
             return try #require(progressWrite.withLock { $0 })
@@ -89,34 +61,34 @@ struct AnomalyTests {
     }
 
     @Test func aDeviceReadsItsOwnWrites_evenWhenItsOlderWritesComeBack() async throws {
-        let (dir, server) = try await center()
-        let phone = try await device(dir, "phone", server)
-        let (entry, _) = try phone.write(try mood(5), to: nil, clock: SystemWallClock())
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly")
+        let phone = try await server.device(dir, "phone")
+        let (entry, _) = try phone.write(try moodEntry(5), to: nil, clock: SystemWallClock())
         // A newer write made after the push, before the pull brings the older one back.
         let wrote = Atomic(false)
         _ = try await Syncer(store: phone).sync { progress in
             guard progress.toSend > 0, progress.sent == progress.toSend, !wrote.exchange(true, ordering: .relaxed) else { return }
-            _ = try? phone.write(try! mood(7), to: entry, clock: SystemWallClock())
+            _ = try? phone.write(try! moodEntry(7), to: entry, clock: SystemWallClock())
         }
         #expect(try phone.record(entry)?.value("mood") == .int(7))
         #expect(try phone.journal().first?.mood == 7)
         _ = try await Syncer(store: phone).sync()
         #expect(try phone.record(entry)?.value("mood") == .int(7))
-        let laptop = try await device(dir, "laptop", server, linkedTo: phone)
+        let laptop = try await server.device(dir, "laptop", linkedTo: phone)
         _ = try await Syncer(store: laptop).sync()
         #expect(try laptop.record(entry)?.value("mood") == .int(7))
     }
 
     @Test func readsNeverGoBackwards() async throws {
-        let (dir, server) = try await center()
-        let writer = try await device(dir, "writer", server)
-        let reader = try await device(dir, "reader", server, linkedTo: writer)
-        let (entry, _) = try writer.write(try mood(0), to: nil, clock: SystemWallClock())
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly")
+        let writer = try await server.device(dir, "writer")
+        let reader = try await server.device(dir, "reader", linkedTo: writer)
+        let (entry, _) = try writer.write(try moodEntry(0), to: nil, clock: SystemWallClock())
         _ = try await Syncer(store: writer).sync()
         var seen: [Int] = []
         var sequences: [Int64] = []
         for value in 1...10 {
-            try writer.write(try mood(value), to: entry, clock: SystemWallClock())
+            try writer.write(try moodEntry(value), to: entry, clock: SystemWallClock())
             if value % 3 != 0 { _ = try await Syncer(store: writer).sync() }
             _ = try await Syncer(store: reader).sync()
             if case .int(let mood)? = try reader.record(entry)?.value("mood") { seen.append(Int(mood)) }
@@ -129,9 +101,9 @@ struct AnomalyTests {
     }
 
     @Test func theSameBatch_isNeverAppliedTwice() async throws {
-        let (dir, server) = try await center()
-        let phone = try await device(dir, "phone", server)
-        for value in 0..<4 { try phone.write(try mood(value), to: nil, clock: SystemWallClock()) }
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly")
+        let phone = try await server.device(dir, "phone")
+        for value in 0..<4 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         let batch = try Deflate.compress(ChangeBatch(try phone.outboxEntries(limit: .max).map(\.change)).encoded())
         let token = try #require(try phone.binding()?.token)
         func push() async throws -> PushResponse {
@@ -161,15 +133,15 @@ struct AnomalyTests {
 
     @Test func theUploadQueue_isNeverStuckAfterAFailure() async throws {
         // Five failed pushes exhaust one sync's retries; the next sync drains the queue.
-        let (dir, server) = try await center(middleware: [FailPushes(5)])
-        let phone = try await device(dir, "phone", server)
-        for value in 0..<3 { try phone.write(try mood(value), to: nil, clock: SystemWallClock()) }
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly", middleware: [FailPushes(5)])
+        let phone = try await server.device(dir, "phone")
+        for value in 0..<3 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         await #expect(throws: SyncError.self) { _ = try await Syncer(store: phone).sync() }
         let report = try await Syncer(store: phone).sync()
         #expect(report.waiting == 0 && report.pushed > 0)
         // (A permanent refusal is set aside and the rest goes on:
         // SyncRefusalTests.permanentlyRefusedCreate_isQuarantined_andTheRestSyncs.)
-        let (mine, _) = try phone.write(try mood(8), to: nil, clock: SystemWallClock())
+        let (mine, _) = try phone.write(try moodEntry(8), to: nil, clock: SystemWallClock())
         _ = try await Syncer(store: phone).sync()
         #expect(try phone.outboxCount() == 0)
         let member = try #require(try phone.binding()?.member)

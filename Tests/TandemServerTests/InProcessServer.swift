@@ -1,4 +1,7 @@
 import Hummingbird
+import TandemClient
+import TandemCore
+import TandemStore
 import Logging
 import TandemServer
 import TandemTestSupport
@@ -30,4 +33,38 @@ final class InProcessServer: @unchecked Sendable {
     }
 
     deinit { task.cancel() }
+}
+
+extension InProcessServer {
+    /// A new center (its store initialized) served in this process, in a directory of its own.
+    static func center(
+        _ prefix: String, limits: SyncServer.Limits = .init(),
+        middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = []
+    ) async throws -> (TemporaryDirectory, InProcessServer) {
+        let dir = try TemporaryDirectory(prefix)
+        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        _ = try storage.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
+        return (dir, try await InProcessServer(storage: storage, limits: limits, middleware: middleware))
+    }
+
+    /// A patient device enrolled here: a new member's first device, or, `linkedTo` another
+    /// device, one more of that member's.
+    func device(_ dir: TemporaryDirectory, _ name: String, linkedTo other: ReplicaStore? = nil) async throws -> ReplicaStore {
+        let now = SystemWallClock().nowMillis()
+        let code = try await {
+            if let other { return try await Syncer(store: other).link().code }
+            return try storage.invite(role: .patient, name: "Sam", nowMillis: now)
+        }()
+        let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: .patient, wallMillis: now)
+        _ = try await Syncer.enroll(store: store, server: url, code: code, deviceName: name, role: nil, allowInsecure: false)
+        return store
+    }
+}
+
+/// A journal entry with a mood of `value` (and a craving of 1).
+func moodEntry(_ value: Int) throws -> RecordEdit {
+    var edit = JournalEdit()
+    edit.mood = value
+    edit.craving = 1
+    return try edit.recordEdit()
 }

@@ -14,53 +14,27 @@ import Testing
 /// carries the cursor it already has. Anything another device wrote still comes.
 @Suite("Own pushes", .serialized)
 struct OwnPushesTests {
-    var now: UInt64 { SystemWallClock().nowMillis() }
-
-    func center() async throws -> (TemporaryDirectory, InProcessServer) {
-        let dir = try TemporaryDirectory("tandem-own")
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
-        return (dir, try await InProcessServer(storage: storage))
-    }
-
-    func device(_ dir: TemporaryDirectory, _ name: String, _ server: InProcessServer, linkedTo other: ReplicaStore? = nil) async throws -> ReplicaStore {
-        let code = try await {
-            if let other { return try await Syncer(store: other).link().code }
-            return try server.storage.invite(role: .patient, name: "Sam", nowMillis: now)
-        }()
-        let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: .patient, wallMillis: now)
-        _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: name, role: nil, allowInsecure: false)
-        return store
-    }
-
-    func mood(_ value: Int) throws -> RecordEdit {
-        var edit = JournalEdit()
-        edit.mood = value
-        edit.craving = 2
-        return try edit.recordEdit()
-    }
-
     @Test func aDevicesOwnPushes_doNotComeBack_butOthersWritesDo() async throws {
-        let (dir, server) = try await center()
-        let phone = try await device(dir, "phone", server)
+        let (dir, server) = try await InProcessServer.center("tandem-own")
+        let phone = try await server.device(dir, "phone")
         _ = try await Syncer(store: phone).sync()
 
-        for value in 0..<3 { try phone.write(try mood(value), to: nil, clock: SystemWallClock()) }
+        for value in 0..<3 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         let pushed = try await Syncer(store: phone).sync()
         #expect(pushed.pushed > 0)
         #expect(pushed.pulled == 0, "its own changes did not come back")
 
         // Its cursor is where a device reading everything ends.
-        let tablet = try await device(dir, "tablet", server, linkedTo: phone)
+        let tablet = try await server.device(dir, "tablet", linkedTo: phone)
         let read = try await Syncer(store: tablet).sync()
         #expect(read.pulled == pushed.pushed)
         #expect(try tablet.cursors() == (try phone.cursors()))
 
         // The tablet writes; then the phone writes before it pulled that: its cursor is
         // behind, so nothing moves it, and its pull brings the tablet's write (and its own).
-        let (fromTablet, _) = try tablet.write(try mood(7), to: nil, clock: SystemWallClock())
+        let (fromTablet, _) = try tablet.write(try moodEntry(7), to: nil, clock: SystemWallClock())
         _ = try await Syncer(store: tablet).sync()
-        try phone.write(try mood(8), to: nil, clock: SystemWallClock())
+        try phone.write(try moodEntry(8), to: nil, clock: SystemWallClock())
         let behind = try await Syncer(store: phone).sync()
         #expect(behind.pulled > 0)
         #expect(try phone.state()[fromTablet] != nil)
@@ -70,8 +44,8 @@ struct OwnPushesTests {
     }
 
     @Test func aLiveNoticeAboutItsOwnPush_carriesTheCursorTheDeviceHas() async throws {
-        let (dir, server) = try await center()
-        let phone = try await device(dir, "phone", server)
+        let (dir, server) = try await InProcessServer.center("tandem-own")
+        let phone = try await server.device(dir, "phone")
         _ = try await Syncer(store: phone).sync()
         let token = try #require(try phone.binding()).token
 
@@ -101,7 +75,7 @@ struct OwnPushesTests {
         let hello = try await notice(0)
         #expect(hello.type == "hello" && hello.cursors == nil)
 
-        try phone.write(try mood(4), to: nil, clock: SystemWallClock())
+        try phone.write(try moodEntry(4), to: nil, clock: SystemWallClock())
         _ = try await Syncer(store: phone).sync(pull: false)
         let advanced: LiveMessage? = try await notice(1)
         #expect(advanced?.type == "advanced")

@@ -14,14 +14,6 @@ import Testing
 /// device reading many pages (growing ones, as `tandem` asks) ends with the whole history.
 @Suite("Pull paging", .serialized)
 struct PullPagingTests {
-    var now: UInt64 { SystemWallClock().nowMillis() }
-
-    func mood(_ value: Int) throws -> RecordEdit {
-        var edit = JournalEdit()
-        edit.mood = value
-        edit.craving = 1
-        return try edit.recordEdit()
-    }
 
     /// Pulls `own` from zero with `limit` and returns the page's changes and `more`.
     func rawPull(_ server: InProcessServer, token: String, limit: Int?) async throws -> (changes: [Change], more: Bool) {
@@ -56,15 +48,9 @@ struct PullPagingTests {
     }
 
     @Test func theBinaryAnswer_carriesWhatTheJSONAnswerCarries_andTruncationsAreRefused() async throws {
-        let dir = try TemporaryDirectory("tandem-paging")
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
-        let server = try await InProcessServer(storage: storage)
-        let phone = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
-        _ = try await Syncer.enroll(
-            store: phone, server: server.url, code: try storage.invite(role: .patient, name: "Sam", nowMillis: now),
-            deviceName: "phone", role: nil, allowInsecure: false)
-        for value in 0..<3 { try phone.write(try mood(value), to: nil, clock: SystemWallClock()) }
+        let (dir, server) = try await InProcessServer.center("tandem-paging")
+        let phone = try await server.device(dir, "phone")
+        for value in 0..<3 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         _ = try await Syncer(store: phone).sync()
         let forms = try await bothForms(server, token: try #require(try phone.binding()).token)
 
@@ -87,17 +73,12 @@ struct PullPagingTests {
     }
 
     @Test func aLimitAboveTheServersMaximum_isServedAsTheMaximum() async throws {
-        let dir = try TemporaryDirectory("tandem-paging")
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
         var limits = SyncServer.Limits()
         limits.pullPageSize = 2
         limits.maxPullPageSize = 5
-        let server = try await InProcessServer(storage: storage, limits: limits)
-        let phone = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
-        let code = try storage.invite(role: .patient, name: "Sam", nowMillis: now)
-        _ = try await Syncer.enroll(store: phone, server: server.url, code: code, deviceName: "phone", role: nil, allowInsecure: false)
-        for value in 0..<4 { try phone.write(try mood(value), to: nil, clock: SystemWallClock()) }
+        let (dir, server) = try await InProcessServer.center("tandem-paging", limits: limits)
+        let phone = try await server.device(dir, "phone")
+        for value in 0..<4 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         _ = try await Syncer(store: phone).sync()
         let token = try #require(try phone.binding()).token
 
@@ -115,25 +96,16 @@ struct PullPagingTests {
 
         // A server with small pages: a new device reads many pages, in order, and holds what
         // the writer holds.
-        let dir = try TemporaryDirectory("tandem-paging")
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
         var limits = SyncServer.Limits()
         limits.maxPullPageSize = 3
-        let server = try await InProcessServer(storage: storage, limits: limits)
-        let phone = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
-        _ = try await Syncer.enroll(
-            store: phone, server: server.url, code: try storage.invite(role: .patient, name: "Sam", nowMillis: now),
-            deviceName: "phone", role: nil, allowInsecure: false)
+        let (dir, server) = try await InProcessServer.center("tandem-paging", limits: limits)
+        let phone = try await server.device(dir, "phone")
         var records: [RecordID] = []
-        for value in 0..<6 { records.append(try phone.write(try mood(value), to: nil, clock: SystemWallClock()).0) }
-        try phone.write(try mood(10), to: records[0], clock: SystemWallClock())
+        for value in 0..<6 { records.append(try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()).0) }
+        try phone.write(try moodEntry(10), to: records[0], clock: SystemWallClock())
         _ = try await Syncer(store: phone).sync()
 
-        let tablet = try ReplicaStore.create(at: dir.path("tablet.sqlite"), name: "tablet", role: .patient, wallMillis: now)
-        _ = try await Syncer.enroll(
-            store: tablet, server: server.url, code: try await Syncer(store: phone).link().code, deviceName: "tablet", role: nil,
-            allowInsecure: false)
+        let tablet = try await server.device(dir, "tablet", linkedTo: phone)
         let report = try await Syncer(store: tablet).sync()
         #expect(report.pulled == (try phone.state().heldChanges.count))
         #expect(try tablet.state().heldChanges == (try phone.state().heldChanges))
