@@ -102,7 +102,7 @@ struct CrashTests {
             }
             #expect(try TandemExecutable.run(["sync"], home: laptop).status == 0)
             let sync = try RunningTandem(["sync"], home: home)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 20...300, using: &generator)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 10...120, using: &generator)))
             if sync.isRunning { kills += 1 }
             sync.kill9()
         }
