@@ -236,7 +236,10 @@ struct AuthThrottleTests {
         limits.failedAuthPerToken = 3
         limits.failedAuthPerAddress = 5
         limits.trustedProxy = "127.0.0.1"
-        let server = try await InProcessServer(storage: storage, limits: limits)
+        // The server's clock stands still unless moved: the counts are per minute, and
+        // under ThreadSanitizer eleven requests can take longer than that.
+        let clock = ManualWallClock(millis: now)
+        let server = try await InProcessServer(storage: storage, limits: limits, wallClock: clock)
         let code = try storage.invite(role: .patient, name: "Pat", nowMillis: now)
         let enrollment = try await storage.enroll(
             codeHash: Secrets.hashCode(code), replica: .random(), deviceName: "phone", tokenHash: Secrets.hash("good-token"),
@@ -256,5 +259,10 @@ struct AuthThrottleTests {
         #expect(try await status(server.url, token: "guess-5", forwardedFor: "10.0.0.7").0 == 429)
         #expect(try await status(server.url, token: "guess-6", forwardedFor: "10.0.0.8").0 == 401, "another address is not affected")
         #expect(try await status(server.url, token: "good-token", forwardedFor: "10.0.0.7").0 == 200)
+
+        // The slowing down ends with its minute: both the token and the address get 401 again.
+        clock.advance(byMillis: 60_001)
+        #expect(try await status(server.url, token: "stale-token").0 == 401)
+        #expect(try await status(server.url, token: "guess-7", forwardedFor: "10.0.0.7").0 == 401)
     }
 }

@@ -17,12 +17,13 @@ final class InProcessServer: @unchecked Sendable {
 
     init(
         storage: SQLiteServerStorage, policy: any SharingPolicy = OwnRecordsPolicy(), limits: SyncServer.Limits = .init(),
-        middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = []
+        middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = [],
+        wallClock: any WallClock = SyncServer.SystemClock()
     ) async throws {
         self.storage = storage
         var logger = Logger(label: "tandem-test")
         logger.logLevel = .critical
-        let server = SyncServer(storage: storage, policy: policy, limits: limits, logger: logger)
+        let server = SyncServer(storage: storage, policy: policy, limits: limits, wallClock: wallClock, logger: logger)
         self.server = server
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = server.application(host: "127.0.0.1", port: 0, middleware: middleware) { continuation.yield($0) }
