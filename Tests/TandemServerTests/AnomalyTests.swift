@@ -111,7 +111,7 @@ struct AnomalyTests {
             request.method = .POST
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
             request.body = .bytes(ByteBuffer(bytes: batch))
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
             return try JSONDecoder().decode(PushResponse.self, from: Data(try await response.body.collect(upTo: 1 << 20).readableBytesView))
         }
         let first = try await push()

@@ -122,7 +122,7 @@ struct CrashTests {
         // Each change was accepted once: replays are acknowledged, never applied again.
         var metrics = HTTPClientRequest(url: server.url + "/metrics")
         metrics.method = .GET
-        let scraped = String(buffer: try await HTTPClient.shared.execute(metrics, timeout: .seconds(10)).body.collect(upTo: 1 << 20))
+        let scraped = String(buffer: try await HTTPClient.shared.execute(metrics, timeout: .seconds(30)).body.collect(upTo: 1 << 20))
         #expect(scraped.contains("tandem_changes_accepted_total \(total)\n"), "accepted once each: \(total)")
     }
 }
