@@ -90,6 +90,9 @@ struct PushPlan: Sendable {
 /// time) of the requests scheduled after the warm-up, and what they returned.
 struct LoadRun: Sendable {
     var latencies: [Double] = []
+    /// How late (ms, sorted) this process itself started each measured request after its
+    /// scheduled time: the load generator's share of `latencies`, not the server's.
+    var lags: [Double] = []
     /// Requests that failed, warm-up included.
     var failures = 0
     /// Requests scheduled after the warm-up that were answered or failed (not those cut
@@ -101,12 +104,17 @@ struct LoadRun: Sendable {
     var cpu = 0.0
     var seconds = 0.0
 
-    func percentile(_ p: Double) -> Double {
-        latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+    func percentile(_ p: Double) -> Double { Self.percentile(p, of: latencies) }
+
+    func lag(_ p: Double) -> Double { Self.percentile(p, of: lags) }
+
+    static func percentile(_ p: Double, of sorted: [Double]) -> Double {
+        sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 
     mutating func add(_ other: LoadRun) {
         latencies += other.latencies
+        lags += other.lags
         failures += other.failures
         measured += other.measured
         returned += other.returned
@@ -133,11 +141,12 @@ func openLoop(
                     if scheduled > clock.now { try? await Task.sleep(until: scheduled, clock: clock) }
                     if Task.isCancelled { break }
                     let measured = offset >= warmup
+                    let lag = clock.now - scheduled
                     do {
                         let returned = try await send(client, index)
                         if measured {
-                            let elapsed = clock.now - scheduled
-                            run.latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+                            run.latencies.append(milliseconds(clock.now - scheduled))
+                            run.lags.append(milliseconds(lag))
                             run.returned += returned
                             run.measured += 1
                         }
@@ -156,10 +165,15 @@ func openLoop(
         return all
     }
     all.latencies.sort()
+    all.lags.sort()
     all.cpu = cpuSeconds() - cpuBefore
     let elapsed = clock.now - start
     all.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     return all
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
 /// The load generator's HTTP client: one connection per device, requests as a device makes
