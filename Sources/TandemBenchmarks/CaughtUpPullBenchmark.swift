@@ -1,8 +1,5 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
-import NIOCore
-import NIOHTTP1
 import TandemCore
 import TandemServer
 
@@ -27,16 +24,6 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
 
     @Option(help: "Seconds measured per phase (echo, then pull), after 3 s of warm-up each.")
     var duration = 30
-
-    enum Generator: String, ExpressibleByArgument, CaseIterable {
-        /// Each device's requests timed and sent on the HTTP client's event loops.
-        case eventLoop = "event-loop"
-        /// Each device a Swift task that sleeps until its next request (before 2026-11-26).
-        case tasks
-    }
-
-    @Option(help: "How the pulling devices are driven: \(Generator.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var generator = Generator.eventLoop
 
     func run() async throws {
         raiseFileLimit()
@@ -98,37 +85,19 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
 
         let serverPID = server.processIdentifier
         let perDevice = warmup + duration
-        // Both phases ask as `tandem` does: the binary answer. A caught-up answer is small.
-        let generator = self.generator
-        func phase(_ path: String) async -> LoadRun {
-            switch generator {
-            case .eventLoop:
-                let base = client.base
-                return await eventLoopOpenLoop(
-                    client: client.client, clients: devices, perClient: perDevice, interval: 1, warmup: Double(warmup),
-                    request: { device in
-                        var headers = HTTPHeaders()
-                        headers.add(name: "Authorization", value: "Bearer \(pulling[device].token)")
-                        headers.add(name: "Content-Type", value: "application/json")
-                        headers.add(name: "Accept", value: BinaryPull.mediaType)
-                        headers.add(name: "Tandem-Protocol", value: SyncServer.protocolVersion)
-                        return try HTTPClient.Request(url: base + path, method: .POST, headers: headers, body: .bytes(pullBodies[device]))
-                    },
-                    check: { ($0.body?.readableBytes ?? 0) < 4096 })
-            case .tasks:
-                return await openLoop(clients: devices, perClient: perDevice, interval: 1, warmup: Double(warmup)) { device, _ in
-                    let answer = try await client.post(path, token: pulling[device].token, body: pullBodies[device], type: "application/json", accept: BinaryPull.mediaType)
-                    guard answer.count < 4096 else { throw BenchError.childFailed("\(path) returned \(answer.count) bytes") }
-                    return 0
-                }
-            }
-        }
-        print("  pulling devices driven by: \(generator.rawValue)")
         var cpu = cpuSeconds(of: serverPID)
-        let echo = await phase("/bench/echo")
+        let echo = await openLoop(clients: devices, perClient: perDevice, interval: 1, warmup: Double(warmup)) { device, _ in
+            _ = try await client.post("/bench/echo", token: pulling[device].token, body: pullBodies[device], type: "application/json", accept: BinaryPull.mediaType)
+            return 0
+        }
         report("baseline: echo route (same server, same body)", echo, serverCPU: cpuSeconds(of: serverPID) - cpu)
         cpu = cpuSeconds(of: serverPID)
-        let pulls = await phase("/v1/pull")
+        let pulls = await openLoop(clients: devices, perClient: perDevice, interval: 1, warmup: Double(warmup)) { device, _ in
+            // As `tandem` asks: the binary answer.
+            let answer = try await client.post("/v1/pull", token: pulling[device].token, body: pullBodies[device], type: "application/json", accept: BinaryPull.mediaType)
+            guard answer.count < 4096 else { throw BenchError.childFailed("a caught-up pull returned \(answer.count) bytes") }
+            return 0
+        }
         report("POST /v1/pull, caught up", pulls, serverCPU: cpuSeconds(of: serverPID) - cpu)
         let pushed = await pushes.value
         print("  pushes meanwhile: \(pushed.latencies.count) batches, failed \(pushed.failures), p99 \(format(pushed.percentile(0.99), 2)) ms")
