@@ -22,15 +22,11 @@ extension ReplicaStore {
 
     /// The server binding, once enrolled.
     public func binding() throws -> Binding? {
-        do {
-            return try queue.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT server, token, member, epoch, last_sync FROM sync_binding") else { return nil }
-                return Binding(
-                    server: row["server"], token: row["token"], member: try MemberID(bytes: row["member"] as Data),
-                    epoch: row["epoch"], lastSyncMillis: (row["last_sync"] as Int64?).map(UInt64.init))
-            }
-        } catch {
-            throw map(error)
+        try selectOne { db in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT server, token, member, epoch, last_sync FROM sync_binding")) else { return nil }
+            return Binding(
+                server: row["server"], token: row["token"], member: try MemberID(bytes: row["member"] as Data),
+                epoch: row["epoch"], lastSyncMillis: (row["last_sync"] as Int64?).map(UInt64.init))
         }
     }
 
@@ -56,20 +52,16 @@ extension ReplicaStore {
 
     /// Outbox entries in order, each with its position.
     public func outboxEntries(limit: Int) throws -> [(position: Int64, change: Change)] {
-        do {
-            return try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT seq, change FROM outbox ORDER BY seq LIMIT ?", arguments: [limit]).map { row in
-                    (row["seq"] as Int64, try Change(canonicalBytes: Array(row["change"] as Data)))
-                }
+        try selectOne { db in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, change FROM outbox ORDER BY seq LIMIT ?"), arguments: [limit]).map { row in
+                (row["seq"] as Int64, try Change(canonicalBytes: Array(row["change"] as Data)))
             }
-        } catch {
-            throw map(error)
         }
     }
 
     /// How many changes wait in the outbox.
     public func outboxCount() throws -> Int {
-        do { return try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox") ?? 0 } } catch { throw map(error) }
+        try selectOne { try Int.fetchOne($0.cachedStatement(sql: "SELECT count(*) FROM outbox")) ?? 0 }
     }
 
     /// Drops outbox entries up to `position`: the server acknowledged them. Each cursor in
@@ -91,12 +83,8 @@ extension ReplicaStore {
 
     /// The cursor of each subscription.
     public func cursors() throws -> [String: String] {
-        do {
-            return try queue.read { db in
-                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, value FROM sync_cursor").map { ($0["key"] as String, $0["value"] as String) })
-            }
-        } catch {
-            throw map(error)
+        try selectOne { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db.cachedStatement(sql: "SELECT key, value FROM sync_cursor")).map { ($0["key"] as String, $0["value"] as String) })
         }
     }
 
