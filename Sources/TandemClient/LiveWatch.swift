@@ -71,7 +71,11 @@ public struct LiveWatch: Sendable {
             // writer's last WAL write comes before its commit is visible (it fsyncs first),
             // so an outbox that still looks empty is looked at again shortly; every new
             // write starts the looking over, since the latest write is the one to find.
+            // Only other connections add to the outbox (this process's syncs empty it), so
+            // a look reads it only when one of them committed since it was last seen empty:
+            // the events of this process's own writes cost no read.
             group.addTask {
+                let seen = EmptyOutbox()
                 var looking: Task<Void, Never>? = nil
                 defer { looking?.cancel() }
                 for await _ in watcher.changes {
@@ -81,10 +85,14 @@ public struct LiveWatch: Sendable {
                             if delay > .zero {
                                 do { try await Task.sleep(for: delay) } catch { return }
                             }
+                            // Read before the outbox: a commit in between is then seen by both.
+                            let version = try? store.othersCommits()
+                            if let version, seen.stillEmpty(at: version) { continue }
                             if (try? store.outboxCount()) ?? 0 > 0 {
                                 trigger.request(pull: false)
                                 return
                             }
+                            if let version { seen.empty(at: version) }
                         }
                     }
                 }
@@ -160,6 +168,19 @@ public struct LiveWatch: Sendable {
             delay = min(delay * 2, 30)
         }
     }
+}
+
+/// The store's `othersCommits()` when the outbox was last seen empty, shared by the looks
+/// after inotify events (a cancelled look may still be finishing when the next starts).
+final class EmptyOutbox: @unchecked Sendable {
+    // @unchecked: `version` is read and written under `lock` only.
+    private let lock = NSLock()
+    private var version: Int? = nil
+
+    func empty(at version: Int) { lock.withLock { self.version = version } }
+
+    /// Whether no other connection committed since the outbox was seen empty.
+    func stillEmpty(at version: Int) -> Bool { lock.withLock { self.version == version } }
 }
 
 /// What `LiveWatch` has been asked to do since its last sync; `wakeups` says that

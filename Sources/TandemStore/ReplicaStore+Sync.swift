@@ -59,6 +59,13 @@ extension ReplicaStore {
         }
     }
 
+    /// A number that changes whenever another connection (another `tandem` command, another
+    /// process) commits to this store, and never for this store's own commits
+    /// (`PRAGMA data_version`): `sync --watch` reads the outbox only when it moved.
+    public func othersCommits() throws -> Int {
+        try selectOne { try Int.fetchOne($0.cachedStatement(sql: "PRAGMA data_version")) ?? 0 }
+    }
+
     /// How many changes wait in the outbox.
     public func outboxCount() throws -> Int {
         try selectOne { try Int.fetchOne($0.cachedStatement(sql: "SELECT count(*) FROM outbox")) ?? 0 }

@@ -56,6 +56,25 @@ struct StoreFileTests {
     /// The keys a pull checks for dropped subscriptions are found through the key index,
     /// not by reading every `record_source` row, and include keys whose cursors are gone:
     /// a subscription dropped after the cursors were reset is still purged.
+    /// `sync --watch` reads its outbox only when `othersCommits()` moved: it must move for a
+    /// write by another process's connection, and not for the store's own.
+    @Test func othersCommits_movesForAnotherConnectionsWrite_notForItsOwn() throws {
+        let dir = try TemporaryDirectory()
+        let watching = try ReplicaStore.create(at: dir.path("replica.sqlite"), name: "Pat", role: .patient, wallMillis: 1)
+        let before = try watching.othersCommits()
+        var edit = JournalEdit()
+        edit.mood = 4
+        _ = try watching.write(try edit.recordEdit(), to: nil, clock: FixedWallClock(millis: 2))
+        #expect(try watching.othersCommits() == before, "the store's own write")
+        #expect(try watching.outboxCount() > 0)
+
+        let other = try ReplicaStore.open(at: dir.path("replica.sqlite"))
+        _ = try other.write(try edit.recordEdit(), to: nil, clock: FixedWallClock(millis: 3))
+        let after = try watching.othersCommits()
+        #expect(after != before, "another connection's write")
+        #expect(try watching.othersCommits() == after, "nothing new since")
+    }
+
     @Test func subscriptionKeys_areFoundThroughTheIndex_evenWithoutCursors() throws {
         let dir = try TemporaryDirectory()
         let path = dir.path("replica.sqlite")
