@@ -194,8 +194,11 @@ extension SQLiteServerStorage {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM held WHERE channel = ?"), arguments: [Data(channel.bytes)]) ?? 0
     }
 
-    public func pull(_ grants: [Grant], limit: Int, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]) async throws -> PullSnapshot {
+    public func pull(
+        _ grants: [Grant], limit: Int, check: TokenCheck?, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]
+    ) async throws -> PullSnapshot {
         try await pool.read { db in
+            if let check, try Self.principal(tokenHash: check.tokenHash, db) != check.principal { throw ServerError.unauthorized }
             let epoch = try Self.epoch(db)
             let head = try Self.head(db)
             let positions = starts(epoch, head)

@@ -160,22 +160,25 @@ public final class SQLiteServerStorage: ServerStorage {
     }
 
     public func authenticate(tokenHash: [UInt8]) async throws -> Principal {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT c.member, c.device, c.revoked, m.role, d.replica, d.revoked AS device_revoked
-                FROM credential c JOIN member m ON m.id = c.member LEFT JOIN device d ON d.id = c.device
-                WHERE c.token_hash = ?
-                """), arguments: [Data(tokenHash)])
-            else { throw ServerError.unauthorized }
-            if (row["revoked"] as Int) != 0 || (row["device_revoked"] as Int?) == 1 { throw ServerError.revoked }
-            guard let member = try? MemberID(bytes: row["member"] as Data), let role = Role(rawValue: row["role"]) else {
-                throw ServerError.unauthorized
-            }
-            return Principal(
-                member: member, role: role,
-                device: (row["device"] as Data?).flatMap { try? RecordID(bytes: $0) },
-                replica: (row["replica"] as Data?).flatMap { try? ReplicaID(bytes: $0) })
+        try await pool.read { db in try Self.principal(tokenHash: tokenHash, db) }
+    }
+
+    /// The member and device a token belongs to, read in `db`'s transaction.
+    static func principal(tokenHash: [UInt8], _ db: Database) throws -> Principal {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT c.member, c.device, c.revoked, m.role, d.replica, d.revoked AS device_revoked
+            FROM credential c JOIN member m ON m.id = c.member LEFT JOIN device d ON d.id = c.device
+            WHERE c.token_hash = ?
+            """), arguments: [Data(tokenHash)])
+        else { throw ServerError.unauthorized }
+        if (row["revoked"] as Int) != 0 || (row["device_revoked"] as Int?) == 1 { throw ServerError.revoked }
+        guard let member = try? MemberID(bytes: row["member"] as Data), let role = Role(rawValue: row["role"]) else {
+            throw ServerError.unauthorized
         }
+        return Principal(
+            member: member, role: role,
+            device: (row["device"] as Data?).flatMap { try? RecordID(bytes: $0) },
+            replica: (row["replica"] as Data?).flatMap { try? ReplicaID(bytes: $0) })
     }
 
     /// Failed enrollments allowed per minute, for the whole server.

@@ -37,10 +37,15 @@ public protocol ServerStorage: Sendable {
     /// A member's devices (or everyone's, with nil).
     func devices(of member: MemberID?) async throws -> [DeviceInfo]
 
-    /// What a pull reads, from one snapshot: the epoch and the head, then for each grant a
-    /// page of at most `limit` changes of its channel, after the position `starts` gives it
-    /// (called once, with that epoch and head), keeping only what the grant carries.
-    func pull(_ grants: [Grant], limit: Int, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]) async throws -> PullSnapshot
+    /// What a pull reads, from one snapshot: first, with a `check`, the caller's token,
+    /// which must still name the same principal and not be revoked (else
+    /// `ServerError.unauthorized` or `.revoked`, and nothing is read); then the epoch and
+    /// the head, then for each grant a page of at most `limit` changes of its channel, after
+    /// the position `starts` gives it (called once, with that epoch and head), keeping only
+    /// what the grant carries.
+    func pull(
+        _ grants: [Grant], limit: Int, check: TokenCheck?, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]
+    ) async throws -> PullSnapshot
 
     /// The highest sequence number handed out: a cursor beyond it is from another epoch.
     func head() async throws -> Int64
@@ -102,6 +107,18 @@ public struct ChannelStep: Sendable, Equatable {
 
 /// One page of a channel's changes, in sequence order.
 /// A pull's reads, from one snapshot of the store.
+/// A token (its hash) and the principal it named when the server last looked it up: a
+/// pull by a caller the server already knows checks its token inside its own read.
+public struct TokenCheck: Sendable {
+    public var tokenHash: [UInt8]
+    public var principal: Principal
+
+    public init(tokenHash: [UInt8], principal: Principal) {
+        self.tokenHash = tokenHash
+        self.principal = principal
+    }
+}
+
 public struct PullSnapshot: Sendable {
     public var epoch: String
     public var head: Int64

@@ -51,6 +51,7 @@ public struct SyncServer: Sendable {
     public let feed: CommitFeed
     let liveConnections = LiveConnections()
     let authThrottle: AuthThrottle
+    let knownTokens = KnownTokens()
 
     public init(
         storage: any ServerStorage, policy: any SharingPolicy = OwnRecordsPolicy(), limits: Limits = Limits(),
@@ -204,22 +205,46 @@ public struct SyncServer: Sendable {
         let started = ContinuousClock.now
         defer { metrics.pulled(in: ContinuousClock.now - started) }
         try checkVersion(request)
-        let principal = try await authenticate(request, &log)
-        let body: PullRequest = try await decodeJSON(request)
+        // A token seen valid before is checked again inside the pull's own read.
+        let hash = try bearerTokenHash(request)
+        let check = knownTokens.principal(for: hash).map { TokenCheck(tokenHash: hash, principal: $0) }
+        let principal: Principal
+        if let check { principal = Self.logged(check.principal, &log) } else { principal = try await authenticate(request, &log) }
+        let body: PullRequest
         let grants: [Grant]
+        let cursors: [String: Cursor]
         do {
-            grants = try await policy.grants(for: principal)
+            body = try await decodeJSON(request)
+            do {
+                grants = try await policy.grants(for: principal)
+            } catch {
+                // Never an empty list: a device would purge what it holds.
+                throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
+            }
+            cursors = try body.cursors.mapValues { try Cursor(parsing: $0) }
         } catch {
-            // Never an empty list: a device would purge what it holds.
-            throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
+            // A revoked token is told so before anything else, as at every other route.
+            if check != nil {
+                do { _ = try await authenticate(request, &log) } catch {
+                    knownTokens.forget(hash)
+                    throw error
+                }
+            }
+            throw error
         }
-        let cursors = try body.cursors.mapValues { try Cursor(parsing: $0) }
         let keys = grants.map { $0.key(for: principal) }
         let limit = min(max(body.limit ?? limits.pullPageSize, 1), limits.maxPullPageSize)
         // The epoch, the head and every page from one read transaction.
-        let snapshot = try await storage.pull(grants, limit: limit) { epoch, head in
-            Self.starts(cursors, keys: keys, epoch: epoch, head: head).positions
+        let snapshot: PullSnapshot
+        do {
+            snapshot = try await storage.pull(grants, limit: limit, check: check) { epoch, head in
+                Self.starts(cursors, keys: keys, epoch: epoch, head: head).positions
+            }
+        } catch let error as ServerError where error == .unauthorized || error == .revoked {
+            knownTokens.forget(hash)
+            throw error
         }
+        knownTokens.remember(principal, for: hash)
         let epoch = snapshot.epoch
         let epochChanged = Self.starts(cursors, keys: keys, epoch: epoch, head: snapshot.head).epochChanged
         var subscriptions: [Subscription] = []
@@ -267,11 +292,16 @@ public struct SyncServer: Sendable {
 
     // MARK: - Plumbing
 
-    func authenticate(_ request: Request, _ log: inout Logger.Metadata) async throws -> Principal {
+    /// The hash of the request's bearer token (tokens are stored and compared only hashed).
+    func bearerTokenHash(_ request: Request) throws -> [UInt8] {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw ServerError.unauthorized }
-        let token = String(header.dropFirst("Bearer ".count))
+        let token = header.dropFirst("Bearer ".count)
         guard token.utf8.count <= 128 else { throw ServerError.unauthorized }
-        let hash = Secrets.hash(token)
+        return Secrets.hash(String(token))
+    }
+
+    func authenticate(_ request: Request, _ log: inout Logger.Metadata) async throws -> Principal {
+        let hash = try bearerTokenHash(request)
         let now = wallClock.nowMillis()
         if let wait = await authThrottle.retryAfter(token: hash, now: now) { throw ServerError.throttled(retryAfter: wait) }
         let principal: Principal
@@ -285,7 +315,12 @@ public struct SyncServer: Sendable {
             await authThrottle.failed(token: hash, address: address, now: now)
             throw error
         }
-        // Short id prefixes: enough to follow one device through the log, no names.
+        return Self.logged(principal, &log)
+    }
+
+    /// Names the principal in the request's log line by short id prefixes: enough to
+    /// follow one device through the log, no names.
+    static func logged(_ principal: Principal, _ log: inout Logger.Metadata) -> Principal {
         log["member"] = "\(principal.member.hex.prefix(8))"
         if let device = principal.device { log["device"] = "\(device.hex.prefix(8))" }
         return principal

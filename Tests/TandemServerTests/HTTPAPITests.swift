@@ -266,3 +266,52 @@ struct AuthThrottleTests {
         #expect(try await status(server.url, token: "guess-7", forwardedFor: "10.0.0.7").0 == 401)
     }
 }
+
+/// A pull by a token the server has seen valid skips a lookup of its own, but the pull's
+/// read checks the token again: a revoked device's very next pull is refused, even one
+/// whose body is malformed, and the member's other devices go on.
+@Suite("Known tokens")
+struct KnownTokenTests {
+    func pull(_ server: InProcessServer, token: String, body: [UInt8]) async throws -> (status: Int, error: String?) {
+        var request = HTTPClientRequest(url: server.url + "/v1/pull")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let answer = try await response.body.collect(upTo: 16 << 20)
+        return (Int(response.status.code), try? JSONDecoder().decode(ErrorResponse.self, from: Data(answer.readableBytesView)).error)
+    }
+
+    @Test func aRevokedDevicesNextPull_isRefused_thoughItsTokenWasKnown() async throws {
+        let (dir, server) = try await InProcessServer.center("known-tokens")
+        let phone = try await server.device(dir, "phone")
+        let tablet = try await server.device(dir, "tablet", linkedTo: phone)
+        let laptop = try await server.device(dir, "laptop", linkedTo: phone)
+        _ = try phone.write(try moodEntry(4), to: nil, clock: SystemWallClock())
+        for store in [phone, tablet, laptop] { _ = try await Syncer(store: store).sync() }
+        let valid = Array(try JSONEncoder().encode(PullRequest(cursors: [:])))
+        let malformed = Array("{not json".utf8)
+        let phoneToken = try #require(try phone.binding()?.token)
+        let tabletToken = try #require(try tablet.binding()?.token)
+        // Pulled before: the server knows both tokens now; a bad body is still a 400.
+        #expect(try await pull(server, token: tabletToken, body: malformed).status == 400)
+        for token in [phoneToken, tabletToken] { #expect(try await pull(server, token: token, body: valid).status == 200) }
+
+        let member = try #require(try phone.binding()?.member)
+        for name in ["phone", "tablet"] {
+            let device = try #require(try await server.storage.devices(of: member).first { $0.name == name })
+            try server.storage.revokeDevice(try RecordID(hex: device.id))
+        }
+        // The first pulls after the revocation, with tokens the server knew; then again.
+        for _ in 0..<2 {
+            #expect(try await pull(server, token: phoneToken, body: valid) == (401, "revoked"))
+            #expect(try await pull(server, token: tabletToken, body: malformed) == (401, "revoked"))
+        }
+        await #expect(throws: SyncError.self) { try await Syncer(store: phone).sync() }
+
+        // The member's other device is not affected.
+        _ = try laptop.write(try moodEntry(6), to: nil, clock: SystemWallClock())
+        #expect(try await Syncer(store: laptop).sync().pushed > 0)
+        #expect(try await pull(server, token: try #require(try laptop.binding()?.token), body: valid).status == 200)
+    }
+}
