@@ -124,8 +124,8 @@ public final class ReplicaStore: Sendable {
 
     /// Runs one SELECT. A single statement is its own read transaction in SQLite, so it
     /// needs none of what `queue.read` wraps around a closure (BEGIN and COMMIT, and two
-    /// `PRAGMA query_only` parsed anew each time): four times the statement's own cost for
-    /// the small reads that `sync --watch` makes after every write to the home.
+    /// `PRAGMA query_only` parsed anew each time), which cost more than the small reads
+    /// that `sync --watch` makes after every write to the home (docs/benchmarks.md).
     func selectOne<T>(_ body: (Database) throws -> T) throws -> T {
         do { return try queue.unsafeRead(body) } catch { throw map(error) }
     }
