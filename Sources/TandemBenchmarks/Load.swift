@@ -168,7 +168,7 @@ func openLoop(
     all.lags.sort()
     all.cpu = cpuSeconds() - cpuBefore
     let elapsed = clock.now - start
-    all.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    all.seconds = milliseconds(elapsed) / 1000
     return all
 }
 

@@ -130,7 +130,7 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
 
     func report(_ phase: String, _ run: Probe.Run, serverCPU: Double, watchersCPU: Double, target: Double = 20) {
         let latencies = run.latencies
-        func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        func percentile(_ p: Double) -> Double { LoadRun.percentile(p, of: latencies) }
         print("""
           \(phase): \(latencies.count) writes seen on device B, \(run.lost) not within 5 s
             p50 \(format(percentile(0.50), 2)) ms   p90 \(format(percentile(0.90), 2)) ms   p99 \(format(percentile(0.99), 2)) ms   \
