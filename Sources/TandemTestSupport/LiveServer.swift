@@ -9,8 +9,21 @@ public final class LiveServer: @unchecked Sendable {
 
     /// Starts a server on `dbPath` and waits until it listens, on `port` (0: any free one).
     /// With `logPath`, its log (at info) goes to that file; otherwise warnings are dropped.
-    public init(dbPath: String, port: Int = 0, logPath: String? = nil) throws {
+    /// The wait for its first line happens off the concurrency pool (`offThePool`).
+    public init(dbPath: String, port: Int = 0, logPath: String? = nil) async throws {
         self.dbPath = dbPath
+        let started = try await offThePool { try Self.start(dbPath: dbPath, port: port, logPath: logPath) }
+        process = started.process
+        url = started.url
+    }
+
+    private struct Started: @unchecked Sendable {
+        // @unchecked: handed over once, from the thread that started the process.
+        let process: Process
+        let url: String
+    }
+
+    private static func start(dbPath: String, port: Int, logPath: String?) throws -> Started {
         let process = Process()
         process.executableURL = TandemExecutable.url
         process.arguments = ["serve", "--db", dbPath, "--port", String(port)]
@@ -26,7 +39,6 @@ public final class LiveServer: @unchecked Sendable {
             process.standardError = FileHandle.nullDevice
         }
         try process.run()
-        self.process = process
         // The first line names the port.
         var line = Data()
         let handle = output.fileHandleForReading
@@ -38,29 +50,34 @@ public final class LiveServer: @unchecked Sendable {
         let text = String(decoding: line, as: UTF8.self)
         guard let range = text.range(of: "http://"), let end = text[range.lowerBound...].firstIndex(of: " ") else {
             process.terminate()
+            process.waitUntilExit()
             throw LiveServerError.didNotStart(text)
         }
-        url = String(text[range.lowerBound..<end])
+        return Started(process: process, url: String(text[range.lowerBound..<end]))
     }
 
-    /// Stops the server with SIGTERM and waits for it.
     /// The port it listens on.
     public var port: Int { Int(url.split(separator: ":").last ?? "") ?? 0 }
 
-    /// SIGKILL: the server dies mid-request, as in a crash.
-    public func kill9() {
+    /// SIGKILL: the server dies mid-request, as in a crash. Waits for it off the pool.
+    public func kill9() async {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        _ = try? await offThePool { [self] in process.waitUntilExit() }
     }
 
-    public func stop() {
+    /// SIGTERM, and waits (off the pool) for the server to finish what it was doing.
+    public func stop() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        _ = try? await offThePool { [self] in process.waitUntilExit() }
+    }
+
+    deinit {
         guard process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
     }
-
-    deinit { stop() }
 }
 
 public enum LiveServerError: Error {

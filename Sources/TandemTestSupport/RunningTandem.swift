@@ -70,18 +70,23 @@ public final class RunningTandem: @unchecked Sendable {
         return process.isRunning ? nil : process.terminationStatus
     }
 
-    /// SIGKILL, as a crash or a pulled battery would end it, and wait for it.
-    public func kill9() {
+    /// SIGKILL, as a crash or a pulled battery would end it, and wait for it (off the pool).
+    public func kill9() async {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        _ = try? await offThePool { [self] in process.waitUntilExit() }
     }
 
-    public func stop() {
+    /// SIGTERM, and wait (off the pool) for it to end.
+    public func stop() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        _ = try? await offThePool { [self] in process.waitUntilExit() }
+    }
+
+    deinit {
         guard process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
     }
-
-    deinit { stop() }
 }

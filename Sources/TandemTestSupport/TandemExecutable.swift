@@ -18,9 +18,14 @@ public enum TandemExecutable {
         public var combined: String { stdout + stderr }
     }
 
-    /// Runs `tandem` with `arguments` and waits. Standard input is `stdin` when given, else
-    /// empty. The environment is fixed for reproducible output: no colour, 80 columns, UTC.
-    public static func run(_ arguments: [String], home: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
+    /// Runs `tandem` with `arguments` and waits, off the concurrency pool (`offThePool`).
+    /// Standard input is `stdin` when given, else empty. The environment is fixed for
+    /// reproducible output: no colour, 80 columns, UTC.
+    public static func run(_ arguments: [String], home: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) async throws -> Result {
+        try await offThePool { try runBlocking(arguments, home: home, stdin: stdin, environment: environment) }
+    }
+
+    static func runBlocking(_ arguments: [String], home: String?, stdin: String?, environment: [String: String]) throws -> Result {
         let process = Process()
         process.executableURL = url
         process.arguments = arguments
@@ -38,11 +43,38 @@ public enum TandemExecutable {
         process.standardOutput = output
         process.standardError = error
         try process.run()
+        // Standard error is drained beside standard output, so that neither pipe filling up
+        // can block the process while the other is read.
+        let errors = Drained(error.fileHandleForReading)
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.wait()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    /// A pipe read to its end on a thread of its own.
+    final class Drained: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var data: Data?
+
+        init(_ handle: FileHandle) {
+            Thread.detachNewThread { [self] in
+                let read = handle.readDataToEndOfFile()
+                condition.lock()
+                data = read
+                condition.signal()
+                condition.unlock()
+            }
+        }
+
+        /// The pipe's content, once its writer closed it.
+        func wait() -> Data {
+            condition.lock()
+            defer { condition.unlock() }
+            while data == nil { condition.wait() }
+            return data!
+        }
     }
 }

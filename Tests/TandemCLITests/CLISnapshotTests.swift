@@ -41,8 +41,8 @@ struct CLISnapshotTests {
 
     static var folder: URL { URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().appendingPathComponent("Snapshots") }
 
-    func check(_ name: String, _ arguments: [String], home: TemporaryDirectory) throws {
-        let result = try TandemExecutable.run(arguments, home: home.path("home"))
+    func check(_ name: String, _ arguments: [String], home: TemporaryDirectory) async throws {
+        let result = try await TandemExecutable.run(arguments, home: home.path("home"))
         let shown = arguments.map { $0.count > 40 ? "<\($0.count) characters>" : $0 }.joined(separator: " ")
         let text = "$ tandem \(shown)\n\(result.combined.replacingOccurrences(of: home.path("home"), with: "$TANDEM_HOME"))exit: \(result.status)\n"
         let url = Self.folder.appendingPathComponent("\(name).txt")
@@ -51,20 +51,20 @@ struct CLISnapshotTests {
     }
 
     @Test(arguments: helps.map(\.0))
-    func helpText_matchesItsGoldenFile(_ name: String) throws {
+    func helpText_matchesItsGoldenFile(_ name: String) async throws {
         let home = try TemporaryDirectory()
-        try check(name, try #require(Self.helps.first { $0.0 == name }).1, home: home)
+        try await check(name, try #require(Self.helps.first { $0.0 == name }).1, home: home)
     }
 
     @Test(arguments: errors.map(\.0))
-    func errorMessage_isOneClearLine_andWritesNothing(_ name: String) throws {
+    func errorMessage_isOneClearLine_andWritesNothing(_ name: String) async throws {
         let home = try TemporaryDirectory()
-        let initialized = try TandemExecutable.run(["init", "--name", "Sam", "--role", "patient"], home: home.path("home"))
+        let initialized = try await TandemExecutable.run(["init", "--name", "Sam", "--role", "patient"], home: home.path("home"))
         try #require(initialized.status == 0)
         let store = home.path("home/replica.sqlite")
         let before = try Self.contents(of: store)
         let arguments = try #require(Self.errors.first { $0.0 == name }).1
-        let result = try TandemExecutable.run(arguments, home: home.path("home"))
+        let result = try await TandemExecutable.run(arguments, home: home.path("home"))
         #expect(result.status != 0)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.hasPrefix("Error: "))
@@ -72,7 +72,7 @@ struct CLISnapshotTests {
             #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         }
         #expect(try Self.contents(of: store) == before, "nothing written")
-        try check(name, arguments, home: home)
+        try await check(name, arguments, home: home)
     }
 
     /// Everything a store holds: merged state, outbox and clock floor.
@@ -81,23 +81,23 @@ struct CLISnapshotTests {
         return try store.canonicalDump() + store.outbox().flatMap(\.canonicalBytes) + Array("\(try store.clock())".utf8)
     }
 
-    @Test func missingHome_damagedStore_andNewerStore_areNamed() throws {
+    @Test func missingHome_damagedStore_andNewerStore_areNamed() async throws {
         let home = try TemporaryDirectory()
-        let missing = try TandemExecutable.run(["journal", "list"], home: home.path("nowhere"))
+        let missing = try await TandemExecutable.run(["journal", "list"], home: home.path("nowhere"))
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("run 'tandem init' first"))
 
         try FileManager.default.createDirectory(atPath: home.path("damaged"), withIntermediateDirectories: true)
         try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: home.path("damaged/replica.sqlite")))
-        let damaged = try TandemExecutable.run(["journal", "list"], home: home.path("damaged"))
+        let damaged = try await TandemExecutable.run(["journal", "list"], home: home.path("damaged"))
         #expect(damaged.status == 1)
         #expect(damaged.stderr.contains("not a readable Tandem store"))
 
-        #expect(try TandemExecutable.run(["init", "--name", "N", "--role", "mentor"], home: home.path("newer")).status == 0)
-        try DatabaseQueue(path: home.path("newer/replica.sqlite")).write { db in
+        #expect(try await TandemExecutable.run(["init", "--name", "N", "--role", "mentor"], home: home.path("newer")).status == 0)
+        try await DatabaseQueue(path: home.path("newer/replica.sqlite")).write { db in
             try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
         }
-        let newer = try TandemExecutable.run(["journal", "list"], home: home.path("newer"))
+        let newer = try await TandemExecutable.run(["journal", "list"], home: home.path("newer"))
         #expect(newer.status == 1)
         #expect(newer.stderr.contains("newer version of Tandem"))
     }

@@ -27,10 +27,10 @@ struct CrashTests {
     @Test func serverKilledDuringPushes_keepsEveryAcknowledgedChange() async throws {
         let dir = try TemporaryDirectory("tandem-crash")
         let db = dir.path("center.sqlite")
-        _ = try TandemExecutable.run(["admin", "init", "--db", db])
-        var server = try LiveServer(dbPath: db)
+        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
+        var server = try await LiveServer(dbPath: db)
         let port = server.port
-        let code = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
+        let code = try await TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let store = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: SystemWallClock().nowMillis())
         _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: "phone", role: nil, allowInsecure: false)
@@ -51,7 +51,7 @@ struct CrashTests {
             // Small batches: a stream of pushes, cut at a random moment.
             let sync = Task { try? await Syncer(store: store).sync(batchSize: 7) }
             try await Task.sleep(for: .milliseconds(Int.random(in: 5...120, using: &generator)))
-            server.kill9()
+            await server.kill9()
 
             // Whatever the device saw acknowledged is in the server's file, once.
             let waiting = Set(try store.outboxEntries(limit: .max).map { $0.change.canonicalBytes })
@@ -60,7 +60,7 @@ struct CrashTests {
             let missing = acknowledged.filter { held.apply($0) }
             #expect(missing.isEmpty, "round \(round): \(missing.count) acknowledged change(s) lost")
 
-            server = try LiveServer(dbPath: db, port: port)
+            server = try await LiveServer(dbPath: db, port: port)
             _ = await sync.value
         }
         let report = try await Syncer(store: store).sync()
@@ -69,22 +69,22 @@ struct CrashTests {
         #expect(Set(state.records.keys).isSuperset(of: records))
         #expect(state.records.count == records.count, "every entry once")
         #expect(try store.canonicalDump() == state.canonicalDump())
-        server.stop()
+        await server.stop()
     }
 
     @Test func clientKilledDuringSync_losesNothing_andAppliesNothingTwice() async throws {
         let dir = try TemporaryDirectory("tandem-crash")
         let db = dir.path("center.sqlite")
-        _ = try TandemExecutable.run(["admin", "init", "--db", db])
-        let server = try LiveServer(dbPath: db)
-        let code = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
+        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
+        let server = try await LiveServer(dbPath: db)
+        let code = try await TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let home = dir.path("phone")
-        let enrolled = try TandemExecutable.run(["enroll", "--server", server.url, "--code", code, "--device", "phone"], home: home)
+        let enrolled = try await TandemExecutable.run(["enroll", "--server", server.url, "--code", code, "--device", "phone"], home: home)
         #expect(enrolled.status == 0, "\(enrolled.stderr)")
-        let link = try TandemExecutable.run(["device", "link"], home: home).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let link = try await TandemExecutable.run(["device", "link"], home: home).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let laptop = dir.path("laptop")
-        _ = try TandemExecutable.run(["enroll", "--server", server.url, "--code", link, "--device", "laptop"], home: laptop)
+        _ = try await TandemExecutable.run(["enroll", "--server", server.url, "--code", link, "--device", "laptop"], home: laptop)
 
         var generator = SeededGenerator(seed: 43)
         var entries = 0
@@ -100,16 +100,16 @@ struct CrashTests {
                     entries += 1
                 }
             }
-            #expect(try TandemExecutable.run(["sync"], home: laptop).status == 0)
+            #expect(try await TandemExecutable.run(["sync"], home: laptop).status == 0)
             let sync = try RunningTandem(["sync"], home: home)
             try await Task.sleep(for: .milliseconds(Int.random(in: 10...120, using: &generator)))
             if sync.isRunning { kills += 1 }
-            sync.kill9()
+            await sync.kill9()
         }
         #expect(kills >= Self.rounds / 2, "most syncs were cut (\(kills) of \(Self.rounds))")
-        let last = try TandemExecutable.run(["sync", "--json"], home: home)
+        let last = try await TandemExecutable.run(["sync", "--json"], home: home)
         #expect(last.status == 0, "\(last.stderr)")
-        #expect(try TandemExecutable.run(["sync"], home: laptop).status == 0)
+        #expect(try await TandemExecutable.run(["sync"], home: laptop).status == 0)
 
         let phoneStore = try ReplicaStore.open(at: home + "/replica.sqlite")
         let member = try #require(try phoneStore.binding()?.member)

@@ -55,8 +55,8 @@ struct HTTPAPITests {
     @Test func everyDocumentedEndpoint_answers_withADocumentedStatus() async throws {
         let dir = try TemporaryDirectory()
         let db = dir.path("center.sqlite")
-        _ = try TandemExecutable.run(["admin", "init", "--db", db])
-        let server = try LiveServer(dbPath: db)
+        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
+        let server = try await LiveServer(dbPath: db)
         let endpoints = try Self.documented()
         #expect(endpoints.map(\.path).sorted() == ["/health", "/metrics", "/v1/devices", "/v1/enroll", "/v1/link", "/v1/live", "/v1/pull", "/v1/push"])
         for endpoint in endpoints {
@@ -71,10 +71,10 @@ struct HTTPAPITests {
     @Test func metricsCountRequestsAndChanges_andLogsNeverCarryContentOrTokens() async throws {
         let dir = try TemporaryDirectory()
         let db = dir.path("center.sqlite")
-        _ = try TandemExecutable.run(["admin", "init", "--db", db])
+        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
         let log = dir.path("server.log")
-        let server = try LiveServer(dbPath: db, logPath: log)
-        let code = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Pat Example"]).stdout
+        let server = try await LiveServer(dbPath: db, logPath: log)
+        let code = try await TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Pat Example"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let now = SystemWallClock().nowMillis()
         let store = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
@@ -104,7 +104,7 @@ struct HTTPAPITests {
         #expect(text.contains("tandem_live_connections 0"))
         #expect(!text.contains("LOGCANARY") && !text.contains("Pat Example"))
 
-        server.stop()
+        await server.stop()
         let written = try String(contentsOfFile: log, encoding: .utf8)
         let token = try #require(try store.binding()?.token)
         #expect(written.contains("route=/v1/push") && written.contains("accepted=\(changes.count)"))
@@ -117,10 +117,10 @@ struct HTTPAPITests {
     @Test func badRequests_getTheirStatusAndAMessage_andStoreNothing() async throws {
         let dir = try TemporaryDirectory()
         let db = dir.path("center.sqlite")
-        _ = try TandemExecutable.run(["admin", "init", "--db", db])
-        let code = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
+        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
+        let code = try await TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let server = try LiveServer(dbPath: db)
+        let server = try await LiveServer(dbPath: db)
         let replica = ReplicaID.random()
         let enroll = try JSONEncoder().encode(EnrollRequest(code: code, replica: replica.hex, deviceName: "phone"))
         let enrolled = try await send(server, .POST, "/v1/enroll", body: Array(enroll))
@@ -133,7 +133,7 @@ struct HTTPAPITests {
         let validBatch = try Deflate.compress(ChangeBatch(valid).encoded())
 
         // Another member's record, created by their own device.
-        let otherCode = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Alex"]).stdout
+        let otherCode = try await TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Alex"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let otherReplica = ReplicaID.random()
         let otherEnroll = try JSONEncoder().encode(EnrollRequest(code: otherCode, replica: otherReplica.hex, deviceName: "theirs"))
@@ -202,9 +202,9 @@ struct HTTPAPITests {
 
         // A malformed Authorization header, and a revoked device's token.
         #expect(try await send(server, .POST, "/v1/push", body: validBatch, headers: ["Authorization": "Basic c2FtOnNhbQ=="]).status == 401)
-        let devices = try TandemExecutable.run(["admin", "devices", "--db", db]).stdout
+        let devices = try await TandemExecutable.run(["admin", "devices", "--db", db]).stdout
         let phoneID = try #require(devices.split(separator: "\n").first { $0.contains("phone") }?.split(separator: " ").first)
-        _ = try TandemExecutable.run(["admin", "revoke-device", String(phoneID), "--db", db])
+        _ = try await TandemExecutable.run(["admin", "revoke-device", String(phoneID), "--db", db])
         let revoked = try await send(server, .POST, "/v1/push", token: token, body: validBatch)
         #expect(revoked.status == 401 && revoked.error?.error == "revoked")
         #expect(revoked.error?.message.contains("enroll") == true)

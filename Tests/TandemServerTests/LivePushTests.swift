@@ -23,26 +23,26 @@ struct LivePushTests {
         let dir: TemporaryDirectory
         let server: LiveServer
 
-        init() throws {
+        init() async throws {
             dir = try TemporaryDirectory("tandem-live")
-            _ = try TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
-            server = try LiveServer(dbPath: dir.path("center.sqlite"))
+            _ = try await TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
+            server = try await LiveServer(dbPath: dir.path("center.sqlite"))
         }
 
-        func tandem(_ arguments: [String], home: String? = nil) throws -> String {
-            let result = try TandemExecutable.run(arguments, home: home)
+        func tandem(_ arguments: [String], home: String? = nil) async throws -> String {
+            let result = try await TandemExecutable.run(arguments, home: home)
             #expect(result.status == 0, "tandem \(arguments.joined(separator: " ")): \(result.stderr)")
             return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
         /// A patient's first device, and a second one linked to it.
-        func patientWithTwoDevices() throws -> (phone: String, laptop: String) {
+        func patientWithTwoDevices() async throws -> (phone: String, laptop: String) {
             let phone = dir.path("phone")
             let laptop = dir.path("laptop")
-            let code = try tandem(["admin", "invite", "--db", server.dbPath, "--role", "patient", "--name", "Sam"])
-            _ = try tandem(["enroll", "--server", server.url, "--code", code, "--device", "phone"], home: phone)
-            let link = try tandem(["device", "link"], home: phone)
-            _ = try tandem(["enroll", "--server", server.url, "--code", link, "--device", "laptop"], home: laptop)
+            let code = try await tandem(["admin", "invite", "--db", server.dbPath, "--role", "patient", "--name", "Sam"])
+            _ = try await tandem(["enroll", "--server", server.url, "--code", code, "--device", "phone"], home: phone)
+            let link = try await tandem(["device", "link"], home: phone)
+            _ = try await tandem(["enroll", "--server", server.url, "--code", link, "--device", "laptop"], home: laptop)
             return (phone, laptop)
         }
 
@@ -52,8 +52,8 @@ struct LivePushTests {
     }
 
     @Test func watchingDevices_seeEachOthersWrites_withoutRunningSync() async throws {
-        let center = try Center()
-        let (phone, laptop) = try center.patientWithTwoDevices()
+        let center = try await Center()
+        let (phone, laptop) = try await center.patientWithTwoDevices()
         let phoneWatch = try RunningTandem(["sync", "--watch", "--json"], home: phone)
         let laptopWatch = try RunningTandem(["sync", "--watch", "--json"], home: laptop)
         #expect(await phoneWatch.wait { _, err in err.contains("Connected") }, "phone: \(phoneWatch.stderr)")
@@ -61,7 +61,7 @@ struct LivePushTests {
 
         // A write by another command on the phone's home is pushed (inotify), announced
         // to the laptop (live push), and pulled there.
-        let id = try center.tandem(["journal", "add", "--mood", "3", "--craving", "7", "--text", "Rough evening."], home: phone)
+        let id = try await center.tandem(["journal", "add", "--mood", "3", "--craving", "7", "--text", "Rough evening."], home: phone)
         let arrived = await laptopWatch.wait(timeout: .seconds(30)) { _, _ in
             (try? ReplicaStore.open(at: laptop + "/replica.sqlite").resolve(String(id.prefix(8)))) != nil
         }
@@ -83,7 +83,7 @@ struct LivePushTests {
         #expect(late == 0, "\(late) of 15 writes from a long-lived process did not reach the other device within 30 s")
 
         // And back: an edit on the laptop reaches the phone.
-        _ = try center.tandem(["journal", "edit", String(id.prefix(8)), "--mood", "6"], home: laptop)
+        _ = try await center.tandem(["journal", "edit", String(id.prefix(8)), "--mood", "6"], home: laptop)
         let back = await phoneWatch.wait(timeout: .seconds(30)) { _, _ in
             let store = try? ReplicaStore.open(at: phone + "/replica.sqlite")
             guard let store, let record = try? store.record(try store.resolve(String(id.prefix(8)))) else { return false }
@@ -93,8 +93,8 @@ struct LivePushTests {
         // Each JSON line is one sync's report.
         let lines = laptopWatch.stdout.split(separator: "\n")
         #expect(!lines.isEmpty && lines.allSatisfy { (try? JSONDecoder().decode(Syncer.Report.self, from: Data($0.utf8))) != nil })
-        phoneWatch.stop()
-        laptopWatch.stop()
+        await phoneWatch.stop()
+        await laptopWatch.stop()
         let dumps = try [phone, laptop].map { try ReplicaStore.open(at: $0 + "/replica.sqlite").canonicalDump() }
         #expect(dumps[0] == dumps[1])
     }
@@ -135,8 +135,8 @@ struct LivePushTests {
     }
 
     @Test func tokensTravelInTheHeader_revokedDevicesAreClosed_andConnectionsAreCapped() async throws {
-        let center = try Center()
-        let (phone, laptop) = try center.patientWithTwoDevices()
+        let center = try await Center()
+        let (phone, laptop) = try await center.patientWithTwoDevices()
         let token = try center.token(phone)
 
         // No token, or the token in the URL: not upgraded; the plain GET says why.
@@ -171,9 +171,9 @@ struct LivePushTests {
         #expect(scrapedLive(try await scrape(url)) == "4.0")
 
         // Revoking the phone closes all four with the revocation code, within the check period.
-        let devices = try center.tandem(["admin", "devices", "--db", center.server.dbPath])
+        let devices = try await center.tandem(["admin", "devices", "--db", center.server.dbPath])
         let phoneID = try #require(devices.split(separator: "\n").first { $0.contains("phone") }?.split(separator: " ").first)
-        _ = try center.tandem(["admin", "revoke-device", String(phoneID), "--db", center.server.dbPath])
+        _ = try await center.tandem(["admin", "revoke-device", String(phoneID), "--db", center.server.dbPath])
         // Tokens are re-checked every 5 s; the bound is only for liveness (under
         // ThreadSanitizer with the whole suite running, 11.9 s was seen).
         for connection in connections {
@@ -197,8 +197,8 @@ struct LivePushTests {
     }
 
     @Test func aFrameOverTheCap_closesTheConnection() async throws {
-        let center = try Center()
-        let (phone, _) = try center.patientWithTwoDevices()
+        let center = try await Center()
+        let (phone, _) = try await center.patientWithTwoDevices()
         var headers = HTTPFields()
         headers[.authorization] = "Bearer \(try center.token(phone))"
         let fields = headers

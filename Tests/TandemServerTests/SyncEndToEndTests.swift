@@ -15,8 +15,8 @@ struct SyncEndToEndTests {
         let home: String
 
         @discardableResult
-        func run(_ arguments: [String], stdin: String? = nil) throws -> String {
-            let result = try TandemExecutable.run(arguments, home: home, stdin: stdin)
+        func run(_ arguments: [String], stdin: String? = nil) async throws -> String {
+            let result = try await TandemExecutable.run(arguments, home: home, stdin: stdin)
             #expect(result.status == 0, "\(name): tandem \(arguments.joined(separator: " ")): \(result.stderr)")
             return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -30,63 +30,63 @@ struct SyncEndToEndTests {
         let server: LiveServer
         var db: String { server.dbPath }
 
-        init() throws {
+        init() async throws {
             dir = try TemporaryDirectory("tandem-e2e")
             let db = dir.path("center.sqlite")
-            let initialized = try TandemExecutable.run(["admin", "init", "--db", db])
+            let initialized = try await TandemExecutable.run(["admin", "init", "--db", db])
             #expect(initialized.status == 0, "\(initialized.stderr)")
-            server = try LiveServer(dbPath: db)
+            server = try await LiveServer(dbPath: db)
         }
 
-        func invite(_ role: String, _ name: String) throws -> String {
-            let result = try TandemExecutable.run(["admin", "invite", "--db", db, "--role", role, "--name", name])
+        func invite(_ role: String, _ name: String) async throws -> String {
+            let result = try await TandemExecutable.run(["admin", "invite", "--db", db, "--role", role, "--name", name])
             #expect(result.status == 0, "\(result.stderr)")
             return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
         func device(_ name: String) -> Device { Device(name: name, home: dir.path(name)) }
 
-        func enroll(_ device: Device, code: String) throws {
-            try device.run(["enroll", "--server", server.url, "--code", code, "--device", device.name])
+        func enroll(_ device: Device, code: String) async throws {
+            try await device.run(["enroll", "--server", server.url, "--code", code, "--device", device.name])
         }
     }
 
-    @Test func threePatientDevicesAndAMentor_convergeThroughTheServer() throws {
-        let center = try Center()
+    @Test func threePatientDevicesAndAMentor_convergeThroughTheServer() async throws {
+        let center = try await Center()
         // The phone was used offline before enrolling: that work is kept and synced.
         let phone = center.device("phone")
-        try phone.run(["init", "--name", "Sam", "--role", "patient"])
-        let early = try phone.run(["journal", "add", "--mood", "2", "--craving", "9", "--symptom", "nausea", "--text", "Before I enrolled."])
-        try center.enroll(phone, code: try center.invite("patient", "Sam"))
-        try phone.run(["sync"])
+        try await phone.run(["init", "--name", "Sam", "--role", "patient"])
+        let early = try await phone.run(["journal", "add", "--mood", "2", "--craving", "9", "--symptom", "nausea", "--text", "Before I enrolled."])
+        try await center.enroll(phone, code: try await center.invite("patient", "Sam"))
+        try await phone.run(["sync"])
         let laptop = center.device("laptop")
-        try center.enroll(laptop, code: try phone.run(["device", "link"]))
+        try await center.enroll(laptop, code: try await phone.run(["device", "link"]))
         let tablet = center.device("tablet")
-        try center.enroll(tablet, code: try phone.run(["device", "link"]))
+        try await center.enroll(tablet, code: try await phone.run(["device", "link"]))
         let mentor = center.device("mentor")
-        try center.enroll(mentor, code: try center.invite("mentor", "Alex"))
+        try await center.enroll(mentor, code: try await center.invite("mentor", "Alex"))
         let patients = [phone, laptop, tablet]
-        for device in patients { try device.run(["sync"]) }
-        #expect(try laptop.run(["journal", "show", early, "--json"]).contains("Before I enrolled."))
+        for device in patients { try await device.run(["sync"]) }
+        #expect(try await laptop.run(["journal", "show", early, "--json"]).contains("Before I enrolled."))
 
         // Offline on every device: concurrent edits of one entry, symptoms added and
         // removed, a delete, and a text edited on two devices at once.
-        try phone.run(["journal", "edit", early, "--mood", "3", "--remove-symptom", "nausea"])
-        try laptop.run(["journal", "edit", early, "--mood", "4", "--add-symptom", "tremor", "--text", "Laptop's version."])
-        try tablet.run(["journal", "edit", early, "--add-symptom", "chills", "--text", "Tablet's version."])
-        let doomed = try tablet.run(["journal", "add", "--mood", "5", "--craving", "5"])
+        try await phone.run(["journal", "edit", early, "--mood", "3", "--remove-symptom", "nausea"])
+        try await laptop.run(["journal", "edit", early, "--mood", "4", "--add-symptom", "tremor", "--text", "Laptop's version."])
+        try await tablet.run(["journal", "edit", early, "--add-symptom", "chills", "--text", "Tablet's version."])
+        let doomed = try await tablet.run(["journal", "add", "--mood", "5", "--craving", "5"])
         let patientMember = try #require(try phone.store().binding()?.member)
-        try mentor.run(["note", "add", "--patient", patientMember.hex, "--text", "First session went well."])
-        try tablet.run(["sync"])
-        try tablet.run(["journal", "delete", doomed])
+        try await mentor.run(["note", "add", "--patient", patientMember.hex, "--text", "First session went well."])
+        try await tablet.run(["sync"])
+        try await tablet.run(["journal", "delete", doomed])
 
         var rng = SeededGenerator(seed: 5)
         for _ in 0..<3 {
-            for device in (patients + [mentor]).shuffled(using: &rng) { try device.run(["sync"]) }
-            try phone.run(["journal", "add", "--mood", "\(Int.random(in: 0...10, using: &rng))", "--craving", "1"])
+            for device in (patients + [mentor]).shuffled(using: &rng) { try await device.run(["sync"]) }
+            try await phone.run(["journal", "add", "--mood", "\(Int.random(in: 0...10, using: &rng))", "--craving", "1"])
         }
-        for device in patients + [mentor] { try device.run(["sync"]) }
-        for device in patients + [mentor] { try device.run(["sync"]) }
+        for device in patients + [mentor] { try await device.run(["sync"]) }
+        for device in patients + [mentor] { try await device.run(["sync"]) }
 
         // The patient's devices agree with each other and with the server's view.
         let storage = try SQLiteServerStorage(path: center.db)
@@ -101,9 +101,9 @@ struct SyncEndToEndTests {
         #expect(try phone.store().notes().isEmpty)
         // The delete stuck; the text conflict shows on every patient device.
         for device in patients {
-            let shown = try TandemExecutable.run(["journal", "show", doomed], home: device.home)
+            let shown = try await TandemExecutable.run(["journal", "show", doomed], home: device.home)
             #expect(shown.status != 0, "\(device.name) resurrected a delete")
-            #expect(try device.run(["conflicts", "--json"]).contains("Tablet's version."), "\(device.name)")
+            #expect(try await device.run(["conflicts", "--json"]).contains("Tablet's version."), "\(device.name)")
         }
         let state = try phone.store().record(try RecordID(hex: early))
         let entry = try #require(state.flatMap(JournalEntry.init))
@@ -111,56 +111,56 @@ struct SyncEndToEndTests {
         #expect(entry.text.count == 2)
 
         // Resolved once, on one device: gone everywhere.
-        try laptop.run(["conflicts", "resolve", early, "--text", "Both, merged by hand."])
-        try laptop.run(["sync"])
-        for device in patients { try device.run(["sync"]) }
+        try await laptop.run(["conflicts", "resolve", early, "--text", "Both, merged by hand."])
+        try await laptop.run(["sync"])
+        for device in patients { try await device.run(["sync"]) }
         for device in patients {
-            let open = try device.run(["conflicts", "--json"]).filter { !$0.isWhitespace }
+            let open = try await device.run(["conflicts", "--json"]).filter { !$0.isWhitespace }
             #expect(open == "[]", "\(device.name)")
-            #expect(try device.run(["journal", "show", early]).contains("Both, merged by hand."))
+            #expect(try await device.run(["journal", "show", early]).contains("Both, merged by hand."))
         }
         #expect(try phone.dump() == storage.state(of: patientMember).canonicalDump())
         // Staff revoke the tablet: its next sync is refused plainly; the member sees it.
-        let devices = try TandemExecutable.run(["admin", "devices", "--db", center.db]).stdout
+        let devices = try await TandemExecutable.run(["admin", "devices", "--db", center.db]).stdout
         let tabletLine = try #require(devices.split(separator: "\n").first { $0.contains(" tablet ") })
         let tabletID = String(tabletLine.prefix(32))
-        #expect(try TandemExecutable.run(["admin", "revoke-device", tabletID, "--db", center.db]).status == 0)
-        let refused = try TandemExecutable.run(["sync"], home: tablet.home)
+        #expect(try await TandemExecutable.run(["admin", "revoke-device", tabletID, "--db", center.db]).status == 0)
+        let refused = try await TandemExecutable.run(["sync"], home: tablet.home)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("revoked by the center"))
-        let listed = try phone.run(["device", "list"])
+        let listed = try await phone.run(["device", "list"])
         #expect(listed.contains(tabletID) && listed.contains("revoked"))
 
-        let status = try phone.run(["status"])
+        let status = try await phone.run(["status"])
         #expect(status.contains("Waiting:     0 change(s)") && status.contains(center.server.url) && status.contains("Conflicts:   0"))
     }
 
-    @Test func enrollment_refusesUsedCodes_andTokensOverPlainHTTPToOtherHosts() throws {
-        let center = try Center()
-        let code = try center.invite("patient", "Kim")
+    @Test func enrollment_refusesUsedCodes_andTokensOverPlainHTTPToOtherHosts() async throws {
+        let center = try await Center()
+        let code = try await center.invite("patient", "Kim")
         let first = center.device("first")
-        try center.enroll(first, code: code)
-        let again = try TandemExecutable.run(["enroll", "--server", center.server.url, "--code", code], home: center.dir.path("second"))
+        try await center.enroll(first, code: code)
+        let again = try await TandemExecutable.run(["enroll", "--server", center.server.url, "--code", code], home: center.dir.path("second"))
         #expect(again.status != 0)
         #expect(again.stderr.contains("unknown, used or expired"))
-        let insecure = try TandemExecutable.run(
-            ["enroll", "--server", "http://192.0.2.10:8080", "--code", try center.invite("patient", "Lee")], home: center.dir.path("third"))
+        let insecure = try await TandemExecutable.run(
+            ["enroll", "--server", "http://192.0.2.10:8080", "--code", try await center.invite("patient", "Lee")], home: center.dir.path("third"))
         #expect(insecure.stderr.contains("Refusing to send a token over plain HTTP"))
         // A code for another role is refused and stays usable.
-        let patientCode = try center.invite("patient", "Noa")
+        let patientCode = try await center.invite("patient", "Noa")
         let mentorHome = center.device("mentor-home")
-        try mentorHome.run(["init", "--name", "Noa", "--role", "mentor"])
-        let wrongRole = try TandemExecutable.run(["enroll", "--server", center.server.url, "--code", patientCode], home: mentorHome.home)
+        try await mentorHome.run(["init", "--name", "Noa", "--role", "mentor"])
+        let wrongRole = try await TandemExecutable.run(["enroll", "--server", center.server.url, "--code", patientCode], home: mentorHome.home)
         #expect(wrongRole.status != 0)
         #expect(wrongRole.stderr.contains("made for a mentor"))
-        try center.enroll(center.device("patient-home"), code: patientCode)
+        try await center.enroll(center.device("patient-home"), code: patientCode)
         // A home bound to one member cannot be enrolled as another.
-        let otherMember = try TandemExecutable.run(["enroll", "--server", center.server.url, "--code", try center.invite("patient", "Zed")], home: first.home)
+        let otherMember = try await TandemExecutable.run(["enroll", "--server", center.server.url, "--code", try await center.invite("patient", "Zed")], home: first.home)
         #expect(otherMember.stderr.contains("enrolled as another member"))
 
         let notEnrolled = center.device("offline")
-        try notEnrolled.run(["init", "--name", "Ola", "--role", "patient"])
-        let sync = try TandemExecutable.run(["sync"], home: notEnrolled.home)
+        try await notEnrolled.run(["init", "--name", "Ola", "--role", "patient"])
+        let sync = try await TandemExecutable.run(["sync"], home: notEnrolled.home)
         #expect(sync.stderr.contains("not enrolled"))
     }
 }

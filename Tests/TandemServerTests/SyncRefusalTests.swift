@@ -18,7 +18,7 @@ struct SyncRefusalTests {
     var now: UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 
     func enroll(_ dir: TemporaryDirectory, _ name: String, server: LiveServer, role: String = "patient") async throws -> ReplicaStore {
-        let code = try TandemExecutable.run(["admin", "invite", "--db", server.dbPath, "--role", role, "--name", name]).stdout
+        let code = try await TandemExecutable.run(["admin", "invite", "--db", server.dbPath, "--role", role, "--name", name]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: Role(rawValue: role) ?? .patient, wallMillis: now)
         _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: name, role: nil, allowInsecure: false)
@@ -35,8 +35,8 @@ struct SyncRefusalTests {
 
     @Test func deviceADayAhead_isRestamped_andKeepsSyncing() async throws {
         let dir = try TemporaryDirectory()
-        _ = try TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
-        let server = try LiveServer(dbPath: dir.path("center.sqlite"))
+        _ = try await TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
+        let server = try await LiveServer(dbPath: dir.path("center.sqlite"))
         let store = try await enroll(dir, "ahead", server: server)
         let ahead = FixedWallClock(millis: now + Self.day)
         let (first, _) = try store.write(try entry(3, text: "written a day ahead"), to: nil, clock: ahead)
@@ -119,8 +119,8 @@ struct SyncRefusalTests {
 
     @Test func permanentlyRefusedCreate_isQuarantined_andTheRestSyncs() async throws {
         let dir = try TemporaryDirectory()
-        _ = try TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
-        let server = try LiveServer(dbPath: dir.path("center.sqlite"))
+        _ = try await TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
+        let server = try await LiveServer(dbPath: dir.path("center.sqlite"))
         let mentor = try await enroll(dir, "mentor", server: server, role: "mentor")
         var note = NoteEdit()
         note.patient = MemberID.random()
