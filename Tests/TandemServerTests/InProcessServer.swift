@@ -27,7 +27,8 @@ final class InProcessServer: @unchecked Sendable {
         self.server = server
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = server.application(host: "127.0.0.1", port: 0, middleware: middleware) { continuation.yield($0) }
-        task = Task { try await app.run() }
+        // On threads of its own, as a server process would be: see `ThreadsExecutor`.
+        task = Task(executorPreference: ThreadsExecutor.servers) { try await app.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw LiveServerError.didNotStart("no port") }
         url = "http://127.0.0.1:\(port)"
