@@ -44,11 +44,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The wire contract in code (Protocol/): request and answer bodies, cursors, the
+        // binary pull answer, live messages. What devices and the server share, nothing more.
+        .target(name: "TandemProtocol", dependencies: ["TandemCore"], swiftSettings: swiftSettings),
         // The center's sync server: Hummingbird over a ServerStorage (SQLite embedded).
         .target(
             name: "TandemServer",
             dependencies: [
-                "TandemCore", "TandemCompression",
+                "TandemCore", "TandemCompression", "TandemProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -65,7 +68,7 @@ let package = Package(
         .target(
             name: "TandemClient",
             dependencies: [
-                "TandemCore", "TandemCompression", "TandemStore", "TandemServer",
+                "TandemCore", "TandemCompression", "TandemStore", "TandemProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -80,7 +83,8 @@ let package = Package(
         .target(
             name: "TandemCLI",
             dependencies: [
-                "TandemCore", "TandemCompression", "TandemStore", "TandemWorkload", "TandemServer", "TandemClient",
+                "TandemCore", "TandemCompression", "TandemStore", "TandemWorkload", "TandemProtocol", "TandemServer",
+                "TandemClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
@@ -91,7 +95,8 @@ let package = Package(
         .executableTarget(
             name: "tandem-bench",
             dependencies: [
-                "TandemCore", "TandemStore", "TandemWorkload", "TandemCompression", "TandemServer", "TandemClient",
+                "TandemCore", "TandemStore", "TandemWorkload", "TandemCompression", "TandemProtocol", "TandemServer",
+                "TandemClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -139,7 +144,8 @@ let package = Package(
         .testTarget(
             name: "TandemServerTests",
             dependencies: [
-                "tandem", "TandemCore", "TandemCompression", "TandemStore", "TandemServer", "TandemClient", "TandemTestSupport",
+                "tandem", "TandemCore", "TandemCompression", "TandemStore", "TandemProtocol", "TandemServer", "TandemClient",
+                "TandemTestSupport",
                 "TandemWorkload", "CPowerCut",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

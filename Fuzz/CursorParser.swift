@@ -1,7 +1,7 @@
 // libFuzzer target: the pull-cursor parser (PROTOCOL.md §9.4). Built and run by
 // scripts/fuzz. Any text either is refused or parses to a cursor whose encoding is the
 // text itself.
-import TandemServerCursor
+import TandemProtocolCursor
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCursorParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

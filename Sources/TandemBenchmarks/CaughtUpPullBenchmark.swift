@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TandemCore
+import TandemProtocol
 import TandemServer
 
 /// Issue 5's caught-up pull benchmark: N devices, each caught up with its member's channel

@@ -4,6 +4,7 @@ import Glibc
 import GRDB
 import TandemClient
 import TandemCore
+import TandemProtocol
 import TandemServer
 import TandemStore
 import TandemWorkload

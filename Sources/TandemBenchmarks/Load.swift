@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import TandemCompression
 import TandemCore
+import TandemProtocol
 import TandemServer
 
 /// A fresh folder under the temporary directory for one benchmark run; `remove()` it after.
@@ -206,7 +207,7 @@ struct PushClient: Sendable {
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         request.headers.add(name: "Content-Type", value: type)
         if let accept { request.headers.add(name: "Accept", value: accept) }
-        request.headers.add(name: "Tandem-Protocol", value: SyncServer.protocolVersion)
+        request.headers.add(name: WireProtocol.header, value: WireProtocol.version)
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await client.execute(request, timeout: .seconds(30))
         let answer = try await response.body.collect(upTo: 16 << 20)

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import TandemClient
 import TandemCore
+import TandemProtocol
 import TandemServer
 import TandemStore
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TandemCore
+import TandemProtocol
 import TandemServer
 import TandemStore
 

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import TandemClient
 import TandemCore
-import TandemServer
+import TandemProtocol
 import TandemStore
 
 struct EnrollCommand: AsyncParsableCommand {

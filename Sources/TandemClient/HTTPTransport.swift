@@ -2,7 +2,7 @@ import AsyncHTTPClient
 public import Foundation
 import NIOCore
 import NIOHTTP1
-import TandemServer
+import TandemProtocol
 
 /// Moves bytes between a device and the server over HTTP (AsyncHTTPClient).
 ///
@@ -82,7 +82,7 @@ public struct HTTPTransport: Sendable {
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
-        request.headers.add(name: "Tandem-Protocol", value: SyncServer.protocolVersion)
+        request.headers.add(name: WireProtocol.header, value: WireProtocol.version)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let status: Int

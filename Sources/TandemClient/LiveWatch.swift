@@ -4,7 +4,7 @@ import HummingbirdWSClient
 import Logging
 import NIOWebSocket
 import Synchronization
-import TandemServer
+import TandemProtocol
 public import TandemStore
 
 /// `tandem sync --watch`: stays connected to the server's live endpoint and syncs when a
@@ -126,7 +126,7 @@ public struct LiveWatch: Sendable {
     ) async throws {
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 16)
         configuration.additionalHeaders[.authorization] = "Bearer \(token)"
-        configuration.additionalHeaders[HTTPField.Name("Tandem-Protocol")!] = "1"
+        configuration.additionalHeaders[HTTPField.Name(WireProtocol.header)!] = WireProtocol.version
         var logger = Logger(label: "tandem-live")
         logger.logLevel = .critical
         var delay = 0.2

@@ -1,4 +1,4 @@
-public import TandemServer
+public import TandemProtocol
 
 /// What can go wrong while syncing, said so a person can act on it.
 public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -8,7 +8,7 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
     case unreachable(String)
     /// The server answered with an error; `message` is its sentence.
     case server(status: Int, code: String, message: String)
-    case refused([ServerError.Refusal], serverTime: UInt64)
+    case refused([Refusal], serverTime: UInt64)
     case badAnswer(String)
 
     public var description: String {

@@ -1,7 +1,7 @@
 import Foundation
 import TandemCompression
 public import TandemCore
-public import TandemServer
+public import TandemProtocol
 public import TandemStore
 
 /// The device's sync driver: enrolls a home, pushes its outbox, pulls its subscriptions.
@@ -92,7 +92,7 @@ public struct Syncer: Sendable {
     /// create with its record's other changes), and a clock-skew refusal re-stamps the
     /// outbox above the server's mark with the server's time.
     private func handle(
-        _ refusals: [ServerError.Refusal], serverTime: UInt64, entries: [(position: Int64, change: Change)],
+        _ refusals: [Refusal], serverTime: UInt64, entries: [(position: Int64, change: Change)],
         restamps: inout Int, report: inout Report
     ) throws {
         let permanent = refusals.filter(\.permanent)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 public import TandemCore
+import TandemProtocol
 
 extension SQLiteServerStorage {
     /// Queues the batch for the next group commit and returns once that commit is durable
@@ -87,7 +88,7 @@ extension SQLiteServerStorage {
         // Records this batch creates, and the existing records it edits (nil: unknown).
         var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
         var existing: [RecordID: StoredRecord?] = [:]
-        var refusals: [ServerError.Refusal] = []
+        var refusals: [Refusal] = []
         var accepted: [Change] = []
         var replayed = 0
         func refuse(_ change: Change, _ reason: String, permanent: Bool, withMark: Bool = false) {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 public import TandemCore
+public import TandemProtocol
 
 /// The embedded server store: one SQLite file through GRDB, WAL with `synchronous=FULL`,
 /// so a push is acknowledged only once its commit is on disk.

@@ -1,4 +1,5 @@
 public import TandemCore
+public import TandemProtocol
 
 /// Everything the server refuses, with the HTTP status it maps to at the route boundary.
 /// Messages carry ids and rules, never health content.
@@ -16,15 +17,6 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     case conflict(String)
     case refused([Refusal], serverTime: UInt64)
     case unavailable(String)
-
-    /// One refused change of a push (PROTOCOL.md §9.3).
-    public struct Refusal: Codable, Equatable, Sendable {
-        public var change: String
-        public var reason: String
-        public var permanent: Bool
-        /// For skew refusals: the replica's mark, `WALL.COUNTER`, if the server holds any.
-        public var mark: String?
-    }
 
     public var status: Int {
         switch self {

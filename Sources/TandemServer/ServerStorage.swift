@@ -1,4 +1,5 @@
 public import TandemCore
+public import TandemProtocol
 
 /// Where the server keeps everything: people and devices, the merged state with its
 /// sequence numbers, and the per-replica marks.
@@ -131,15 +132,6 @@ public struct ChannelPage: Sendable {
     /// The sequence number of the last change returned, or the one asked from.
     public var last: Int64
     public var more: Bool
-}
-
-/// A device as staff and its member see it.
-public struct DeviceInfo: Codable, Sendable, Equatable {
-    public var id: String
-    public var member: String
-    public var name: String
-    public var enrolled: UInt64
-    public var revoked: Bool
 }
 
 /// What the commit feed says: the channels that advanced after a position, each with its

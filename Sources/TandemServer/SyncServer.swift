@@ -1,11 +1,12 @@
 public import Foundation
-public import Hummingbird
 import HTTPTypes
+public import Hummingbird
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
 import TandemCompression
 public import TandemCore
+import TandemProtocol
 
 /// The center's sync server: HTTP routes over a `ServerStorage`.
 ///
@@ -80,7 +81,7 @@ public struct SyncServer: Sendable {
         public func nowMillis() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
     }
 
-    public static let protocolVersion = "1"
+    public static let protocolVersion = WireProtocol.version
 
     /// The subscription key of a member's own records (PROTOCOL.md §9.4).
     static let ownKey = "own"
@@ -221,7 +222,9 @@ public struct SyncServer: Sendable {
                 // Never an empty list: a device would purge what it holds.
                 throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
             }
-            cursors = try body.cursors.mapValues { try Cursor(parsing: $0) }
+            cursors = try body.cursors.mapValues { text in
+                do { return try Cursor(parsing: text) } catch { throw ServerError.badRequest("A cursor is malformed; pull again without it.") }
+            }
         } catch {
             // A revoked token is told so before anything else, as at every other route.
             if check != nil {
@@ -327,7 +330,7 @@ public struct SyncServer: Sendable {
     }
 
     func checkVersion(_ request: Request) throws {
-        let version = request.headers[HTTPField.Name("Tandem-Protocol")!] ?? Self.protocolVersion
+        let version = request.headers[HTTPField.Name(WireProtocol.header)!] ?? Self.protocolVersion
         guard version == Self.protocolVersion else { throw ServerError.unsupportedVersion(found: String(version.prefix(16))) }
     }
 
@@ -376,7 +379,7 @@ public struct SyncServer: Sendable {
         do {
             response = try await body(&log)
         } catch let error as ServerError {
-            var refused: [ServerError.Refusal]? = nil
+            var refused: [Refusal]? = nil
             if case .refused(let list, _) = error { refused = list }
             log["error"] = "\(error.code)"
             let answer = ErrorResponse(error: error.code, message: error.description, refused: refused, serverTime: wallClock.nowMillis())

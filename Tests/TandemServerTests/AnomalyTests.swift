@@ -7,6 +7,7 @@ import Synchronization
 import TandemClient
 import TandemCompression
 import TandemCore
+import TandemProtocol
 import TandemServer
 import TandemStore
 import TandemTestSupport

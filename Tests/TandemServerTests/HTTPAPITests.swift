@@ -6,6 +6,7 @@ import Synchronization
 import TandemCompression
 import TandemCore
 import TandemClient
+import TandemProtocol
 import TandemServer
 import TandemStore
 import TandemTestSupport
@@ -196,7 +197,9 @@ struct HTTPAPITests {
         #expect(try JSONDecoder().decode(PushResponse.self, from: again.body).replayed == 1)
 
         let badCursor = try JSONEncoder().encode(PullRequest(cursors: ["own": "t1.zz.own.5"]))
-        #expect(try await send(server, .POST, "/v1/pull", token: token, body: Array(badCursor)).status == 400)
+        let refusedCursor = try await send(server, .POST, "/v1/pull", token: token, body: Array(badCursor))
+        #expect(refusedCursor.status == 400)
+        #expect(refusedCursor.error?.message.contains("pull again without it") == true)
         let usedCode = try await send(server, .POST, "/v1/enroll", body: Array(enroll))
         #expect(usedCode.status == 403)
 

@@ -1,6 +1,7 @@
 import Hummingbird
 import TandemClient
 import TandemCore
+import TandemProtocol
 import TandemStore
 import Logging
 import TandemServer

@@ -9,6 +9,7 @@ import NIOWebSocket
 import Synchronization
 import TandemClient
 import TandemCore
+import TandemProtocol
 import TandemServer
 import TandemStore
 import TandemTestSupport

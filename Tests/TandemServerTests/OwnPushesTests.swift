@@ -4,6 +4,7 @@ import HummingbirdWSClient
 import Logging
 @testable import TandemClient
 import TandemCore
+import TandemProtocol
 import TandemServer
 import TandemStore
 import TandemTestSupport

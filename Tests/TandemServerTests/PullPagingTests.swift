@@ -5,6 +5,7 @@ import NIOHTTP1
 import TandemClient
 import TandemCompression
 import TandemCore
+import TandemProtocol
 import TandemServer
 import TandemStore
 import TandemTestSupport

@@ -1,5 +1,3 @@
-public import TandemCore
-
 /// A subscription's position, opaque to devices: `t1.<epoch hex>.<key>.<sequence>`
 /// (PROTOCOL.md §9.4).
 public struct Cursor: Equatable, Sendable {
@@ -15,14 +13,19 @@ public struct Cursor: Equatable, Sendable {
 
     public var encoded: String { "t1.\(epoch).\(key).\(sequence)" }
 
-    /// - Throws: `ServerError.badRequest` for anything but a well-formed cursor.
-    public init(parsing text: String) throws(ServerError) {
+    /// - Throws: `CursorError.malformed` for anything but a well-formed cursor.
+    public init(parsing text: String) throws(CursorError) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard text.utf8.count <= 200, parts.count == 4, parts[0] == "t1", parts[1].count == 32,
               parts[1].allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
               !parts[2].isEmpty, parts[2].allSatisfy({ $0.isLetter || $0.isNumber || $0 == ":" || $0 == "-" }),
               let sequence = Int64(parts[3]), sequence >= 0, String(sequence) == parts[3]
-        else { throw .badRequest("A cursor is malformed; pull again without it.") }
+        else { throw .malformed }
         self.init(epoch: String(parts[1]), key: String(parts[2]), sequence: sequence)
     }
+}
+
+/// Why a cursor was refused: the server answers 400 and the device pulls again without it.
+public enum CursorError: Error, Equatable, Sendable {
+    case malformed
 }

@@ -2,6 +2,13 @@ import Foundation
 
 /// JSON bodies of the HTTP API (Protocol/openapi.yaml, PROTOCOL.md §9).
 
+/// The protocol version every request names in its `Tandem-Protocol` header (PROTOCOL.md
+/// §9.1); a server refuses other versions with a message saying who must update.
+public enum WireProtocol {
+    public static let version = "1"
+    public static let header = "Tandem-Protocol"
+}
+
 /// `POST /v1/enroll` request.
 public struct EnrollRequest: Codable, Sendable {
     public var code: String
@@ -31,6 +38,15 @@ public struct EnrollResponse: Codable, Sendable {
     public var role: String
     public var epoch: String
     public var serverTime: UInt64
+
+    public init(token: String, member: String, name: String, role: String, epoch: String, serverTime: UInt64) {
+        self.token = token
+        self.member = member
+        self.name = name
+        self.role = role
+        self.epoch = epoch
+        self.serverTime = serverTime
+    }
 }
 
 /// `POST /v1/link` answer.
@@ -38,6 +54,12 @@ public struct LinkResponse: Codable, Sendable {
     public var code: String
     public var expires: UInt64
     public var serverTime: UInt64
+
+    public init(code: String, expires: UInt64, serverTime: UInt64) {
+        self.code = code
+        self.expires = expires
+        self.serverTime = serverTime
+    }
 }
 
 /// `POST /v1/push` answer.
@@ -50,10 +72,23 @@ public struct PushResponse: Codable, Sendable {
     public var advanced: [Advance]?
     public var serverTime: UInt64
 
+    public init(accepted: Int, replayed: Int, advanced: [Advance]? = nil, serverTime: UInt64) {
+        self.accepted = accepted
+        self.replayed = replayed
+        self.advanced = advanced
+        self.serverTime = serverTime
+    }
+
     public struct Advance: Codable, Sendable, Equatable {
         public var key: String
         public var from: String
         public var to: String
+
+        public init(key: String, from: String, to: String) {
+            self.key = key
+            self.from = from
+            self.to = to
+        }
     }
 }
 
@@ -72,6 +107,12 @@ public struct Subscription: Codable, Sendable, Equatable {
     public var key: String
     public var channel: String
     public var projection: String
+
+    public init(key: String, channel: String, projection: String) {
+        self.key = key
+        self.channel = channel
+        self.projection = projection
+    }
 }
 
 /// `POST /v1/pull` answer.
@@ -86,6 +127,14 @@ public struct PullResponse: Codable, Sendable {
     public var pages: [PullPage]
     public var serverTime: UInt64
 
+    public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [PullPage], serverTime: UInt64) {
+        self.epoch = epoch
+        self.epochChanged = epochChanged
+        self.subscriptions = subscriptions
+        self.pages = pages
+        self.serverTime = serverTime
+    }
+
     /// A page of one subscription.
     public struct PullPage: Codable, Sendable {
         public var key: String
@@ -93,6 +142,13 @@ public struct PullResponse: Codable, Sendable {
         public var changes: String
         public var cursor: String
         public var more: Bool
+
+        public init(key: String, changes: String, cursor: String, more: Bool) {
+            self.key = key
+            self.changes = changes
+            self.cursor = cursor
+            self.more = more
+        }
     }
 
     /// Whether any subscription has another page.
@@ -179,12 +235,57 @@ public enum BinaryPullError: Error, Equatable {
 public struct ErrorResponse: Codable, Sendable {
     public var error: String
     public var message: String
-    public var refused: [ServerError.Refusal]?
+    public var refused: [Refusal]?
     public var serverTime: UInt64
+
+    public init(error: String, message: String, refused: [Refusal]? = nil, serverTime: UInt64) {
+        self.error = error
+        self.message = message
+        self.refused = refused
+        self.serverTime = serverTime
+    }
 }
 
 /// `GET /v1/devices` answer: the calling member's devices.
 public struct DevicesResponse: Codable, Sendable {
     public var devices: [DeviceInfo]
     public var serverTime: UInt64
+
+    public init(devices: [DeviceInfo], serverTime: UInt64) {
+        self.devices = devices
+        self.serverTime = serverTime
+    }
+}
+
+/// One refused change of a push (PROTOCOL.md §9.3).
+public struct Refusal: Codable, Equatable, Sendable {
+    public var change: String
+    public var reason: String
+    public var permanent: Bool
+    /// For skew refusals: the replica's mark, `WALL.COUNTER`, if the server holds any.
+    public var mark: String?
+
+    public init(change: String, reason: String, permanent: Bool, mark: String? = nil) {
+        self.change = change
+        self.reason = reason
+        self.permanent = permanent
+        self.mark = mark
+    }
+}
+
+/// A device as staff and its member see it.
+public struct DeviceInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var member: String
+    public var name: String
+    public var enrolled: UInt64
+    public var revoked: Bool
+
+    public init(id: String, member: String, name: String, enrolled: UInt64, revoked: Bool) {
+        self.id = id
+        self.member = member
+        self.name = name
+        self.enrolled = enrolled
+        self.revoked = revoked
+    }
 }
