@@ -25,7 +25,7 @@ public enum TandemExecutable {
         try await offThePool { try runBlocking(arguments, home: home, stdin: stdin, environment: environment) }
     }
 
-    static func runBlocking(_ arguments: [String], home: String?, stdin: String?, environment: [String: String]) throws -> Result {
+    private static func runBlocking(_ arguments: [String], home: String?, stdin: String?, environment: [String: String]) throws -> Result {
         let process = Process()
         process.executableURL = url
         process.arguments = arguments
