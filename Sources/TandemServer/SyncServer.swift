@@ -1,6 +1,7 @@
 public import Foundation
 import HTTPTypes
 public import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
@@ -39,6 +40,9 @@ public struct SyncServer: Sendable {
         public var failedAuthPerAddress = 100
         /// The reverse proxy whose `X-Forwarded-For` names the client (nil: none trusted).
         public var trustedProxy: String? = nil
+        /// How long a new connection may take to send its first request head; it is closed
+        /// after that, and at once when the server stops (`FirstRequestDeadline`).
+        public var firstRequestHead: Duration = .seconds(30)
         public init() {}
     }
 
@@ -112,7 +116,13 @@ public struct SyncServer: Sendable {
         let webSocket = WebSocketServerConfiguration(maxFrameSize: limits.maxLiveFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(configuration: .init(ws: webSocket)) { head, _, _ in await shouldUpgrade(head) },
+            server: HTTPServerBuilder { responder in
+                FirstRequestDeadline(
+                    inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: webSocket)) { head, _, _ in
+                        await shouldUpgrade(head)
+                    },
+                    limit: .nanoseconds(Int64(limits.firstRequestHead / .nanoseconds(1))))
+            },
             configuration: .init(address: .hostname(host, port: port), serverName: "tandem"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: hummingbirdLogger)
