@@ -121,7 +121,7 @@ public struct SyncServer: Sendable {
                     inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: webSocket)) { head, _, _ in
                         await shouldUpgrade(head)
                     },
-                    limit: .nanoseconds(Int64(limits.firstRequestHead / .nanoseconds(1))))
+                    limit: TimeAmount(limits.firstRequestHead))
             },
             configuration: .init(address: .hostname(host, port: port), serverName: "tandem"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
