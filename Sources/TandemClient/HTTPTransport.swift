@@ -27,6 +27,9 @@ public struct HTTPTransport: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Shorter than the server's idle deadline (75 s, PROTOCOL.md §9.14): the client
+        // closes an idle connection before the server does, never sending on one closing.
+        configuration.connectionPool.idleTimeout = .seconds(60)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 

@@ -43,6 +43,10 @@ public struct SyncServer: Sendable {
         /// How long a new connection may take to send its first request head; it is closed
         /// after that, and at once when the server stops (`FirstRequestDeadline`).
         public var firstRequestHead: Duration = .seconds(30)
+        /// How long a kept-alive HTTP connection may sit between requests before it is
+        /// closed: longer than the client's own pool keeps an idle connection (60 s), so
+        /// the client closes first and never sends on a connection being closed.
+        public var idleConnection: Duration = .seconds(75)
         public init() {}
     }
 
@@ -118,7 +122,10 @@ public struct SyncServer: Sendable {
             router: router,
             server: HTTPServerBuilder { responder in
                 FirstRequestDeadline(
-                    inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: webSocket)) { head, _, _ in
+                    inner: HTTP1WebSocketUpgradeChannel(
+                        responder: responder,
+                        configuration: .init(http1: .init(idleTimeout: TimeAmount(limits.idleConnection)), ws: webSocket)
+                    ) { head, _, _ in
                         await shouldUpgrade(head)
                     },
                     limit: TimeAmount(limits.firstRequestHead))

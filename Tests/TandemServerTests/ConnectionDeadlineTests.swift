@@ -5,7 +5,8 @@ import TandemTestSupport
 import Testing
 
 /// A connection that never finishes its first request head is closed after the deadline,
-/// and does not keep the server from stopping (it used to, forever: `FirstRequestDeadline`).
+/// and does not keep the server from stopping (it used to, forever: `FirstRequestDeadline`);
+/// a kept-alive connection left idle between requests is closed too (`Limits.idleConnection`).
 @Suite("Connection deadlines")
 struct ConnectionDeadlineTests {
     /// A raw TCP connection to `port` on loopback that sends `bytes` and nothing more.
@@ -60,6 +61,22 @@ struct ConnectionDeadlineTests {
         }
         let answer = try await within(.seconds(30)) { try await whole.readToClose() }
         #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 200"), "a whole request is answered")
+    }
+
+    @Test func aKeptAliveConnection_isAnswered_thenClosedWhenIdle() async throws {
+        let dir = try TemporaryDirectory()
+        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        _ = try storage.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
+        var limits = SyncServer.Limits()
+        limits.idleConnection = .seconds(1)
+        let server = try await InProcessServer(storage: storage, limits: limits)
+        let port = try #require(Int(server.url.split(separator: ":").last ?? ""))
+        // No `Connection: close`: HTTP/1.1 keeps the connection open for the next request.
+        let idle = try RawConnection(port: port, sending: Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        // Without the idle deadline this read never ends; the bound is for liveness only.
+        let answer = String(decoding: try await within(.seconds(30)) { try await idle.readToClose() }, as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "the request is answered before the connection is closed")
+        #expect(answer.contains("\"ok\""))
     }
 
     @Test func aServerWithSilentConnections_stopsOnSIGTERM() async throws {
