@@ -1,11 +1,10 @@
-public import Foundation
+import Foundation
 
 /// The real `tandem serve` process on a free loopback port, stopped when released.
-public final class LiveServer: @unchecked Sendable {
-    // @unchecked: every stored property is set once in init; `process` is only signalled.
+public final class LiveServer: Sendable {
     public let url: String
     public let dbPath: String
-    let process: Process
+    let child: ChildProcess
 
     /// Starts a server on `dbPath` and waits until it listens, on `port` (0: any free one).
     /// With `logPath`, its log (at info) goes to that file; otherwise warnings are dropped.
@@ -13,7 +12,7 @@ public final class LiveServer: @unchecked Sendable {
     public init(dbPath: String, port: Int = 0, logPath: String? = nil) async throws {
         self.dbPath = dbPath
         let started = try await offThePool { try Self.start(dbPath: dbPath, port: port, logPath: logPath) }
-        process = started.process
+        child = ChildProcess(running: started.process)
         url = started.url
     }
 
@@ -33,7 +32,7 @@ public final class LiveServer: @unchecked Sendable {
         let output = Pipe()
         process.standardOutput = output
         if let logPath {
-            FileManager.default.createFile(atPath: logPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         } else {
             process.standardError = FileHandle.nullDevice
@@ -60,24 +59,10 @@ public final class LiveServer: @unchecked Sendable {
     public var port: Int { Int(url.split(separator: ":").last ?? "") ?? 0 }
 
     /// SIGKILL: the server dies mid-request, as in a crash. Waits for it off the pool.
-    public func kill9() async {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        _ = try? await offThePool { [self] in process.waitUntilExit() }
-    }
+    public func kill9() async { await child.kill9() }
 
     /// SIGTERM, and waits (off the pool) for the server to finish what it was doing.
-    public func stop() async {
-        guard process.isRunning else { return }
-        process.terminate()
-        _ = try? await offThePool { [self] in process.waitUntilExit() }
-    }
-
-    deinit {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-    }
+    public func stop() async { await child.stop() }
 }
 
 public enum LiveServerError: Error {

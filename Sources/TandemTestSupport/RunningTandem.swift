@@ -1,10 +1,9 @@
-public import Foundation
+import Foundation
 
 /// A `tandem` process left running (such as `sync --watch`), its output collected as it
 /// comes; terminated when released.
-public final class RunningTandem: @unchecked Sendable {
-    // @unchecked: `process` is set once and only signalled; the output is behind a Mutex.
-    let process: Process
+public final class RunningTandem: Sendable {
+    let child: ChildProcess
     /// NSLock rather than Synchronization's Mutex: ThreadSanitizer sees pthread locks, not
     /// the futex under Mutex, and the suite also runs under TSan.
     private final class Output: @unchecked Sendable {
@@ -42,13 +41,13 @@ public final class RunningTandem: @unchecked Sendable {
             sink.withLock { $0.stderr += text }
         }
         try process.run()
-        self.process = process
+        child = ChildProcess(running: process)
     }
 
     public var stdout: String { collected.withLock { $0.stdout } }
     public var stderr: String { collected.withLock { $0.stderr } }
-    public var isRunning: Bool { process.isRunning }
-    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { child.isRunning }
+    public var pid: Int32 { child.pid }
 
     /// Waits until `condition` holds for the output so far, or `timeout` passes.
     @discardableResult
@@ -66,27 +65,13 @@ public final class RunningTandem: @unchecked Sendable {
     /// Waits for the process to end by itself, up to `timeout`.
     public func waitForExit(timeout: Duration = .seconds(10)) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        return process.isRunning ? nil : process.terminationStatus
+        while child.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        return child.isRunning ? nil : child.process.terminationStatus
     }
 
     /// SIGKILL, as a crash or a pulled battery would end it, and wait for it (off the pool).
-    public func kill9() async {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        _ = try? await offThePool { [self] in process.waitUntilExit() }
-    }
+    public func kill9() async { await child.kill9() }
 
     /// SIGTERM, and wait (off the pool) for it to end.
-    public func stop() async {
-        guard process.isRunning else { return }
-        process.terminate()
-        _ = try? await offThePool { [self] in process.waitUntilExit() }
-    }
-
-    deinit {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-    }
+    public func stop() async { await child.stop() }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TandemCore
 import TandemStore
 import TandemTestSupport
 import Testing

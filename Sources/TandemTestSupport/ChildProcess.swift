@@ -1,0 +1,41 @@
+import Foundation
+
+/// A child process the suite started, ended by a signal and waited for off the
+/// concurrency pool (`offThePool`); when released still running, it is sent SIGTERM and
+/// reaped on a thread of its own, so releasing it never blocks the releasing thread.
+final class ChildProcess: @unchecked Sendable {
+    // @unchecked: `process` is running when handed over and is only signalled and waited for.
+    let process: Process
+
+    init(running process: Process) {
+        self.process = process
+    }
+
+    var isRunning: Bool { process.isRunning }
+    var pid: Int32 { process.processIdentifier }
+
+    /// SIGKILL, as a crash or a pulled battery would end it; waits for it to end.
+    func kill9() async {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        _ = try? await offThePool { [self] in process.waitUntilExit() }
+    }
+
+    /// SIGTERM; waits for it to finish what it was doing and end.
+    func stop() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        _ = try? await offThePool { [self] in process.waitUntilExit() }
+    }
+
+    deinit {
+        guard process.isRunning else { return }
+        process.terminate()
+        // The last reference is most often dropped by a test on the concurrency pool.
+        // A process that does not end on SIGTERM is a bug the shutdown tests look for
+        // (`ConnectionDeadlineTests`, `CLIDurabilityTests`), not something to wait on here.
+        let process = process
+        let reaper = Thread { process.waitUntilExit() }
+        reaper.start()
+    }
+}
