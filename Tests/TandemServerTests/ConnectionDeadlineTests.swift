@@ -1,6 +1,5 @@
 import Foundation
 import TandemServer
-import TandemStore
 import TandemTestSupport
 import Testing
 
@@ -44,13 +43,11 @@ struct ConnectionDeadlineTests {
     }
 
     @Test func silentAndHalfSentConnections_areClosedAfterTheDeadline() async throws {
-        let dir = try TemporaryDirectory()
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
         var limits = SyncServer.Limits()
         limits.firstRequestHead = .seconds(1)
-        let server = try await InProcessServer(storage: storage, limits: limits)
-        let port = try #require(Int(server.url.split(separator: ":").last ?? ""))
+        let (dir, server) = try await InProcessServer.center("deadline", limits: limits)
+        defer { withExtendedLifetime(dir) {} }
+        let port = server.port
         let silent = try RawConnection(port: port, sending: [])
         let halfHead = try RawConnection(port: port, sending: Array("GET /health HTTP/1.1\r\nHost: x\r\n".utf8))
         let bareLineFeeds = try RawConnection(port: port, sending: Array("GET /health HTTP/1.1\nHost: x\n\n".utf8))
@@ -64,13 +61,11 @@ struct ConnectionDeadlineTests {
     }
 
     @Test func aKeptAliveConnection_isAnswered_thenClosedWhenIdle() async throws {
-        let dir = try TemporaryDirectory()
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
         var limits = SyncServer.Limits()
         limits.idleConnection = .seconds(1)
-        let server = try await InProcessServer(storage: storage, limits: limits)
-        let port = try #require(Int(server.url.split(separator: ":").last ?? ""))
+        let (dir, server) = try await InProcessServer.center("deadline", limits: limits)
+        defer { withExtendedLifetime(dir) {} }
+        let port = server.port
         // No `Connection: close`: HTTP/1.1 keeps the connection open for the next request.
         let idle = try RawConnection(port: port, sending: Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         // Without the idle deadline this read never ends; the bound is for liveness only.

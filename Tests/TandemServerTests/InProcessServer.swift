@@ -12,6 +12,8 @@ import TandemTestSupport
 final class InProcessServer: @unchecked Sendable {
     // @unchecked: set once in init; the task is only cancelled.
     let url: String
+    /// The loopback port it listens on.
+    let port: Int
     let storage: SQLiteServerStorage
     let server: SyncServer
     let task: Task<Void, any Error>
@@ -32,6 +34,7 @@ final class InProcessServer: @unchecked Sendable {
         task = Task(executorPreference: ThreadsExecutor.servers) { try await app.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw LiveServerError.didNotStart("no port") }
+        self.port = port
         url = "http://127.0.0.1:\(port)"
     }
 
