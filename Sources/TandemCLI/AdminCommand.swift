@@ -12,12 +12,22 @@ struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Administer the center's server: run on the server's host, against its store.",
-        subcommands: [Init.self, Invite.self, Members.self, Devices.self, RevokeDevice.self, Backup.self, Restore.self]
+        subcommands: [
+            Init.self, Invite.self, Invites.self, RevokeInvite.self, Members.self, Devices.self, RevokeDevice.self,
+            RevokeMember.self, RotateStaffToken.self, Backup.self, Restore.self,
+        ]
     )
 
     struct StoreOption: ParsableArguments {
         @Option(help: ArgumentHelp("The server's store.", valueName: "path"))
         var db = "tandem-server.sqlite"
+
+        /// The existing store: every command but `init` refuses a path with no store at it,
+        /// instead of creating an empty one there.
+        func open() throws -> SQLiteServerStorage {
+            guard FileManager.default.fileExists(atPath: db) else { throw CLIError.noServerStore(db) }
+            return try SQLiteServerStorage(path: db)
+        }
     }
 
     struct Init: ParsableCommand {
@@ -53,7 +63,7 @@ struct AdminCommand: ParsableCommand {
         func run() throws {
             guard let role = Role(rawValue: role) else { throw CLIError.invalidChoice("--role must be patient, mentor, supervisor or staff.") }
             guard (1...24 * 30).contains(expires) else { throw CLIError.invalidChoice("--expires must be from 1 to 720 hours.") }
-            let storage = try SQLiteServerStorage(path: store.db)
+            let storage = try store.open()
             let code = try storage.invite(role: role, name: name, nowMillis: SystemWallClock().nowMillis(), validForMillis: UInt64(expires) * 3_600_000)
             print(code)
         }
@@ -65,8 +75,8 @@ struct AdminCommand: ParsableCommand {
         @OptionGroup var store: StoreOption
 
         func run() throws {
-            let members = try SQLiteServerStorage(path: store.db).members()
-            print(table(["MEMBER", "ROLE", "NAME"], members.map { [$0.id.hex, $0.role.rawValue, $0.name] }))
+            let members = try store.open().members()
+            print(table(["MEMBER", "ROLE", "NAME"], members.map { [$0.id.hex, $0.role.rawValue, terminalSafe($0.name)] }))
         }
     }
 
@@ -76,8 +86,8 @@ struct AdminCommand: ParsableCommand {
         @OptionGroup var store: StoreOption
 
         func run() async throws {
-            let devices = try await SQLiteServerStorage(path: store.db).devices(of: nil)
-            print(table(["DEVICE", "MEMBER", "NAME", "STATE"], devices.map { [$0.id, $0.member, $0.name, $0.revoked ? "revoked" : "active"] }))
+            let devices = try await store.open().devices(of: nil)
+            print(table(["DEVICE", "MEMBER", "NAME", "STATE"], devices.map { [$0.id, $0.member, terminalSafe($0.name), $0.revoked ? "revoked" : "active"] }))
         }
     }
 
@@ -92,8 +102,81 @@ struct AdminCommand: ParsableCommand {
 
         func run() throws {
             guard let device = try? RecordID(hex: id) else { throw CLIError.invalidChoice("A device id is 32 hexadecimal digits.") }
-            try SQLiteServerStorage(path: store.db).revokeDevice(device)
-            print("Revoked device \(device.hex).")
+            try store.open().revokeDevice(device)
+            print("Revoked device \(device.hex) and voided the codes it issued.")
+        }
+    }
+
+    struct Invites: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the enrollment and link codes nobody has used yet: who issued each, for whom, until when (never the code).")
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            let codes = try store.open().pendingCodes(nowMillis: SystemWallClock().nowMillis())
+            let rows = codes.map { code -> [String] in
+                let issuer = switch code.issuer {
+                case .administrator: "admin"
+                case .device(let id, let name): "device \(shortID(id)) \(terminalSafe(name))"
+                case .staffToken(let member): "staff token \(member.hex.prefix(8))"
+                }
+                return [code.id.hex, issuer, code.role.rawValue, terminalSafe(code.name), isoTime(HybridTimestamp(wallMillis: code.expiresMillis, counter: 0))]
+            }
+            print(table(["CODE ID", "ISSUER", "ROLE", "NAME", "EXPIRES"], rows))
+        }
+    }
+
+    struct RevokeInvite: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "revoke-invite", abstract: "Void an unused enrollment or link code.")
+
+        @Argument(help: "The code's id (tandem admin invites), not the code.")
+        var id: String
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            guard let code = try? RecordID(hex: id) else { throw CLIError.invalidChoice("A code id is 32 hexadecimal digits (tandem admin invites).") }
+            try store.open().revokeCode(code)
+            print("Voided code \(code.hex).")
+        }
+    }
+
+    struct RevokeMember: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke-member",
+            abstract: "Revoke every device, token and unused code of a member at once; their live connections close within 5 s.")
+
+        @Argument(help: "The member's id (tandem admin members).")
+        var member: String
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            guard let id = try? MemberID(hex: member) else { throw CLIError.invalidMember("The member") }
+            let revoked = try store.open().revokeMember(id)
+            print("Revoked member \(id.hex): \(revoked.devices) device(s), \(revoked.tokens) token(s), \(revoked.codes) unused code(s).")
+        }
+    }
+
+    struct RotateStaffToken: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-staff-token",
+            abstract: "Revoke the staff token from admin init (and the codes it issued); print a new one once.")
+
+        @Option(help: ArgumentHelp("The staff member whose token to replace (needed when several hold one).", valueName: "member"))
+        var member: String?
+
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            let id = try member.map { text throws(CLIError) -> MemberID in
+                guard let id = try? MemberID(hex: text) else { throw CLIError.invalidMember("--member") }
+                return id
+            }
+            let (staff, token) = try store.open().rotateStaffToken(member: id, nowMillis: SystemWallClock().nowMillis())
+            print("Revoked the staff token of \(staff.hex); the old one is refused from now on.")
+            print("Token (shown once, keep it secret): \(token)")
         }
     }
 
@@ -106,7 +189,7 @@ struct AdminCommand: ParsableCommand {
         @OptionGroup var store: StoreOption
 
         func run() throws {
-            try SQLiteServerStorage(path: store.db).backup(to: file)
+            try store.open().backup(to: file)
             print("Backed up \(store.db) to \(file).")
         }
     }

@@ -6,6 +6,7 @@ enum CLIError: Error, CustomStringConvertible {
     case invalidMember(String)
     case nothingToChange
     case invalidChoice(String)
+    case noServerStore(String)
 
     var description: String {
         switch self {
@@ -21,6 +22,8 @@ enum CLIError: Error, CustomStringConvertible {
             "Nothing to change: give at least one option to set."
         case .invalidChoice(let what):
             what
+        case .noServerStore(let path):
+            "No server store at \(path): give the store's path with --db, or create one with tandem admin init."
         }
     }
 }

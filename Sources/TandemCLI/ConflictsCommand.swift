@@ -30,7 +30,7 @@ struct ConflictsCommand: ParsableCommand {
                 lines.append(style.bold("\(kind) \(shortID(conflict.record)), \(conflict.field): \(conflict.values.count) versions"))
                 for (index, value) in conflict.values.enumerated() {
                     lines.append("  [\(index + 1)] written \(isoTime(value.id.timestamp)) on replica \(String(value.id.replica.hex.prefix(8)))")
-                    lines.append(value.text.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n"))
+                    lines.append(terminalSafe(value.text, keepingLineBreaks: true).split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n"))
                 }
             }
             print(lines.joined(separator: "\n"))

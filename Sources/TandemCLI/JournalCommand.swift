@@ -81,7 +81,7 @@ struct JournalCommand: ParsableCommand {
             print(table(["ID", "AT", "MOOD", "CRAVING", "SLEPT", "SYMPTOMS", "TEXT"], rows.map { row in
                 [
                     shortID(row.id), row.at ?? "", row.mood.map(String.init) ?? "", row.craving.map(String.init) ?? "",
-                    hours(row.quarterHoursSlept), row.symptoms.joined(separator: ", "),
+                    hours(row.quarterHoursSlept), terminalSafe(row.symptoms.joined(separator: ", ")),
                     row.texts > 1 ? style.warn("conflict") : (row.texts == 1 ? "yes" : ""),
                 ]
             }))
@@ -109,7 +109,7 @@ struct JournalCommand: ParsableCommand {
             lines.append("Craving:   \(entry.craving.map(String.init) ?? "-")")
             lines.append("Slept:     \(entry.quarterHoursSlept.map { hours($0) } ?? "-")")
             lines.append("Symptoms:  \(entry.symptoms.isEmpty ? "-" : entry.symptoms.sorted().map(\.rawValue).joined(separator: ", "))")
-            lines.append("Tags:      \(entry.tags.isEmpty ? "-" : entry.tags.joined(separator: ", "))")
+            lines.append("Tags:      \(entry.tags.isEmpty ? "-" : terminalSafe(entry.tags.joined(separator: ", ")))")
             lines += textLines(entry.text, style: style, id: entry.id)
             print(lines.joined(separator: "\n"))
         }
@@ -175,12 +175,12 @@ func textLines(_ values: [TextValue], style: Style, id: RecordID) -> [String] {
     case 0:
         return ["Text:      -"]
     case 1:
-        return ["Text:", values[0].text]
+        return ["Text:", terminalSafe(values[0].text, keepingLineBreaks: true)]
     default:
         var lines = [style.warn("Text:      \(values.count) versions written concurrently; settle with 'tandem conflicts resolve \(shortID(id))'")]
         for (index, value) in values.enumerated() {
             lines.append(style.dim("[\(index + 1)] \(isoTime(value.id.timestamp)) on replica \(String(value.id.replica.hex.prefix(8)))"))
-            lines.append(value.text)
+            lines.append(terminalSafe(value.text, keepingLineBreaks: true))
         }
         return lines
     }

@@ -85,7 +85,7 @@ struct NoteCommand: ParsableCommand {
             lines.append("Patient:    \(note.patient.hex)")
             lines.append("Date:       \(note.date?.description ?? "-")")
             lines.append("Shared:     \(note.isShared ? "yes, the patient sees this note" : "no")")
-            lines.append("Follow-ups: \(note.followUps.isEmpty ? "-" : note.followUps.joined(separator: "; "))")
+            lines.append("Follow-ups: \(note.followUps.isEmpty ? "-" : terminalSafe(note.followUps.joined(separator: "; ")))")
             lines += textLines(note.text, style: style, id: note.id)
             print(lines.joined(separator: "\n"))
         }

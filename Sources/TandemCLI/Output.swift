@@ -1,5 +1,6 @@
 import Foundation
 import TandemCore
+import TandemProtocol
 
 /// Terminal styling: colour only on a terminal, and never when `NO_COLOR` is set.
 struct Style {
@@ -67,4 +68,34 @@ func hours(_ quarters: Int?) -> String {
 
 enum SymptomNames {
     static let all = Symptom.allCases.map(\.rawValue)
+}
+
+/// Stored text made safe for a terminal, as git quotes odd path names: a control
+/// character (C0, DEL, C1) or a bidirectional override is shown as the octal escapes of its
+/// UTF-8 bytes (`\033` for ESC), and a backslash then as `\\`, so nothing read from a
+/// store or a server can move the cursor, erase lines or reorder what is shown. Text
+/// without such characters is unchanged. With `keepingLineBreaks`, `\n` and `\t` stay as
+/// they are (free text shown as a block); in a table cell they are escaped too.
+/// `--json` output never goes through this: it stays exact.
+func terminalSafe(_ text: String, keepingLineBreaks: Bool = false) -> String {
+    func unsafe(_ scalar: Unicode.Scalar) -> Bool {
+        if keepingLineBreaks, scalar == "\n" || scalar == "\t" { return false }
+        return DisplayName.isForbidden(scalar)
+    }
+    guard text.unicodeScalars.contains(where: unsafe) else { return text }
+    var result = ""
+    for scalar in text.unicodeScalars {
+        if scalar == "\\" {
+            result += "\\\\"
+        } else if unsafe(scalar) {
+            for byte in String(scalar).utf8 { result += "\\" + String(byte, radix: 8).leftPadded(to: 3) }
+        } else {
+            result.unicodeScalars.append(scalar)
+        }
+    }
+    return result
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -38,7 +38,7 @@ struct EnrollCommand: AsyncParsableCommand {
             store = try ReplicaStore.create(at: home.storePath, name: "", role: .patient, wallMillis: SystemWallClock().nowMillis())
         }
         let answer = try await Syncer.enroll(store: store, server: server, code: code, deviceName: device, role: role, allowInsecure: allowInsecure)
-        print("Enrolled as \(answer.name) (\(answer.role)), member \(answer.member).")
+        print("Enrolled as \(terminalSafe(answer.name)) (\(terminalSafe(answer.role))), member \(terminalSafe(answer.member)).")
     }
 }
 
@@ -115,7 +115,7 @@ struct DeviceCommand: AsyncParsableCommand {
         func run() async throws {
             let devices = try await Syncer(store: try home.resolved.openStore(), allowInsecure: allowInsecure).devices()
             print(table(["DEVICE", "NAME", "ENROLLED", "STATE"], devices.map {
-                [$0.id, $0.name, isoTime(HybridTimestamp(wallMillis: $0.enrolled)), $0.revoked ? "revoked" : "active"]
+                [$0.id, terminalSafe($0.name), isoTime(HybridTimestamp(wallMillis: $0.enrolled)), $0.revoked ? "revoked" : "active"]
             }))
         }
     }
@@ -168,8 +168,8 @@ struct StatusCommand: ParsableCommand {
             lastSync: binding?.lastSyncMillis.map { isoTime(HybridTimestamp(wallMillis: $0)) },
             waiting: try store.outboxCount(), quarantined: try store.quarantined().count, conflicts: try store.conflicts().count)
         if json { return try printJSON(status) }
-        var lines = ["Replica:     \(status.replica) (\(status.name.isEmpty ? "unnamed" : status.name), \(status.role))"]
-        lines.append("Server:      \(status.server.map { "\($0), member \(status.member ?? "?")" } ?? "not enrolled (works offline)")")
+        var lines = ["Replica:     \(status.replica) (\(status.name.isEmpty ? "unnamed" : terminalSafe(status.name)), \(status.role))"]
+        lines.append("Server:      \(status.server.map { "\(terminalSafe($0)), member \(status.member ?? "?")" } ?? "not enrolled (works offline)")")
         lines.append("Last sync:   \(status.lastSync ?? "never")")
         lines.append("Waiting:     \(status.waiting) change(s) to send")
         if status.quarantined > 0 {

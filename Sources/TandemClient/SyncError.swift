@@ -29,7 +29,8 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
     public var isTransient: Bool {
         switch self {
         case .unreachable: true
-        case .server(let status, _, _): status >= 500 || status == 429
+        // A member's unused link codes stay until used or expired: asking again soon won't help.
+        case .server(let status, let code, _): status >= 500 || (status == 429 && code != "too-many-codes")
         default: false
         }
     }

@@ -78,62 +78,6 @@ public final class SQLiteServerStorage: ServerStorage {
         }
     }
 
-    // MARK: - Administration (tandem admin …, on the server's host)
-
-    /// Creates the center: its epoch and its first staff member. Returns that member's token.
-    /// - Throws: `ServerError.conflict` if the center exists already.
-    public func initialize(staffName: String, nowMillis: UInt64) throws -> (member: MemberID, token: String) {
-        let token = Secrets.newToken()
-        let member = MemberID.random()
-        try pool.write { db in
-            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM center") == 0 else {
-                throw ServerError.conflict("This server store is already initialized.")
-            }
-            try db.execute(sql: "INSERT INTO center (singleton, epoch, created_at) VALUES (1, ?, ?)",
-                           arguments: [Data(RecordID.random().bytes), Int64(nowMillis)])
-            try db.execute(sql: "INSERT INTO member (id, name, role, created_at) VALUES (?, ?, 'staff', ?)",
-                           arguments: [Data(member.bytes), staffName, Int64(nowMillis)])
-            try db.execute(sql: "INSERT INTO credential (token_hash, member, device, created_at) VALUES (?, ?, NULL, ?)",
-                           arguments: [Data(Secrets.hash(token)), Data(member.bytes), Int64(nowMillis)])
-        }
-        return (member, token)
-    }
-
-    /// A one-time enrollment code for a new member (or, with `member`, another device of an
-    /// existing one). Returns the code; only its hash is stored.
-    public func invite(role: Role, name: String, member: MemberID? = nil, nowMillis: UInt64, validForMillis: UInt64 = 72 * 3_600_000) throws -> String {
-        let code = Secrets.newCode()
-        try pool.write { db in
-            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM center") == 1 else {
-                throw ServerError.conflict("Initialize the server first: tandem admin init.")
-            }
-            try db.execute(
-                sql: "INSERT INTO invite (code_hash, role, name, member, expires) VALUES (?, ?, ?, ?, ?)",
-                arguments: [Data(Secrets.hashCode(code)), role.rawValue, name, member.map { Data($0.bytes) }, Int64(nowMillis + validForMillis)])
-        }
-        return code
-    }
-
-    /// Every member, for `tandem admin members`.
-    public func members() throws -> [Member] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, name, role FROM member ORDER BY created_at, id").compactMap { row in
-                guard let id = try? MemberID(bytes: row["id"] as Data), let role = Role(rawValue: row["role"]) else { return nil }
-                return Member(id: id, name: row["name"], role: role)
-            }
-        }
-    }
-
-    /// Revokes a device: its token stops working on its next request.
-    /// - Throws: `ServerError.badRequest` for an unknown device id.
-    public func revokeDevice(_ id: RecordID) throws {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE device SET revoked = 1 WHERE id = ?", arguments: [Data(id.bytes)])
-            guard db.changesCount == 1 else { throw ServerError.badRequest("No device with id \(id.hex).") }
-            try db.execute(sql: "UPDATE credential SET revoked = 1 WHERE device = ?", arguments: [Data(id.bytes)])
-        }
-    }
-
     // MARK: - ServerStorage
 
     public func devices(of member: MemberID?) async throws -> [DeviceInfo] {
@@ -197,7 +141,10 @@ public final class SQLiteServerStorage: ServerStorage {
                     throw ServerError.tooManyAttempts
                 }
                 guard let invite = try Row.fetchOne(
-                    db, sql: "SELECT role, name, member FROM invite WHERE code_hash = ? AND used = 0 AND expires > ?",
+                    db, sql: """
+                        SELECT role, name, member FROM invite WHERE code_hash = ? AND used = 0 AND voided = 0 AND expires > ?
+                        AND (issuer_token IS NULL OR issuer_token IN (SELECT token_hash FROM credential WHERE revoked = 0))
+                        """,
                     arguments: [Data(codeHash), now])
                 else { throw ServerError.invalidCode }
                 let member: MemberID
@@ -245,14 +192,20 @@ public final class SQLiteServerStorage: ServerStorage {
         }
     }
 
-    public func link(_ principal: Principal, codeHash: [UInt8], expiresMillis: UInt64) async throws {
+    public func link(
+        _ principal: Principal, issuerToken: [UInt8], codeHash: [UInt8], nowMillis: UInt64, expiresMillis: UInt64, maxUnused: Int
+    ) async throws {
         try await pool.write { db in
             guard let name = try String.fetchOne(db, sql: "SELECT name FROM member WHERE id = ?", arguments: [Data(principal.member.bytes)]) else {
                 throw ServerError.unauthorized
             }
-            try db.execute(
-                sql: "INSERT INTO invite (code_hash, role, name, member, expires) VALUES (?, ?, ?, ?, ?)",
-                arguments: [Data(codeHash), principal.role.rawValue, name, Data(principal.member.bytes), Int64(expiresMillis)])
+            let unused = try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM invite WHERE member = ? AND kind = 'link' AND used = 0 AND voided = 0 AND expires > ?
+                """, arguments: [Data(principal.member.bytes), Int64(nowMillis)]) ?? 0
+            guard unused < maxUnused else { throw ServerError.tooManyCodes(maxUnused) }
+            try Self.insertCode(
+                db, hash: codeHash, kind: "link", role: principal.role, name: name, member: principal.member, issuer: issuerToken,
+                nowMillis: nowMillis, expiresMillis: expiresMillis)
         }
     }
 }
@@ -274,6 +227,7 @@ extension SQLiteServerStorage {
     ///
     /// - Throws: `ServerError.badRequest` when `backup` is not a Tandem server store.
     public static func restore(backup: String, to path: String) throws {
+        guard FileManager.default.fileExists(atPath: backup) else { throw ServerError.badRequest("No backup at \(backup).") }
         let check = try SQLiteServerStorage(path: backup)
         guard try check.pool.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM center") }) == 1 else {
             throw ServerError.badRequest("\(backup) is not an initialized Tandem server store.")

@@ -13,6 +13,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidCode
     case tooManyAttempts
     case tooManyConnections(Int)
+    case tooManyCodes(Int)
     case throttled(retryAfter: Int)
     case conflict(String)
     case refused([Refusal], serverTime: UInt64)
@@ -29,6 +30,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidCode: 403
         case .tooManyAttempts: 429
         case .tooManyConnections: 429
+        case .tooManyCodes: 429
         case .throttled: 429
         case .conflict: 409
         case .refused: 409
@@ -47,6 +49,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidCode: "invalid-code"
         case .tooManyAttempts: "too-many-attempts"
         case .tooManyConnections: "too-many-connections"
+        case .tooManyCodes: "too-many-codes"
         case .throttled: "throttled"
         case .conflict: "conflict"
         case .refused: "refused"
@@ -70,6 +73,8 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidCode: "The code is unknown, used or expired; ask for a new one."
         case .tooManyAttempts: "Too many failed enrollments; wait a minute and try again."
         case .tooManyConnections(let limit): "This device has \(limit) live connections open already; close one first."
+        case .tooManyCodes(let limit):
+            "This member has \(limit) unused link codes already; use one, or wait until one expires (15 minutes)."
         case .throttled(let seconds): "Too many failed sign-ins; try again in \(seconds) s (Retry-After)."
         case .conflict(let why): why
         case .refused(let refusals, _): "The server refused \(refusals.count) change(s); nothing of the batch was stored."

@@ -4,7 +4,8 @@ import GRDB
 ///
 /// - `center`: the epoch (a random id, replaced only by `tandem admin restore`).
 /// - `member`, `device`, `credential`, `invite`: people, their devices, token hashes and
-///   one-time codes. Only hashes of tokens and codes are stored.
+///   one-time codes. Only hashes of tokens and codes are stored; each code names the
+///   token that issued it (`issuer_token`, NULL for the host's admin command).
 /// - `record`: each record's number (the order records came in), id, owner (the member
 ///   its winning create's replica is registered to) and collection.
 /// - `held`: every change the merged state holds (winners, text frontiers, creates,
@@ -83,6 +84,25 @@ enum ServerSchema {
                 """)
             // `held_seq` carries the channel: the commit feed's "which channels advanced
             // after n" reads the index alone, not a row per change.
+        }
+        migrator.registerMigration("v4-code-issuers") { db in
+            // Every code names who issued it (the token that asked for it; NULL: the host's
+            // admin command), so revoking a device or a member voids what it minted. Codes
+            // get ids that `tandem admin invites` lists (the code itself is never stored).
+            // Link codes from before this version name no issuer: they are voided (they
+            // lived 15 minutes); staff invites are kept, issued by the administrator.
+            try db.execute(sql: """
+                ALTER TABLE invite ADD COLUMN id BLOB;
+                ALTER TABLE invite ADD COLUMN kind TEXT NOT NULL DEFAULT 'invite';
+                ALTER TABLE invite ADD COLUMN issuer_token BLOB;
+                ALTER TABLE invite ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE invite ADD COLUMN voided INTEGER NOT NULL DEFAULT 0;
+                UPDATE invite SET id = randomblob(16);
+                UPDATE invite SET kind = 'link', voided = 1 WHERE member IS NOT NULL AND used = 0;
+                CREATE UNIQUE INDEX invite_id ON invite (id);
+                CREATE INDEX invite_issuer ON invite (issuer_token);
+                CREATE INDEX invite_member ON invite (member);
+                """)
         }
         return migrator
     }

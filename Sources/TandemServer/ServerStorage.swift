@@ -28,8 +28,13 @@ public protocol ServerStorage: Sendable {
         expectedRole: Role?, expectedMember: MemberID?, nowMillis: UInt64
     ) async throws -> Enrollment
 
-    /// Stores a short-lived code with which `principal` adds another device of their own.
-    func link(_ principal: Principal, codeHash: [UInt8], expiresMillis: UInt64) async throws
+    /// Stores a short-lived code with which `principal` adds another device of their own,
+    /// issued by the token `issuerToken` (its hash): revoking that token's device voids it.
+    /// - Throws: `ServerError.tooManyCodes` when the member holds `maxUnused` unused link
+    ///   codes already.
+    func link(
+        _ principal: Principal, issuerToken: [UInt8], codeHash: [UInt8], nowMillis: UInt64, expiresMillis: UInt64, maxUnused: Int
+    ) async throws
 
     /// Accepts a batch whole or refuses it whole (PROTOCOL.md §9.3). With `repush` (after a
     /// restore, §9.9) changes of any replica registered to the caller's member are taken.

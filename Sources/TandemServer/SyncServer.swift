@@ -30,6 +30,8 @@ public struct SyncServer: Sendable {
         public var maxSkewMillis: UInt64 = 60_000
         /// Open live connections per device; more are refused (429, or close code 4429).
         public var maxLiveConnectionsPerDevice = 4
+        /// Unused link codes a member may hold at once (`POST /v1/link`); more get 429.
+        public var maxUnusedLinkCodes = 3
         /// The largest WebSocket frame accepted from a device (it has nothing to say).
         public var maxLiveFrameBytes = 4_096
         /// How often a live connection checks that its device is still enrolled.
@@ -140,8 +142,11 @@ public struct SyncServer: Sendable {
     func enroll(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
         let body: EnrollRequest = try await decodeJSON(request)
         guard let replica = try? ReplicaID(hex: body.replica) else { throw ServerError.badRequest("replica must be 32 hexadecimal digits.") }
-        let name = body.deviceName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty, name.utf8.count <= 200 else { throw ServerError.badRequest("deviceName must have 1 to 200 bytes.") }
+        let name: String
+        switch DisplayName.check(body.deviceName, what: "deviceName") {
+        case .success(let checked): name = checked
+        case .failure(let error): throw ServerError.badRequest(error.message)
+        }
         let token = Secrets.newToken()
         let now = wallClock.nowMillis()
         let expectedRole = try body.role.map { text throws(ServerError) -> Role in
@@ -167,7 +172,9 @@ public struct SyncServer: Sendable {
         let code = Secrets.newCode()
         let now = wallClock.nowMillis()
         let expires = now + 15 * 60_000
-        try await storage.link(principal, codeHash: Secrets.hashCode(code), expiresMillis: expires)
+        try await storage.link(
+            principal, issuerToken: try bearerTokenHash(request), codeHash: Secrets.hashCode(code), nowMillis: now,
+            expiresMillis: expires, maxUnused: limits.maxUnusedLinkCodes)
         return try json(LinkResponse(code: code, expires: expires, serverTime: now))
     }
 

@@ -197,6 +197,39 @@ struct LivePushTests {
         for connection in connections { connection.cancel() }
     }
 
+    @Test func revokingAMember_closesTheLiveConnectionsOfEveryDevice_andVoidsTheirCodes() async throws {
+        let center = try await Center()
+        let (phone, laptop) = try await center.patientWithTwoDevices()
+        let pending = try await center.tandem(["device", "link"], home: laptop)
+        let url = center.server.url
+        let (opened, openedContinuation) = AsyncStream.makeStream(of: Void.self)
+        var connections: [Task<(hello: LiveMessage?, close: WebSocketCloseFrame?), any Error>] = []
+        for home in [phone, laptop] {
+            var headers = HTTPFields()
+            headers[.authorization] = "Bearer \(try center.token(home))"
+            let fields = headers
+            connections.append(Task { try await Self.connect(url, headers: fields) { openedContinuation.yield() } })
+        }
+        try await within(.seconds(30)) {
+            var iterator = opened.makeAsyncIterator()
+            for _ in 0..<2 { _ = await iterator.next() }
+        }
+        let member = try #require(try ReplicaStore.open(at: phone + "/replica.sqlite").binding()?.member)
+        let said = try await center.tandem(["admin", "revoke-member", member.hex, "--db", center.server.dbPath])
+        #expect(said.contains("2 device(s)") && said.contains("1 unused code(s)"), "\(said)")
+        // Tokens are re-checked every 5 s; the bound is for liveness only.
+        for connection in connections {
+            let result = try await within(.seconds(30)) { try await connection.value }
+            #expect(result.close?.closeCode == .unknown(LiveCloseCode.revoked))
+        }
+        let listed = try await center.tandem(["admin", "devices", "--db", center.server.dbPath])
+        #expect(!listed.contains("active"), "\(listed)")
+        let codes = try await center.tandem(["admin", "invites", "--db", center.server.dbPath])
+        #expect(codes.split(separator: "\n").count == 1, "only the header is left: \(codes)")
+        let thief = try await TandemExecutable.run(["enroll", "--server", url, "--code", pending, "--device", "thief"], home: center.dir.path("thief"))
+        #expect(thief.status != 0 && thief.stderr.contains("unknown, used or expired"))
+    }
+
     @Test func aFrameOverTheCap_closesTheConnection() async throws {
         let center = try await Center()
         let (phone, _) = try await center.patientWithTwoDevices()

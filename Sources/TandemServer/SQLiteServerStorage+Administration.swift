@@ -1,0 +1,216 @@
+import Foundation
+import GRDB
+public import TandemCore
+import TandemProtocol
+
+/// An enrollment or link code not yet used, voided or expired, as `tandem admin invites`
+/// lists it: who issued it and what it enrolls, never the code itself (only its hash is
+/// stored, so the server cannot show it).
+public struct PendingCode: Sendable, Equatable {
+    /// Who made the code.
+    public enum Issuer: Sendable, Equatable {
+        /// `tandem admin invite` on the server's host.
+        case administrator
+        /// A member's device, through `POST /v1/link`.
+        case device(id: RecordID, name: String)
+        /// A token that belongs to no device (the staff token from `tandem admin init`).
+        case staffToken(member: MemberID)
+    }
+
+    public var id: RecordID
+    public var issuer: Issuer
+    public var role: Role
+    /// The member's name (for a link code, the existing member's).
+    public var name: String
+    /// The existing member a link code adds a device to; nil for a new member's invite.
+    public var member: MemberID?
+    public var expiresMillis: UInt64
+}
+
+/// What revoking a member took away.
+public struct MemberRevocation: Sendable, Equatable {
+    public var devices: Int
+    public var tokens: Int
+    public var codes: Int
+
+    public init(devices: Int, tokens: Int, codes: Int) {
+        self.devices = devices
+        self.tokens = tokens
+        self.codes = codes
+    }
+}
+
+// Administration (tandem admin …, on the server's host).
+extension SQLiteServerStorage {
+    /// Creates the center: its epoch and its first staff member. Returns that member's token.
+    /// - Throws: `ServerError.conflict` if the center exists already.
+    public func initialize(staffName: String, nowMillis: UInt64) throws -> (member: MemberID, token: String) {
+        let token = Secrets.newToken()
+        let member = MemberID.random()
+        let staffName = try DisplayName.check(staffName, what: "The staff member's name").mapError { ServerError.badRequest($0.message) }.get()
+        try pool.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM center") == 0 else {
+                throw ServerError.conflict("This server store is already initialized.")
+            }
+            try db.execute(sql: "INSERT INTO center (singleton, epoch, created_at) VALUES (1, ?, ?)",
+                           arguments: [Data(RecordID.random().bytes), Int64(nowMillis)])
+            try db.execute(sql: "INSERT INTO member (id, name, role, created_at) VALUES (?, ?, 'staff', ?)",
+                           arguments: [Data(member.bytes), staffName, Int64(nowMillis)])
+            try db.execute(sql: "INSERT INTO credential (token_hash, member, device, created_at) VALUES (?, ?, NULL, ?)",
+                           arguments: [Data(Secrets.hash(token)), Data(member.bytes), Int64(nowMillis)])
+        }
+        return (member, token)
+    }
+
+    /// A one-time enrollment code for a new member (or, with `member`, another device of an
+    /// existing one), issued by the host's administrator. Returns the code; only its hash
+    /// is stored.
+    public func invite(role: Role, name: String, member: MemberID? = nil, nowMillis: UInt64, validForMillis: UInt64 = 72 * 3_600_000) throws -> String {
+        let code = Secrets.newCode()
+        let name = try DisplayName.check(name, what: "The member's name").mapError { ServerError.badRequest($0.message) }.get()
+        try pool.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM center") == 1 else {
+                throw ServerError.conflict("Initialize the server first: tandem admin init.")
+            }
+            try Self.insertCode(
+                db, hash: Secrets.hashCode(code), kind: "invite", role: role, name: name, member: member, issuer: nil,
+                nowMillis: nowMillis, expiresMillis: nowMillis + validForMillis)
+        }
+        return code
+    }
+
+    static func insertCode(
+        _ db: Database, hash: [UInt8], kind: String, role: Role, name: String, member: MemberID?, issuer: [UInt8]?,
+        nowMillis: UInt64, expiresMillis: UInt64
+    ) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO invite (code_hash, id, kind, role, name, member, issuer_token, created_at, expires)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [Data(hash), Data(RecordID.random().bytes), kind, role.rawValue, name, member.map { Data($0.bytes) },
+                        issuer.map { Data($0) }, Int64(nowMillis), Int64(expiresMillis)])
+    }
+
+    /// Every member, for `tandem admin members`.
+    public func members() throws -> [Member] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, name, role FROM member ORDER BY created_at, id").compactMap { row in
+                guard let id = try? MemberID(bytes: row["id"] as Data), let role = Role(rawValue: row["role"]) else { return nil }
+                return Member(id: id, name: row["name"], role: role)
+            }
+        }
+    }
+
+    /// Revokes a device: its token stops working on its next request, and every code it
+    /// issued and nobody used yet is voided in the same transaction (a stolen device cannot
+    /// have minted a way back in).
+    /// - Throws: `ServerError.badRequest` for an unknown device id.
+    public func revokeDevice(_ id: RecordID) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE device SET revoked = 1 WHERE id = ?", arguments: [Data(id.bytes)])
+            guard db.changesCount == 1 else { throw ServerError.badRequest("No device with id \(id.hex).") }
+            try db.execute(sql: """
+                UPDATE invite SET voided = 1 WHERE used = 0 AND voided = 0
+                AND issuer_token IN (SELECT token_hash FROM credential WHERE device = ?)
+                """, arguments: [Data(id.bytes)])
+            try db.execute(sql: "UPDATE credential SET revoked = 1 WHERE device = ?", arguments: [Data(id.bytes)])
+        }
+    }
+
+    /// Revokes everything of a member at once: every device, every token (the staff token
+    /// too) and every unused code issued by them or enrolling another device of theirs.
+    /// Their next request is refused; their live connections close at their next check.
+    /// - Throws: `ServerError.badRequest` for an unknown member.
+    public func revokeMember(_ member: MemberID) throws -> MemberRevocation {
+        try pool.write { db in
+            let key = Data(member.bytes)
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM member WHERE id = ?", arguments: [key]) == 1 else {
+                throw ServerError.badRequest("No member with id \(member.hex).")
+            }
+            try db.execute(sql: """
+                UPDATE invite SET voided = 1 WHERE used = 0 AND voided = 0
+                AND (member = ? OR issuer_token IN (SELECT token_hash FROM credential WHERE member = ?))
+                """, arguments: [key, key])
+            let codes = db.changesCount
+            try db.execute(sql: "UPDATE device SET revoked = 1 WHERE member = ? AND revoked = 0", arguments: [key])
+            let devices = db.changesCount
+            try db.execute(sql: "UPDATE credential SET revoked = 1 WHERE member = ? AND revoked = 0", arguments: [key])
+            return MemberRevocation(devices: devices, tokens: db.changesCount, codes: codes)
+        }
+    }
+
+    /// Replaces a staff member's token that belongs to no device (the one `tandem admin
+    /// init` printed): every such token of theirs is revoked, the codes it issued are
+    /// voided, and the new token is returned (shown once). With no `member`, the one staff
+    /// member holding such a token.
+    /// - Throws: `ServerError.badRequest` when no, or more than one, staff member fits.
+    public func rotateStaffToken(member: MemberID?, nowMillis: UInt64) throws -> (member: MemberID, token: String) {
+        let token = Secrets.newToken()
+        let chosen: MemberID = try pool.write { db in
+            let holders = try Data.fetchAll(db, sql: """
+                SELECT DISTINCT m.id FROM member m JOIN credential c ON c.member = m.id
+                WHERE m.role = 'staff' AND c.device IS NULL AND (? IS NULL OR m.id = ?) ORDER BY m.created_at
+                """, arguments: [member.map { Data($0.bytes) }, member.map { Data($0.bytes) }])
+            let chosen: MemberID
+            if let member {
+                guard try Role(rawValue: String.fetchOne(db, sql: "SELECT role FROM member WHERE id = ?", arguments: [Data(member.bytes)]) ?? "") == .staff else {
+                    throw ServerError.badRequest("No staff member with id \(member.hex).")
+                }
+                chosen = member
+            } else {
+                guard holders.count == 1, let only = try? MemberID(bytes: holders[0]) else {
+                    throw ServerError.badRequest(holders.isEmpty
+                        ? "No staff member holds a staff token; name one with --member."
+                        : "\(holders.count) staff members hold staff tokens; name one with --member.")
+                }
+                chosen = only
+            }
+            let key = Data(chosen.bytes)
+            try db.execute(sql: """
+                UPDATE invite SET voided = 1 WHERE used = 0 AND voided = 0
+                AND issuer_token IN (SELECT token_hash FROM credential WHERE member = ? AND device IS NULL)
+                """, arguments: [key])
+            try db.execute(sql: "UPDATE credential SET revoked = 1 WHERE member = ? AND device IS NULL", arguments: [key])
+            try db.execute(sql: "INSERT INTO credential (token_hash, member, device, created_at) VALUES (?, ?, NULL, ?)",
+                           arguments: [Data(Secrets.hash(token)), key, Int64(nowMillis)])
+            return chosen
+        }
+        return (chosen, token)
+    }
+
+    /// The codes still usable at `nowMillis`, oldest first.
+    public func pendingCodes(nowMillis: UInt64) throws -> [PendingCode] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT i.id, i.role, i.name, i.member, i.expires, c.member AS issuer_member, d.id AS device, d.name AS device_name,
+                    i.issuer_token IS NOT NULL AS issued
+                FROM invite i LEFT JOIN credential c ON c.token_hash = i.issuer_token LEFT JOIN device d ON d.id = c.device
+                WHERE i.used = 0 AND i.voided = 0 AND i.expires > ? ORDER BY i.created_at, i.id
+                """, arguments: [Int64(nowMillis)]).compactMap { row in
+                guard let id = try? RecordID(bytes: row["id"] as Data), let role = Role(rawValue: row["role"]) else { return nil }
+                let issuer: PendingCode.Issuer
+                if let device = (row["device"] as Data?).flatMap({ try? RecordID(bytes: $0) }) {
+                    issuer = .device(id: device, name: row["device_name"])
+                } else if let member = (row["issuer_member"] as Data?).flatMap({ try? MemberID(bytes: $0) }) {
+                    issuer = .staffToken(member: member)
+                } else {
+                    issuer = .administrator
+                }
+                return PendingCode(
+                    id: id, issuer: issuer, role: role, name: row["name"],
+                    member: (row["member"] as Data?).flatMap { try? MemberID(bytes: $0) },
+                    expiresMillis: UInt64(max(0, row["expires"] as Int64)))
+            }
+        }
+    }
+
+    /// Voids one unused code (`tandem admin invites` lists their ids).
+    /// - Throws: `ServerError.badRequest` when no unused code has that id.
+    public func revokeCode(_ id: RecordID) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE invite SET voided = 1 WHERE id = ? AND used = 0 AND voided = 0", arguments: [Data(id.bytes)])
+            guard db.changesCount == 1 else { throw ServerError.badRequest("No unused code with id \(id.hex).") }
+        }
+    }
+}

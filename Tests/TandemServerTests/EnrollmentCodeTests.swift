@@ -1,0 +1,145 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TandemClient
+import TandemCore
+import TandemProtocol
+import TandemServer
+import TandemStore
+import TandemTestSupport
+import Testing
+
+/// Enrollment and link codes name who issued them: revoking a device, a member or the
+/// staff token voids what they minted; a member holds at most three unused link codes;
+/// names cannot carry control characters (PROTOCOL.md §9.2, security-model.md).
+@Suite("Enrollment codes")
+struct EnrollmentCodeTests {
+    struct Answer {
+        var status: Int
+        var error: ErrorResponse?
+    }
+
+    static func post(_ url: String, _ path: String, token: String? = nil, json: some Encodable) async throws -> Answer {
+        var request = HTTPClientRequest(url: url + path)
+        request.method = .POST
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.body = .bytes(ByteBuffer(bytes: Array(try JSONEncoder().encode(json))))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return Answer(status: Int(response.status.code), error: try? JSONDecoder().decode(ErrorResponse.self, from: Data(body.readableBytesView)))
+    }
+
+    static func enroll(_ server: InProcessServer, code: String, name: String = "new device") async throws -> Answer {
+        try await post(server.url, "/v1/enroll", json: EnrollRequest(code: code, replica: ReplicaID.random().hex, deviceName: name))
+    }
+
+    static func device(named name: String, of store: ReplicaStore, _ server: InProcessServer) async throws -> RecordID {
+        let member = try #require(try store.binding()?.member)
+        let device = try #require(try await server.storage.devices(of: member).first { $0.name == name })
+        return try RecordID(hex: device.id)
+    }
+
+    @Test func revokingADevice_voidsTheLinkCodesItIssued_soNoDeviceEnrollsWithThem() async throws {
+        let (dir, server) = try await InProcessServer.center("codes-revoke-device")
+        let phone = try await server.device(dir, "phone")
+        let laptop = try await server.device(dir, "laptop", linkedTo: phone)
+        let stolen = try await Syncer(store: laptop).link().code
+        let fromPhone = try await Syncer(store: phone).link().code
+        let listed = try server.storage.pendingCodes(nowMillis: SystemWallClock().nowMillis())
+        #expect(listed.count == 2)
+        #expect(listed.contains { if case .device(_, "laptop") = $0.issuer { true } else { false } })
+
+        try server.storage.revokeDevice(try await Self.device(named: "laptop", of: phone, server))
+        let refused = try await Self.enroll(server, code: stolen, name: "thief")
+        #expect(refused.status == 403 && refused.error?.error == "invalid-code")
+        let member = try #require(try phone.binding()?.member)
+        #expect(try await server.storage.devices(of: member).contains { $0.name == "thief" } == false)
+        // The phone's own code is untouched and still enrolls.
+        #expect(try server.storage.pendingCodes(nowMillis: SystemWallClock().nowMillis()).count == 1)
+        #expect(try await Self.enroll(server, code: fromPhone, name: "tablet").status == 200)
+    }
+
+    @Test func aFourthUnusedLinkCode_isRefusedWith429_andUsingOneMakesRoom() async throws {
+        let (dir, server) = try await InProcessServer.center("codes-cap")
+        let phone = try await server.device(dir, "phone")
+        let token = try #require(try phone.binding()?.token)
+        var codes: [String] = []
+        for _ in 0..<3 {
+            codes.append(try await Syncer(store: phone).link().code)
+        }
+        let fourth = try await Self.post(server.url, "/v1/link", token: token, json: [String: String]())
+        #expect(fourth.status == 429 && fourth.error?.error == "too-many-codes")
+        #expect(fourth.error?.message.contains("3 unused link codes") == true)
+        await #expect(throws: SyncError.self) { _ = try await Syncer(store: phone).link() }
+        #expect(try await Self.enroll(server, code: codes[0]).status == 200)
+        #expect(try await Self.post(server.url, "/v1/link", token: token, json: [String: String]()).status == 200)
+    }
+
+    @Test func revokingAMember_revokesEveryDeviceTokenAndCode() async throws {
+        let (dir, server) = try await InProcessServer.center("codes-revoke-member")
+        let phone = try await server.device(dir, "phone")
+        let laptop = try await server.device(dir, "laptop", linkedTo: phone)
+        let linked = try await Syncer(store: laptop).link().code
+        let member = try #require(try phone.binding()?.member)
+        let another = try server.storage.invite(role: .patient, name: "Sam", member: member, nowMillis: SystemWallClock().nowMillis())
+        let other = try await server.device(dir, "other member's phone")
+
+        let revoked = try server.storage.revokeMember(member)
+        #expect(revoked == MemberRevocation(devices: 2, tokens: 2, codes: 2))
+        for store in [phone, laptop] {
+            await #expect(throws: SyncError.server(status: 401, code: "revoked", message: ServerError.revoked.description)) {
+                try await Syncer(store: store).sync()
+            }
+        }
+        for code in [linked, another] { #expect(try await Self.enroll(server, code: code).status == 403) }
+        #expect(try await server.storage.devices(of: member).allSatisfy(\.revoked))
+        _ = try other.write(try moodEntry(5), to: nil, clock: SystemWallClock())
+        #expect(try await Syncer(store: other).sync().pushed > 0, "another member is not affected")
+        #expect(throws: ServerError.self) {
+            _ = try server.storage.revokeMember(.random())
+        }
+    }
+
+    @Test func rotatingTheStaffToken_refusesTheOldOne_andVoidsItsCodes() async throws {
+        let dir = try TemporaryDirectory("codes-staff")
+        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        let now = SystemWallClock().nowMillis()
+        let (staff, old) = try storage.initialize(staffName: "Admin", nowMillis: now)
+        let server = try await InProcessServer(storage: storage)
+        let linked = try await Self.post(server.url, "/v1/link", token: old, json: [String: String]())
+        #expect(linked.status == 200)
+        #expect(try storage.pendingCodes(nowMillis: now).map(\.issuer) == [.staffToken(member: staff)])
+
+        let (rotated, new) = try storage.rotateStaffToken(member: nil, nowMillis: now)
+        #expect(rotated == staff && new != old)
+        let refused = try await Self.post(server.url, "/v1/link", token: old, json: [String: String]())
+        #expect(refused.status == 401 && refused.error?.error == "revoked")
+        #expect(try storage.pendingCodes(nowMillis: now).isEmpty, "the old token's code is void")
+        #expect(try await Self.post(server.url, "/v1/link", token: new, json: [String: String]()).status == 200)
+    }
+
+    @Test func aRevokedCode_enrollsNothing() async throws {
+        let (dir, server) = try await InProcessServer.center("codes-revoke-one")
+        defer { withExtendedLifetime(dir) {} }
+        let now = SystemWallClock().nowMillis()
+        let code = try server.storage.invite(role: .mentor, name: "Alex", nowMillis: now)
+        let pending = try #require(try server.storage.pendingCodes(nowMillis: now).first)
+        #expect(pending.issuer == .administrator && pending.role == .mentor && pending.name == "Alex")
+        try server.storage.revokeCode(pending.id)
+        #expect(try await Self.enroll(server, code: code).status == 403)
+        #expect(throws: ServerError.self) { try server.storage.revokeCode(pending.id) }
+    }
+
+    @Test(arguments: ["x\r\u{1B}[2K\u{1B}[1A\u{1B}[2K", "tab\there", "bell\u{07}", "del\u{7F}", "c1\u{9B}2K", "rtl\u{202E}olleh", ""])
+    func namesWithControlCharacters_areRefused(_ name: String) async throws {
+        let (dir, server) = try await InProcessServer.center("codes-names")
+        defer { withExtendedLifetime(dir) {} }
+        let code = try server.storage.invite(role: .patient, name: "Sam", nowMillis: SystemWallClock().nowMillis())
+        let answer = try await Self.enroll(server, code: code, name: name)
+        #expect(answer.status == 400)
+        #expect(answer.error?.message.contains("deviceName") == true)
+        #expect(throws: ServerError.self) { _ = try server.storage.invite(role: .patient, name: name, nowMillis: 0) }
+        #expect(try await Self.enroll(server, code: code, name: "Sam's phone").status == 200, "the refused enrollments used nothing up")
+    }
+}
