@@ -104,12 +104,18 @@ public struct Syncer: Sendable {
             report.quarantined += try store.quarantine(positions: positions, records: records, reason: reason, nowMillis: wallClock.nowMillis())
             return
         }
-        guard let skew = refusals.first(where: { $0.reason == "clock-skew" }), restamps < 3 else {
+        // Transient: stamped too far ahead (`clock-skew`), or under an id the server accepted
+        // another change with (`id-reused`: a clock that went back). Either way the device
+        // re-stamps above the replica's mark, from the first reused id on.
+        let restampable = refusals.filter { $0.reason == RefusalReason.clockSkew || $0.reason == RefusalReason.idReused }
+        guard let first = restampable.first, restamps < 3 else {
             throw SyncError.refused(refusals, serverTime: serverTime)
         }
         restamps += 1
-        let mark = skew.mark.flatMap(Self.timestamp)
-        report.restamped += try store.restamp(mark: mark, serverTimeMillis: serverTime, localMillis: wallClock.nowMillis())
+        let mark = first.mark.flatMap(Self.timestamp)
+        let reused = restampable.filter { $0.reason == RefusalReason.idReused }
+            .compactMap { $0.change.split(separator: "@").first.flatMap { Self.timestamp(String($0)) } }.min()
+        report.restamped += try store.restamp(mark: mark, reused: reused, serverTimeMillis: serverTime, localMillis: wallClock.nowMillis())
     }
 
     /// Pushes every change held for the member's own records with `Tandem-Repush: 1`;
@@ -176,7 +182,9 @@ public struct Syncer: Sendable {
                     pages.append(.init(key: page.key, bytes: packed.count, cursor: page.cursor, more: page.more))
                     bytes.append(Array(packed))
                 }
-                head = .init(epoch: answer.epoch, epochChanged: answer.epochChanged, subscriptions: answer.subscriptions, pages: pages, serverTime: answer.serverTime)
+                head = .init(
+                    epoch: answer.epoch, epochChanged: answer.epochChanged, subscriptions: answer.subscriptions, pages: pages,
+                    mark: answer.mark, serverTime: answer.serverTime)
                 deflated = bytes
             }
             var pages: [ReplicaStore.PulledPage] = []
@@ -194,7 +202,9 @@ public struct Syncer: Sendable {
 
     static func timestamp(_ text: String) -> HybridTimestamp? {
         let parts = text.split(separator: ".")
-        guard parts.count == 2, let wall = UInt64(parts[0]), let counter = UInt16(parts[1]) else { return nil }
+        guard parts.count == 2, let wall = UInt64(parts[0]), wall <= HybridTimestamp.maxWallMillis, let counter = UInt16(parts[1]) else {
+            return nil
+        }
         return HybridTimestamp(wallMillis: wall, counter: counter)
     }
 
@@ -218,7 +228,9 @@ public struct Syncer: Sendable {
                 report.bytesReceived += data.count
                 guard let answer = try? JSONDecoder().decode(PushResponse.self, from: data) else { throw SyncError.badAnswer("push") }
                 // What this push added to the member's channel need not come back in the pull.
-                try store.acknowledge(through: last.position, advancing: (answer.advanced ?? []).map { ($0.key, $0.from, $0.to) })
+                try store.acknowledge(
+                    through: last.position, advancing: (answer.advanced ?? []).map { ($0.key, $0.from, $0.to) },
+                    mark: answer.mark.flatMap(Self.timestamp))
                 report.pushed += answer.accepted
                 report.replayed += answer.replayed
                 done.sent = min(done.toSend, done.sent + entries.count)
@@ -264,7 +276,9 @@ public struct Syncer: Sendable {
             for subscription in answer.subscriptions {
                 active[subscription.key] = subscription.projection == "owner" ? .some(nil) : .some(Projection(rawValue: subscription.projection))
             }
-            let result = try store.applyPulled(page.pages, active: active, serverTimeMillis: answer.serverTime, localMillis: wallClock.nowMillis())
+            let result = try store.applyPulled(
+                page.pages, active: active, mark: answer.mark.flatMap(Self.timestamp), serverTimeMillis: answer.serverTime,
+                localMillis: wallClock.nowMillis())
             report.pulled += page.pages.reduce(0) { $0 + $1.changes.count }
             report.changedLocally += result.changed
             report.purged += result.purged

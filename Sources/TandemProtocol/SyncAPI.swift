@@ -70,12 +70,16 @@ public struct PushResponse: Codable, Sendable {
     /// `to` (what lies between is what it just pushed), so it does not pull its own
     /// changes back. Absent when the push added nothing to the device's own channel.
     public var advanced: [Advance]?
+    /// The pushing replica's mark after this push, `WALL.COUNTER`: the highest id the server
+    /// accepted from it. The device never stamps at or below it (PROTOCOL.md §9.3).
+    public var mark: String?
     public var serverTime: UInt64
 
-    public init(accepted: Int, replayed: Int, advanced: [Advance]? = nil, serverTime: UInt64) {
+    public init(accepted: Int, replayed: Int, advanced: [Advance]? = nil, mark: String? = nil, serverTime: UInt64) {
         self.accepted = accepted
         self.replayed = replayed
         self.advanced = advanced
+        self.mark = mark
         self.serverTime = serverTime
     }
 
@@ -125,13 +129,16 @@ public struct PullResponse: Codable, Sendable {
     public var subscriptions: [Subscription]
     /// One page per subscription.
     public var pages: [PullPage]
+    /// The pulling replica's mark, as in `PushResponse.mark`.
+    public var mark: String?
     public var serverTime: UInt64
 
-    public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [PullPage], serverTime: UInt64) {
+    public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [PullPage], mark: String? = nil, serverTime: UInt64) {
         self.epoch = epoch
         self.epochChanged = epochChanged
         self.subscriptions = subscriptions
         self.pages = pages
+        self.mark = mark
         self.serverTime = serverTime
     }
 
@@ -169,16 +176,19 @@ public enum BinaryPull {
         public var epochChanged: Bool
         public var subscriptions: [Subscription]
         public var pages: [Page]
+        /// The pulling replica's mark, as in `PushResponse.mark`.
+        public var mark: String?
         public var serverTime: UInt64
 
         /// Whether any subscription has another page.
         public var more: Bool { pages.contains(where: \.more) }
 
-        public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [Page], serverTime: UInt64) {
+        public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [Page], mark: String? = nil, serverTime: UInt64) {
             self.epoch = epoch
             self.epochChanged = epochChanged
             self.subscriptions = subscriptions
             self.pages = pages
+            self.mark = mark
             self.serverTime = serverTime
         }
 
@@ -262,7 +272,8 @@ public struct Refusal: Codable, Equatable, Sendable {
     public var change: String
     public var reason: String
     public var permanent: Bool
-    /// For skew refusals: the replica's mark, `WALL.COUNTER`, if the server holds any.
+    /// For `clock-skew` and `id-reused` refusals: the replica's mark, `WALL.COUNTER`, if the
+    /// server holds any.
     public var mark: String?
 
     public init(change: String, reason: String, permanent: Bool, mark: String? = nil) {
@@ -271,6 +282,15 @@ public struct Refusal: Codable, Equatable, Sendable {
         self.permanent = permanent
         self.mark = mark
     }
+}
+
+/// The reasons of transient refusals a device acts on (PROTOCOL.md §9.3); both carry the
+/// replica's mark, and the device re-stamps its unacknowledged changes above it.
+public enum RefusalReason {
+    /// Stamped more than the server's bound ahead of its clock.
+    public static let clockSkew = "clock-skew"
+    /// Another change was accepted under this id: a new write at an old id.
+    public static let idReused = "id-reused"
 }
 
 /// A device as staff and its member see it.

@@ -80,7 +80,8 @@ extension SQLiteServerStorage {
         var memberReplicas: [ReplicaID: Bool] = [:]
         func belongsToMember(_ replica: ReplicaID) throws -> Bool {
             if let known = memberReplicas[replica] { return known }
-            let value = try Data.fetchOne(db.cachedStatement(sql: "SELECT member FROM device WHERE replica = ?"), arguments: [Data(replica.bytes)])
+            // A revoked device's changes are never taken, not even in a re-push.
+            let value = try Data.fetchOne(db.cachedStatement(sql: "SELECT member FROM device WHERE replica = ? AND revoked = 0"), arguments: [Data(replica.bytes)])
                 .map { Array($0) == principal.member.bytes } ?? false
             memberReplicas[replica] = value
             return value
@@ -91,11 +92,23 @@ extension SQLiteServerStorage {
         var refusals: [Refusal] = []
         var accepted: [Change] = []
         var replayed = 0
+        // The digest of each change this batch takes, by id: a second change under one id
+        // in the same batch is told apart as it would be against the store.
+        var taken: [ChangeID: [UInt8]] = [:]
         func refuse(_ change: Change, _ reason: String, permanent: Bool, withMark: Bool = false) {
             guard refusals.count < 1000 else { return }
             refusals.append(.init(
                 change: "\(change.timestamp)@\(change.replica.hex)", reason: reason, permanent: permanent,
                 mark: withMark ? (try? mark(change.replica))?.map { "\($0)" } : nil))
+        }
+        if repush {
+            // Only a device told `epochChanged` re-pushes, until its next pull (§9.9).
+            let window = try principal.device.flatMap { device in
+                try Data.fetchOne(db.cachedStatement(sql: "SELECT repush_epoch FROM device WHERE id = ?"), arguments: [Data(device.bytes)])
+            }
+            guard let window, try window == Data.fetchOne(db.cachedStatement(sql: "SELECT epoch FROM center")) else {
+                throw ServerError.badRequest("Tandem-Repush is only for a device re-pushing after the server was restored; pull first (PROTOCOL.md §9.9).")
+            }
         }
         for change in changes {
             // A re-push after a restore may carry the member's other devices' changes.
@@ -104,27 +117,31 @@ extension SQLiteServerStorage {
                 refuse(change, repush ? "the change's replica is not this member's" : "the change's replica is not this device's", permanent: true)
                 continue
             }
-            // Every change the server holds from a replica is at or below that replica's mark,
-            // so only a change at or below it can be held: a replay, or another change under
-            // a held id. Above the mark there is nothing to look up.
-            if let mark = try mark(change.replica), change.timestamp <= mark {
-                if let held = try Data.fetchOne(
-                    db.cachedStatement(sql: """
-                        SELECT change FROM held WHERE record = (SELECT number FROM record WHERE id = ?)
-                        AND field = ? AND kind = ? AND wall = ? AND counter = ? AND replica = ?
-                        """),
-                    arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue),
-                                Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter), Data(change.replica.bytes)]),
-                    Array(held) != change.canonicalBytes
-                {
-                    refuse(change, "the server holds another change with this id", permanent: true)
-                } else {
-                    replayed += 1
+            // Every change the server accepted from a replica is at or below that replica's
+            // mark, so only there can a change be a replay. It is one only when the server
+            // accepted that very change (same id, same digest: `accepted`); another change
+            // under an accepted id is a new write at an old id (a device whose clock went
+            // back, say from a restored home), refused so the device re-stamps it above
+            // the mark; an id never accepted is a new change like any other (§9.3).
+            let digest = Secrets.changeDigest(change.canonicalBytes)
+            if let earlier = taken[change.id] {
+                if earlier == digest { replayed += 1 } else {
+                    refuse(change, RefusalReason.idReused, permanent: false, withMark: true)
+                }
+                continue
+            }
+            if let mark = try mark(change.replica), change.timestamp <= mark,
+               let known = try Data.fetchOne(
+                   db.cachedStatement(sql: "SELECT digest FROM accepted WHERE replica = ? AND wall = ? AND counter = ?"),
+                   arguments: [Data(change.replica.bytes), Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter)])
+            {
+                if Array(known) == digest { replayed += 1 } else {
+                    refuse(change, RefusalReason.idReused, permanent: false, withMark: true)
                 }
                 continue
             }
             if change.timestamp.wallMillis > nowMillis + maxSkewMillis {
-                refuse(change, "clock-skew", permanent: false, withMark: true)
+                refuse(change, RefusalReason.clockSkew, permanent: false, withMark: true)
                 continue
             }
             let owner: (owner: MemberID, collection: CollectionName)
@@ -165,6 +182,7 @@ extension SQLiteServerStorage {
                 continue
             }
             accepted.append(change)
+            taken[change.id] = digest
         }
         guard refusals.isEmpty else { throw ServerError.refused(refusals, serverTime: nowMillis) }
         // New records get the next numbers: their held rows go at the end of `held`.
@@ -180,6 +198,10 @@ extension SQLiteServerStorage {
         // what the channel gains between these two reads is this batch alone.
         let channelBefore = try Self.channelHead(principal.member, db)
         try Self.merge(accepted, records: records, created: Set(owners.keys), db)
+        for (id, digest) in taken {
+            try db.cachedStatement(sql: "INSERT INTO accepted (replica, wall, counter, digest) VALUES (?, ?, ?, ?)").execute(
+                arguments: [Data(id.replica.bytes), Int64(id.timestamp.wallMillis), Int64(id.timestamp.counter), Data(digest)])
+        }
         let channelAfter = try Self.channelHead(principal.member, db)
         for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
             guard let highest = changes.map(\.timestamp).max(), highest > ((try mark(pushed)) ?? .zero) else { continue }
@@ -187,7 +209,9 @@ extension SQLiteServerStorage {
                 arguments: [Data(pushed.bytes), Int64(highest.wallMillis), Int64(highest.counter)])
         }
         let step = channelAfter > channelBefore ? ChannelStep(epoch: try Self.epoch(db), from: channelBefore, to: channelAfter) : nil
-        return PushOutcome(accepted: accepted.count, replayed: replayed, ownChannel: step)
+        let highestOwn = accepted.lazy.filter { $0.replica == replica }.map(\.timestamp).max()
+        let pusherMark = [try mark(replica), highestOwn].compactMap { $0 }.max()
+        return PushOutcome(accepted: accepted.count, replayed: replayed, ownChannel: step, mark: pusherMark)
     }
 
     /// A channel's highest sequence number (0 when it holds nothing).
@@ -196,7 +220,8 @@ extension SQLiteServerStorage {
     }
 
     public func pull(
-        _ grants: [Grant], limit: Int, check: TokenCheck?, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]
+        _ grants: [Grant], for principal: Principal, limit: Int, check: TokenCheck?,
+        starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]
     ) async throws -> PullSnapshot {
         try await pool.read { db in
             if let check, try Self.principal(tokenHash: check.tokenHash, db) != check.principal { throw ServerError.unauthorized }
@@ -206,7 +231,18 @@ extension SQLiteServerStorage {
             var pages: [ChannelPage] = []
             pages.reserveCapacity(grants.count)
             for (grant, start) in zip(grants, positions) { pages.append(try Self.page(of: grant, after: start, limit: limit, db)) }
-            return PullSnapshot(epoch: epoch, head: head, pages: pages)
+            let mark = try principal.replica.flatMap { try Self.mark($0, db) }
+            let repush = try principal.device.flatMap { device in
+                try Data.fetchOne(db.cachedStatement(sql: "SELECT repush_epoch FROM device WHERE id = ?"), arguments: [Data(device.bytes)])
+            }.map(hexString)
+            return PullSnapshot(epoch: epoch, head: head, mark: mark, repushEpoch: repush, pages: pages)
+        }
+    }
+
+    public func setRepushWindow(device: RecordID, epoch: String?) async throws {
+        let bytes = try epoch.map { Data(try RecordID(hex: $0).bytes) }
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE device SET repush_epoch = ? WHERE id = ?", arguments: [bytes, Data(device.bytes)])
         }
     }
 

@@ -1,3 +1,4 @@
+import Crypto
 public import TandemCore
 
 /// Tokens and one-time codes: random, shown once, stored only as SHA-256 hashes.
@@ -28,6 +29,15 @@ public enum Secrets {
         })
     }
 
-    public static func hash(_ secret: String) -> [UInt8] { SHA256Digest.hash(Array(secret.utf8)) }
+    /// SHA-256 (swift-crypto) of a token or a normalized code: what the store keeps.
+    public static func hash(_ secret: String) -> [UInt8] { Array(SHA256.hash(data: Array(secret.utf8))) }
     public static func hashCode(_ code: String) -> [UInt8] { hash(normalizeCode(code)) }
+
+    /// The first 8 bytes of SHA-256 (swift-crypto) of a change's canonical bytes: how the
+    /// server tells, for an id it accepted, whether a change under that id is the very one
+    /// it accepted (PROTOCOL.md §9.3). Two changes under one replica's id colliding in 64
+    /// bits is out of reach by accident, and a device only ever hurts itself by forging one.
+    public static func changeDigest(_ canonicalBytes: [UInt8]) -> [UInt8] {
+        Array(SHA256.hash(data: canonicalBytes).prefix(8))
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The server store's tables (SQLite), as named migrations.
@@ -13,6 +14,8 @@ import GRDB
 ///   entered the state and the channel it belongs to; `covered`: each text field's
 ///   covered context.
 /// - `replica_mark`: per replica, the highest change id accepted.
+/// - `accepted`: every change id accepted, per replica, with a digest of the change's
+///   bytes: what tells a replay from a new write under an old id.
 /// - `sequence`: the last sequence number handed out.
 enum ServerSchema {
     static var migrator: DatabaseMigrator {
@@ -103,6 +106,29 @@ enum ServerSchema {
                 CREATE INDEX invite_issuer ON invite (issuer_token);
                 CREATE INDEX invite_member ON invite (member);
                 """)
+        }
+        migrator.registerMigration("v5-accepted-changes") { db in
+            // `device.repush_epoch`: the epoch in which a device told `epochChanged` may
+            // re-push (`Tandem-Repush: 1`), until its next pull (PROTOCOL.md §9.9).
+            // Every change the server accepts leaves its id and a digest of its bytes here,
+            // so a change at or below its replica's mark is acknowledged as a replay only
+            // when it is the very change accepted under that id (PROTOCOL.md §9.3). What the
+            // store holds now is what it knows it accepted; changes superseded before this
+            // version are not known any more, and a replay of one is merged again: a no-op.
+            try db.execute(sql: """
+                ALTER TABLE device ADD COLUMN repush_epoch BLOB;
+                CREATE TABLE accepted (
+                    replica BLOB NOT NULL, wall INTEGER NOT NULL, counter INTEGER NOT NULL, digest BLOB NOT NULL,
+                    PRIMARY KEY (replica, wall, counter)
+                ) WITHOUT ROWID;
+                """)
+            let rows = try Row.fetchCursor(db, sql: "SELECT replica, wall, counter, change FROM held")
+            let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO accepted (replica, wall, counter, digest) VALUES (?, ?, ?, ?)")
+            while let row = try rows.next() {
+                let change: Data = row["change"]
+                try insert.execute(arguments: [row["replica"] as Data, row["wall"] as Int64, row["counter"] as Int64,
+                                               Data(Secrets.changeDigest(Array(change)))])
+            }
         }
         return migrator
     }

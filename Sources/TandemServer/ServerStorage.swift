@@ -49,9 +49,16 @@ public protocol ServerStorage: Sendable {
     /// the head, then for each grant a page of at most `limit` changes of its channel, after
     /// the position `starts` gives it (called once, with that epoch and head), keeping only
     /// what the grant carries.
+    /// The snapshot also carries the caller's replica's mark and its device's re-push window.
     func pull(
-        _ grants: [Grant], limit: Int, check: TokenCheck?, starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]
+        _ grants: [Grant], for principal: Principal, limit: Int, check: TokenCheck?,
+        starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]
     ) async throws -> PullSnapshot
+
+    /// Opens (`epoch`) or closes (nil) a device's re-push window: a device told
+    /// `epochChanged` may push with `Tandem-Repush: 1` until its next pull in that epoch
+    /// (PROTOCOL.md §9.9).
+    func setRepushWindow(device: RecordID, epoch: String?) async throws
 
     /// The highest sequence number handed out: a cursor beyond it is from another epoch.
     func head() async throws -> Int64
@@ -96,11 +103,14 @@ public struct PushOutcome: Sendable, Equatable {
     /// to it: what the channel holds between the two is this batch's changes alone, so a
     /// device whose cursor stood at the first may move it to the second (PROTOCOL.md §9.3).
     public var ownChannel: ChannelStep? = nil
+    /// The pushing replica's mark after the batch (PROTOCOL.md §9.3).
+    public var mark: HybridTimestamp? = nil
 
-    public init(accepted: Int, replayed: Int, ownChannel: ChannelStep? = nil) {
+    public init(accepted: Int, replayed: Int, ownChannel: ChannelStep? = nil, mark: HybridTimestamp? = nil) {
         self.accepted = accepted
         self.replayed = replayed
         self.ownChannel = ownChannel
+        self.mark = mark
     }
 }
 
@@ -128,6 +138,10 @@ public struct TokenCheck: Sendable {
 public struct PullSnapshot: Sendable {
     public var epoch: String
     public var head: Int64
+    /// The caller's replica's mark.
+    public var mark: HybridTimestamp?
+    /// The epoch in which the caller's device may re-push, if its window is open.
+    public var repushEpoch: String?
     /// One page per grant, in the grants' order.
     public var pages: [ChannelPage]
 }

@@ -223,7 +223,9 @@ public struct SyncServer: Sendable {
                 key: Self.ownKey, from: Cursor(epoch: step.epoch, key: Self.ownKey, sequence: step.from).encoded,
                 to: Cursor(epoch: step.epoch, key: Self.ownKey, sequence: step.to).encoded)]
         }
-        return try json(PushResponse(accepted: outcome.accepted, replayed: outcome.replayed, advanced: advanced, serverTime: wallClock.nowMillis()))
+        return try json(PushResponse(
+            accepted: outcome.accepted, replayed: outcome.replayed, advanced: advanced, mark: outcome.mark.map { "\($0)" },
+            serverTime: wallClock.nowMillis()))
     }
 
     func pull(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
@@ -264,7 +266,7 @@ public struct SyncServer: Sendable {
         // The epoch, the head and every page from one read transaction.
         let snapshot: PullSnapshot
         do {
-            snapshot = try await storage.pull(grants, limit: limit, check: check) { epoch, head in
+            snapshot = try await storage.pull(grants, for: principal, limit: limit, check: check) { epoch, head in
                 Self.starts(cursors, keys: keys, epoch: epoch, head: head).positions
             }
         } catch let error as ServerError where error == .unauthorized || error == .revoked {
@@ -287,7 +289,17 @@ public struct SyncServer: Sendable {
         }
         log["sent"] = "\(sent)"
         if epochChanged { log["epochChanged"] = "1" }
-        let head = BinaryPull.Head(epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: heads, serverTime: wallClock.nowMillis())
+        // A device told `epochChanged` may re-push until its next pull in this epoch (§9.9).
+        if let device = principal.device {
+            if epochChanged, snapshot.repushEpoch != epoch {
+                try await storage.setRepushWindow(device: device, epoch: epoch)
+            } else if !epochChanged, snapshot.repushEpoch != nil {
+                try await storage.setRepushWindow(device: device, epoch: nil)
+            }
+        }
+        let head = BinaryPull.Head(
+            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: heads, mark: snapshot.mark.map { "\($0)" },
+            serverTime: wallClock.nowMillis())
         if request.headers[.accept]?.contains(BinaryPull.mediaType) == true {
             var headers = HTTPFields()
             headers[.contentType] = BinaryPull.mediaType
@@ -298,7 +310,7 @@ public struct SyncServer: Sendable {
             PullResponse.PullPage(key: page.key, changes: Data(bytes).base64EncodedString(), cursor: page.cursor, more: page.more)
         }
         return try json(PullResponse(
-            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, serverTime: head.serverTime))
+            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, mark: head.mark, serverTime: head.serverTime))
     }
 
     /// Where each subscription's page starts: its cursor's position, or zero for every one

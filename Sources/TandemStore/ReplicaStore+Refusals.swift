@@ -51,15 +51,18 @@ extension ReplicaStore {
     ///
     /// - Returns: how many changes got new ids.
     @discardableResult
-    public func restamp(mark: HybridTimestamp?, serverTimeMillis: UInt64, localMillis: UInt64) throws -> Int {
+    /// With `reused`, the changes at or after it get new ids too, even at or below the mark:
+    /// the server accepted other changes under those ids (`id-reused`).
+    public func restamp(mark: HybridTimestamp?, reused: HybridTimestamp? = nil, serverTimeMillis: UInt64, localMillis: UInt64) throws -> Int {
         do {
             return try queue.write { db in
                 let rows = try Row.fetchAll(db, sql: "SELECT seq, change FROM outbox ORDER BY seq")
                 let outbox = try rows.map { try Change(canonicalBytes: Array($0["change"] as Data)) }
                 var clock = try Self.clock(db)
-                let offset = Int64(serverTimeMillis) - Int64(localMillis)
+                let offset = try Self.offset(serverTimeMillis, localMillis)
                 let result = try Restamper.restamp(
-                    outbox, replica: identity.replica, mark: mark, clock: &clock, serverOffsetMillis: offset, wallMillis: localMillis)
+                    outbox, replica: identity.replica, mark: mark, reused: reused, clock: &clock, serverOffsetMillis: offset,
+                    wallMillis: localMillis)
                 guard !result.mapping.isEmpty else { return 0 }
                 for (row, change) in zip(rows, result.changes) {
                     try db.execute(sql: "UPDATE outbox SET change = ? WHERE seq = ?", arguments: [Data(change.canonicalBytes), row["seq"] as Int64])

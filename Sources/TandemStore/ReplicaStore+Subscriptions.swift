@@ -26,7 +26,7 @@ extension ReplicaStore {
     /// - Returns: how many changes altered the state, and how many records were purged.
     @discardableResult
     public func applyPulled(
-        _ pages: [PulledPage], active: [String: Projection?], serverTimeMillis: UInt64, localMillis: UInt64
+        _ pages: [PulledPage], active: [String: Projection?], mark: HybridTimestamp? = nil, serverTimeMillis: UInt64, localMillis: UInt64
     ) throws -> (changed: Int, purged: Int) {
         do {
             for page in pages { for change in page.changes { try change.validateShape() } }
@@ -46,8 +46,10 @@ extension ReplicaStore {
                     for change in page.changes { clock.observe(change.timestamp) }
                     try db.execute(sql: "INSERT OR REPLACE INTO sync_cursor (key, value) VALUES (?, ?)", arguments: [page.key, page.cursor])
                 }
+                // Never stamp at or below what the server accepted from this replica.
+                if let mark { clock.observe(mark) }
                 try Self.saveClock(clock, db)
-                try db.execute(sql: "UPDATE replica SET server_offset = ?", arguments: [Int64(serverTimeMillis) - Int64(localMillis)])
+                try db.execute(sql: "UPDATE replica SET server_offset = ?", arguments: [try Self.offset(serverTimeMillis, localMillis)])
                 let purged = try purgeDropped(active: active, db)
                 return (changed, purged)
             }

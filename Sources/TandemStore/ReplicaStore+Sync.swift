@@ -73,11 +73,16 @@ extension ReplicaStore {
 
     /// Drops outbox entries up to `position`: the server acknowledged them. Each cursor in
     /// `advancing` that still stands at its `from` moves to its `to` in the same transaction:
-    /// the server said that what lies between is what was just acknowledged.
-    public func acknowledge(through position: Int64, advancing: [(key: String, from: String, to: String)] = []) throws {
+    /// the server said that what lies between is what was just acknowledged. The clock's
+    /// floor rises to the replica's `mark` (the highest id the server accepted from it), so
+    /// this replica never stamps at or below it (PROTOCOL.md §9.3).
+    public func acknowledge(
+        through position: Int64, advancing: [(key: String, from: String, to: String)] = [], mark: HybridTimestamp? = nil
+    ) throws {
         do {
             try queue.write { db in
                 try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [position])
+                if let mark { try Self.raiseFloor(to: mark, db) }
                 for cursor in advancing {
                     try db.execute(
                         sql: "UPDATE sync_cursor SET value = ? WHERE key = ? AND value = ?", arguments: [cursor.to, cursor.key, cursor.from])

@@ -149,9 +149,29 @@ public final class ReplicaStore: Sendable {
     }
 
     static func saveClock(_ clock: HybridClock, _ db: Database) throws {
+        guard let wall = Int64(exactly: clock.floor.wallMillis) else {
+            throw StoreError.invalidInput(reason: "a time beyond the clock's range was received")
+        }
         try db.execute(
             sql: "UPDATE replica SET clock_wall = ?, clock_counter = ? WHERE singleton = 1",
-            arguments: [Int64(clock.floor.wallMillis), Int64(clock.floor.counter)])
+            arguments: [wall, Int64(clock.floor.counter)])
+    }
+
+    /// Raises the persisted clock floor to `mark` (it never goes down here).
+    static func raiseFloor(to mark: HybridTimestamp, _ db: Database) throws {
+        var clock = try clock(db)
+        guard mark > clock.floor else { return }
+        clock.observe(mark)
+        try saveClock(clock, db)
+    }
+
+    /// The server's clock offset, `server − local`, refused when either time is beyond what
+    /// the store keeps (a hostile or broken server's answer must not crash the device).
+    static func offset(_ serverMillis: UInt64, _ localMillis: UInt64) throws -> Int64 {
+        guard let server = Int64(exactly: serverMillis), let local = Int64(exactly: localMillis) else {
+            throw StoreError.invalidInput(reason: "the server's time is out of range")
+        }
+        return server - local
     }
 }
 

@@ -26,6 +26,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalid(TandemCoreError)
     /// SQLite refused; `reason` has no statement arguments.
     case database(reason: String)
+    /// What a server sent cannot be kept (a time beyond the store's range, say); nothing
+    /// of it was stored.
+    case invalidInput(reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +43,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .alreadyEnrolled: "This home is enrolled as another member; use another --home."
         case .invalid(let error): error.description
         case .database(let reason): "The store failed: \(reason)"
+        case .invalidInput(let reason): "The server's answer was refused: \(reason); nothing of it was stored."
         }
     }
 }

@@ -70,7 +70,7 @@ struct ServerMigrationTests {
     }
 
     func page(_ storage: SQLiteServerStorage, _ principal: Principal) async throws -> [[UInt8]] {
-        let snapshot = try await storage.pull([Grant(channel: principal.member, projection: nil)], limit: 1_000, check: nil) { _, _ in [0] }
+        let snapshot = try await storage.pull([Grant(channel: principal.member, projection: nil)], for: principal, limit: 1_000, check: nil) { _, _ in [0] }
         return snapshot.pages[0].changes.map(\.canonicalBytes)
     }
 

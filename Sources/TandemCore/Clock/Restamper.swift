@@ -7,8 +7,10 @@
 /// state = state.rewriting(replica: me, restamp.mapping)
 /// ```
 ///
-/// Changes at or below the server's mark are acknowledged replays and keep their ids.
-/// Every later change gets a new timestamp, in the outbox's order, strictly above the
+/// Changes at or below the server's mark keep their ids (replays, or ids the server never
+/// accepted), unless at or after `reused`: the first change the server refused because it
+/// accepted another change under that id (`id-reused`). Every other change gets a new
+/// timestamp, in the outbox's order, strictly above the
 /// mark, from the clock with its floor lowered to the mark and the server's offset applied.
 /// References to the old ids in the outbox's contexts are rewritten; the caller rewrites
 /// its stored state with `ReplicaState.rewriting(replica:_:)` in the same transaction.
@@ -27,7 +29,7 @@ public enum Restamper {
     /// - Throws: `TandemCoreError.invalidChange` when the outbox holds another replica's
     ///   change or is not in timestamp order; `.clockExhausted` past the clock's range.
     public static func restamp(
-        _ outbox: [Change], replica: ReplicaID, mark: HybridTimestamp?,
+        _ outbox: [Change], replica: ReplicaID, mark: HybridTimestamp?, reused: HybridTimestamp? = nil,
         clock: inout HybridClock, serverOffsetMillis: Int64, wallMillis: UInt64
     ) throws(TandemCoreError) -> Result {
         var previous: HybridTimestamp? = nil
@@ -42,7 +44,7 @@ public enum Restamper {
         var changes = outbox
         for index in changes.indices {
             let old = changes[index].timestamp
-            if let mark, old <= mark { continue }
+            if let mark, old <= mark, reused.map({ old < $0 }) ?? true { continue }
             let new = try clock.next(wallMillis: wallMillis)
             mapping[old] = new
             changes[index].id.timestamp = new
