@@ -23,12 +23,19 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "ip"))
     var trustedProxy: String?
 
+    @Option(help: ArgumentHelp(
+        "Failed enrollments a minute from all addresses together before every enrollment gets 429 (a backstop; each address is limited to 20 a minute).",
+        valueName: "count"))
+    var failedEnrollmentsTotal = 1_000
+
     func run() async throws {
         let storage = try SQLiteServerStorage(path: db)
         try storage.checkpointInBackground()
         let host = host
         var limits = SyncServer.Limits()
         limits.trustedProxy = trustedProxy
+        guard failedEnrollmentsTotal > 0 else { throw ValidationError("--failed-enrollments-total must be at least 1.") }
+        limits.failedEnrollTotal = failedEnrollmentsTotal
         let server = SyncServer(storage: storage, limits: limits)
         let app = server.application(host: host, port: port) { port in
             // Written straight to the file descriptor, so a parent reading a pipe sees it now.

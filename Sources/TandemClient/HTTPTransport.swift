@@ -27,14 +27,26 @@ public struct HTTPTransport: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
         configuration.connectionPool.retryConnectionEstablishment = false
+        // A redirect would re-send a push (health data) wherever it points, plain HTTP
+        // included: the server never redirects, so none is followed.
+        configuration.redirectConfiguration = .disallow
         // Shorter than the server's idle deadline (75 s, PROTOCOL.md §9.14): the client
         // closes an idle connection before the server does, never sending on one closing.
         configuration.connectionPool.idleTimeout = .seconds(60)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
+    /// Whether `host` is a loopback address: an IPv4 address in 127.0.0.0/8, the IPv6
+    /// address ::1, or `localhost`. The host is parsed as an address, so a name such as
+    /// `127.0.0.1.example.org` is not loopback.
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, bare, &v6) == 1 else { return false }
+        return withUnsafeBytes(of: &v6) { Array($0) } == Array(repeating: 0, count: 15) + [1]
     }
 
     /// GETs `path` and decodes the JSON answer.

@@ -126,69 +126,73 @@ public final class SQLiteServerStorage: ServerStorage {
             replica: (row["replica"] as Data?).flatMap { try? ReplicaID(bytes: $0) })
     }
 
-    /// Failed enrollments allowed per minute, for the whole server.
-    static let enrollFailuresPerMinute = 20
+    public func enrollFailures(address: String, sinceMillis: UInt64) async throws -> (fromAddress: Int, total: Int) {
+        try await pool.read { db in
+            let since = Int64(sinceMillis)
+            let fromAddress = try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT count(*) FROM enroll_failure WHERE address = ? AND at >= ?"), arguments: [address, since]) ?? 0
+            let total = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM enroll_failure WHERE at >= ?"), arguments: [since]) ?? 0
+            return (fromAddress, total)
+        }
+    }
+
+    public func recordEnrollFailure(address: String, atMillis: UInt64, forgettingBefore cutoff: UInt64) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM enroll_failure WHERE at < ?", arguments: [Int64(cutoff)])
+            try db.execute(sql: "INSERT INTO enroll_failure (at, address) VALUES (?, ?)", arguments: [Int64(atMillis), address])
+        }
+    }
 
     public func enroll(
         codeHash: [UInt8], replica: ReplicaID, deviceName: String, tokenHash: [UInt8],
         expectedRole: Role?, expectedMember: MemberID?, nowMillis: UInt64
     ) async throws -> Enrollment {
         let now = Int64(nowMillis)
-        do {
-            return try await pool.write { db in
-                try db.execute(sql: "DELETE FROM enroll_failure WHERE at < ?", arguments: [now - 60_000])
-                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM enroll_failure") ?? 0 < Self.enrollFailuresPerMinute else {
-                    throw ServerError.tooManyAttempts
+        return try await pool.write { db in
+            guard let invite = try Row.fetchOne(
+                db, sql: """
+                    SELECT role, name, member FROM invite WHERE code_hash = ? AND used = 0 AND voided = 0 AND expires > ?
+                    AND (issuer_token IS NULL OR issuer_token IN (SELECT token_hash FROM credential WHERE revoked = 0))
+                    """,
+                arguments: [Data(codeHash), now])
+            else { throw ServerError.invalidCode }
+            let member: MemberID
+            var name: String = invite["name"]
+            var role: String = invite["role"]
+            if let existing = (invite["member"] as Data?).flatMap({ try? MemberID(bytes: $0) }) {
+                member = existing
+                guard let row = try Row.fetchOne(db, sql: "SELECT name, role FROM member WHERE id = ?", arguments: [Data(member.bytes)]) else {
+                    throw ServerError.invalidCode
                 }
-                guard let invite = try Row.fetchOne(
-                    db, sql: """
-                        SELECT role, name, member FROM invite WHERE code_hash = ? AND used = 0 AND voided = 0 AND expires > ?
-                        AND (issuer_token IS NULL OR issuer_token IN (SELECT token_hash FROM credential WHERE revoked = 0))
-                        """,
-                    arguments: [Data(codeHash), now])
-                else { throw ServerError.invalidCode }
-                let member: MemberID
-                var name: String = invite["name"]
-                var role: String = invite["role"]
-                if let existing = (invite["member"] as Data?).flatMap({ try? MemberID(bytes: $0) }) {
-                    member = existing
-                    guard let row = try Row.fetchOne(db, sql: "SELECT name, role FROM member WHERE id = ?", arguments: [Data(member.bytes)]) else {
-                        throw ServerError.invalidCode
-                    }
-                    name = row["name"]
-                    role = row["role"]
-                    if let expectedMember, expectedMember != existing {
-                        throw ServerError.conflict("This home is enrolled as another member; enroll it with a code for that member, or use another home.")
-                    }
-                } else {
-                    if expectedMember != nil {
-                        throw ServerError.conflict("This home is enrolled as another member; enroll it with a code for that member, or use another home.")
-                    }
-                    member = MemberID.random()
-                    try db.execute(sql: "INSERT INTO member (id, name, role, created_at) VALUES (?, ?, ?, ?)",
-                                   arguments: [Data(member.bytes), name, role, now])
+                name = row["name"]
+                role = row["role"]
+                if let expectedMember, expectedMember != existing {
+                    throw ServerError.conflict("This home is enrolled as another member; enroll it with a code for that member, or use another home.")
                 }
-                if let expectedRole, expectedRole.rawValue != role {
-                    throw ServerError.conflict("This code enrolls a \(role), but this home was made for a \(expectedRole.rawValue); use another home.")
+            } else {
+                if expectedMember != nil {
+                    throw ServerError.conflict("This home is enrolled as another member; enroll it with a code for that member, or use another home.")
                 }
-                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM device WHERE replica = ?", arguments: [Data(replica.bytes)]) == 0 else {
-                    throw ServerError.conflict("This replica is already enrolled; a copied home must run tandem init anew.")
-                }
-                let device = RecordID.random()
-                try db.execute(sql: "INSERT INTO device (id, member, replica, name, created_at) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [Data(device.bytes), Data(member.bytes), Data(replica.bytes), deviceName, now])
-                try db.execute(sql: "INSERT INTO credential (token_hash, member, device, created_at) VALUES (?, ?, ?, ?)",
-                               arguments: [Data(tokenHash), Data(member.bytes), Data(device.bytes), now])
-                try db.execute(sql: "UPDATE invite SET used = 1 WHERE code_hash = ?", arguments: [Data(codeHash)])
-                guard let epoch = try Data.fetchOne(db, sql: "SELECT epoch FROM center") else {
-                    throw ServerError.unavailable("The server store is not initialized.")
-                }
-                return Enrollment(member: member.hex, name: name, role: role, epoch: hexString(epoch))
+                member = MemberID.random()
+                try db.execute(sql: "INSERT INTO member (id, name, role, created_at) VALUES (?, ?, ?, ?)",
+                               arguments: [Data(member.bytes), name, role, now])
             }
-        } catch ServerError.invalidCode {
-            // Counted outside the refused transaction, so failures add up.
-            try await pool.write { db in try db.execute(sql: "INSERT INTO enroll_failure (at) VALUES (?)", arguments: [now]) }
-            throw ServerError.invalidCode
+            if let expectedRole, expectedRole.rawValue != role {
+                throw ServerError.conflict("This code enrolls a \(role), but this home was made for a \(expectedRole.rawValue); use another home.")
+            }
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM device WHERE replica = ?", arguments: [Data(replica.bytes)]) == 0 else {
+                throw ServerError.conflict("This replica is already enrolled; a copied home must run tandem init anew.")
+            }
+            let device = RecordID.random()
+            try db.execute(sql: "INSERT INTO device (id, member, replica, name, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [Data(device.bytes), Data(member.bytes), Data(replica.bytes), deviceName, now])
+            try db.execute(sql: "INSERT INTO credential (token_hash, member, device, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [Data(tokenHash), Data(member.bytes), Data(device.bytes), now])
+            try db.execute(sql: "UPDATE invite SET used = 1 WHERE code_hash = ?", arguments: [Data(codeHash)])
+            guard let epoch = try Data.fetchOne(db, sql: "SELECT epoch FROM center") else {
+                throw ServerError.unavailable("The server store is not initialized.")
+            }
+            return Enrollment(member: member.hex, name: name, role: role, epoch: hexString(epoch))
         }
     }
 

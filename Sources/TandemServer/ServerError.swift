@@ -71,7 +71,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
                 "This device's Tandem (protocol \(found)) is too old for this server, which speaks protocol 1: update tandem on this device."
             }
         case .invalidCode: "The code is unknown, used or expired; ask for a new one."
-        case .tooManyAttempts: "Too many failed enrollments; wait a minute and try again."
+        case .tooManyAttempts: "Too many failed enrollments from here; wait a minute and try again."
         case .tooManyConnections(let limit): "This device has \(limit) live connections open already; close one first."
         case .tooManyCodes(let limit):
             "This member has \(limit) unused link codes already; use one, or wait until one expires (15 minutes)."

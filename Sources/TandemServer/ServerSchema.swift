@@ -130,6 +130,16 @@ enum ServerSchema {
                                                Data(Secrets.changeDigest(Array(change)))])
             }
         }
+        migrator.registerMigration("v6-enroll-failures-by-address") { db in
+            // Failed enrollments are counted per client address (and, far higher, for the
+            // whole server), so nobody locks out everyone else's valid codes.
+            try db.execute(sql: """
+                DROP TABLE enroll_failure;
+                CREATE TABLE enroll_failure (at INTEGER NOT NULL, address TEXT NOT NULL);
+                CREATE INDEX enroll_failure_address ON enroll_failure (address, at);
+                CREATE INDEX enroll_failure_at ON enroll_failure (at);
+                """)
+        }
         return migrator
     }
 }

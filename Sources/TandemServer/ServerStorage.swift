@@ -28,6 +28,12 @@ public protocol ServerStorage: Sendable {
         expectedRole: Role?, expectedMember: MemberID?, nowMillis: UInt64
     ) async throws -> Enrollment
 
+    /// Failed enrollments since `sinceMillis`: from one client address, and in all.
+    func enrollFailures(address: String, sinceMillis: UInt64) async throws -> (fromAddress: Int, total: Int)
+
+    /// Counts a failed enrollment from `address`, and forgets failures before `cutoff`.
+    func recordEnrollFailure(address: String, atMillis: UInt64, forgettingBefore cutoff: UInt64) async throws
+
     /// Stores a short-lived code with which `principal` adds another device of their own,
     /// issued by the token `issuerToken` (its hash): revoking that token's device voids it.
     /// - Throws: `ServerError.tooManyCodes` when the member holds `maxUnused` unused link

@@ -40,6 +40,12 @@ public struct SyncServer: Sendable {
         public var failedAuthPerToken = 10
         /// Failed authentications from one address in a minute (behind `trustedProxy` only).
         public var failedAuthPerAddress = 100
+        /// Failed enrollments (unknown, used or expired codes) from one client address in a
+        /// minute before that address gets 429; other addresses are not affected.
+        public var failedEnrollPerAddress = 20
+        /// Failed enrollments from all addresses together in a minute: a backstop far above
+        /// any real rate, against guessing from many addresses at once.
+        public var failedEnrollTotal = 1_000
         /// The reverse proxy whose `X-Forwarded-For` names the client (nil: none trusted).
         public var trustedProxy: String? = nil
         /// How long a new connection may take to send its first request head; it is closed
@@ -157,9 +163,23 @@ public struct SyncServer: Sendable {
             guard let member = try? MemberID(hex: text) else { throw ServerError.badRequest("member must be 32 hexadecimal digits.") }
             return member
         }
-        let enrollment = try await storage.enroll(
-            codeHash: Secrets.hashCode(body.code), replica: replica, deviceName: name, tokenHash: Secrets.hash(token),
-            expectedRole: expectedRole, expectedMember: expectedMember, nowMillis: now)
+        // Failures count per client address, so one address guessing codes never blocks
+        // another's valid code; the total is only a backstop (PROTOCOL.md §9.2).
+        let address = Self.peerAddress ?? "unknown"
+        let window = now >= 60_000 ? now - 60_000 : 0
+        let failures = try await storage.enrollFailures(address: address, sinceMillis: window)
+        guard failures.fromAddress < limits.failedEnrollPerAddress, failures.total < limits.failedEnrollTotal else {
+            throw ServerError.tooManyAttempts
+        }
+        let enrollment: Enrollment
+        do {
+            enrollment = try await storage.enroll(
+                codeHash: Secrets.hashCode(body.code), replica: replica, deviceName: name, tokenHash: Secrets.hash(token),
+                expectedRole: expectedRole, expectedMember: expectedMember, nowMillis: now)
+        } catch ServerError.invalidCode {
+            try await storage.recordEnrollFailure(address: address, atMillis: now, forgettingBefore: window)
+            throw ServerError.invalidCode
+        }
         log["member"] = "\(enrollment.member.prefix(8))"
         log["role"] = "\(enrollment.role)"
         return try json(EnrollResponse(
@@ -400,11 +420,17 @@ public struct SyncServer: Sendable {
         _ route: String, _ request: Request, _ context: TandemRequestContext, _ body: (inout Logger.Metadata) async throws -> Response
     ) async -> Response {
         let address = context.clientAddress(of: request, trustedProxy: limits.trustedProxy)
-        return await Self.$clientAddress.withValue(address) { await run(route, body) }
+        let peer = context.peerAddress(of: request, trustedProxy: limits.trustedProxy)
+        return await Self.$clientAddress.withValue(address) {
+            await Self.$peerAddress.withValue(peer) { await run(route, body) }
+        }
     }
 
     /// The client's address for throttling: known only behind a configured trusted proxy.
     @TaskLocal static var clientAddress: String?
+
+    /// The client's address with or without a proxy (`TandemRequestContext.peerAddress`).
+    @TaskLocal static var peerAddress: String?
 
     private func run(_ route: String, _ body: (inout Logger.Metadata) async throws -> Response) async -> Response {
         let started = ContinuousClock.now

@@ -22,4 +22,11 @@ public struct TandemRequestContext: RequestContext, RemoteAddressRequestContext 
         else { return nil }
         return forwarded.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
     }
+
+    /// Who is on the other end, for throttling that applies with or without a proxy: the
+    /// last `X-Forwarded-For` hop when the peer is the trusted proxy (the hop the proxy
+    /// itself added; earlier hops are the client's word), else the peer's own address.
+    func peerAddress(of request: Request, trustedProxy: String?) -> String {
+        clientAddress(of: request, trustedProxy: trustedProxy) ?? remoteAddress?.ipAddress ?? "unknown"
+    }
 }

@@ -6,9 +6,14 @@ import Foundation
 final class ChildProcess: @unchecked Sendable {
     // @unchecked: `process` is running when handed over and is only signalled and waited for.
     let process: Process
+    /// What ends it when released: SIGTERM, or SIGKILL for a helper that must not outlive
+    /// a test and has nothing to finish (a proxy started with signals blocked ignores
+    /// SIGTERM: Foundation's `Process` hands the child its spawning thread's mask).
+    let releaseSignal: Int32
 
-    init(running process: Process) {
+    init(running process: Process, releaseSignal: Int32 = SIGTERM) {
         self.process = process
+        self.releaseSignal = releaseSignal
     }
 
     var isRunning: Bool { process.isRunning }
@@ -30,7 +35,7 @@ final class ChildProcess: @unchecked Sendable {
 
     deinit {
         guard process.isRunning else { return }
-        process.terminate()
+        kill(process.processIdentifier, releaseSignal)
         // The last reference is most often dropped by a test on the concurrency pool.
         // A process that does not end on SIGTERM is a bug the shutdown tests look for
         // (`ConnectionDeadlineTests`, `CLIDurabilityTests`), not something to wait on here.
