@@ -14,6 +14,9 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyAttempts
     case tooManyConnections(Int)
     case tooManyCodes(Int)
+    case requestTimeout(seconds: Int)
+    /// The client went away before its request was whole; nobody reads the answer.
+    case disconnected
     case throttled(retryAfter: Int)
     case conflict(String)
     case refused([Refusal], serverTime: UInt64)
@@ -31,6 +34,8 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts: 429
         case .tooManyConnections: 429
         case .tooManyCodes: 429
+        case .requestTimeout: 408
+        case .disconnected: 400
         case .throttled: 429
         case .conflict: 409
         case .refused: 409
@@ -50,6 +55,8 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts: "too-many-attempts"
         case .tooManyConnections: "too-many-connections"
         case .tooManyCodes: "too-many-codes"
+        case .requestTimeout: "request-timeout"
+        case .disconnected: "disconnected"
         case .throttled: "throttled"
         case .conflict: "conflict"
         case .refused: "refused"
@@ -73,6 +80,8 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidCode: "The code is unknown, used or expired; ask for a new one."
         case .tooManyAttempts: "Too many failed enrollments from here; wait a minute and try again."
         case .tooManyConnections(let limit): "This device has \(limit) live connections open already; close one first."
+        case .requestTimeout(let seconds): "The request's body did not arrive within \(seconds) s; send it again."
+        case .disconnected: "The connection closed before the request was whole."
         case .tooManyCodes(let limit):
             "This member has \(limit) unused link codes already; use one, or wait until one expires (15 minutes)."
         case .throttled(let seconds): "Too many failed sign-ins; try again in \(seconds) s (Retry-After)."

@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
+import NIOHTTP1
 import TandemCompression
 public import TandemCore
 import TandemProtocol
@@ -55,6 +56,14 @@ public struct SyncServer: Sendable {
         /// closed: longer than the client's own pool keeps an idle connection (60 s), so
         /// the client closes first and never sends on a connection being closed.
         public var idleConnection: Duration = .seconds(75)
+        /// How long a request's body may take to arrive after its head; later, 408 and the
+        /// connection is closed (`RequestBodyDeadline`).
+        public var requestBody: Duration = .seconds(30)
+        /// The largest `/v1/enroll` body: it is unauthenticated, so it gets no more.
+        public var maxEnrollBytes = 4_096
+        /// After the server is told to stop, how long a connection may still finish what
+        /// it is doing before it is closed, whatever the client does.
+        public var shutdownGrace: Duration = .seconds(5)
         public init() {}
     }
 
@@ -132,11 +141,15 @@ public struct SyncServer: Sendable {
                 FirstRequestDeadline(
                     inner: HTTP1WebSocketUpgradeChannel(
                         responder: responder,
-                        configuration: .init(http1: .init(idleTimeout: TimeAmount(limits.idleConnection)), ws: webSocket)
+                        configuration: .init(
+                            http1: .init(
+                                additionalChannelHandlers: [RequestBodyDeadline(limit: TimeAmount(limits.requestBody))],
+                                idleTimeout: TimeAmount(limits.idleConnection)),
+                            ws: webSocket)
                     ) { head, _, _ in
                         await shouldUpgrade(head)
                     },
-                    limit: TimeAmount(limits.firstRequestHead))
+                    limit: TimeAmount(limits.firstRequestHead), shutdownGrace: TimeAmount(limits.shutdownGrace))
             },
             configuration: .init(address: .hostname(host, port: port), serverName: "tandem"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
@@ -146,7 +159,7 @@ public struct SyncServer: Sendable {
     // MARK: - Routes
 
     func enroll(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
-        let body: EnrollRequest = try await decodeJSON(request)
+        let body: EnrollRequest = try await decodeJSON(request, upTo: limits.maxEnrollBytes)
         guard let replica = try? ReplicaID(hex: body.replica) else { throw ServerError.badRequest("replica must be 32 hexadecimal digits.") }
         let name: String
         switch DisplayName.check(body.deviceName, what: "deviceName") {
@@ -390,17 +403,30 @@ public struct SyncServer: Sendable {
         guard version == Self.protocolVersion else { throw ServerError.unsupportedVersion(found: String(version.prefix(16))) }
     }
 
-    func collect(_ request: Request) async throws -> [UInt8] {
+    /// The request's whole body, at most `maxBytes` (the route's cap; `maxRequestBytes` by
+    /// default). Tells apart a body too large (413), one too slow (408), a client that went
+    /// away mid-body (`disconnected`, logged as such) and malformed framing (400).
+    func collect(_ request: Request, upTo maxBytes: Int? = nil) async throws -> [UInt8] {
+        let cap = maxBytes ?? limits.maxRequestBytes
         do {
-            let buffer = try await request.body.collect(upTo: limits.maxRequestBytes)
+            let buffer = try await request.body.collect(upTo: cap)
             return Array(buffer.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw ServerError.tooLarge("A request body here may be at most \(cap) bytes.")
+        } catch is RequestBodyTimeout {
+            throw ServerError.requestTimeout(seconds: Int(limits.requestBody.components.seconds))
+        } catch let error as HTTPParserError where error == .invalidEOFState {
+            throw ServerError.disconnected
+        } catch is HTTPParserError {
+            throw ServerError.badRequest("The request body's framing is malformed.")
         } catch {
-            throw ServerError.tooLarge("A request body may be at most \(limits.maxRequestBytes) bytes.")
+            // The connection reset or closed, or the request was cancelled.
+            throw ServerError.disconnected
         }
     }
 
-    func decodeJSON<T: Decodable>(_ request: Request) async throws -> T {
-        let bytes = try await collect(request)
+    func decodeJSON<T: Decodable>(_ request: Request, upTo maxBytes: Int? = nil) async throws -> T {
+        let bytes = try await collect(request, upTo: maxBytes)
         do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
             throw ServerError.badRequest("The body is not the JSON this endpoint expects.")
         }
@@ -447,6 +473,7 @@ public struct SyncServer: Sendable {
             let answer = ErrorResponse(error: error.code, message: error.description, refused: refused, serverTime: wallClock.nowMillis())
             var answered = (try? json(answer, status: HTTPResponse.Status(code: error.status))) ?? Response(status: .internalServerError)
             if case .throttled(let seconds) = error { answered.headers[.retryAfter] = String(seconds) }
+            if case .requestTimeout = error { answered.headers[.connection] = "close" }
             response = answered
         } catch {
             // The type only: an error's text could quote what it failed on.
@@ -460,6 +487,7 @@ public struct SyncServer: Sendable {
         metrics.request(route: route, status: response.status.code, nanoseconds: nanoseconds)
         log["status"] = "\(response.status.code)"
         log["ms"] = "\(String(format: "%.1f", Double(nanoseconds) / 1e6))"
+        if log["error"] == "\(ServerError.disconnected.code)" { log["status"] = "disconnected" }
         let level: Logger.Level = response.status.code >= 500 ? .error : .info
         logger.log(level: level, "request", metadata: log)
         return response
