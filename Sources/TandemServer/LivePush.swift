@@ -4,9 +4,10 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOWebSocket
 import ServiceLifecycle
-public import TandemCore
+import TandemCore
 import TandemProtocol
 
 /// Counts the open live connections of each device, to cap them.
@@ -32,21 +33,59 @@ actor LiveConnections {
 extension SyncServer {
     static let livePath = "/v1/live"
 
-    /// Decides an upgrade to a live connection: only `GET /v1/live` with a device token that
-    /// authenticates and a free connection slot. Every other case is answered by the
-    /// router's `GET /v1/live`, which says why in the usual error shape.
-    func shouldUpgrade(_ head: HTTPRequest) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
-        guard head.method == .get, (head.path ?? "").split(separator: "?").first.map(String.init) == Self.livePath,
-              head.headerFields[HTTPField.Name(WireProtocol.header)!].map({ $0 == Self.protocolVersion }) ?? true,
-              let header = head.headerFields[.authorization], header.hasPrefix("Bearer ")
-        else { return .dontUpgrade }
-        let tokenHash = Secrets.hash(String(header.dropFirst("Bearer ".count)))
-        guard let principal = try? await storage.authenticate(tokenHash: tokenHash), let device = principal.device,
-              await liveConnections.count(device) < limits.maxLiveConnectionsPerDevice
-        else { return .dontUpgrade }
-        return .upgrade([:]) { inbound, outbound, _ in
-            await live(principal, device: device, tokenHash: tokenHash, inbound: inbound, outbound: outbound)
+    /// Decides an upgrade to a live connection: `GET /v1/live` with a device token that
+    /// authenticates and a free connection slot. A refused upgrade is answered like every
+    /// other request (§9.12): its status and the JSON error body, counted in the failed
+    /// sign-in throttle, the request log and `/metrics`. (Hummingbird would answer a bare
+    /// 400 to any refused upgrade, so the answer is written here, with `Connection: close`,
+    /// before declining.) Upgrade requests for other paths are declined to the router.
+    func shouldUpgrade(
+        _ head: HTTPRequest, channel: any Channel
+    ) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        guard head.method == .get, (head.path ?? "").split(separator: "?").first.map(String.init) == Self.livePath else { return .dontUpgrade }
+        let started = ContinuousClock.now
+        metrics.requestStarted()
+        defer { metrics.requestEnded() }
+        var log: Logger.Metadata = ["route": "\(Self.livePath)", "upgrade": "1"]
+        let address = TandemRequestContext.clientAddress(
+            peer: channel.remoteAddress, forwardedFor: head.headerFields[HTTPField.Name("X-Forwarded-For")!], trustedProxy: limits.trustedProxy)
+        do {
+            try Self.checkVersion(head.headerFields[HTTPField.Name(WireProtocol.header)!])
+            let tokenHash = try Self.bearerTokenHash(head.headerFields[.authorization])
+            var metadata = log
+            let principal = try await Self.$clientAddress.withValue(address) { try await authenticate(tokenHash: tokenHash, &metadata) }
+            log = metadata
+            guard let device = principal.device else { throw ServerError.forbidden("Only an enrolled device opens a live connection.") }
+            guard await liveConnections.count(device) < limits.maxLiveConnectionsPerDevice else {
+                throw ServerError.tooManyConnections(limits.maxLiveConnectionsPerDevice)
+            }
+            record(Self.livePath, status: 101, since: started, log)
+            return .upgrade([:]) { inbound, outbound, _ in
+                await live(principal, device: device, tokenHash: tokenHash, inbound: inbound, outbound: outbound)
+            }
+        } catch {
+            let refusal = error as? ServerError ?? .unavailable("The server failed; try again later.")
+            log["error"] = "\(refusal.code)"
+            await answer(refusal, on: channel)
+            record(Self.livePath, status: refusal.status, since: started, log)
+            return .dontUpgrade
         }
+    }
+
+    /// Writes a refusal as a whole HTTP/1.1 answer on a connection still in the upgrade
+    /// negotiation, asking the client to close it.
+    func answer(_ error: ServerError, on channel: any Channel) async {
+        guard let body = try? errorBody(error) else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.count))
+        headers.add(name: "Connection", value: "close")
+        headers.add(name: "Tandem-Server-Time", value: String(wallClock.nowMillis()))
+        if case .throttled(let seconds) = error { headers.add(name: "Retry-After", value: String(seconds)) }
+        let status = HTTPResponseStatus(statusCode: error.status)
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)), promise: nil)
+        channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
+        try? await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
     }
 
     /// The router's answer to a `GET /v1/live` that was not upgraded.

@@ -146,8 +146,8 @@ public struct SyncServer: Sendable {
                                 additionalChannelHandlers: [RequestBodyDeadline(limit: TimeAmount(limits.requestBody))],
                                 idleTimeout: TimeAmount(limits.idleConnection)),
                             ws: webSocket)
-                    ) { head, _, _ in
-                        await shouldUpgrade(head)
+                    ) { head, channel, _ in
+                        await shouldUpgrade(head, channel: channel)
                     },
                     limit: TimeAmount(limits.firstRequestHead), shutdownGrace: TimeAmount(limits.shutdownGrace))
             },
@@ -366,14 +366,23 @@ public struct SyncServer: Sendable {
 
     /// The hash of the request's bearer token (tokens are stored and compared only hashed).
     func bearerTokenHash(_ request: Request) throws -> [UInt8] {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw ServerError.unauthorized }
+        try Self.bearerTokenHash(request.headers[.authorization])
+    }
+
+    /// The hash of the token in an `Authorization: Bearer` header's value.
+    static func bearerTokenHash(_ header: String?) throws -> [UInt8] {
+        guard let header, header.hasPrefix("Bearer ") else { throw ServerError.unauthorized }
         let token = header.dropFirst("Bearer ".count)
         guard token.utf8.count <= 128 else { throw ServerError.unauthorized }
         return Secrets.hash(String(token))
     }
 
     func authenticate(_ request: Request, _ log: inout Logger.Metadata) async throws -> Principal {
-        let hash = try bearerTokenHash(request)
+        try await authenticate(tokenHash: try bearerTokenHash(request), &log)
+    }
+
+    /// The principal of a token (its hash), with failed sign-ins throttled (§9.13).
+    func authenticate(tokenHash hash: [UInt8], _ log: inout Logger.Metadata) async throws -> Principal {
         let now = wallClock.nowMillis()
         if let wait = await authThrottle.retryAfter(token: hash, now: now) { throw ServerError.throttled(retryAfter: wait) }
         let principal: Principal
@@ -399,7 +408,11 @@ public struct SyncServer: Sendable {
     }
 
     func checkVersion(_ request: Request) throws {
-        let version = request.headers[HTTPField.Name(WireProtocol.header)!] ?? Self.protocolVersion
+        try Self.checkVersion(request.headers[HTTPField.Name(WireProtocol.header)!])
+    }
+
+    static func checkVersion(_ header: String?) throws {
+        let version = header ?? Self.protocolVersion
         guard version == Self.protocolVersion else { throw ServerError.unsupportedVersion(found: String(version.prefix(16))) }
     }
 
@@ -482,14 +495,27 @@ public struct SyncServer: Sendable {
             let answer = ErrorResponse(error: "internal", message: "The server failed; try again later.", refused: nil, serverTime: wallClock.nowMillis())
             response = (try? json(answer, status: .internalServerError)) ?? Response(status: .internalServerError)
         }
+        record(route, status: response.status.code, since: started, log)
+        return response
+    }
+
+    /// Counts and times a request under its route, and logs its one line.
+    func record(_ route: String, status: Int, since started: ContinuousClock.Instant, _ metadata: Logger.Metadata) {
+        var log = metadata
         let elapsed = ContinuousClock.now - started
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        metrics.request(route: route, status: response.status.code, nanoseconds: nanoseconds)
-        log["status"] = "\(response.status.code)"
+        metrics.request(route: route, status: status, nanoseconds: nanoseconds)
+        log["status"] = "\(status)"
         log["ms"] = "\(String(format: "%.1f", Double(nanoseconds) / 1e6))"
         if log["error"] == "\(ServerError.disconnected.code)" { log["status"] = "disconnected" }
-        let level: Logger.Level = response.status.code >= 500 ? .error : .info
+        let level: Logger.Level = status >= 500 ? .error : .info
         logger.log(level: level, "request", metadata: log)
-        return response
+    }
+
+    /// The JSON error body every refusal carries.
+    func errorBody(_ error: ServerError) throws -> Data {
+        var refused: [Refusal]? = nil
+        if case .refused(let list, _) = error { refused = list }
+        return try JSONEncoder().encode(ErrorResponse(error: error.code, message: error.description, refused: refused, serverTime: wallClock.nowMillis()))
     }
 }

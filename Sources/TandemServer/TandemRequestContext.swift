@@ -17,10 +17,13 @@ public struct TandemRequestContext: RequestContext, RemoteAddressRequestContext 
     /// The client's address: the last `X-Forwarded-For` hop when the peer is the trusted
     /// proxy, else nil (without a proxy, addresses are not used).
     func clientAddress(of request: Request, trustedProxy: String?) -> String? {
-        guard let trustedProxy, remoteAddress?.ipAddress == trustedProxy,
-              let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!]
-        else { return nil }
-        return forwarded.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
+        Self.clientAddress(peer: remoteAddress, forwardedFor: request.headers[HTTPField.Name("X-Forwarded-For")!], trustedProxy: trustedProxy)
+    }
+
+    /// The last `X-Forwarded-For` hop when `peer` is the trusted proxy, else nil.
+    static func clientAddress(peer: SocketAddress?, forwardedFor: String?, trustedProxy: String?) -> String? {
+        guard let trustedProxy, peer?.ipAddress == trustedProxy, let forwardedFor else { return nil }
+        return forwardedFor.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
     /// Who is on the other end, for throttling that applies with or without a proxy: the

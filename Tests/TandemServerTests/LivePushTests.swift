@@ -197,6 +197,39 @@ struct LivePushTests {
         for connection in connections { connection.cancel() }
     }
 
+    /// A WebSocket upgrade of `/v1/live` by curl: the status line and the body.
+    static func upgrade(_ url: String, token: String?) async throws -> (status: Int, body: String, retryAfter: String?) {
+        var arguments = ["-i", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
+                         "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", url + "/v1/live"]
+        if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
+        let text = try await curl(arguments)
+        let status = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        let retryAfter = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("retry-after:") }
+            .map { String($0.split(separator: ":")[1]).trimmingCharacters(in: .whitespaces) }
+        return (status, String(text.split(separator: "\r\n\r\n", maxSplits: 1).last ?? ""), retryAfter)
+    }
+
+    @Test func refusedUpgrades_getTheirStatusAndJSONBody_andAreThrottledLoggedAndCounted() async throws {
+        let dir = try TemporaryDirectory("tandem-live-refused")
+        _ = try await TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
+        let log = dir.path("server.log")
+        let server = try await LiveServer(dbPath: dir.path("center.sqlite"), logPath: log)
+        let missing = try await Self.upgrade(server.url, token: nil)
+        #expect(missing.status == 401 && missing.body.contains(#""error":"unauthorized""#), "\(missing)")
+        // Ten failures with one token, then 429 with Retry-After, as at every other route.
+        for _ in 0..<10 { #expect(try await Self.upgrade(server.url, token: "stolen").status == 401) }
+        let throttled = try await Self.upgrade(server.url, token: "stolen")
+        #expect(throttled.status == 429 && throttled.body.contains(#""error":"throttled""#), "\(throttled)")
+        #expect(throttled.retryAfter.flatMap(Int.init) != nil)
+        let metrics = try await scrape(server.url)
+        #expect(metrics.contains(#"tandem_http_requests_total{route="/v1/live",status="401"} 11"#), "\(metrics.suffix(600))")
+        #expect(metrics.contains(#"tandem_http_requests_total{route="/v1/live",status="429"} 1"#))
+        await server.stop()
+        let written = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(written.contains("route=/v1/live status=401 upgrade=1") || written.contains("status=401 upgrade=1"), "\(written.suffix(300))")
+        #expect(!written.contains("stolen"))
+    }
+
     @Test func revokingAMember_closesTheLiveConnectionsOfEveryDevice_andVoidsTheirCodes() async throws {
         let center = try await Center()
         let (phone, laptop) = try await center.patientWithTwoDevices()
