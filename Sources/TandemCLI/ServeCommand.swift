@@ -28,6 +28,9 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "count"))
     var failedEnrollmentsTotal = 1_000
 
+    @Option(help: ArgumentHelp("The most each member may keep on the server, in MiB; pushes past it get 413.", valueName: "MiB"))
+    var memberQuotaMib = 256
+
     func run() async throws {
         let storage = try SQLiteServerStorage(path: db)
         try storage.checkpointInBackground()
@@ -36,6 +39,8 @@ struct ServeCommand: AsyncParsableCommand {
         limits.trustedProxy = trustedProxy
         guard failedEnrollmentsTotal > 0 else { throw ValidationError("--failed-enrollments-total must be at least 1.") }
         limits.failedEnrollTotal = failedEnrollmentsTotal
+        guard (1...1 << 20).contains(memberQuotaMib) else { throw ValidationError("--member-quota-mib must be from 1 to 1048576.") }
+        limits.memberQuotaBytes = Int64(memberQuotaMib) << 20
         let server = SyncServer(storage: storage, limits: limits)
         let app = server.application(host: host, port: port) { port in
             // Written straight to the file descriptor, so a parent reading a pipe sees it now.

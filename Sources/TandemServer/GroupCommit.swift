@@ -18,6 +18,7 @@ final class GroupCommit: @unchecked Sendable {
         var repush: Bool
         var nowMillis: UInt64
         var maxSkewMillis: UInt64
+        var quotaBytes: Int64
         var continuation: CheckedContinuation<PushOutcome, any Error>
     }
 

@@ -7,13 +7,13 @@ extension SQLiteServerStorage {
     /// Queues the batch for the next group commit and returns once that commit is durable
     /// (or the batch was refused). See `GroupCommit`.
     public func push(
-        _ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64
+        _ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64, quotaBytes: Int64
     ) async throws -> PushOutcome {
         guard let replica = principal.replica else { throw ServerError.forbidden("Only an enrolled device pushes changes.") }
         return try await withCheckedThrowingContinuation { continuation in
             let batch = GroupCommit.Batch(
                 changes: changes, principal: principal, replica: replica, repush: repush, nowMillis: nowMillis,
-                maxSkewMillis: maxSkewMillis, continuation: continuation)
+                maxSkewMillis: maxSkewMillis, quotaBytes: quotaBytes, continuation: continuation)
             if groupCommit.enqueue(batch) { scheduleGroupCommit() }
         }
     }
@@ -197,7 +197,14 @@ extension SQLiteServerStorage {
         // refused above), and sequence numbers are handed out in the writer's order, so
         // what the channel gains between these two reads is this batch alone.
         let channelBefore = try Self.channelHead(principal.member, db)
-        try Self.merge(accepted, records: records, created: Set(owners.keys), db)
+        let grown = try Self.merge(accepted, records: records, created: Set(owners.keys), db)
+        // Every accepted change is the member's: the quota counts their channel's held bytes.
+        if grown != 0 {
+            let usage = try Self.usage(of: principal.member, db)
+            guard grown < 0 || usage + grown <= batch.quotaBytes else { throw ServerError.overQuota(bytes: batch.quotaBytes) }
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO member_usage (member, bytes) VALUES (?, ?)").execute(
+                arguments: [Data(principal.member.bytes), max(0, usage + grown)])
+        }
         for (id, digest) in taken {
             try db.cachedStatement(sql: "INSERT INTO accepted (replica, wall, counter, digest) VALUES (?, ?, ?, ?)").execute(
                 arguments: [Data(id.replica.bytes), Int64(id.timestamp.wallMillis), Int64(id.timestamp.counter), Data(digest)])
@@ -212,6 +219,14 @@ extension SQLiteServerStorage {
         let highestOwn = accepted.lazy.filter { $0.replica == replica }.map(\.timestamp).max()
         let pusherMark = [try mark(replica), highestOwn].compactMap { $0 }.max()
         return PushOutcome(accepted: accepted.count, replayed: replayed, ownChannel: step, mark: pusherMark)
+    }
+
+    static func usage(of member: MemberID, _ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT bytes FROM member_usage WHERE member = ?"), arguments: [Data(member.bytes)]) ?? 0
+    }
+
+    public func usage(of member: MemberID) async throws -> Int64 {
+        try await pool.read { db in try Self.usage(of: member, db) }
     }
 
     /// A channel's highest sequence number (0 when it holds nothing).
@@ -341,7 +356,9 @@ extension SQLiteServerStorage {
     /// gets its held rows replaced, under new sequence numbers, in its owner's channel.
     /// `records` are the records the caller already knows; `created` the records this batch
     /// creates, which hold nothing yet (nothing to read, nothing to delete).
-    static func merge(_ changes: [Change], records: [RecordID: StoredRecord], created: Set<RecordID>, _ db: Database) throws {
+    /// - Returns: how many bytes of held changes the merge added (negative: freed).
+    @discardableResult
+    static func merge(_ changes: [Change], records: [RecordID: StoredRecord], created: Set<RecordID>, _ db: Database) throws -> Int64 {
         var ids: [RecordID] = []
         var seen = Set<RecordID>()
         for change in changes where seen.insert(change.record).inserted { ids.append(change.record) }
@@ -360,7 +377,9 @@ extension SQLiteServerStorage {
         var after = before
         var touched = Set<RecordID>()
         for change in changes where after.apply(change) { touched.insert(change.record) }
-        guard !touched.isEmpty else { return }
+        guard !touched.isEmpty else { return 0 }
+        var grown: Int64 = 0
+        func size(_ changes: [Change]) -> Int64 { changes.reduce(0) { $0 + Int64($1.canonicalBytes.count) } }
         var sequence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
         for id in ids where touched.contains(id) {
             guard let new = after[id], let stored = known[id] else { continue }
@@ -368,7 +387,8 @@ extension SQLiteServerStorage {
             let old = before[id]
             let key = Data(id.bytes)
             let number = stored.number
-            func replace(field: FieldName, kind: MergeKind, with held: [Change]) throws {
+            func replace(field: FieldName, kind: MergeKind, with held: [Change], replacing previous: [Change]) throws {
+                grown += size(held) - size(previous)
                 if old != nil {
                     try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?").execute(
                         arguments: [number, field.rawValue, Int64(kind.rawValue)])
@@ -383,16 +403,19 @@ extension SQLiteServerStorage {
                                     Data(owner.bytes), Data(change.canonicalBytes)])
                 }
             }
-            if let create = new.create, create != old?.create { try replace(field: .record, kind: .create, with: [create]) }
+            if let create = new.create, create != old?.create {
+                try replace(field: .record, kind: .create, with: [create], replacing: old?.create.map { [$0] } ?? [])
+            }
             if let tombstone = new.tombstone, tombstone != old?.tombstone {
                 if old?.tombstone == nil {
                     try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND kind NOT IN (0, 4)").execute(arguments: [number])
                     try db.cachedStatement(sql: "DELETE FROM covered WHERE record = ?").execute(arguments: [key])
+                    grown -= old.map { record in record.fields.values.reduce(0) { $0 + size($1.changes) } } ?? 0
                 }
-                try replace(field: .record, kind: .tombstone, with: [tombstone])
+                try replace(field: .record, kind: .tombstone, with: [tombstone], replacing: old?.tombstone.map { [$0] } ?? [])
             }
             for (fieldKey, state) in new.fields where old?.fields[fieldKey] != state {
-                try replace(field: fieldKey.field, kind: fieldKey.kind, with: state.changes)
+                try replace(field: fieldKey.field, kind: fieldKey.kind, with: state.changes, replacing: old?.fields[fieldKey]?.changes ?? [])
                 if case .multiValue(let register) = state {
                     try db.cachedStatement(sql: "INSERT OR REPLACE INTO covered (record, field, context) VALUES (?, ?, ?)").execute(
                         arguments: [key, fieldKey.field.rawValue, Data(register.covered.encoded)])
@@ -400,6 +423,7 @@ extension SQLiteServerStorage {
             }
         }
         try db.cachedStatement(sql: "UPDATE sequence SET value = ?").execute(arguments: [sequence])
+        return grown
     }
 }
 

@@ -14,6 +14,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyAttempts
     case tooManyConnections(Int)
     case tooManyCodes(Int)
+    case overQuota(bytes: Int64)
     case requestTimeout(seconds: Int)
     /// The client went away before its request was whole; nobody reads the answer.
     case disconnected
@@ -34,6 +35,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts: 429
         case .tooManyConnections: 429
         case .tooManyCodes: 429
+        case .overQuota: 413
         case .requestTimeout: 408
         case .disconnected: 400
         case .throttled: 429
@@ -55,6 +57,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts: "too-many-attempts"
         case .tooManyConnections: "too-many-connections"
         case .tooManyCodes: "too-many-codes"
+        case .overQuota: "over-quota"
         case .requestTimeout: "request-timeout"
         case .disconnected: "disconnected"
         case .throttled: "throttled"
@@ -82,6 +85,8 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyConnections(let limit): "This device has \(limit) live connections open already; close one first."
         case .requestTimeout(let seconds): "The request's body did not arrive within \(seconds) s; send it again."
         case .disconnected: "The connection closed before the request was whole."
+        case .overQuota(let bytes):
+            "This member's data on the server has reached its quota of \(bytes >> 20) MiB; nothing of the batch was stored. Ask the center to raise it."
         case .tooManyCodes(let limit):
             "This member has \(limit) unused link codes already; use one, or wait until one expires (15 minutes)."
         case .throttled(let seconds): "Too many failed sign-ins; try again in \(seconds) s (Retry-After)."

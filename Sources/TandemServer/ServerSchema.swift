@@ -140,6 +140,14 @@ enum ServerSchema {
                 CREATE INDEX enroll_failure_at ON enroll_failure (at);
                 """)
         }
+        migrator.registerMigration("v7-member-usage") { db in
+            // The bytes of the changes held in each member's channel: what the per-member
+            // storage quota counts, kept up to date by every push.
+            try db.execute(sql: """
+                CREATE TABLE member_usage (member BLOB PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO member_usage (member, bytes) SELECT channel, sum(length(change)) FROM held GROUP BY channel;
+                """)
+        }
         return migrator
     }
 }

@@ -44,7 +44,14 @@ public protocol ServerStorage: Sendable {
 
     /// Accepts a batch whole or refuses it whole (PROTOCOL.md §9.3). With `repush` (after a
     /// restore, §9.9) changes of any replica registered to the caller's member are taken.
-    func push(_ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome
+    /// A push that would take the member's held bytes past `quotaBytes` is refused whole
+    /// (`ServerError.overQuota`); one that frees space or stays under it is taken.
+    func push(
+        _ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64, quotaBytes: Int64
+    ) async throws -> PushOutcome
+
+    /// The bytes of the changes the server holds in a member's channel (what the quota counts).
+    func usage(of member: MemberID) async throws -> Int64
 
     /// A member's devices (or everyone's, with nil).
     func devices(of member: MemberID?) async throws -> [DeviceInfo]
@@ -76,6 +83,13 @@ public protocol ServerStorage: Sendable {
     /// Returns once the head may have moved past `position` (at once if it has), or after
     /// `timeout`. May return early; callers read `commits(after:)` to know.
     func awaitCommit(after position: Int64, timeout: Duration) async throws
+}
+
+extension ServerStorage {
+    /// A push with no quota (tests and tools).
+    public func push(_ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome {
+        try await push(changes, from: principal, repush: repush, nowMillis: nowMillis, maxSkewMillis: maxSkewMillis, quotaBytes: .max)
+    }
 }
 
 /// Who is calling: a member, and the device they called from.

@@ -29,6 +29,9 @@ public struct SyncServer: Sendable {
         public var maxPullPageSize = 16_000
         /// How far ahead of the server's clock a change may be stamped.
         public var maxSkewMillis: UInt64 = 60_000
+        /// The bytes of held changes one member may keep on the server; pushes past it get
+        /// 413 `over-quota`.
+        public var memberQuotaBytes: Int64 = 256 << 20
         /// Open live connections per device; more are refused (429, or close code 4429).
         public var maxLiveConnectionsPerDevice = 4
         /// Unused link codes a member may hold at once (`POST /v1/link`); more get 429.
@@ -242,7 +245,9 @@ public struct SyncServer: Sendable {
         if repush { log["repush"] = "1" }
         let outcome: PushOutcome
         do {
-            outcome = try await storage.push(batch.changes, from: principal, repush: repush, nowMillis: now, maxSkewMillis: limits.maxSkewMillis)
+            outcome = try await storage.push(
+                batch.changes, from: principal, repush: repush, nowMillis: now, maxSkewMillis: limits.maxSkewMillis,
+                quotaBytes: limits.memberQuotaBytes)
         } catch ServerError.refused(let refusals, let serverTime) {
             metrics.refused(refusals.count)
             log["refused"] = "\(refusals.count)"

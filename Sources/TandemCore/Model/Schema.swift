@@ -149,17 +149,24 @@ public enum Schema {
 
     /// Checks a change against its collection's table (PROTOCOL.md §6).
     ///
-    /// Fields the table does not know pass, kept as opaque values for newer versions;
-    /// a known field must have its kind and keep its rule. Members are the server's.
+    /// Only known collections pass. Fields the table does not know pass, kept as opaque
+    /// values for newer versions, except under a set's prefix: a `symptom.` field names a
+    /// symptom of the vocabulary, a `tag.` or `followup.` field the hash of its text, so no
+    /// health text rides in a field name. A known field must have its kind and keep its
+    /// rule. Members are the server's.
     ///
-    /// - Throws: `TandemCoreError.invalidValue` or `.invalidChange`, naming the field and rule.
+    /// - Throws: `TandemCoreError.invalidValue` or `.invalidChange`, naming the field and
+    ///   rule (never a refused field name: it could be the very text kept out of names).
     public static func validate(_ change: Change, in collection: CollectionName) throws(TandemCoreError) {
         try change.validateShape()
+        guard let table = tables[collection], let keys = createKeys[collection] else {
+            throw .invalidChange(reason: "no collection of that name is known (PROTOCOL.md §6)")
+        }
         switch change.kind {
         case .tombstone:
             return
         case .create:
-            guard let map = change.value.mapValue, let keys = createKeys[collection] else { return }
+            guard let map = change.value.mapValue else { return }
             for (key, rule) in keys {
                 guard let value = map[key], rule.accepts(value) else {
                     throw .invalidValue(field: key, rule: "a \(collection) must be created with a valid '\(key)'")
@@ -169,7 +176,14 @@ public enum Schema {
                 throw .invalidChange(reason: "a \(collection) has no set-once field '\(safeKey(key))'")
             }
         case .lww, .mv, .min:
-            guard let spec = spec(collection, field: change.field) else { return }
+            guard let spec = spec(collection, field: change.field) else {
+                if let set = table.first(where: { $0.isPrefix && change.field.rawValue.hasPrefix($0.name) }) {
+                    throw .invalidChange(reason: set.name == "symptom."
+                        ? "a symptom field names a symptom of the vocabulary (PROTOCOL.md §6)"
+                        : "a '\(set.name)' field is named by the 32-hex-digit hash of its text (PROTOCOL.md §2.4)")
+                }
+                return
+            }
             guard spec.kind == change.kind else {
                 throw .invalidChange(reason: "'\(change.field)' merges as \(spec.kind), not \(change.kind)")
             }

@@ -1,0 +1,56 @@
+import Foundation
+import GRDB
+import TandemClient
+import TandemCore
+import TandemProtocol
+import TandemServer
+import TandemStore
+import TandemTestSupport
+import Testing
+
+/// Each member keeps at most a quota of held bytes on the server: a push past it is refused
+/// whole with 413 `over-quota` and a message naming the quota; deleting frees space.
+@Suite("Member quota")
+struct QuotaTests {
+    /// The bytes the server holds in a member's channel, counted from `held` itself.
+    static func counted(_ storage: SQLiteServerStorage, _ member: MemberID) throws -> Int64 {
+        let queue = try DatabaseQueue(path: storage.path)
+        return try queue.read { db in
+            try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(change)), 0) FROM held WHERE channel = ?", arguments: [Data(member.bytes)]) ?? 0
+        }
+    }
+
+    @Test func aPushPastTheQuota_isRefusedWhole_andDeletingFreesSpace() async throws {
+        var limits = SyncServer.Limits()
+        limits.memberQuotaBytes = 4_000
+        let (dir, server) = try await InProcessServer.center("quota", limits: limits)
+        defer { withExtendedLifetime(dir) {} }
+        let phone = try await server.device(dir, "phone")
+        let member = try #require(try phone.binding()?.member)
+        var edit = JournalEdit()
+        edit.mood = 3
+        edit.craving = 2
+        edit.text = String(repeating: "a", count: 1_500)
+        let (first, _) = try phone.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+        _ = try await Syncer(store: phone).sync()
+        let used = try await server.storage.usage(of: member)
+        #expect(used == (try Self.counted(server.storage, member)) && used > 1_500)
+
+        for _ in 0..<2 { _ = try phone.write(try edit.recordEdit(), to: nil, clock: SystemWallClock()) }
+        await #expect {
+            _ = try await Syncer(store: phone).sync()
+        } throws: { error in
+            guard case SyncError.server(let status, let code, let message) = error else { return false }
+            return status == 413 && code == "over-quota" && message.contains("quota")
+        }
+        #expect(try await server.storage.usage(of: member) == used, "nothing of the refused batch counted")
+        #expect(try Self.counted(server.storage, member) == used, "nor stored")
+
+        // Deleting the first entry frees its text: the outbox, delete included, then fits.
+        _ = try phone.write(.delete(.journal), to: first, clock: SystemWallClock())
+        #expect(try await Syncer(store: phone).sync().pushed > 0)
+        let afterDelete = try await server.storage.usage(of: member)
+        #expect(afterDelete == (try Self.counted(server.storage, member)))
+        #expect(afterDelete <= limits.memberQuotaBytes)
+    }
+}
