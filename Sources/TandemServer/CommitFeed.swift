@@ -7,7 +7,7 @@ public import TandemCore
 /// listens.
 public actor CommitFeed {
     let storage: any ServerStorage
-    private var subscribers: [Int: AsyncStream<Commits>.Continuation] = [:]
+    private var subscribers: [Int: CommitMailbox] = [:]
     private var nextID = 0
     private var loop: Task<Void, Never>?
     /// Whether the loop holds its starting position; subscribers wait for it.
@@ -18,20 +18,21 @@ public actor CommitFeed {
         self.storage = storage
     }
 
-    /// A stream of every commit made after this call returns; `unsubscribe(id)` ends it.
-    /// The first subscriber starts the loop and returns once the loop has read the head
-    /// (or failed to, once), so a commit made right after cannot be taken for the start.
-    public func subscribe() async -> (id: Int, commits: AsyncStream<Commits>) {
+    /// Every commit made after this call returns, coalesced while unread (`CommitMailbox`:
+    /// a subscriber that stops reading holds one `Commits`, never a queue);
+    /// `unsubscribe(id)` ends it. The first subscriber starts the loop and returns once the
+    /// loop has read the head (or failed to, once), so a commit made right after cannot be
+    /// taken for the start.
+    public func subscribe() async -> (id: Int, commits: CommitMailbox) {
         nextID += 1
         let id = nextID
-        // Unbounded: each element is small and a subscriber's loop only forwards it.
-        let (stream, continuation) = AsyncStream.makeStream(of: Commits.self)
-        subscribers[id] = continuation
+        let mailbox = CommitMailbox()
+        subscribers[id] = mailbox
         if loop == nil { loop = Task { await self.follow() } }
         if !positioned {
             await withCheckedContinuation { waitingForPosition.append($0) }
         }
-        return (id, stream)
+        return (id, mailbox)
     }
 
     public func unsubscribe(_ id: Int) {
@@ -65,7 +66,7 @@ public actor CommitFeed {
                 let commits = try await storage.commits(after: from)
                 guard commits.head != from || commits.reset else { continue }
                 position = commits.head
-                for continuation in subscribers.values { continuation.yield(commits) }
+                for mailbox in subscribers.values { mailbox.post(commits) }
             } catch {
                 // The store is unreachable for now: try again shortly; nothing is lost,
                 // the next read covers everything after `position`.

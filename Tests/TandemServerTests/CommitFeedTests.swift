@@ -81,4 +81,32 @@ struct CommitFeedTests {
         #expect(plan.contains { $0.hasPrefix("SEARCH held USING COVERING INDEX held_seq") }, "\(plan)")
         #expect(!plan.contains { $0.hasPrefix("SCAN") }, "\(plan)")
     }
+
+    /// A subscriber that stops reading (a live connection whose device went quiet) holds
+    /// one coalesced `Commits`, never a queue, and still learns every channel that advanced.
+    @Test func aSubscriberThatStopsReading_holdsOneCoalescedCommits() async throws {
+        let mailbox = CommitMailbox()
+        let channels = (0..<20).map { _ in MemberID.random() }
+        for n in 1...10_000 {
+            mailbox.post(Commits(head: Int64(n), channels: [channels[n % 20]: Int64(n)]))
+            #expect(mailbox.waiting == 1)
+        }
+        let merged = try #require(await mailbox.next())
+        #expect(merged.head == 10_000 && !merged.reset)
+        #expect(merged.channels.count == 20)
+        for (index, channel) in channels.enumerated() {
+            #expect(merged.channels[channel] == Int64(10_000 - (20 - index) % 20), "each channel at its latest position")
+        }
+        #expect(mailbox.waiting == 0)
+        // A reset among the coalesced commits stays a reset; finishing ends the reader.
+        mailbox.post(Commits(head: 3, channels: [:], reset: true))
+        mailbox.post(Commits(head: 4, channels: [channels[0]: 4]))
+        #expect(try #require(await mailbox.next()).reset)
+        let reader = Task { await mailbox.next() }
+        mailbox.finish()
+        #expect(await reader.value == nil)
+        let cancelled = Task { await CommitMailbox().next() }
+        cancelled.cancel()
+        #expect(await cancelled.value == nil)
+    }
 }
