@@ -32,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
     var memberQuotaMib = 256
 
     func run() async throws {
+        // Held while serving: `tandem admin restore` refuses to replace the store meanwhile.
+        let serving = try ServingLock(store: db, exclusive: false)
+        defer { withExtendedLifetime(serving) {} }
         let storage = try SQLiteServerStorage(path: db)
         try storage.checkpointInBackground()
         let host = host

@@ -232,6 +232,9 @@ extension SQLiteServerStorage {
     /// - Throws: `ServerError.badRequest` when `backup` is not a Tandem server store.
     public static func restore(backup: String, to path: String) throws {
         guard FileManager.default.fileExists(atPath: backup) else { throw ServerError.badRequest("No backup at \(backup).") }
+        // Never under a running server: it would go on with the old store's files open.
+        let lock = try ServingLock(store: path, exclusive: true)
+        defer { withExtendedLifetime(lock) {} }
         let check = try SQLiteServerStorage(path: backup)
         guard try check.pool.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM center") }) == 1 else {
             throw ServerError.badRequest("\(backup) is not an initialized Tandem server store.")

@@ -76,4 +76,20 @@ struct RestoreTests {
             #expect(try store.record(try RecordID(hex: fromTablet)) != nil)
         }
     }
+
+    @Test func aRestoreWhileAServerHasTheStoreOpen_isRefused_andChangesNothing() async throws {
+        let dir = try TemporaryDirectory()
+        let db = dir.path("center.sqlite")
+        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
+        #expect(try await TandemExecutable.run(["admin", "backup", "--db", db, dir.path("backup.sqlite")]).status == 0)
+        let server = try await LiveServer(dbPath: db)
+        let epoch = try await SQLiteServerStorage(path: db).epoch()
+        let refused = try await TandemExecutable.run(["admin", "restore", dir.path("backup.sqlite"), "--db", db])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("stop it"), "\(refused.stderr)")
+        #expect(try await SQLiteServerStorage(path: db).epoch() == epoch, "the store was not replaced")
+        await server.stop()
+        #expect(try await TandemExecutable.run(["admin", "restore", dir.path("backup.sqlite"), "--db", db]).status == 0)
+        #expect(try await SQLiteServerStorage(path: db).epoch() != epoch)
+    }
 }
