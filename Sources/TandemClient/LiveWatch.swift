@@ -138,7 +138,7 @@ public struct LiveWatch: Sendable {
                 let close = try await WebSocketClient.connect(url: server + "/v1/live", configuration: configuration, logger: logger) { inbound, _, _ in
                     for try await message in inbound.messages(maxSize: 1 << 16) {
                         guard case .text(let text) = message,
-                              let notice = try? JSONDecoder().decode(LiveMessage.self, from: Data(text.utf8))
+                              let notice = LiveMessage(frame: text)
                         else { continue }
                         if !connected.exchange(true, ordering: .relaxed) { onEvent(.connected) }
                         if notice.type == "advanced", let cursors = notice.cursors {

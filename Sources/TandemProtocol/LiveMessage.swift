@@ -1,3 +1,5 @@
+import Foundation
+
 /// What the server says on a live connection (PROTOCOL.md §9.12), as JSON text frames.
 public struct LiveMessage: Codable, Sendable, Equatable {
     /// `hello` once connected (pull now: something may have changed while away), then
@@ -16,6 +18,16 @@ public struct LiveMessage: Codable, Sendable, Equatable {
         self.subscriptions = subscriptions
         self.cursors = cursors
         self.serverTime = serverTime
+    }
+
+    /// A text frame as a device reads it: the JSON of a message, at most 64 KiB, or nil
+    /// for anything else (a device ignores frames it does not understand). Fuzzed
+    /// (`Fuzz/LiveMessageParser.swift`).
+    public init?(frame text: String) {
+        guard text.utf8.count <= 1 << 16,
+              let message = try? JSONDecoder().decode(LiveMessage.self, from: Data(text.utf8))
+        else { return nil }
+        self = message
     }
 }
 
