@@ -1,5 +1,6 @@
 /// A subscription's position, opaque to devices: `t1.<epoch hex>.<key>.<sequence>`
-/// (PROTOCOL.md §9.4).
+/// (PROTOCOL.md §9.4): the key of `a-z`, `0-9`, `:` and `-`, the sequence a non-negative
+/// Int64 without leading zeros, 200 bytes in all (the pattern in Protocol/openapi.yaml).
 public struct Cursor: Equatable, Sendable {
     public var epoch: String
     public var key: String
@@ -18,7 +19,7 @@ public struct Cursor: Equatable, Sendable {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard text.utf8.count <= 200, parts.count == 4, parts[0] == "t1", parts[1].count == 32,
               parts[1].allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
-              !parts[2].isEmpty, parts[2].allSatisfy({ $0.isLetter || $0.isNumber || $0 == ":" || $0 == "-" }),
+              !parts[2].isEmpty, parts[2].utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "-") }),
               let sequence = Int64(parts[3]), sequence >= 0, String(sequence) == parts[3]
         else { throw .malformed }
         self.init(epoch: String(parts[1]), key: String(parts[2]), sequence: sequence)

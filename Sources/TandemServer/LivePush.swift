@@ -95,7 +95,7 @@ extension SyncServer {
         if let device = principal.device, await liveConnections.count(device) >= limits.maxLiveConnectionsPerDevice {
             throw ServerError.tooManyConnections(limits.maxLiveConnectionsPerDevice)
         }
-        throw ServerError.badRequest("GET /v1/live is a WebSocket: send an upgrade request.")
+        throw ServerError.upgradeRequired
     }
 
     /// One live connection: `hello`, then `advanced` for every commit that touches one of the

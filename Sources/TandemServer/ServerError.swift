@@ -14,6 +14,9 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyAttempts
     case tooManyConnections(Int)
     case tooManyCodes(Int)
+    case notFound
+    case upgradeRequired
+    case methodNotAllowed(allowed: [String])
     case overQuota(bytes: Int64)
     case requestTimeout(seconds: Int)
     /// The client went away before its request was whole; nobody reads the answer.
@@ -35,6 +38,9 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts: 429
         case .tooManyConnections: 429
         case .tooManyCodes: 429
+        case .notFound: 404
+        case .upgradeRequired: 426
+        case .methodNotAllowed: 405
         case .overQuota: 413
         case .requestTimeout: 408
         case .disconnected: 400
@@ -57,6 +63,9 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyAttempts: "too-many-attempts"
         case .tooManyConnections: "too-many-connections"
         case .tooManyCodes: "too-many-codes"
+        case .notFound: "not-found"
+        case .upgradeRequired: "upgrade-required"
+        case .methodNotAllowed: "method-not-allowed"
         case .overQuota: "over-quota"
         case .requestTimeout: "request-timeout"
         case .disconnected: "disconnected"
@@ -87,6 +96,9 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .disconnected: "The connection closed before the request was whole."
         case .overQuota(let bytes):
             "This member's data on the server has reached its quota of \(bytes >> 20) MiB; nothing of the batch was stored. Ask the center to raise it."
+        case .notFound: "No such endpoint; Protocol/openapi.yaml lists them."
+        case .upgradeRequired: "GET /v1/live is a WebSocket: send an upgrade request."
+        case .methodNotAllowed(let allowed): "This endpoint answers \(allowed.joined(separator: ", ")) only."
         case .tooManyCodes(let limit):
             "This member has \(limit) unused link codes already; use one, or wait until one expires (15 minutes)."
         case .throttled(let seconds): "Too many failed sign-ins; try again in \(seconds) s (Retry-After)."

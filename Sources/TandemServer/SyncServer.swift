@@ -111,6 +111,12 @@ public struct SyncServer: Sendable {
 
     public static let protocolVersion = WireProtocol.version
 
+    /// Every route, with its methods (Protocol/openapi.yaml).
+    static let routes: [String: [HTTPRequest.Method]] = [
+        "/health": [.get], "/metrics": [.get], "/v1/enroll": [.post], "/v1/link": [.post], "/v1/push": [.post],
+        "/v1/pull": [.post], "/v1/devices": [.get], "/v1/live": [.get],
+    ]
+
     /// The subscription key of a member's own records (PROTOCOL.md §9.4).
     static let ownKey = "own"
 
@@ -121,6 +127,7 @@ public struct SyncServer: Sendable {
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: TandemRequestContext.self)
+        router.add(middleware: UnmatchedRoutes(routes: Self.routes, server: self))
         for item in middleware { router.add(middleware: item) }
         router.get("health") { _, _ in try json(["status": "ok"]) }
         router.get("metrics") { _, _ in
@@ -300,7 +307,8 @@ public struct SyncServer: Sendable {
             throw error
         }
         let keys = grants.map { $0.key(for: principal) }
-        let limit = min(max(body.limit ?? limits.pullPageSize, 1), limits.maxPullPageSize)
+        if let asked = body.limit, asked < 1 || asked > Int(Int32.max) { throw ServerError.badRequest("limit must be from 1 to 2147483647.") }
+        let limit = min(body.limit ?? limits.pullPageSize, limits.maxPullPageSize)
         // The epoch, the head and every page from one read transaction.
         let snapshot: PullSnapshot
         do {
@@ -492,6 +500,8 @@ public struct SyncServer: Sendable {
             var answered = (try? json(answer, status: HTTPResponse.Status(code: error.status))) ?? Response(status: .internalServerError)
             if case .throttled(let seconds) = error { answered.headers[.retryAfter] = String(seconds) }
             if case .requestTimeout = error { answered.headers[.connection] = "close" }
+            if case .methodNotAllowed(let allowed) = error { answered.headers[.allow] = allowed.joined(separator: ", ") }
+            if case .upgradeRequired = error { answered.headers[.upgrade] = "websocket" }
             response = answered
         } catch {
             // The type only: an error's text could quote what it failed on.

@@ -20,7 +20,7 @@ struct CursorTests {
         "", "t1", "t2.\(epoch).own.1", "t1.\(epoch).own.-1", "t1.\(epoch).own.01", "t1.\(epoch).own.+1",
         "t1.\(epoch).own.9223372036854775808", "t1.\(epoch.uppercased()).own.1", "t1.\(epoch.dropLast()).own.1",
         "t1.\(epoch)..1", "t1.\(epoch).own.1.", "t1.\(epoch).o wn.1", "t1.\(epoch).own.1\u{0}",
-        "t1.\(epoch).\(String(repeating: "k", count: 200)).1",
+        "t1.\(epoch).\(String(repeating: "k", count: 200)).1", "t1.\(epoch).öwn.1", "t1.\(epoch).OWN.1",
     ])
     func malformedCursors_areRefused(_ text: String) {
         #expect(throws: CursorError.malformed) { try Cursor(parsing: text) }

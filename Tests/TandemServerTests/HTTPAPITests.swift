@@ -20,6 +20,7 @@ struct HTTPAPITests {
         var status: Int
         var body: Data
         var serverTime: String?
+        var allow: String? = nil
         var error: ErrorResponse? { try? JSONDecoder().decode(ErrorResponse.self, from: body) }
     }
 
@@ -31,7 +32,9 @@ struct HTTPAPITests {
         if !body.isEmpty { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let collected = try await response.body.collect(upTo: 16 << 20)
-        return Answer(status: Int(response.status.code), body: Data(collected.readableBytesView), serverTime: response.headers.first(name: "Tandem-Server-Time"))
+        return Answer(
+            status: Int(response.status.code), body: Data(collected.readableBytesView), serverTime: response.headers.first(name: "Tandem-Server-Time"),
+            allow: response.headers.first(name: "Allow"))
     }
 
     /// Paths, methods and statuses documented in Protocol/openapi.yaml.
@@ -65,8 +68,14 @@ struct HTTPAPITests {
             #expect(endpoint.statuses.contains(answer.status), "\(endpoint.method) \(endpoint.path) answered \(answer.status)")
             #expect(answer.serverTime != nil, "\(endpoint.path) carries the server's time")
         }
+        // Unknown paths and methods a route does not have answer like every error.
         let missing = try await send(server, .GET, "/v1/nothing-here")
-        #expect(missing.status == 404)
+        #expect(missing.status == 404 && missing.error?.error == "not-found" && missing.serverTime != nil)
+        for (method, path, allowed) in [(HTTPMethod.RAW(value: "TRACE"), "/health", "GET"), (.DELETE, "/v1/push", "POST"), (.POST, "/health", "GET")] {
+            let wrong = try await send(server, method, path)
+            #expect(wrong.status == 405 && wrong.error?.error == "method-not-allowed", "\(method) \(path)")
+            #expect(wrong.allow == allowed && wrong.serverTime != nil, "\(method) \(path)")
+        }
     }
 
     @Test func metricsCountRequestsAndChanges_andLogsNeverCarryContentOrTokens() async throws {

@@ -150,7 +150,7 @@ struct LivePushTests {
         request = HTTPClientRequest(url: center.server.url + "/v1/live")
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         answer = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        #expect(answer.status.code == 400, "a GET that is not an upgrade")
+        #expect(answer.status.code == 426, "a GET that is not an upgrade")
 
         // Four open connections for the phone: a fifth is refused with 429.
         var headers = HTTPFields()
