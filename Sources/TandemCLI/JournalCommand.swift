@@ -24,12 +24,12 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var text: TextOptions
 
         /// The edit these options describe: when, sleep, added tags and text.
-        func edit(stdinWhenPiped: Bool) throws -> JournalEdit {
+        func edit() throws -> JournalEdit {
             var edit = JournalEdit()
             edit.at = try at.map { try DateInput.dateTime($0) }
             edit.hoursSlept = slept
             edit.addTags = tag
-            edit.text = try text.read(stdinWhenPiped: stdinWhenPiped)
+            edit.text = try text.read()
             return edit
         }
     }
@@ -51,7 +51,7 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            var edit = try entry.edit(stdinWhenPiped: true)
+            var edit = try entry.edit()
             edit.mood = mood
             edit.craving = craving
             edit.addSymptoms = Set(try symptom.map(parseSymptom))
@@ -140,7 +140,7 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            var edit = try entry.edit(stdinWhenPiped: false)
+            var edit = try entry.edit()
             edit.mood = mood
             edit.craving = craving
             edit.addSymptoms = Set(try addSymptom.map(parseSymptom))

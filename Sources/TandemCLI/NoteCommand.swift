@@ -33,7 +33,7 @@ struct NoteCommand: ParsableCommand {
             edit.patient = try parseMember(patient, what: "--patient")
             let clock = SystemWallClock()
             edit.date = try date.map(DateInput.date) ?? DateInput.now(clock.nowMillis()).date
-            edit.text = try text.read(stdinWhenPiped: true)
+            edit.text = try text.read()
             edit.addFollowUps = followUp
             edit.shared = shareWithPatient
             print(try home.resolved.create(try edit.recordEdit(), clock: clock).hex)

@@ -25,11 +25,19 @@ func table(_ header: [String], _ rows: [[String]], style: Style = .current) -> S
     return ([style.bold(line(header))] + rows.map(line)).joined(separator: "\n")
 }
 
-/// Stable JSON: sorted keys, pretty, documented in docs/cli.md.
+/// Stable JSON: sorted keys, pretty, documented in docs/cli.md. Empty arrays and objects
+/// print as `[]` and `{}` (Foundation's pretty printer puts an empty line inside them; a
+/// real line break never occurs inside a JSON string, so only structure is touched).
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    print(prettyJSON(try encoder.encode(value)))
+}
+
+func prettyJSON(_ data: Data) -> String {
+    String(decoding: data, as: UTF8.self)
+        .replacingOccurrences(of: #"\[\n\s*\]"#, with: "[]", options: .regularExpression)
+        .replacingOccurrences(of: #"\{\n\s*\}"#, with: "{}", options: .regularExpression)
 }
 
 /// One JSON object on one line (for streams such as `sync --watch --json`).

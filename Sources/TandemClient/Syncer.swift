@@ -228,8 +228,12 @@ public struct Syncer: Sendable {
                 report.bytesReceived += data.count
                 guard let answer = try? JSONDecoder().decode(PushResponse.self, from: data) else { throw SyncError.badAnswer("push") }
                 // What this push added to the member's channel need not come back in the pull.
+                // From the channel's very start, a device with no cursor yet may take it too.
+                let advancing = (answer.advanced ?? []).map { advance in
+                    (key: advance.key, from: advance.from, to: advance.to, ifAbsent: (try? Cursor(parsing: advance.from))?.sequence == 0)
+                }
                 try store.acknowledge(
-                    through: last.position, advancing: (answer.advanced ?? []).map { ($0.key, $0.from, $0.to) },
+                    through: last.position, advancing: advancing,
                     mark: answer.mark.flatMap(Self.timestamp))
                 report.pushed += answer.accepted
                 report.replayed += answer.replayed

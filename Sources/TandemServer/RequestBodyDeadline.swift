@@ -9,7 +9,7 @@ import NIOHTTPTypes
 /// forever. At the deadline this handler fails the body stream with `RequestBodyTimeout`:
 /// the route reading it answers 408 as every error is answered (logged and counted), and
 /// the connection is closed once that answer is written; a route that answered without
-/// reading the body has its connection closed at the deadline. When the server shuts
+/// reading the body has its connection closed at the deadline if the body has not ended. When the server shuts
 /// down, a body still arriving expires at once.
 final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
@@ -48,11 +48,11 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapOutboundIn(data) {
         case .head:
             responded = true
-        case .end where expired || timer != nil:
-            // Answered while the body is late or still arriving: nothing more is read on
-            // this connection, so it closes once the answer is out.
-            timer?.cancel()
-            timer = nil
+        case .end where expired:
+            // The 408 of a late body: nothing more is read on this connection, so it
+            // closes once the answer is out. (An answer written while a body is still on
+            // time leaves the deadline running: Hummingbird reads the rest of the body,
+            // and the connection closes at the deadline only if that does not end.)
             let written = context.writeAndFlush(data)
             written.cascade(to: promise)
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }

@@ -73,11 +73,14 @@ extension ReplicaStore {
 
     /// Drops outbox entries up to `position`: the server acknowledged them. Each cursor in
     /// `advancing` that still stands at its `from` moves to its `to` in the same transaction:
-    /// the server said that what lies between is what was just acknowledged. The clock's
+    /// the server said that what lies between is what was just acknowledged. With
+    /// `ifAbsent` (a `from` at the channel's very start), a subscription with no cursor yet
+    /// gets `to` as well: a device's first push into its member's empty channel need not
+    /// pull it back. The clock's
     /// floor rises to the replica's `mark` (the highest id the server accepted from it), so
     /// this replica never stamps at or below it (PROTOCOL.md §9.3).
     public func acknowledge(
-        through position: Int64, advancing: [(key: String, from: String, to: String)] = [], mark: HybridTimestamp? = nil
+        through position: Int64, advancing: [(key: String, from: String, to: String, ifAbsent: Bool)] = [], mark: HybridTimestamp? = nil
     ) throws {
         do {
             try queue.write { db in
@@ -86,6 +89,9 @@ extension ReplicaStore {
                 for cursor in advancing {
                     try db.execute(
                         sql: "UPDATE sync_cursor SET value = ? WHERE key = ? AND value = ?", arguments: [cursor.to, cursor.key, cursor.from])
+                    if cursor.ifAbsent {
+                        try db.execute(sql: "INSERT OR IGNORE INTO sync_cursor (key, value) VALUES (?, ?)", arguments: [cursor.key, cursor.to])
+                    }
                 }
             }
         } catch {

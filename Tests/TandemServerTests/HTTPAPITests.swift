@@ -99,7 +99,8 @@ struct HTTPAPITests {
         _ = try await Syncer(store: store).sync { progress in seen.withLock { $0.append(progress) } }
         let steps = seen.withLock { $0 }
         #expect(steps.first == Syncer.Progress(sent: 0, toSend: changes.count, received: 0))
-        #expect(steps.last == Syncer.Progress(sent: changes.count, toSend: changes.count, received: changes.count))
+        // Its first push into the member's empty channel does not come back.
+        #expect(steps.last == Syncer.Progress(sent: changes.count, toSend: changes.count, received: 0))
         _ = try await Syncer(store: store).sync()
         _ = try await send(server, .POST, "/v1/pull", token: "not-a-token", body: Array("{}".utf8))
 

@@ -44,6 +44,24 @@ struct OwnPushesTests {
         #expect(try tablet.cursors() == (try phone.cursors()))
     }
 
+    /// A patient who wrote offline and then enrolls: the first sync sends the entries and
+    /// receives none of them back ("6 sent, 0 received", not "6 sent, 6 received").
+    @Test func aFirstSyncIntoAnEmptyChannel_doesNotPullItsOwnWritesBack() async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-own-first")
+        let phone = try await server.device(dir, "phone")
+        for value in 0..<2 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
+        let first = try await Syncer(store: phone).sync()
+        #expect(first.pushed > 0)
+        #expect(first.pulled == 0)
+        // A second device of the member, whose channel is no longer empty, still gets it all.
+        let tablet = try await server.device(dir, "tablet", linkedTo: phone)
+        try tablet.write(try moodEntry(9), to: nil, clock: SystemWallClock())
+        let second = try await Syncer(store: tablet).sync()
+        #expect(second.pulled >= first.pushed)
+        _ = try await Syncer(store: phone).sync()
+        #expect(try phone.canonicalDump() == (try tablet.canonicalDump()))
+    }
+
     @Test func aLiveNoticeAboutItsOwnPush_carriesTheCursorTheDeviceHas() async throws {
         let (dir, server) = try await InProcessServer.center("tandem-own")
         let phone = try await server.device(dir, "phone")
