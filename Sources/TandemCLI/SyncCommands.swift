@@ -17,8 +17,8 @@ struct EnrollCommand: AsyncParsableCommand {
     @Option(help: "The enrollment or device-link code.")
     var code: String
 
-    @Option(help: "A name for this device.")
-    var device = ProcessInfo.processInfo.hostName
+    @Option(help: "A name for this device (default: the host name and the start of this home's replica id).")
+    var device: String?
 
     @Flag(help: "Allow plain HTTP to a non-loopback server (a trusted network only).")
     var allowInsecure = false
@@ -37,7 +37,9 @@ struct EnrollCommand: AsyncParsableCommand {
         } else {
             store = try ReplicaStore.create(at: home.storePath, name: "", role: .patient, wallMillis: SystemWallClock().nowMillis())
         }
-        let answer = try await Syncer.enroll(store: store, server: server, code: code, deviceName: device, role: role, allowInsecure: allowInsecure)
+        // Two devices set up the same way (both "vm") are still told apart in `device list`.
+        let name = device ?? "\(ProcessInfo.processInfo.hostName) \(store.identity.replica.hex.prefix(4))"
+        let answer = try await Syncer.enroll(store: store, server: server, code: code, deviceName: name, role: role, allowInsecure: allowInsecure)
         print("Enrolled as \(terminalSafe(answer.name)) (\(terminalSafe(answer.role))), member \(terminalSafe(answer.member)).")
     }
 }
@@ -113,9 +115,9 @@ struct DeviceCommand: AsyncParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() async throws {
-            let devices = try await Syncer(store: try home.resolved.openStore(), allowInsecure: allowInsecure).devices()
-            print(table(["DEVICE", "NAME", "ENROLLED", "STATE"], devices.map {
-                [$0.id, terminalSafe($0.name), isoTime(HybridTimestamp(wallMillis: $0.enrolled)), $0.revoked ? "revoked" : "active"]
+            let (devices, current) = try await Syncer(store: try home.resolved.openStore(), allowInsecure: allowInsecure).devicesMarkingThisOne()
+            print(table(["", "DEVICE", "NAME", "ENROLLED", "STATE"], devices.map {
+                [$0.id == current ? "*" : "", $0.id, terminalSafe($0.name), isoTime(HybridTimestamp(wallMillis: $0.enrolled)), $0.revoked ? "revoked" : "active"]
             }))
         }
     }

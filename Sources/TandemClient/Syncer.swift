@@ -82,10 +82,15 @@ public struct Syncer: Sendable {
 
     /// This member's devices, as the server knows them.
     public func devices() async throws -> [DeviceInfo] {
+        try await devicesMarkingThisOne().devices
+    }
+
+    /// This member's devices, and the id of the one this home is (the server says which).
+    public func devicesMarkingThisOne() async throws -> (devices: [DeviceInfo], current: String?) {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
         let answer: DevicesResponse = try await transport.get("/v1/devices", token: binding.token)
-        return answer.devices
+        return (answer.devices, answer.device)
     }
 
     /// An outbox is never stuck: permanently refused changes are set aside (a refused

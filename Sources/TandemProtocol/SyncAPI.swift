@@ -259,10 +259,13 @@ public struct ErrorResponse: Codable, Sendable {
 /// `GET /v1/devices` answer: the calling member's devices.
 public struct DevicesResponse: Codable, Sendable {
     public var devices: [DeviceInfo]
+    /// The id of the device that asked (absent for a token of no device).
+    public var device: String?
     public var serverTime: UInt64
 
-    public init(devices: [DeviceInfo], serverTime: UInt64) {
+    public init(devices: [DeviceInfo], device: String? = nil, serverTime: UInt64) {
         self.devices = devices
+        self.device = device
         self.serverTime = serverTime
     }
 }

@@ -58,6 +58,7 @@ extension SQLiteServerStorage {
             var accepted = false
             for (batch, result) in zip(group, results) {
                 if case .success(let outcome) = result, outcome.accepted > 0 { accepted = true }
+                if case .success(let outcome) = result, outcome.removedText { self.textScrub.due() }
                 batch.continuation.resume(with: result)
             }
             if accepted { self.commitSignal.fire() }
@@ -197,7 +198,7 @@ extension SQLiteServerStorage {
         // refused above), and sequence numbers are handed out in the writer's order, so
         // what the channel gains between these two reads is this batch alone.
         let channelBefore = try Self.channelHead(principal.member, db)
-        let grown = try Self.merge(accepted, records: records, created: Set(owners.keys), db)
+        let (grown, removedText) = try Self.merge(accepted, records: records, created: Set(owners.keys), db)
         // Every accepted change is the member's: the quota counts their channel's held bytes.
         if grown != 0 {
             let usage = try Self.usage(of: principal.member, db)
@@ -218,7 +219,9 @@ extension SQLiteServerStorage {
         let step = channelAfter > channelBefore ? ChannelStep(epoch: try Self.epoch(db), from: channelBefore, to: channelAfter) : nil
         let highestOwn = accepted.lazy.filter { $0.replica == replica }.map(\.timestamp).max()
         let pusherMark = [try mark(replica), highestOwn].compactMap { $0 }.max()
-        return PushOutcome(accepted: accepted.count, replayed: replayed, ownChannel: step, mark: pusherMark)
+        var outcome = PushOutcome(accepted: accepted.count, replayed: replayed, ownChannel: step, mark: pusherMark)
+        outcome.removedText = removedText
+        return outcome
     }
 
     static func usage(of member: MemberID, _ db: Database) throws -> Int64 {
@@ -356,9 +359,13 @@ extension SQLiteServerStorage {
     /// gets its held rows replaced, under new sequence numbers, in its owner's channel.
     /// `records` are the records the caller already knows; `created` the records this batch
     /// creates, which hold nothing yet (nothing to read, nothing to delete).
-    /// - Returns: how many bytes of held changes the merge added (negative: freed).
+    /// - Returns: how many bytes of held changes the merge added (negative: freed), and
+    ///   whether it removed text (a superseded or deleted value that is a string), which
+    ///   must then leave the store's files (`TextScrub`).
     @discardableResult
-    static func merge(_ changes: [Change], records: [RecordID: StoredRecord], created: Set<RecordID>, _ db: Database) throws -> Int64 {
+    static func merge(
+        _ changes: [Change], records: [RecordID: StoredRecord], created: Set<RecordID>, _ db: Database
+    ) throws -> (grown: Int64, removedText: Bool) {
         var ids: [RecordID] = []
         var seen = Set<RecordID>()
         for change in changes where seen.insert(change.record).inserted { ids.append(change.record) }
@@ -377,9 +384,13 @@ extension SQLiteServerStorage {
         var after = before
         var touched = Set<RecordID>()
         for change in changes where after.apply(change) { touched.insert(change.record) }
-        guard !touched.isEmpty else { return 0 }
+        guard !touched.isEmpty else { return (0, false) }
         var grown: Int64 = 0
+        var removedText = false
         func size(_ changes: [Change]) -> Int64 { changes.reduce(0) { $0 + Int64($1.canonicalBytes.count) } }
+        func noteRemoved(_ changes: [Change], keeping kept: [Change] = []) {
+            if !removedText, changes.contains(where: { if case .string = $0.value { !kept.contains($0) } else { false } }) { removedText = true }
+        }
         var sequence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
         for id in ids where touched.contains(id) {
             guard let new = after[id], let stored = known[id] else { continue }
@@ -389,6 +400,7 @@ extension SQLiteServerStorage {
             let number = stored.number
             func replace(field: FieldName, kind: MergeKind, with held: [Change], replacing previous: [Change]) throws {
                 grown += size(held) - size(previous)
+                noteRemoved(previous, keeping: held)
                 if old != nil {
                     try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?").execute(
                         arguments: [number, field.rawValue, Int64(kind.rawValue)])
@@ -411,6 +423,7 @@ extension SQLiteServerStorage {
                     try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND kind NOT IN (0, 4)").execute(arguments: [number])
                     try db.cachedStatement(sql: "DELETE FROM covered WHERE record = ?").execute(arguments: [key])
                     grown -= old.map { record in record.fields.values.reduce(0) { $0 + size($1.changes) } } ?? 0
+                    for state in old?.fields.values.map({ $0 }) ?? [] { noteRemoved(state.changes) }
                 }
                 try replace(field: .record, kind: .tombstone, with: [tombstone], replacing: old?.tombstone.map { [$0] } ?? [])
             }
@@ -423,7 +436,7 @@ extension SQLiteServerStorage {
             }
         }
         try db.cachedStatement(sql: "UPDATE sequence SET value = ?").execute(arguments: [sequence])
-        return grown
+        return (grown, removedText)
     }
 }
 

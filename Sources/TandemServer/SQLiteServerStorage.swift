@@ -12,6 +12,7 @@ public final class SQLiteServerStorage: ServerStorage {
     let location: String
     let commitSignal = CommitSignal()
     let groupCommit = GroupCommit()
+    let textScrub = TextScrub()
 
     /// Opens (creating and migrating if needed) the store at `path`.
     public convenience init(path: String) throws {
@@ -64,16 +65,31 @@ public final class SQLiteServerStorage: ServerStorage {
     /// that the writer's own checkpoints (every 8,192 pages) find the work done and only
     /// finish it (a passive checkpoint alone cannot restart a WAL that keeps growing).
     /// For a store that serves (`tandem serve`); runs until this storage is released.
-    public func checkpointInBackground(every interval: Duration = .milliseconds(250)) throws {
+    ///
+    /// Text a commit removed (superseded or deleted; the main file's pages are zeroed by
+    /// `secure_delete`) still sits in old WAL frames: after such a commit, within
+    /// `scrubWithin`, a TRUNCATE checkpoint copies the WAL into the database and cuts the
+    /// WAL file to zero bytes, so the text is gone from every file of the store
+    /// (PROTOCOL.md §9.15). A busy store is tried again at the next interval.
+    public func checkpointInBackground(every interval: Duration = .milliseconds(250), scrubWithin: Duration = .seconds(10)) throws {
         var config = Configuration()
         config.busyMode = .timeout(1)
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         let checkpointer = try DatabaseQueue(path: location, configuration: config)
+        let scrub = textScrub
         Task.detached { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 guard self != nil else { break }
-                _ = try? await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+                if let pending = scrub.pending, ContinuousClock.now - pending.since >= scrubWithin - interval {
+                    let done = (try? await checkpointer.writeWithoutTransaction { db in
+                        let result = try db.checkpoint(.truncate)
+                        return result.walFrameCount == result.checkpointedFrameCount
+                    }) ?? false
+                    if done { scrub.done(covering: pending.removals) }
+                } else {
+                    _ = try? await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+                }
             }
         }
     }

@@ -125,6 +125,8 @@ public struct PushOutcome: Sendable, Equatable {
     public var ownChannel: ChannelStep? = nil
     /// The pushing replica's mark after the batch (PROTOCOL.md §9.3).
     public var mark: HybridTimestamp? = nil
+    /// The batch removed text (superseded or deleted): the store must scrub its files.
+    var removedText = false
 
     public init(accepted: Int, replayed: Int, ownChannel: ChannelStep? = nil, mark: HybridTimestamp? = nil) {
         self.accepted = accepted

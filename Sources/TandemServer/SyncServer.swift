@@ -223,7 +223,8 @@ public struct SyncServer: Sendable {
 
     func devices(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
         let principal = try await authenticate(request, &log)
-        return try json(DevicesResponse(devices: try await storage.devices(of: principal.member), serverTime: wallClock.nowMillis()))
+        return try json(DevicesResponse(
+            devices: try await storage.devices(of: principal.member), device: principal.device?.hex, serverTime: wallClock.nowMillis()))
     }
 
     func push(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {

@@ -130,6 +130,10 @@ struct SyncEndToEndTests {
         #expect(refused.stderr.contains("revoked by the center"))
         let listed = try await phone.run(["device", "list"])
         #expect(listed.contains(tabletID) && listed.contains("revoked"))
+        // The device you are on is marked; the tablet is not.
+        let rows = listed.split(separator: "\n").dropFirst()
+        #expect(rows.filter { $0.hasPrefix("*") }.count == 1, "\(listed)")
+        #expect(rows.first { $0.contains(tabletID) }?.hasPrefix("*") == false)
 
         let status = try await phone.run(["status"])
         #expect(status.contains("Waiting:     0 change(s)") && status.contains(center.server.url) && status.contains("Conflicts:   0"))
