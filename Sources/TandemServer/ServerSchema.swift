@@ -16,6 +16,8 @@ import GRDB
 /// - `replica_mark`: per replica, the highest change id accepted.
 /// - `accepted`: every change id accepted, per replica, with a digest of the change's
 ///   bytes: what tells a replay from a new write under an old id.
+/// - `enroll_failure`: failed enrollments of the last minute, by client address.
+/// - `member_usage`: the bytes of the changes held in each member's channel (the quota).
 /// - `sequence`: the last sequence number handed out.
 enum ServerSchema {
     static var migrator: DatabaseMigrator {
