@@ -50,7 +50,8 @@ struct SyncCommand: AsyncParsableCommand {
         abstract: "Push what this device wrote, then pull what changed, until caught up."
     )
 
-    @Flag(help: "Print JSON: {pushed, replayed, pulled, changedLocally, waiting}.")
+    @Flag(help: ArgumentHelp(
+        "Print JSON (docs/cli.md): {pushed, replayed, pulled, changedLocally, waiting, quarantined, restamped, purged, repushed, recordsSent, recordsReceived, bytesSent, bytesReceived}; counts are of changes (fields), recordsSent/recordsReceived of records by collection."))
     var json = false
 
     @Flag(help: "Stay connected: sync whenever the server has news or this home is written to, until interrupted.")
@@ -72,7 +73,30 @@ struct SyncCommand: AsyncParsableCommand {
             return try await Syncer(store: store, allowInsecure: allowInsecure).sync { bar.update($0) }
         }
         if json { return try printJSON(report) }
-        print("Synced: \(report.pushed) change(s) sent, \(report.pulled) received, \(report.waiting) waiting.")
+        print(Self.summary(report))
+    }
+
+    /// A sync in the words a person uses: entries and notes, not fields.
+    /// `Synced: 1 entry sent, 2 entries and 1 note received, nothing waiting.`
+    static func summary(_ report: Syncer.Report) -> String {
+        func records(_ counts: [String: Int]) -> String {
+            let names: [(key: String, one: String, many: String)] = [
+                ("journal", "entry", "entries"), ("note", "note", "notes"), ("consent", "consent", "consents"),
+                ("member", "member", "members"), ("other", "other record", "other records"),
+            ]
+            let parts = names.compactMap { name -> String? in
+                guard let count = counts[name.key], count > 0 else { return nil }
+                return "\(count) \(count == 1 ? name.one : name.many)"
+            } + counts.filter { key, count in count > 0 && !names.contains { $0.key == key } }.sorted { $0.key < $1.key }
+                .map { "\($0.value) \($0.key) record\($0.value == 1 ? "" : "s")" }
+            switch parts.count {
+            case 0: return "nothing"
+            case 1: return parts[0]
+            default: return parts.dropLast().joined(separator: ", ") + " and " + parts[parts.count - 1]
+            }
+        }
+        let waiting = report.waiting == 0 ? "nothing waiting" : "\(report.waiting) change\(report.waiting == 1 ? "" : "s") waiting"
+        return "Synced: \(records(report.recordsSent)) sent, \(records(report.recordsReceived)) received, \(waiting)."
     }
 
     /// One line per sync that moved something (a JSON object per line with `--json`);
@@ -92,7 +116,7 @@ struct SyncCommand: AsyncParsableCommand {
                     if json {
                         printJSONLine(report)
                     } else if report.pushed + report.pulled + report.replayed > 0 {
-                        printLineNow("Synced: \(report.pushed) change(s) sent, \(report.pulled) received, \(report.waiting) waiting.")
+                        printLineNow(Self.summary(report))
                     }
                 }
             })

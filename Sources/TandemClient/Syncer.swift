@@ -31,6 +31,10 @@ public struct Syncer: Sendable {
         public var restamped: Int = 0
         public var purged: Int = 0
         public var repushed: Int = 0
+        /// What was sent and received, counted as a person thinks of it: records (journal
+        /// entries, notes, …) by collection. The counts above are of changes (fields).
+        public var recordsSent: [String: Int] = [:]
+        public var recordsReceived: [String: Int] = [:]
         /// Request and answer bodies, as they crossed the network.
         public var bytesSent: Int = 0
         public var bytesReceived: Int = 0
@@ -219,6 +223,8 @@ public struct Syncer: Sendable {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
         var report = Report()
+        var sentRecords = Set<RecordID>()
+        var receivedRecords = Set<RecordID>()
         var done = Progress(toSend: try store.outboxCount())
         progress?(done)
         // Push: whole batches, in outbox order; an acknowledged batch leaves the outbox.
@@ -242,6 +248,7 @@ public struct Syncer: Sendable {
                     mark: answer.mark.flatMap(Self.timestamp))
                 report.pushed += answer.accepted
                 report.replayed += answer.replayed
+                for change in entries.map(\.change) { sentRecords.insert(change.record) }
                 done.sent = min(done.toSend, done.sent + entries.count)
                 progress?(done)
             } catch SyncError.refused(let refusals, let serverTime) {
@@ -251,6 +258,7 @@ public struct Syncer: Sendable {
         guard pull else {
             try store.recordSync(nowMillis: wallClock.nowMillis())
             report.waiting = try store.outboxCount()
+            report.recordsSent = try Self.byCollection(sentRecords, store)
             return report
         }
         // Pull until no subscription has more; each answer lists every subscription the
@@ -289,6 +297,9 @@ public struct Syncer: Sendable {
                 page.pages, active: active, mark: answer.mark.flatMap(Self.timestamp), serverTimeMillis: answer.serverTime,
                 localMillis: wallClock.nowMillis())
             report.pulled += page.pages.reduce(0) { $0 + $1.changes.count }
+            if receivedRecords.count < Self.recordsCounted {
+                for page in page.pages { for change in page.changes { receivedRecords.insert(change.record) } }
+            }
             report.changedLocally += result.changed
             report.purged += result.purged
             done.received = report.pulled
@@ -297,6 +308,20 @@ public struct Syncer: Sendable {
         }
         try store.recordSync(nowMillis: wallClock.nowMillis())
         report.waiting = try store.outboxCount()
+        report.recordsSent = try Self.byCollection(sentRecords, store)
+        report.recordsReceived = try Self.byCollection(receivedRecords, store)
         return report
+    }
+
+    /// Records counted per sync for the summary; a longer catch-up says "at least" this many.
+    static let recordsCounted = 10_000
+
+    /// How many of `records` each collection has (purged or unknown records are `other`).
+    static func byCollection(_ records: Set<RecordID>, _ store: ReplicaStore) throws -> [String: Int] {
+        guard !records.isEmpty else { return [:] }
+        let known = try store.collections(of: records)
+        var counts: [String: Int] = [:]
+        for record in records { counts[known[record]?.rawValue ?? "other", default: 0] += 1 }
+        return counts
     }
 }

@@ -85,6 +85,20 @@ extension ReplicaStore {
         do { return try queue.read { try Self.load([id], $0)[id] } } catch { throw map(error) }
     }
 
+    /// The collection of each of these records the store knows, in one read.
+    public func collections(of ids: some Collection<RecordID>) throws -> [RecordID: CollectionName] {
+        do {
+            return try queue.read { db in
+                let state = try Self.load(Array(ids), db)
+                var result: [RecordID: CollectionName] = [:]
+                for id in ids { if let collection = state[id]?.collection { result[id] = collection } }
+                return result
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
     /// Finds a record by its full id or a unique prefix of at least 4 hex digits.
     ///
     /// - Throws: `StoreError.unknownRecord` or `.ambiguousRecord`.
