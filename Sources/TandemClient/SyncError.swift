@@ -25,6 +25,12 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The server's error code, if the server answered with one.
+    public var code: String? {
+        if case .server(_, let code, _) = self { return code }
+        return nil
+    }
+
     /// Worth retrying later: the network, or the server's own trouble.
     public var isTransient: Bool {
         switch self {

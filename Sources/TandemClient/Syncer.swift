@@ -225,6 +225,7 @@ public struct Syncer: Sendable {
         var report = Report()
         var sentRecords = Set<RecordID>()
         var receivedRecords = Set<RecordID>()
+        var overQuota: SyncError? = nil
         var done = Progress(toSend: try store.outboxCount())
         progress?(done)
         // Push: whole batches, in outbox order; an acknowledged batch leaves the outbox.
@@ -253,9 +254,15 @@ public struct Syncer: Sendable {
                 progress?(done)
             } catch SyncError.refused(let refusals, let serverTime) {
                 try handle(refusals, serverTime: serverTime, entries: entries, restamps: &restamps, report: &report)
+            } catch let error as SyncError where error.code == "over-quota" {
+                // The member's space on the server is full: what waits stays in the outbox,
+                // but the pull still brings what others wrote; the error is said after it.
+                overQuota = error
+                break
             }
         }
         guard pull else {
+            if let overQuota { throw overQuota }
             try store.recordSync(nowMillis: wallClock.nowMillis())
             report.waiting = try store.outboxCount()
             report.recordsSent = try Self.byCollection(sentRecords, store)
@@ -306,6 +313,7 @@ public struct Syncer: Sendable {
             progress?(done)
             if !answer.more { break }
         }
+        if let overQuota { throw overQuota }
         try store.recordSync(nowMillis: wallClock.nowMillis())
         report.waiting = try store.outboxCount()
         report.recordsSent = try Self.byCollection(sentRecords, store)

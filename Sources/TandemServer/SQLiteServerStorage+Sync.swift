@@ -123,7 +123,10 @@ extension SQLiteServerStorage {
             // accepted that very change (same id, same digest: `accepted`); another change
             // under an accepted id is a new write at an old id (a device whose clock went
             // back, say from a restored home), refused so the device re-stamps it above
-            // the mark; an id never accepted is a new change like any other (§9.3).
+            // the mark. So is an id at or below the mark never accepted: taken as it is, it
+            // would lose to the replica's later writes of the same field, and the person's
+            // edit would come back undone. Only a re-push after a restore (§9.9), whose
+            // changes the restored store may lack, takes such ids as they are (§9.3).
             let digest = Secrets.changeDigest(change.canonicalBytes)
             if let earlier = taken[change.id] {
                 if earlier == digest { replayed += 1 } else {
@@ -131,15 +134,18 @@ extension SQLiteServerStorage {
                 }
                 continue
             }
-            if let mark = try mark(change.replica), change.timestamp <= mark,
-               let known = try Data.fetchOne(
-                   db.cachedStatement(sql: "SELECT digest FROM accepted WHERE replica = ? AND wall = ? AND counter = ?"),
-                   arguments: [Data(change.replica.bytes), Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter)])
-            {
-                if Array(known) == digest { replayed += 1 } else {
-                    refuse(change, RefusalReason.idReused, permanent: false, withMark: true)
+            if let mark = try mark(change.replica), change.timestamp <= mark {
+                let known = try Data.fetchOne(
+                    db.cachedStatement(sql: "SELECT digest FROM accepted WHERE replica = ? AND wall = ? AND counter = ?"),
+                    arguments: [Data(change.replica.bytes), Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter)])
+                if let known, Array(known) == digest {
+                    replayed += 1
+                    continue
                 }
-                continue
+                if known != nil || !repush {
+                    refuse(change, RefusalReason.idReused, permanent: false, withMark: true)
+                    continue
+                }
             }
             if change.timestamp.wallMillis > nowMillis + maxSkewMillis {
                 refuse(change, RefusalReason.clockSkew, permanent: false, withMark: true)

@@ -251,17 +251,31 @@ extension SQLiteServerStorage {
         // Never under a running server: it would go on with the old store's files open.
         let lock = try ServingLock(store: path, exclusive: true)
         defer { withExtendedLifetime(lock) {} }
-        let check = try SQLiteServerStorage(path: backup)
-        guard try check.pool.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM center") }) == 1 else {
-            throw ServerError.badRequest("\(backup) is not an initialized Tandem server store.")
+        // The backup itself is never opened (opening migrates): a copy beside the store is
+        // checked, migrated and given its new epoch, and only then takes the store's place.
+        let staging = path + ".restoring"
+        let files = FileManager.default
+        func removeStaging() { for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: staging + suffix) } }
+        removeStaging()
+        try files.copyItem(atPath: backup, toPath: staging)
+        try files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: staging)
+        do {
+            let copy = try SQLiteServerStorage(path: staging)
+            guard try copy.pool.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM center") }) == 1 else {
+                throw ServerError.badRequest("\(backup) is not an initialized Tandem server store.")
+            }
+            try copy.pool.write { db in
+                try db.execute(sql: "UPDATE center SET epoch = ?", arguments: [Data(RecordID.random().bytes)])
+            }
+            try copy.pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            try copy.pool.close()
+        } catch {
+            removeStaging()
+            if error is ServerError { throw error }
+            throw ServerError.badRequest("\(backup) is not a readable Tandem server store.")
         }
-        try check.pool.close()
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
-        try FileManager.default.copyItem(atPath: backup, toPath: path)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
-        let restored = try SQLiteServerStorage(path: path)
-        try restored.pool.write { db in
-            try db.execute(sql: "UPDATE center SET epoch = ?", arguments: [Data(RecordID.random().bytes)])
-        }
+        for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: path + suffix) }
+        try files.moveItem(atPath: staging, toPath: path)
+        removeStaging()
     }
 }

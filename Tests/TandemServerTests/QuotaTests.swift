@@ -37,14 +37,21 @@ struct QuotaTests {
         #expect(used == (try Self.counted(server.storage, member)) && used > 1_500)
 
         for _ in 0..<2 { _ = try phone.write(try edit.recordEdit(), to: nil, clock: SystemWallClock()) }
+        // Another device of the member writes a little, which still fits.
+        let tablet = try await server.device(dir, "tablet", linkedTo: phone)
+        let (small, _) = try tablet.write(try moodEntry(6), to: nil, clock: SystemWallClock())
+        _ = try await Syncer(store: tablet).sync()
+        let usedWithTablet = try await server.storage.usage(of: member)
         await #expect {
             _ = try await Syncer(store: phone).sync()
         } throws: { error in
             guard case SyncError.server(let status, let code, let message) = error else { return false }
             return status == 413 && code == "over-quota" && message.contains("quota")
         }
-        #expect(try await server.storage.usage(of: member) == used, "nothing of the refused batch counted")
-        #expect(try Self.counted(server.storage, member) == used, "nor stored")
+        #expect(try await server.storage.usage(of: member) == usedWithTablet, "nothing of the refused batch counted")
+        #expect(try Self.counted(server.storage, member) == usedWithTablet, "nor stored")
+        #expect(try phone.record(small) != nil, "over quota, the sync still pulled what others wrote")
+        #expect(used < usedWithTablet)
 
         // Deleting the first entry frees its text: the outbox, delete included, then fits.
         _ = try phone.write(.delete(.journal), to: first, clock: SystemWallClock())

@@ -89,7 +89,12 @@ struct RestoreTests {
         #expect(refused.stderr.contains("stop it"), "\(refused.stderr)")
         #expect(try await SQLiteServerStorage(path: db).epoch() == epoch, "the store was not replaced")
         await server.stop()
+        let backupBytes = try Data(contentsOf: URL(fileURLWithPath: dir.path("backup.sqlite")))
         #expect(try await TandemExecutable.run(["admin", "restore", dir.path("backup.sqlite"), "--db", db]).status == 0)
         #expect(try await SQLiteServerStorage(path: db).epoch() != epoch)
+        // The backup itself was not opened, let alone migrated or given WAL files.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.path("backup.sqlite"))) == backupBytes)
+        #expect(!FileManager.default.fileExists(atPath: dir.path("backup.sqlite-wal")))
+        #expect(!FileManager.default.fileExists(atPath: db + ".restoring"))
     }
 }
