@@ -39,6 +39,7 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
         var pushDevices: [BenchDevice] = []
         let fillStarted = now()
         let head: Int64
+        var channelHeads: [Int64] = []
         do {
             let storage = try SQLiteServerStorage(path: db)
             _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
@@ -52,7 +53,9 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
                     _ = try await storage.push(changes, from: pullers[index].principal, repush: false, nowMillis: UInt64(now() * 1000), maxSkewMillis: 60_000)
                 }
             }
-            head = try await storage.head()
+            let commits = try await storage.commits(after: 0)
+            channelHeads = pullers.map { commits.channels[$0.principal.member] ?? 0 }
+            head = channelHeads.reduce(0, +)
         }
         print("""
         Caught-up pull: \(devices) devices pulling once a second, \(head) changes stored (filled in \(format(now() - fillStarted, 0)) s, \
@@ -65,11 +68,11 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
 
         // Each puller learns its subscription's key and the epoch, then starts at the head.
         var bodies: [[UInt8]] = []
-        for puller in pullers {
+        for (puller, channelHead) in zip(pullers, channelHeads) {
             let first = try await client.post("/v1/pull", token: puller.token, json: PullRequest(cursors: [:], limit: 1))
             let answer = try JSONDecoder().decode(PullResponse.self, from: Data(first))
             var cursors: [String: String] = [:]
-            for page in answer.pages { cursors[page.key] = Cursor(epoch: answer.epoch, key: page.key, sequence: head).encoded }
+            for page in answer.pages { cursors[page.key] = Cursor(epoch: answer.epoch, key: page.key, sequence: channelHead).encoded }
             bodies.append(Array(try JSONEncoder().encode(PullRequest(cursors: cursors))))
         }
 

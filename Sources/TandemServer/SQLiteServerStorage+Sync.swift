@@ -240,18 +240,18 @@ extension SQLiteServerStorage {
 
     /// A channel's highest sequence number (0 when it holds nothing).
     static func channelHead(_ channel: MemberID, _ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM held WHERE channel = ?"), arguments: [Data(channel.bytes)]) ?? 0
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM channel_head WHERE channel = ?"), arguments: [Data(channel.bytes)]) ?? 0
     }
 
     public func pull(
         _ grants: [Grant], for principal: Principal, limit: Int, check: TokenCheck?,
-        starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]
+        starts: @Sendable (_ epoch: String, _ heads: [Int64]) -> [Int64]
     ) async throws -> PullSnapshot {
         try await pool.read { db in
             if let check, try Self.principal(tokenHash: check.tokenHash, db) != check.principal { throw ServerError.unauthorized }
             let epoch = try Self.epoch(db)
-            let head = try Self.head(db)
-            let positions = starts(epoch, head)
+            let heads = try grants.map { try Self.channelHead($0.channel, db) }
+            let positions = starts(epoch, heads)
             var pages: [ChannelPage] = []
             pages.reserveCapacity(grants.count)
             for (grant, start) in zip(grants, positions) { pages.append(try Self.page(of: grant, after: start, limit: limit, db)) }
@@ -259,7 +259,7 @@ extension SQLiteServerStorage {
             let repush = try principal.device.flatMap { device in
                 try Data.fetchOne(db.cachedStatement(sql: "SELECT repush_epoch FROM device WHERE id = ?"), arguments: [Data(device.bytes)])
             }.map(hexString)
-            return PullSnapshot(epoch: epoch, head: head, mark: mark, repushEpoch: repush, pages: pages)
+            return PullSnapshot(epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages)
         }
     }
 
@@ -305,24 +305,22 @@ extension SQLiteServerStorage {
 
     public func commits(after position: Int64) async throws -> Commits {
         try await pool.read { db in
-            let head = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
+            let head = try Self.head(db)
             guard head >= position else { return Commits(head: head, channels: [:], reset: true) }
             guard head > position else { return Commits(head: head, channels: [:]) }
-            // Every commit that changes a channel inserts a held row under a new number;
-            // such a row leaves only when a later commit puts a higher one in its place.
+            // Every commit that advances a channel stamps the channel's head with the feed
+            // position it takes; a later commit only moves the stamp higher.
             var channels: [MemberID: Int64] = [:]
             for row in try Row.fetchAll(db.cachedStatement(sql: Self.advancedChannels), arguments: [position]) {
                 guard let channel = try? MemberID(bytes: row["channel"] as Data) else { continue }
-                channels[channel] = row["last"]
+                channels[channel] = row["seq"]
             }
             return Commits(head: head, channels: channels)
         }
     }
 
-    /// Which channels advanced after a sequence number. The index is named: left to
-    /// itself, the planner scans all of `held_channel_seq` (it yields the groups in order)
-    /// instead of the few entries of `held_seq` after the number.
-    static let advancedChannels = "SELECT channel, max(seq) AS last FROM held INDEXED BY held_seq WHERE seq > ? GROUP BY channel"
+    /// Which channels advanced after a feed position, and where each now stands.
+    static let advancedChannels = "SELECT channel, seq FROM channel_head WHERE feed > ?"
 
     /// This process's commits wake the waiter at once; another process's (several servers on
     /// one file) are seen within `crossProcessPoll`.
@@ -397,7 +395,8 @@ extension SQLiteServerStorage {
         func noteRemoved(_ changes: [Change], keeping kept: [Change] = []) {
             if !removedText, changes.contains(where: { if case .string = $0.value { !kept.contains($0) } else { false } }) { removedText = true }
         }
-        var sequence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM sequence")) ?? 0
+        // Each channel numbers its own changes (PROTOCOL.md §9.4a).
+        var heads: [MemberID: Int64] = [:]
         for id in ids where touched.contains(id) {
             guard let new = after[id], let stored = known[id] else { continue }
             let owner = stored.owner
@@ -411,8 +410,10 @@ extension SQLiteServerStorage {
                     try db.cachedStatement(sql: "DELETE FROM held WHERE record = ? AND field = ? AND kind = ?").execute(
                         arguments: [number, field.rawValue, Int64(kind.rawValue)])
                 }
+                if heads[owner] == nil { heads[owner] = try channelHead(owner, db) }
                 for change in held {
-                    sequence += 1
+                    heads[owner, default: 0] += 1
+                    let sequence = heads[owner, default: 0]
                     try db.cachedStatement(
                         sql: "INSERT INTO held (record, field, kind, wall, counter, replica, seq, channel, change) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     ).execute(
@@ -441,7 +442,15 @@ extension SQLiteServerStorage {
                 }
             }
         }
-        try db.cachedStatement(sql: "UPDATE sequence SET value = ?").execute(arguments: [sequence])
+        if !heads.isEmpty {
+            // The commit feed's position moves once per merge that advanced a channel.
+            try db.cachedStatement(sql: "UPDATE sequence SET value = value + 1").execute()
+            let feed = try head(db)
+            for (channel, seq) in heads {
+                try db.cachedStatement(sql: "INSERT OR REPLACE INTO channel_head (channel, seq, feed) VALUES (?, ?, ?)").execute(
+                    arguments: [Data(channel.bytes), seq, feed])
+            }
+        }
         return (grown, removedText)
     }
 }

@@ -18,7 +18,11 @@ import GRDB
 ///   bytes: what tells a replay from a new write under an old id.
 /// - `enroll_failure`: failed enrollments of the last minute, by client address.
 /// - `member_usage`: the bytes of the changes held in each member's channel (the quota).
-/// - `sequence`: the last sequence number handed out.
+/// - `channel_head`: each channel's last sequence number (`held.seq` counts one channel's
+///   changes: a cursor says nothing about other channels), and the feed position of the
+///   commit that set it.
+/// - `sequence`: the commit feed's position, bumped by every commit that advances a
+///   channel. Never shown to a device.
 enum ServerSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -148,6 +152,26 @@ enum ServerSchema {
             try db.execute(sql: """
                 CREATE TABLE member_usage (member BLOB PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
                 INSERT INTO member_usage (member, bytes) SELECT channel, sum(length(change)) FROM held GROUP BY channel;
+                """)
+        }
+        migrator.registerMigration("v8-channel-sequences") { db in
+            // Sequence numbers count per channel (PROTOCOL.md §9.4a): a device's cursor says
+            // how many changes its own channels took, never what other members did. The
+            // held rows are renumbered channel by channel, in their old order; each
+            // channel's head is kept with the feed position of the commit that set it, so
+            // the commit feed reads "which channels advanced after n" from `channel_head`
+            // alone. `t1` cursors (all channels counted together) read again from zero.
+            try db.execute(sql: """
+                DROP INDEX held_seq;
+                WITH numbered AS (
+                    SELECT record, field, kind, wall, counter, replica, row_number() OVER (PARTITION BY channel ORDER BY seq) AS n FROM held
+                )
+                UPDATE held SET seq = numbered.n FROM numbered
+                    WHERE held.record = numbered.record AND held.field = numbered.field AND held.kind = numbered.kind
+                      AND held.wall = numbered.wall AND held.counter = numbered.counter AND held.replica = numbered.replica;
+                CREATE TABLE channel_head (channel BLOB PRIMARY KEY, seq INTEGER NOT NULL, feed INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO channel_head (channel, seq, feed) SELECT channel, max(seq), (SELECT value FROM sequence) FROM held GROUP BY channel;
+                CREATE INDEX channel_head_feed ON channel_head (feed, seq);
                 """)
         }
         return migrator

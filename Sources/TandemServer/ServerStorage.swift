@@ -5,9 +5,12 @@ public import TandemProtocol
 /// sequence numbers, and the per-replica marks.
 ///
 /// Contract, for every implementation (SQLite embedded, PostgreSQL later):
+/// - **Sequence numbers per channel.** Each channel numbers its own changes 1, 2, 3…, so a
+///   position a device sees says nothing about other channels (PROTOCOL.md §9.4a).
 /// - **No gaps visible to readers.** A reader that has seen sequence number `n` in a
 ///   channel never later sees a commit with a number `≤ n` appear there: numbers become
-///   visible in order (SQLite: one writer, numbers handed out in the write transaction).
+///   visible in order (SQLite: one writer, numbers handed out in the write transaction;
+///   a store with several writers serializes the writers of one channel on its head row).
 /// - **Whole batches.** A push is stored entirely, or not at all.
 /// - **Durable before acknowledged.** `push` returns only after the commit is durable.
 /// - **Nothing cached across requests.** Tokens, devices and grants are read afresh on
@@ -59,13 +62,13 @@ public protocol ServerStorage: Sendable {
     /// What a pull reads, from one snapshot: first, with a `check`, the caller's token,
     /// which must still name the same principal and not be revoked (else
     /// `ServerError.unauthorized` or `.revoked`, and nothing is read); then the epoch and
-    /// the head, then for each grant a page of at most `limit` changes of its channel, after
-    /// the position `starts` gives it (called once, with that epoch and head), keeping only
-    /// what the grant carries.
+    /// each grant's channel's head, then for each grant a page of at most `limit` changes
+    /// of its channel, after the position `starts` gives it (called once, with that epoch
+    /// and those heads), keeping only what the grant carries.
     /// The snapshot also carries the caller's replica's mark and its device's re-push window.
     func pull(
         _ grants: [Grant], for principal: Principal, limit: Int, check: TokenCheck?,
-        starts: @Sendable (_ epoch: String, _ head: Int64) -> [Int64]
+        starts: @Sendable (_ epoch: String, _ heads: [Int64]) -> [Int64]
     ) async throws -> PullSnapshot
 
     /// Opens (`epoch`) or closes (nil) a device's re-push window: a device told
@@ -73,7 +76,8 @@ public protocol ServerStorage: Sendable {
     /// (PROTOCOL.md §9.9).
     func setRepushWindow(device: RecordID, epoch: String?) async throws
 
-    /// The highest sequence number handed out: a cursor beyond it is from another epoch.
+    /// The commit feed's position: it moves with every commit that advances a channel.
+    /// Internal to the server (a device sees only its channels' own sequence numbers).
     func head() async throws -> Int64
 
     /// The feed of commits: which channels advanced after `position`. Read from the store
@@ -159,7 +163,9 @@ public struct TokenCheck: Sendable {
 
 public struct PullSnapshot: Sendable {
     public var epoch: String
-    public var head: Int64
+    /// Each grant's channel's highest sequence number, in the grants' order: a cursor
+    /// beyond its channel's head is from another epoch.
+    public var heads: [Int64]
     /// The caller's replica's mark.
     public var mark: HybridTimestamp?
     /// The epoch in which the caller's device may re-push, if its window is open.
@@ -178,7 +184,7 @@ public struct ChannelPage: Sendable {
 /// What the commit feed says: the channels that advanced after a position, each with its
 /// highest sequence number, and the position to ask from next (PROTOCOL.md §9.10).
 public struct Commits: Sendable, Equatable {
-    /// The store's head: the highest sequence number handed out.
+    /// The feed's position after these commits (`ServerStorage.head()`).
     public var head: Int64
     /// Each advanced channel's highest sequence number after the position asked from.
     public var channels: [MemberID: Int64]

@@ -313,8 +313,8 @@ public struct SyncServer: Sendable {
         // The epoch, the head and every page from one read transaction.
         let snapshot: PullSnapshot
         do {
-            snapshot = try await storage.pull(grants, for: principal, limit: limit, check: check) { epoch, head in
-                Self.starts(cursors, keys: keys, epoch: epoch, head: head).positions
+            snapshot = try await storage.pull(grants, for: principal, limit: limit, check: check) { epoch, heads in
+                Self.starts(cursors, keys: keys, epoch: epoch, heads: heads).positions
             }
         } catch let error as ServerError where error == .unauthorized || error == .revoked {
             knownTokens.forget(hash)
@@ -322,7 +322,7 @@ public struct SyncServer: Sendable {
         }
         knownTokens.remember(principal, for: hash)
         let epoch = snapshot.epoch
-        let epochChanged = Self.starts(cursors, keys: keys, epoch: epoch, head: snapshot.head).epochChanged
+        let epochChanged = Self.starts(cursors, keys: keys, epoch: epoch, heads: snapshot.heads).epochChanged
         var subscriptions: [Subscription] = []
         var heads: [BinaryPull.Head.Page] = []
         var deflated: [[UInt8]] = []
@@ -361,10 +361,18 @@ public struct SyncServer: Sendable {
     }
 
     /// Where each subscription's page starts: its cursor's position, or zero for every one
-    /// of them when any cursor is from another epoch or beyond the head (a restored server).
-    static func starts(_ cursors: [String: Cursor], keys: [String], epoch: String, head: Int64) -> (positions: [Int64], epochChanged: Bool) {
-        let changed = cursors.values.contains { $0.epoch != epoch || $0.sequence > head }
-        return (keys.map { changed ? 0 : cursors[$0]?.sequence ?? 0 }, changed)
+    /// of them when any cursor is from another epoch or beyond its channel's head (a
+    /// restored server). A `t1` cursor, from before channels were numbered apart, starts
+    /// its subscription at zero (PROTOCOL.md §9.4).
+    static func starts(_ cursors: [String: Cursor], keys: [String], epoch: String, heads: [Int64]) -> (positions: [Int64], epochChanged: Bool) {
+        let headOf = Dictionary(zip(keys, heads), uniquingKeysWith: max)
+        let changed = cursors.contains { key, cursor in
+            cursor.epoch != epoch || (cursor.perChannel && headOf[key].map { cursor.sequence > $0 } ?? false)
+        }
+        return (keys.map { key in
+            guard !changed, let cursor = cursors[key], cursor.perChannel else { return 0 }
+            return cursor.sequence
+        }, changed)
     }
 
     /// A page's changes as the answer carries them: the batch encoding, deflated.

@@ -11,13 +11,22 @@ struct CursorTests {
     static let epoch = "0123456789abcdef0123456789abcdef"
 
     @Test func wellFormedCursors_roundTrip() throws {
-        for text in ["t1.\(Self.epoch).own.0", "t1.\(Self.epoch).m-\(Self.epoch)-metrics.9223372036854775807"] {
+        for text in ["t2.\(Self.epoch).own.0", "t2.\(Self.epoch).m-\(Self.epoch)-metrics.9223372036854775807"] {
             #expect(try Cursor(parsing: text).encoded == text)
+            #expect(try Cursor(parsing: text).perChannel)
         }
     }
 
+    /// A cursor from before channels were numbered apart still parses, as such: the server
+    /// reads its subscription again from zero.
+    @Test func cursorsFromBeforeChannelNumbering_parseAsSuch() throws {
+        let old = try Cursor(parsing: "t1.\(Self.epoch).own.42")
+        #expect(!old.perChannel && old.sequence == 42 && old.encoded == "t1.\(Self.epoch).own.42")
+        #expect(Cursor(epoch: Self.epoch, key: "own", sequence: 42).encoded == "t2.\(Self.epoch).own.42")
+    }
+
     @Test(arguments: [
-        "", "t1", "t2.\(epoch).own.1", "t1.\(epoch).own.-1", "t1.\(epoch).own.01", "t1.\(epoch).own.+1",
+        "", "t1", "t2", "t3.\(epoch).own.1", "T2.\(epoch).own.1", "t1.\(epoch).own.-1", "t1.\(epoch).own.01", "t1.\(epoch).own.+1",
         "t1.\(epoch).own.9223372036854775808", "t1.\(epoch.uppercased()).own.1", "t1.\(epoch.dropLast()).own.1",
         "t1.\(epoch)..1", "t1.\(epoch).own.1.", "t1.\(epoch).o wn.1", "t1.\(epoch).own.1\u{0}",
         "t1.\(epoch).\(String(repeating: "k", count: 200)).1", "t1.\(epoch).öwn.1", "t1.\(epoch).OWN.1",

@@ -122,4 +122,35 @@ struct ServerMigrationTests {
         #expect(held == heldBefore)
         #expect(v2Table && !v3Table)
     }
+
+    /// A store from before channels were numbered apart (`v8-channel-sequences`): its held
+    /// changes counted every channel together, so a channel's numbers had gaps where other
+    /// channels' changes went. Migrated, each channel counts 1, 2, 3… in the same order,
+    /// the feed knows its head, and pulls bring the same changes.
+    @Test func aStoreNumberedAcrossChannels_isNumberedPerChannel() async throws {
+        let dir = try TemporaryDirectory()
+        let (path, principal, _, _) = try await filledStore(dir)
+        let pullBefore = try await page(try SQLiteServerStorage(path: path), principal)
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: """
+                DROP TABLE channel_head;
+                UPDATE held SET seq = seq * 3 + 7;
+                UPDATE sequence SET value = (SELECT max(seq) + 5 FROM held);
+                CREATE INDEX held_seq ON held (seq, channel);
+                DELETE FROM grdb_migrations WHERE identifier = 'v8-channel-sequences';
+                """)
+        }
+        try queue.close()
+
+        let migrated = try SQLiteServerStorage(path: path)
+        let numbers = try await migrated.pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT seq FROM held WHERE channel = ? ORDER BY seq", arguments: [Data(principal.member.bytes)])
+        }
+        #expect(numbers == Array(1...Int64(pullBefore.count)))
+        #expect(try await page(migrated, principal) == pullBefore)
+        #expect(try await migrated.commits(after: 0).channels[principal.member] == Int64(pullBefore.count))
+        let snapshot = try await migrated.pull([Grant(channel: principal.member, projection: nil)], for: principal, limit: 10, check: nil) { _, heads in heads }
+        #expect(snapshot.heads == [Int64(pullBefore.count)] && snapshot.pages[0].changes.isEmpty)
+    }
 }
