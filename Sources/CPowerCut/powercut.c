@@ -41,6 +41,8 @@ typedef struct {
 } PCFile;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static char *slowPrefix = NULL;  // syncs of files under it take `slowMicros` longer
+static int slowMicros = 0;
 static Track *tracks = NULL;
 static Dead *deadPrefixes = NULL;
 static sqlite3_vfs *base = NULL;
@@ -124,6 +126,10 @@ static int pcTruncate(sqlite3_file *file, sqlite3_int64 size) {
 
 static int pcSync(sqlite3_file *file, int flags) {
     PCFile *f = (PCFile *)file;
+    pthread_mutex_lock(&lock);
+    int slow = f->track && slowPrefix && startsWith(f->track->path, slowPrefix) ? slowMicros : 0;
+    pthread_mutex_unlock(&lock);
+    if (slow > 0) usleep((useconds_t)slow);
     pthread_mutex_lock(&lock);
     int rc;
     if (!f->track) rc = f->real->pMethods->xSync(f->real, flags);
@@ -294,4 +300,12 @@ long long tandem_powercut_cut(const char *prefix) {
     }
     pthread_mutex_unlock(&lock);
     return discarded;
+}
+
+void tandem_powercut_slow_syncs(const char *prefix, int micros) {
+    pthread_mutex_lock(&lock);
+    free(slowPrefix);
+    slowPrefix = prefix ? strdup(prefix) : NULL;
+    slowMicros = micros;
+    pthread_mutex_unlock(&lock);
 }

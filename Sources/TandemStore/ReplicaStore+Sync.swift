@@ -66,6 +66,21 @@ extension ReplicaStore {
         try selectOne { try Int.fetchOne($0.cachedStatement(sql: "PRAGMA data_version")) ?? 0 }
     }
 
+    /// Returns once no other connection is writing this store (at once when none is). A
+    /// writer holds SQLite's write lock from its first write until its commit is visible,
+    /// fsync included, so a commit whose file writes were seen before this call is visible
+    /// after it. It writes nothing (no file event of its own), and waits on GRDB's queue,
+    /// never on the concurrency pool; a writer holding the lock past the busy timeout
+    /// (10 s) makes it throw.
+    public func awaitOtherWriters() async throws {
+        do {
+            try await queue.writeWithoutTransaction { db in
+                try db.execute(sql: "BEGIN IMMEDIATE")
+                try db.execute(sql: "ROLLBACK")
+            }
+        } catch { throw map(error) }
+    }
+
     /// How many changes wait in the outbox.
     public func outboxCount() throws -> Int {
         try selectOne { try Int.fetchOne($0.cachedStatement(sql: "SELECT count(*) FROM outbox")) ?? 0 }

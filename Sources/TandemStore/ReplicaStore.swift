@@ -71,9 +71,14 @@ public final class ReplicaStore: Sendable {
     ///
     /// - Throws: `StoreError.notFound`, `.newerVersion`, `.unreadable`.
     public static func open(at path: String) throws -> ReplicaStore {
+        try open(at: path, vfs: nil)
+    }
+
+    /// Opens an existing store through a named SQLite VFS (tests: `Sources/CPowerCut`).
+    static func open(at path: String, vfs: String?) throws -> ReplicaStore {
         guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: path) }
         do {
-            let queue = try openQueue(path)
+            let queue = try openQueue(path, vfs: vfs)
             let migrator = StoreSchema.migrator
             let (superseded, complete) = try queue.read { db in
                 (try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db))
@@ -94,14 +99,16 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    static func openQueue(_ path: String) throws -> DatabaseQueue {
+    static func openQueue(_ path: String, vfs: String? = nil) throws -> DatabaseQueue {
         var config = Configuration()
         config.journalMode = .wal
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in
             try db.execute(sql: ReplicaStore.connectionPragmas)
         }
-        return try DatabaseQueue(path: path, configuration: config)
+        // This SQLite reads URI file names (USE_URI); a VFS is chosen with `?vfs=`.
+        let location = vfs.map { "file:\(path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path)?vfs=\($0)" } ?? path
+        return try DatabaseQueue(path: location, configuration: config)
     }
 
     /// Every connection's settings; `apply` runs with exactly these, and the store

@@ -11,4 +11,9 @@ int tandem_powercut_register(void);
 /// machine is off. Returns the number of bytes of writes it discarded.
 long long tandem_powercut_cut(const char *prefix);
 
+/// From now on every fsync of a file whose path starts with `prefix` takes `micros` longer
+/// (a slow disk): the time between a commit's last write and its becoming visible. NULL
+/// ends it.
+void tandem_powercut_slow_syncs(const char *prefix, int micros);
+
 #endif
