@@ -106,6 +106,12 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
         let pushed = await pushes.value
         print("  pushes meanwhile: \(pushed.latencies.count) batches, failed \(pushed.failures), p99 \(format(pushed.percentile(0.99), 2)) ms")
         try await client.shutdown()
+        // A failed pull or push makes the figures untrue (a latency target missed only reports).
+        var reasons: [String] = []
+        if echo.failures > 0 { reasons.append("\(echo.failures) echo requests failed") }
+        if pulls.failures > 0 { reasons.append("\(pulls.failures) pulls failed (or were not caught up)") }
+        if pushed.failures > 0 { reasons.append("\(pushed.failures) pushes of the load refused or timed out") }
+        if !reasons.isEmpty { throw BenchmarkFailure(reasons: reasons) }
     }
 
     func report(_ title: String, _ run: LoadRun, serverCPU: Double) {

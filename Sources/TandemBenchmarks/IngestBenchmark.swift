@@ -34,6 +34,9 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Flag(help: "Skip the in-process baseline (to profile the server alone).")
     var skipBaseline = false
 
+    @Option(help: "A batch answered later than this after its scheduled send is not accepted on time (ms).")
+    var deadlineMs = 1_000.0
+
     func run() async throws {
         raiseFileLimit()
         let folder = try BenchFolder()
@@ -64,16 +67,17 @@ struct IngestBenchmark: AsyncParsableCommand {
         """)
 
         // Baseline: ServerStorage in this process, same batches, same schedule.
+        var reasons: [String] = []
         if !skipBaseline {
             let baselineStorage = try SQLiteServerStorage(path: folder.path + "/baseline.sqlite")
             try baselineStorage.checkpointInBackground()
-            let baseline = await openLoop(clients: fleet.count, perClient: perDevice, interval: interval, warmup: Double(warmup)) { device, index in
+            let baseline = await openLoop(clients: fleet.count, perClient: perDevice, interval: interval, warmup: Double(warmup), deadline: deadlineMs) { device, index in
                 try await baselineStorage.push(
                     plan.batches[device][index], from: fleet[device].principal, repush: false, nowMillis: UInt64(now() * 1000),
                     maxSkewMillis: 60_000
                 ).accepted
             }
-            report("baseline: ServerStorage.push in-process", baseline, serverCPU: nil)
+            reasons += report("baseline: ServerStorage.push in-process", baseline, serverCPU: nil)
             let baselineGroups = baselineStorage.groupCommitStatistics
             print("    group commits: \(baselineGroups.groups) for \(baselineGroups.batches) batches")
         }
@@ -83,25 +87,39 @@ struct IngestBenchmark: AsyncParsableCommand {
         defer { server.terminate() }
         let client = PushClient(base: "http://127.0.0.1:\(port)", connections: fleet.count)
         let serverCPUBefore = cpuSeconds(of: server.processIdentifier)
-        let measured = await openLoop(clients: fleet.count, perClient: perDevice, interval: interval, warmup: Double(warmup)) { device, index in
+        let measured = await openLoop(clients: fleet.count, perClient: perDevice, interval: interval, warmup: Double(warmup), deadline: deadlineMs) { device, index in
             try await client.push(plan.bodies[device][index], token: fleet[device].token)
         }
-        report("server over HTTP (loopback, own process)", measured, serverCPU: cpuSeconds(of: server.processIdentifier) - serverCPUBefore)
+        reasons += report("server over HTTP (loopback, own process)", measured, serverCPU: cpuSeconds(of: server.processIdentifier) - serverCPUBefore)
         try await client.shutdown()
+        if !reasons.isEmpty { throw BenchmarkFailure(reasons: reasons) }
     }
 
-    func report(_ title: String, _ run: LoadRun, serverCPU: Double?) {
+    /// Prints a run's figures; returns what makes them fail: a batch refused, timed out or
+    /// answered after the deadline, fewer changes accepted than offered, or a load not
+    /// offered on schedule (this process started the measured batches, p99, more than
+    /// 100 ms after their time).
+    func report(_ title: String, _ run: LoadRun, serverCPU: Double?) -> [String] {
         let offered = run.measured * batch
-        let allAccepted = run.failures == 0 && run.returned == offered
+        let allAccepted = run.failures == 0 && run.late == 0 && run.returned == offered
         let schedule = Double(warmup + duration)
         print("""
           \(title):
-            measured window                  \(run.returned) of \(offered) changes offered accepted; \
-        failed batches \(run.failures)   (all accepted: \(allAccepted ? "yes" : "NO")); \
+            measured window                  \(run.returned) of \(offered) changes offered accepted within \(format(deadlineMs, 0)) ms; \
+        failed batches \(run.failures), late \(run.late)   (all accepted on time: \(allAccepted ? "yes" : "NO")); \
         the \(format(schedule, 0)) s schedule took \(format(run.seconds, 1)) s
             latency from scheduled send      p50 \(format(run.percentile(0.50), 2)) ms   p90 \(format(run.percentile(0.90), 2)) ms   \
         p99 \(format(run.percentile(0.99), 2)) ms   max \(format(run.latencies.last ?? .nan, 2)) ms   (target p99 < 100 ms: \(run.percentile(0.99) < 100 ? "met" : "NOT met"))
+            sent after their time            p50 \(format(run.lag(0.50), 2)) ms   p99 \(format(run.lag(0.99), 2)) ms
             CPU over \(format(run.seconds, 1)) s                   load generator \(format(run.cpu, 2)) s\(serverCPU.map { "   server \(format($0, 2)) s" } ?? " (same process as the store)")
         """)
+        var reasons: [String] = []
+        if run.failures > 0 { reasons.append("\(title): \(run.failures) batches refused or failed") }
+        if run.late > 0 { reasons.append("\(title): \(run.late) batches answered after \(format(deadlineMs, 0)) ms") }
+        if run.returned != offered - run.late * batch, run.failures == 0 {
+            reasons.append("\(title): \(run.returned) of \(offered) changes accepted")
+        }
+        if run.lag(0.99) > 100 { reasons.append("\(title): the load was not offered on schedule (sent p99 \(format(run.lag(0.99), 0)) ms late)") }
+        return reasons
     }
 }

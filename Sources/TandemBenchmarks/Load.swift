@@ -101,6 +101,9 @@ struct LoadRun: Sendable {
     var measured = 0
     /// The sum of what the measured requests returned (changes accepted, for pushes).
     var returned = 0
+    /// Measured requests answered, but later than the run's deadline after their scheduled
+    /// time: not on time, whatever they returned (`returned` leaves them out).
+    var late = 0
     /// CPU seconds this process used during the run, and the run's wall-clock seconds.
     var cpu = 0.0
     var seconds = 0.0
@@ -119,6 +122,7 @@ struct LoadRun: Sendable {
         failures += other.failures
         measured += other.measured
         returned += other.returned
+        late += other.late
     }
 }
 
@@ -126,8 +130,11 @@ struct LoadRun: Sendable {
 /// request `i - 1` came back if that is later (a device pushes in order); requests
 /// scheduled in the warm-up are sent but not measured. Cancelling the task ends the run
 /// early (each client stops before its next request).
+/// With a `deadline` (ms), a measured answer later than that after its scheduled time
+/// counts as `late`, and what it returned is not counted.
 func openLoop(
-    clients: Int, perClient: Int, interval: Double, warmup: Double, send: @escaping @Sendable (Int, Int) async throws -> Int
+    clients: Int, perClient: Int, interval: Double, warmup: Double, deadline: Double? = nil,
+    send: @escaping @Sendable (Int, Int) async throws -> Int
 ) async -> LoadRun {
     let clock = ContinuousClock()
     let start = clock.now + .milliseconds(100)
@@ -146,9 +153,10 @@ func openLoop(
                     do {
                         let returned = try await send(client, index)
                         if measured {
-                            run.latencies.append(milliseconds(clock.now - scheduled))
+                            let latency = milliseconds(clock.now - scheduled)
+                            run.latencies.append(latency)
                             run.lags.append(milliseconds(lag))
-                            run.returned += returned
+                            if let deadline, latency > deadline { run.late += 1 } else { run.returned += returned }
                             run.measured += 1
                         }
                     } catch {

@@ -42,6 +42,14 @@ func runSelf(_ arguments: [String]) throws -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
+/// What a benchmark found that makes its figures untrue: a write never seen, a push refused
+/// or timed out, a load not offered on schedule. Thrown after the report is printed, so
+/// the run exits non-zero and says why.
+struct BenchmarkFailure: Error, CustomStringConvertible {
+    var reasons: [String]
+    var description: String { "benchmark FAILED: " + reasons.joined(separator: "; ") }
+}
+
 enum BenchError: Error, CustomStringConvertible {
     case childFailed(String)
     case badInput(String)

@@ -30,11 +30,13 @@ struct WireSizeBenchmark: ParsableCommand {
             var count = 0
             for replica in byReplica.keys.sorted() {
                 let stream = byReplica[replica] ?? []
-                for start in stride(from: 0, to: stream.count - size + 1, by: size) {
-                    let bytes = ChangeBatch(Array(stream[start..<start + size])).encoded()
+                // Every change counts, the last, partial batch of each device too.
+                for start in stride(from: 0, to: stream.count, by: size) {
+                    let end = min(start + size, stream.count)
+                    let bytes = ChangeBatch(Array(stream[start..<end])).encoded()
                     raw += bytes.count
                     compressed += try Deflate.compress(bytes).count
-                    count += size
+                    count += end - start
                 }
             }
             let perChange = Double(compressed) / Double(count)

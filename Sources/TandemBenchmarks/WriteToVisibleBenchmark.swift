@@ -86,7 +86,12 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
             watchers.append(watcher)
         }
         try await Task.sleep(for: .seconds(2))
-        let probe = Probe(writer: stores[0], reader: try DatabaseQueue(path: homes[1] + "/replica.sqlite"), watched: homes[1])
+        // The probe's reads wait out a busy store (a WAL restart) instead of failing.
+        var readerConfiguration = Configuration()
+        readerConfiguration.busyMode = .timeout(5)
+        let probe = Probe(
+            writer: stores[0], reader: try DatabaseQueue(path: homes[1] + "/replica.sqlite", configuration: readerConfiguration), watched: homes[1])
+        var reasons: [String] = []
         let serverPID = server.processIdentifier
 
         func watchersCPU() -> Double { watchers.reduce(0) { $0 + cpuSeconds(of: $1.processIdentifier) } }
@@ -95,6 +100,7 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
         let idle = await probe.measure(writes: writes, until: .distantFuture)
         print("Write-to-visible (device A's commit → device B's commit through sync --watch; B's store looked at on each write to its home, within 0.1 ms):")
         report("idle", idle, serverCPU: cpuSeconds(of: serverPID) - cpu, watchersCPU: watchersCPU() - watching)
+        reasons += idle.failures("idle", asked: writes)
 
         if loadRate > 0 {
             let batch = 20
@@ -117,23 +123,30 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
             load.cancel()
             let pushed = await load.value
             report("under load: \(loadDevices) devices offering \(loadRate) changes/s in batches of \(batch)", loaded, serverCPU: serverCPU, watchersCPU: watchingCPU, target: 100)
+            reasons += loaded.failures("under load", asked: nil)
             print("""
                 the load meanwhile: \(pushed.returned) of \(pushed.measured * batch) changes accepted, \(pushed.failures) batches failed; \
             push p50 \(format(pushed.percentile(0.5), 2)) ms, p99 \(format(pushed.percentile(0.99), 2)) ms; load generator CPU \(format(pushed.cpu, 1)) s
             """)
             try await client.shutdown()
+            if pushed.failures > 0 { reasons.append("the load: \(pushed.failures) batches refused or timed out") }
+            if pushed.returned != pushed.measured * batch {
+                reasons.append("the load: \(pushed.returned) of \(pushed.measured * batch) changes accepted")
+            }
         }
         for home in homes {
             let lines = ((try? String(contentsOfFile: home + ".log", encoding: .utf8)) ?? "").split(separator: "\n")
             if lines.count > 1 { print("device \(home.suffix(1)) said: " + lines.suffix(5).joined(separator: " | ")) }
         }
+        if !reasons.isEmpty { throw BenchmarkFailure(reasons: reasons) }
     }
 
     func report(_ phase: String, _ run: Probe.Run, serverCPU: Double, watchersCPU: Double, target: Double = 20) {
         let latencies = run.latencies
         func percentile(_ p: Double) -> Double { LoadRun.percentile(p, of: latencies) }
         print("""
-          \(phase): \(latencies.count) writes seen on device B, \(run.lost) not within 5 s
+          \(phase): \(latencies.count) writes seen on device B, \(run.lost) not within 5 s \
+        (\(run.stuckOnA) of them still in A's outbox then), \(run.failed) failed\(run.firstError.map { " (first: \($0))" } ?? "")
             p50 \(format(percentile(0.50), 2)) ms   p90 \(format(percentile(0.90), 2)) ms   p99 \(format(percentile(0.99), 2)) ms   \
         max \(format(latencies.last ?? .nan, 2)) ms   (target p99 < \(format(target, 0)) ms: \(percentile(0.99) < target ? "met" : "NOT met"))
             CPU over the phase: server \(format(serverCPU, 1)) s, the two `sync --watch` processes \(format(watchersCPU, 1)) s, in \(format(run.seconds, 1)) s
@@ -155,12 +168,22 @@ struct Probe: Sendable {
     struct Run: Sendable {
         /// Milliseconds from A's commit to B's, sorted.
         var latencies: [Double] = []
+        /// Writes device B did not hold within 5 s of A's commit.
         var lost = 0
+        /// Of those, the ones still in A's outbox at 5 s (A's watcher missed them; the
+        /// others were lost downstream: the server, its notice or B's pull).
+        var stuckOnA = 0
+        /// Writes or reads of the probe itself that failed, and the first error.
+        var failed = 0
+        var firstError: String? = nil
+        /// Writes made (the phase may end before all were made).
+        var made = 0
         /// Wall-clock seconds the phase took.
         var seconds = 0.0
     }
 
     func measure(writes: Int, until end: Date) async -> Run {
+        // (`Run.failures` says what of a run makes the benchmark fail.)
         await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 let events = inotify_init1(Int32(IN_CLOEXEC) | Int32(IN_NONBLOCK))
@@ -195,9 +218,14 @@ struct Probe: Sendable {
                                 looks -= 1
                             }
                         }
-                        if seen { run.latencies.append((now() - committed) * 1000) } else { run.lost += 1 }
+                        run.made += 1
+                        if seen { run.latencies.append((now() - committed) * 1000) } else {
+                            run.lost += 1
+                            if (try? writer.outboxEntries(limit: 10_000).contains { $0.change.record == id }) == true { run.stuckOnA += 1 }
+                        }
                     } catch {
-                        run.lost += 1
+                        run.failed += 1
+                        if run.firstError == nil { run.firstError = "\(error)" }
                     }
                     usleep(5_000)
                 }
@@ -206,5 +234,17 @@ struct Probe: Sendable {
                 continuation.resume(returning: run)
             }
         }
+    }
+}
+
+extension Probe.Run {
+    /// What makes the phase's figures untrue: any write not seen, any failure, and (with
+    /// `asked`) fewer writes made than asked for.
+    func failures(_ phase: String, asked: Int?) -> [String] {
+        var reasons: [String] = []
+        if lost > 0 { reasons.append("\(phase): \(lost) writes not seen on device B within 5 s (\(stuckOnA) still in A's outbox)") }
+        if failed > 0 { reasons.append("\(phase): \(failed) writes or reads failed (first: \(firstError ?? "?"))") }
+        if let asked, made < asked { reasons.append("\(phase): \(made) of \(asked) writes made") }
+        return reasons
     }
 }
