@@ -37,4 +37,26 @@ struct FieldNameRuleTests {
         let tombstone = try Notation.change("2.0@A tombstone r - = null")
         #expect(throws: TandemCoreError.self) { try Schema.validate(tombstone, in: CollectionName("relapse-log")) }
     }
+
+    /// An element is kept as written, in the field its normalized text names: "Call
+    /// Friday" shows as written, "call  friday" is the same element, and a value in
+    /// another element's field is refused (it could not be removed by its text).
+    @Test func elementsAreKeptAsWritten_inTheFieldTheirNormalizedTextNames() throws {
+        var note = NoteEdit()
+        note.addFollowUps = ["  Call   Friday "]
+        let added = try note.recordEdit()
+        let field = SetElement.field(prefix: "followup", normalizedText: "call friday")
+        #expect(added.items.contains { $0.field == field && $0.value == .string("Call Friday") })
+        var removal = NoteEdit()
+        removal.removeFollowUps = ["call friday"]
+        #expect(try removal.recordEdit().items.contains { $0.field == field && $0.value == .null })
+
+        try Schema.validate(try Notation.change("1.0@A lww r \(field.rawValue) = \"Call Friday\""), in: .note)
+        try Schema.validate(try Notation.change("1.0@A lww r \(field.rawValue) = \"call friday\""), in: .note)
+        for wrong in ["\"Call Monday\"", "\" Call Friday\"", "\"Call  Friday\""] {
+            #expect(throws: TandemCoreError.self, "\(wrong)") {
+                try Schema.validate(try Notation.change("1.0@A lww r \(field.rawValue) = \(wrong)"), in: .note)
+            }
+        }
+    }
 }

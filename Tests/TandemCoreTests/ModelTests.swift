@@ -26,7 +26,7 @@ struct ModelTests {
         #expect(entry.at?.description == "2026-11-25T03:10:00+01:00")
         #expect(entry.mood == 3 && entry.craving == 8)
         #expect(entry.symptoms == [.nausea, .runnyNose])
-        #expect(entry.tags == ["work stress"])
+        #expect(entry.tags == ["Work Stress"], "shown as written, white space collapsed")
         #expect(entry.hoursSlept == 4.75)
         #expect(entry.text.map(\.text) == ["Couldn't sleep."])
         #expect(changes.first?.kind == .create)

@@ -5,7 +5,7 @@ public struct JournalEntry: Hashable, Sendable {
     public var mood: Int?
     public var craving: Int?
     public var symptoms: Set<Symptom>
-    /// Free tags, normalized, sorted.
+    /// Free tags as written, sorted regardless of case.
     public var tags: [String]
     /// Hours slept in quarter hours (0–96).
     public var quarterHoursSlept: Int?
@@ -71,8 +71,9 @@ public struct JournalEdit: Sendable {
         for symptom in addSymptoms.sorted() { edit.set(symptom.field, .bool(true)) }
         for symptom in removeSymptoms.sorted() { edit.set(symptom.field, .bool(false)) }
         for tag in addTags {
-            let text = try SetElement.normalize(tag, field: "tag")
-            edit.set(SetElement.field(prefix: "tag", normalizedText: text), .string(text))
+            // Kept as written, named after its normalized text.
+            let text = try SetElement.display(tag, field: "tag")
+            edit.set(SetElement.field(prefix: "tag", normalizedText: text.lowercased()), .string(text))
         }
         for tag in removeTags {
             let text = try SetElement.normalize(tag, field: "tag")

@@ -40,8 +40,9 @@ public struct NoteEdit: Sendable {
         if let date { edit.set("date", .string(date.description)) }
         if let text { edit.text("text", text) }
         for item in addFollowUps {
-            let text = try SetElement.normalize(item, field: "followup")
-            edit.set(SetElement.field(prefix: "followup", normalizedText: text), .string(text))
+            // Kept as written, named after its normalized text.
+            let text = try SetElement.display(item, field: "followup")
+            edit.set(SetElement.field(prefix: "followup", normalizedText: text.lowercased()), .string(text))
         }
         for item in removeFollowUps {
             let text = try SetElement.normalize(item, field: "followup")

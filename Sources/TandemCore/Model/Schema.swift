@@ -60,7 +60,7 @@ public enum Schema {
             case (.bool, .bool): true
             case (.text(let max), .string(let s)): s.utf8.count <= max
             case (.elementOrNull, .null): true
-            case (.elementOrNull, .string(let s)): (try? SetElement.normalize(s, field: "")) == s
+            case (.elementOrNull, .string(let s)): (try? SetElement.display(s, field: "")) == s
             case (.localDateTime, .string(let s)): (try? LocalDateTime(parsing: s))?.description == s
             case (.localDate, .string(let s)): (try? LocalDate(parsing: s))?.description == s
             case (.instant, .int(let v)): v >= 0 && v <= Int64(HybridTimestamp.maxWallMillis)
@@ -189,6 +189,11 @@ public enum Schema {
             }
             guard spec.rule.accepts(change.value) else {
                 throw .invalidValue(field: change.field.rawValue, rule: spec.rule.description)
+            }
+            // An element's text must be the one its field is named after.
+            if case .elementOrNull = spec.rule, case .string(let text) = change.value,
+               !SetElement.belongs(text, to: change.field, prefix: String(spec.name.dropLast())) {
+                throw .invalidValue(field: change.field.rawValue, rule: "an element is kept in the field its normalized text's hash names (PROTOCOL.md §2.4)")
             }
         }
     }

@@ -25,6 +25,6 @@ extension RecordState {
                   case .winner(let change) = state, case .string(let text) = change.value
             else { return nil }
             return text
-        }.sorted()
+        }.sorted { ($0.lowercased(), $0) < ($1.lowercased(), $1) }
     }
 }
