@@ -66,10 +66,45 @@ extension ReplicaStore {
         var writer = ChangeWriter(replica: replica, clock: try clock(db))
         let changes = try writer.write(edit, to: id, current: current, wallMillis: wall.nowMillis())
         _ = try merge(changes, db)
-        let outbox = try db.cachedStatement(sql: "INSERT INTO outbox (change) VALUES (?)")
-        for change in changes { try outbox.execute(arguments: [Data(change.canonicalBytes)]) }
+        try compactOutbox(for: changes, db)
+        let outbox = try db.cachedStatement(sql: "INSERT INTO outbox (change, record, field, kind) VALUES (?, ?, ?, ?)")
+        for change in changes {
+            try outbox.execute(arguments: [Data(change.canonicalBytes), Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue)])
+        }
         try saveClock(writer.clock, db)
         return (id, changes)
+    }
+
+    /// Drops the outbox entries that `changes` (a new local write) supersede, so what was
+    /// never pushed and is already overwritten or deleted never leaves the device: a
+    /// tombstone supersedes every edit of its record waiting in the outbox (a record
+    /// created and deleted offline uploads its create and tombstone only); an `lww` value
+    /// supersedes the earlier ones of its field (a newer id always wins); a text value
+    /// supersedes the earlier ones its context covers. A `min` value may lose to an earlier
+    /// one, so those stay. An entry dropped while a push carries it is harmless: the
+    /// server merges it and its successor as it would have.
+    static func compactOutbox(for changes: [Change], _ db: Database) throws {
+        for change in changes {
+            let record = Data(change.record.bytes)
+            switch change.kind {
+            case .tombstone:
+                try db.cachedStatement(sql: "DELETE FROM outbox WHERE record = ? AND kind IN (1, 2, 3)").execute(arguments: [record])
+            case .lww:
+                try db.cachedStatement(sql: "DELETE FROM outbox WHERE record = ? AND field = ? AND kind = 1").execute(
+                    arguments: [record, change.field.rawValue])
+            case .mv:
+                let rows = try Row.fetchAll(
+                    db.cachedStatement(sql: "SELECT seq, change FROM outbox WHERE record = ? AND field = ? AND kind = 2"),
+                    arguments: [record, change.field.rawValue])
+                for row in rows {
+                    let earlier = try Change(canonicalBytes: Array(row["change"] as Data))
+                    guard change.context.covers(earlier.id) else { continue }
+                    try db.cachedStatement(sql: "DELETE FROM outbox WHERE seq = ?").execute(arguments: [row["seq"] as Int64])
+                }
+            case .create, .min:
+                break
+            }
+        }
     }
 
     /// This replica's changes not yet acknowledged, oldest first.

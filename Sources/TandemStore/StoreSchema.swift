@@ -1,3 +1,5 @@
+import Foundation
+import TandemCore
 import GRDB
 
 /// The store's tables, as named migrations (never edited once released: add a new one).
@@ -105,6 +107,21 @@ enum StoreSchema {
         // The member's own records are the ones `record_source` does not name.
         migrator.registerMigration("v6-own-records-unnamed") { db in
             try db.execute(sql: "DELETE FROM record_source WHERE key = 'own'")
+        }
+        // Each outbox entry names its record, field and kind, so a write finds the entries
+        // it supersedes (the outbox is compacted: `ReplicaStore.compactOutbox`).
+        migrator.registerMigration("v7-outbox-keys") { db in
+            try db.execute(sql: """
+                ALTER TABLE outbox ADD COLUMN record BLOB;
+                ALTER TABLE outbox ADD COLUMN field TEXT;
+                ALTER TABLE outbox ADD COLUMN kind INTEGER;
+                """)
+            let update = try db.makeStatement(sql: "UPDATE outbox SET record = ?, field = ?, kind = ? WHERE seq = ?")
+            for row in try Row.fetchAll(db, sql: "SELECT seq, change FROM outbox") {
+                let change = try Change(canonicalBytes: Array(row["change"] as Data))
+                try update.execute(arguments: [Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue), row["seq"] as Int64])
+            }
+            try db.execute(sql: "CREATE INDEX outbox_key ON outbox (record, field, kind)")
         }
         return migrator
     }
