@@ -40,16 +40,43 @@ extension ReplicaStore {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
                 defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
                 var written: (RecordID, [Change])? = nil
+                var removedText = false
                 try db.inTransaction(.immediate) {
+                    let current = try record.map { try Self.load([$0], db)[$0] } ?? nil
                     written = try Self.writeLocal(edit, to: record, replica: identity.replica, wall: wall, db)
+                    removedText = Self.removesText(written?.1 ?? [], from: current)
                     return .commit
                 }
                 guard let written else { throw StoreError.database(reason: "the write did not complete") }
+                // Overwritten or deleted text leaves the files too, not only the tables
+                // (secure_delete clears the main file): its old frames are checkpointed and
+                // the WAL truncated. Best effort: a reader holding an old snapshot for more
+                // than the busy timeout leaves it to the next such write or purge.
+                if removedText { _ = try? db.checkpoint(.truncate) }
                 return written
             }
         } catch {
             throw map(error)
         }
+    }
+
+    /// Whether a local write overwrites or deletes text the record held: a string value
+    /// (journal or note text, a tag, a follow-up) of a field it writes, or any of a record
+    /// it deletes.
+    static func removesText(_ changes: [Change], from current: RecordState?) -> Bool {
+        guard let current else { return false }
+        func holdsText(_ state: FieldState) -> Bool { state.changes.contains { if case .string = $0.value { true } else { false } } }
+        for change in changes {
+            switch change.kind {
+            case .tombstone:
+                if current.fields.values.contains(where: holdsText) { return true }
+            case .lww, .mv:
+                if let state = current.fields[FieldKey(change.field, change.kind)], holdsText(state) { return true }
+            case .create, .min:
+                break
+            }
+        }
+        return false
     }
 
     private static func writeLocal(

@@ -51,6 +51,36 @@ struct StoreFileTests {
         }
     }
 
+    /// The owner's own edits and deletes remove text from the files too: an overwritten
+    /// text and a deleted entry's text and tags are in no file of the store (the WAL is
+    /// checkpointed and truncated after such a write).
+    @Test func ownEditsAndDeletes_leaveNoTraceOfTheTextTheyRemove() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ReplicaStore.create(at: dir.path("replica.sqlite"), name: "Pat", role: .patient, wallMillis: 1)
+        func filesContain(_ needle: String) throws -> Bool {
+            try FileManager.default.contentsOfDirectory(atPath: dir.url.path).contains { name in
+                try Data(contentsOf: dir.url.appendingPathComponent(name)).range(of: Data(needle.utf8)) != nil
+            }
+        }
+        var first = JournalEdit()
+        first.mood = 2
+        first.text = "PLANTED-first-draft-51c0"
+        first.addTags = ["PLANTEDTAG-a8e4"]
+        let (id, _) = try store.write(try first.recordEdit(), to: nil, clock: SystemWallClock())
+        #expect(try filesContain("PLANTED-first-draft-51c0"), "on disk once written")
+        var second = JournalEdit()
+        second.text = "PLANTED-second-draft-77d2"
+        try store.write(try second.recordEdit(), to: id, clock: SystemWallClock())
+        #expect(try !filesContain("PLANTED-first-draft-51c0"), "the overwritten text left every file")
+        #expect(try filesContain("PLANTED-second-draft-77d2"))
+        var deletion = RecordEdit(collection: .journal)
+        deletion.deletes = true
+        try store.write(deletion, to: id, clock: SystemWallClock())
+        #expect(try !filesContain("PLANTED-second-draft-77d2"))
+        #expect(try !filesContain("PLANTEDTAG-a8e4"))
+        #expect(try store.integrityCheck() == ["ok"])
+    }
+
     /// `Fixtures/stores/v1.sqlite` was written by schema v1; it opens, migrates and keeps
     /// its data. `TANDEM_REGENERATE_FIXTURES=1` rewrites it.
     /// The keys a pull checks for dropped subscriptions are found through the key index,
