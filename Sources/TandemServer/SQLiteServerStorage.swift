@@ -58,6 +58,10 @@ public final class SQLiteServerStorage: ServerStorage {
         }
         self.path = path
         self.location = location
+        // A store a newer `tandem` migrated is never served by an older one: it would number
+        // new changes below devices' cursors (v8 numbers per channel), and they would never
+        // be delivered.
+        if try pool.read({ try ServerSchema.migrator.hasBeenSuperseded($0) }) { throw NewerStoreError(path: path) }
         try ServerSchema.migrator.migrate(pool)
     }
 
@@ -277,5 +281,13 @@ extension SQLiteServerStorage {
         for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: path + suffix) }
         try files.moveItem(atPath: staging, toPath: path)
         removeStaging()
+    }
+}
+
+/// The store was written by a newer `tandem` (it holds migrations this one does not know).
+public struct NewerStoreError: Error, CustomStringConvertible {
+    public var path: String
+    public var description: String {
+        "The server store \(path) was upgraded by a newer tandem; run that version (or restore the backup taken before the upgrade)."
     }
 }

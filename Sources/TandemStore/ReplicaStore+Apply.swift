@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import GRDBSQLite
 public import TandemCore
 
 extension ReplicaStore {
@@ -52,7 +53,13 @@ extension ReplicaStore {
                 // (secure_delete clears the main file): its old frames are checkpointed and
                 // the WAL truncated. Best effort: a reader holding an old snapshot for more
                 // than the busy timeout leaves it to the next such write or purge.
-                if removedText { _ = try? db.checkpoint(.truncate) }
+                // A short busy timeout: a reader or writer of another process must not hold
+                // up the person's edit for the full 10 s (the next such write tries again).
+                if removedText {
+                    sqlite3_busy_timeout(db.sqliteConnection, 250)
+                    defer { sqlite3_busy_timeout(db.sqliteConnection, 10_000) }
+                    _ = try? db.checkpoint(.truncate)
+                }
                 return written
             }
         } catch {
@@ -65,6 +72,7 @@ extension ReplicaStore {
     /// it deletes.
     static func removesText(_ changes: [Change], from current: RecordState?) -> Bool {
         guard let current else { return false }
+        // Free text, tags and follow-ups; `at` and `date` are strings too, and harmless.
         func holdsText(_ state: FieldState) -> Bool { state.changes.contains { if case .string = $0.value { true } else { false } } }
         for change in changes {
             switch change.kind {

@@ -153,4 +153,16 @@ struct ServerMigrationTests {
         let snapshot = try await migrated.pull([Grant(channel: principal.member, projection: nil)], for: principal, limit: 10, check: nil) { _, heads in heads }
         #expect(snapshot.heads == [Int64(pullBefore.count)] && snapshot.pages[0].changes.isEmpty)
     }
+
+    /// An older `tandem` never serves a store a newer one migrated (it would number new
+    /// changes as the old schema did, below devices' cursors): it refuses it, unchanged.
+    @Test func aStoreFromANewerTandem_isRefused() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("center.sqlite")
+        _ = try SQLiteServerStorage(path: path)
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+        try queue.close()
+        #expect(throws: NewerStoreError.self) { _ = try SQLiteServerStorage(path: path) }
+    }
 }
