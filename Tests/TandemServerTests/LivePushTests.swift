@@ -48,6 +48,16 @@ struct LivePushTests {
             return (phone, laptop)
         }
 
+        /// A patient's two devices, each running `sync --watch --json`, both connected.
+        func patientWithTwoWatchingDevices() async throws -> (phone: String, laptop: String, phoneWatch: RunningTandem, laptopWatch: RunningTandem) {
+            let (phone, laptop) = try await patientWithTwoDevices()
+            let phoneWatch = try RunningTandem(["sync", "--watch", "--json"], home: phone)
+            let laptopWatch = try RunningTandem(["sync", "--watch", "--json"], home: laptop)
+            #expect(await phoneWatch.wait { _, err in err.contains("Connected") }, "phone: \(phoneWatch.stderr)")
+            #expect(await laptopWatch.wait { _, err in err.contains("Connected") }, "laptop: \(laptopWatch.stderr)")
+            return (phone, laptop, phoneWatch, laptopWatch)
+        }
+
         func token(_ home: String) throws -> String {
             try #require(try ReplicaStore.open(at: home + "/replica.sqlite").binding()?.token)
         }
@@ -55,11 +65,7 @@ struct LivePushTests {
 
     @Test func watchingDevices_seeEachOthersWrites_withoutRunningSync() async throws {
         let center = try await Center()
-        let (phone, laptop) = try await center.patientWithTwoDevices()
-        let phoneWatch = try RunningTandem(["sync", "--watch", "--json"], home: phone)
-        let laptopWatch = try RunningTandem(["sync", "--watch", "--json"], home: laptop)
-        #expect(await phoneWatch.wait { _, err in err.contains("Connected") }, "phone: \(phoneWatch.stderr)")
-        #expect(await laptopWatch.wait { _, err in err.contains("Connected") }, "laptop: \(laptopWatch.stderr)")
+        let (phone, laptop, phoneWatch, laptopWatch) = try await center.patientWithTwoWatchingDevices()
 
         // A write by another command on the phone's home is pushed (inotify), announced
         // to the laptop (live push), and pulled there.
@@ -111,11 +117,7 @@ struct LivePushTests {
     /// docs/benchmarks.md, write-to-visible.)
     @Test func aWriteWhoseCommitOutlastsTheQuickLooks_isStillPushedAtOnce() async throws {
         let center = try await Center()
-        let (phone, laptop) = try await center.patientWithTwoDevices()
-        let phoneWatch = try RunningTandem(["sync", "--watch", "--json"], home: phone)
-        let laptopWatch = try RunningTandem(["sync", "--watch", "--json"], home: laptop)
-        #expect(await phoneWatch.wait { _, err in err.contains("Connected") }, "phone: \(phoneWatch.stderr)")
-        #expect(await laptopWatch.wait { _, err in err.contains("Connected") }, "laptop: \(laptopWatch.stderr)")
+        let (phone, laptop, phoneWatch, laptopWatch) = try await center.patientWithTwoWatchingDevices()
 
         #expect(tandem_powercut_register() == 0)
         let path = phone + "/replica.sqlite"
