@@ -43,9 +43,9 @@ extension ReplicaStore {
                 var written: (RecordID, [Change])? = nil
                 var removedText = false
                 try db.inTransaction(.immediate) {
-                    let current = try record.map { try Self.load([$0], db)[$0] } ?? nil
-                    written = try Self.writeLocal(edit, to: record, replica: identity.replica, wall: wall, db)
-                    removedText = Self.removesText(written?.1 ?? [], from: current)
+                    let local = try Self.writeLocal(edit, to: record, replica: identity.replica, wall: wall, db)
+                    written = (local.id, local.changes)
+                    removedText = local.removedText
                     return .commit
                 }
                 guard let written else { throw StoreError.database(reason: "the write did not complete") }
@@ -89,7 +89,7 @@ extension ReplicaStore {
 
     private static func writeLocal(
         _ edit: RecordEdit, to record: RecordID?, replica: ReplicaID, wall: some WallClock, _ db: Database
-    ) throws -> (RecordID, [Change]) {
+    ) throws -> (id: RecordID, changes: [Change], removedText: Bool) {
         let id = record ?? RecordID.random()
         let current = try load([id], db)[id]
         if record != nil {
@@ -107,7 +107,7 @@ extension ReplicaStore {
             try outbox.execute(arguments: [Data(change.canonicalBytes), Data(change.record.bytes), change.field.rawValue, Int64(change.kind.rawValue)])
         }
         try saveClock(writer.clock, db)
-        return (id, changes)
+        return (id, changes, removesText(changes, from: current))
     }
 
     /// Drops the outbox entries that `changes` (a new local write) supersede, so what was
