@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "TandemStore",
             dependencies: [
-                "TandemCore",
+                "TandemCore", "TandemProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

@@ -162,7 +162,7 @@ public struct LiveWatch: Sendable {
                     }
                 }
                 if let close, close.closeCode == .unknown(LiveCloseCode.revoked) {
-                    throw SyncError.server(status: 401, code: "revoked", message: close.reason ?? "This device was revoked.")
+                    throw SyncError.server(status: 401, code: ErrorCode.revoked.rawValue, message: close.reason ?? "This device was revoked.")
                 }
                 reason = close?.reason ?? "the server closed the connection"
             } catch let error as SyncError {

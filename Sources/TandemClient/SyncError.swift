@@ -36,7 +36,7 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .unreachable: true
         // A member's unused link codes stay until used or expired: asking again soon won't help.
-        case .server(let status, let code, _): status >= 500 || (status == 429 && code != "too-many-codes")
+        case .server(let status, let code, _): status >= 500 || (status == 429 && code != ErrorCode.tooManyCodes.rawValue)
         default: false
         }
     }

@@ -107,8 +107,8 @@ public struct Syncer: Sendable {
         let permanent = refusals.filter(\.permanent)
         if !permanent.isEmpty {
             let refused = Set(permanent.map(\.change))
-            let positions = Set(entries.filter { refused.contains(Self.key($0.change)) }.map(\.position))
-            let records = Set(entries.filter { refused.contains(Self.key($0.change)) && $0.change.kind == .create }.map(\.change.record))
+            let positions = Set(entries.filter { refused.contains(ChangeKey.text(of: $0.change.id)) }.map(\.position))
+            let records = Set(entries.filter { refused.contains(ChangeKey.text(of: $0.change.id)) && $0.change.kind == .create }.map(\.change.record))
             let reason = Set(permanent.map(\.reason)).sorted().joined(separator: "; ")
             report.quarantined += try store.quarantine(positions: positions, records: records, reason: reason, nowMillis: wallClock.nowMillis())
             return
@@ -121,9 +121,9 @@ public struct Syncer: Sendable {
             throw SyncError.refused(refusals, serverTime: serverTime)
         }
         restamps += 1
-        let mark = first.mark.flatMap(Self.timestamp)
+        let mark = first.mark.flatMap(ChangeKey.timestamp)
         let reused = restampable.filter { $0.reason == RefusalReason.idReused }
-            .compactMap { $0.change.split(separator: "@").first.flatMap { Self.timestamp(String($0)) } }.min()
+            .compactMap { ChangeKey.id($0.change)?.timestamp }.min()
         report.restamped += try store.restamp(mark: mark, reused: reused, serverTimeMillis: serverTime, localMillis: wallClock.nowMillis())
     }
 
@@ -145,7 +145,7 @@ public struct Syncer: Sendable {
                 start = end
             } catch SyncError.refused(let refusals, _) {
                 let refused = Set(refusals.map(\.change))
-                let kept = batch.filter { !refused.contains(Self.key($0)) }
+                let kept = batch.filter { !refused.contains(ChangeKey.text(of: $0.id)) }
                 guard kept.count < batch.count else { throw SyncError.refused(refusals, serverTime: 0) }
                 changes.replaceSubrange(start..<end, with: kept)
             }
@@ -207,16 +207,6 @@ public struct Syncer: Sendable {
         }
     }
 
-    static func key(_ change: Change) -> String { "\(change.timestamp)@\(change.replica.hex)" }
-
-    static func timestamp(_ text: String) -> HybridTimestamp? {
-        let parts = text.split(separator: ".")
-        guard parts.count == 2, let wall = UInt64(parts[0]), wall <= HybridTimestamp.maxWallMillis, let counter = UInt16(parts[1]) else {
-            return nil
-        }
-        return HybridTimestamp(wallMillis: wall, counter: counter)
-    }
-
     /// Pushes the outbox, then (unless told not to pull) pulls every subscription until
     /// caught up.
     public func sync(batchSize: Int = 1_000, pull: Bool = true, progress: (@Sendable (Progress) -> Void)? = nil) async throws -> Report {
@@ -246,7 +236,7 @@ public struct Syncer: Sendable {
                 }
                 try store.acknowledge(
                     through: last.position, advancing: advancing,
-                    mark: answer.mark.flatMap(Self.timestamp))
+                    mark: answer.mark.flatMap(ChangeKey.timestamp))
                 report.pushed += answer.accepted
                 report.replayed += answer.replayed
                 for change in entries.map(\.change) { sentRecords.insert(change.record) }
@@ -254,7 +244,7 @@ public struct Syncer: Sendable {
                 progress?(done)
             } catch SyncError.refused(let refusals, let serverTime) {
                 try handle(refusals, serverTime: serverTime, entries: entries, restamps: &restamps, report: &report)
-            } catch let error as SyncError where error.code == "over-quota" {
+            } catch let error as SyncError where error.code == ErrorCode.overQuota.rawValue {
                 // The member's space on the server is full: what waits stays in the outbox,
                 // but the pull still brings what others wrote; the error is said after it.
                 overQuota = error
@@ -301,7 +291,7 @@ public struct Syncer: Sendable {
                 active[subscription.key] = subscription.projection == "owner" ? .some(nil) : .some(Projection(rawValue: subscription.projection))
             }
             let result = try store.applyPulled(
-                page.pages, active: active, mark: answer.mark.flatMap(Self.timestamp), serverTimeMillis: answer.serverTime,
+                page.pages, active: active, mark: answer.mark.flatMap(ChangeKey.timestamp), serverTimeMillis: answer.serverTime,
                 localMillis: wallClock.nowMillis())
             report.pulled += page.pages.reduce(0) { $0 + $1.changes.count }
             if receivedRecords.count < Self.recordsCounted {

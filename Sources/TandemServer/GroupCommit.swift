@@ -12,13 +12,7 @@ final class GroupCommit: @unchecked Sendable {
     // @unchecked: every stored property is read and written under `lock`.
 
     struct Batch: Sendable {
-        var changes: [Change]
-        var principal: Principal
-        var replica: ReplicaID
-        var repush: Bool
-        var nowMillis: UInt64
-        var maxSkewMillis: UInt64
-        var quotaBytes: Int64
+        var request: PushRequest
         var continuation: CheckedContinuation<PushOutcome, any Error>
     }
 

@@ -173,7 +173,8 @@ extension SyncServer {
     /// reset), each with its channel's highest sequence number in the commit (nil for nil
     /// or a reset).
     func keys(for principal: Principal, in commit: Commits?) async throws -> [(key: String, last: Int64?)] {
-        let grants = try await policy.grants(for: principal)
+        let policy = self.policy
+        let grants = try await storage.read { store in try policy.grants(for: principal, in: store) }
         return grants.compactMap { grant in
             guard let commit, !commit.reset else { return (grant.key(for: principal), nil) }
             guard let last = commit.channels[grant.channel] else { return nil }

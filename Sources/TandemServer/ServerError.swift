@@ -51,30 +51,33 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var code: String {
+    /// The wire's name for this error (`ErrorCode`).
+    public var errorCode: ErrorCode {
         switch self {
-        case .unauthorized: "unauthorized"
-        case .revoked: "revoked"
-        case .forbidden: "forbidden"
-        case .badRequest: "bad-request"
-        case .tooLarge: "too-large"
-        case .unsupportedVersion: "unsupported-version"
-        case .invalidCode: "invalid-code"
-        case .tooManyAttempts: "too-many-attempts"
-        case .tooManyConnections: "too-many-connections"
-        case .tooManyCodes: "too-many-codes"
-        case .notFound: "not-found"
-        case .upgradeRequired: "upgrade-required"
-        case .methodNotAllowed: "method-not-allowed"
-        case .overQuota: "over-quota"
-        case .requestTimeout: "request-timeout"
-        case .disconnected: "disconnected"
-        case .throttled: "throttled"
-        case .conflict: "conflict"
-        case .refused: "refused"
-        case .unavailable: "unavailable"
+        case .unauthorized: .unauthorized
+        case .revoked: .revoked
+        case .forbidden: .forbidden
+        case .badRequest: .badRequest
+        case .tooLarge: .tooLarge
+        case .unsupportedVersion: .unsupportedVersion
+        case .invalidCode: .invalidCode
+        case .tooManyAttempts: .tooManyAttempts
+        case .tooManyConnections: .tooManyConnections
+        case .tooManyCodes: .tooManyCodes
+        case .notFound: .notFound
+        case .upgradeRequired: .upgradeRequired
+        case .methodNotAllowed: .methodNotAllowed
+        case .overQuota: .overQuota
+        case .requestTimeout: .requestTimeout
+        case .disconnected: .disconnected
+        case .throttled: .throttled
+        case .conflict: .conflict
+        case .refused: .refused
+        case .unavailable: .unavailable
         }
     }
+
+    public var code: String { errorCode.rawValue }
 
     public var description: String {
         switch self {

@@ -59,17 +59,9 @@ public protocol ServerStorage: Sendable {
     /// A member's devices (or everyone's, with nil).
     func devices(of member: MemberID?) async throws -> [DeviceInfo]
 
-    /// What a pull reads, from one snapshot: first, with a `check`, the caller's token,
-    /// which must still name the same principal and not be revoked (else
-    /// `ServerError.unauthorized` or `.revoked`, and nothing is read); then the epoch and
-    /// each grant's channel's head, then for each grant a page of at most `limit` changes
-    /// of its channel, after the position `starts` gives it (called once, with that epoch
-    /// and those heads), keeping only what the grant carries.
-    /// The snapshot also carries the caller's replica's mark and its device's re-push window.
-    func pull(
-        _ grants: [Grant], for principal: Principal, limit: Int, check: TokenCheck?,
-        starts: @Sendable (_ epoch: String, _ heads: [Int64]) -> [Int64]
-    ) async throws -> PullSnapshot
+    /// Runs `body` on one read snapshot of the store: everything a pull reads, the sharing
+    /// policy's reads included, comes from one such call (`pull(for:policy:…)`, PullRules).
+    func read<T: Sendable>(_ body: @escaping @Sendable (any PullReads) throws -> T) async throws -> T
 
     /// Opens (`epoch`) or closes (nil) a device's re-push window: a device told
     /// `epochChanged` may push with `Tandem-Repush: 1` until its next pull in that epoch
@@ -147,8 +139,6 @@ public struct ChannelStep: Sendable, Equatable {
     public var to: Int64
 }
 
-/// One page of a channel's changes, in sequence order.
-/// A pull's reads, from one snapshot of the store.
 /// A token (its hash) and the principal it named when the server last looked it up: a
 /// pull by a caller the server already knows checks its token inside its own read.
 public struct TokenCheck: Sendable {
@@ -162,6 +152,8 @@ public struct TokenCheck: Sendable {
 }
 
 public struct PullSnapshot: Sendable {
+    /// What the sharing policy granted the caller, in the snapshot's state.
+    public var grants: [Grant]
     public var epoch: String
     /// Each grant's channel's highest sequence number, in the grants' order: a cursor
     /// beyond its channel's head is from another epoch.
@@ -174,6 +166,7 @@ public struct PullSnapshot: Sendable {
     public var pages: [ChannelPage]
 }
 
+/// One page of a channel's changes, in sequence order.
 public struct ChannelPage: Sendable {
     public var changes: [Change]
     /// The sequence number of the last change returned, or the one asked from.

@@ -1,4 +1,5 @@
 public import TandemCore
+import TandemProtocol
 
 /// Decides what each caller may read: a list of grants, each a member's channel seen
 /// through a projection (PROTOCOL.md §7).
@@ -7,8 +8,11 @@ public import TandemCore
 /// inject other policies through this protocol from the test target only. No flag or
 /// variable of the shipped binary chooses a policy. A policy that cannot decide throws,
 /// and the server answers 5xx: never an empty list.
+///
+/// A policy is evaluated inside the pull's own snapshot (`store`): what it reads of the
+/// store (consents, assignments) is of the same moment as the token check and the pages.
 public protocol SharingPolicy: Sendable {
-    func grants(for principal: Principal) async throws -> [Grant]
+    func grants(for principal: Principal, in store: some PullReads) throws -> [Grant]
 }
 
 /// Read access to one member's channel through one projection.
@@ -26,7 +30,7 @@ public struct Grant: Sendable, Equatable, Hashable {
     /// projection is a new key, so widening reads the channel again from zero and
     /// narrowing drops the old subscription (the device purges what nothing carries).
     public func key(for principal: Principal) -> String {
-        if channel == principal.member && projection == nil { return SyncServer.ownKey }
+        if channel == principal.member && projection == nil { return SubscriptionKey.own }
         return "m-\(channel.hex)-\(projection?.rawValue ?? "owner")"
     }
 
@@ -41,7 +45,7 @@ public struct Grant: Sendable, Equatable, Hashable {
 /// The policy of this release: a member reads their own records, all of them.
 public struct OwnRecordsPolicy: SharingPolicy {
     public init() {}
-    public func grants(for principal: Principal) async throws -> [Grant] {
+    public func grants(for principal: Principal, in store: some PullReads) throws -> [Grant] {
         [Grant(channel: principal.member, projection: nil)]
     }
 }

@@ -117,9 +117,6 @@ public struct SyncServer: Sendable {
         "/v1/pull": [.post], "/v1/devices": [.get], "/v1/live": [.get],
     ]
 
-    /// The subscription key of a member's own records (PROTOCOL.md §9.4).
-    static let ownKey = "own"
-
     /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
     /// every route (an embedding application's own, or a test's fault injection).
     public func application(
@@ -266,8 +263,8 @@ public struct SyncServer: Sendable {
         log["replayed"] = "\(outcome.replayed)"
         let advanced = outcome.ownChannel.map { step in
             [PushResponse.Advance(
-                key: Self.ownKey, from: Cursor(epoch: step.epoch, key: Self.ownKey, sequence: step.from).encoded,
-                to: Cursor(epoch: step.epoch, key: Self.ownKey, sequence: step.to).encoded)]
+                key: SubscriptionKey.own, from: Cursor(epoch: step.epoch, key: SubscriptionKey.own, sequence: step.from).encoded,
+                to: Cursor(epoch: step.epoch, key: SubscriptionKey.own, sequence: step.to).encoded)]
         }
         return try json(PushResponse(
             accepted: outcome.accepted, replayed: outcome.replayed, advanced: advanced, mark: outcome.mark.map { "\($0)" },
@@ -284,16 +281,9 @@ public struct SyncServer: Sendable {
         let principal: Principal
         if let check { principal = Self.logged(check.principal, &log) } else { principal = try await authenticate(request, &log) }
         let body: PullRequest
-        let grants: [Grant]
         let cursors: [String: Cursor]
         do {
             body = try await decodeJSON(request)
-            do {
-                grants = try await policy.grants(for: principal)
-            } catch {
-                // Never an empty list: a device would purge what it holds.
-                throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
-            }
             cursors = try body.cursors.mapValues { text in
                 do { return try Cursor(parsing: text) } catch { throw ServerError.badRequest("A cursor is malformed; pull again without it.") }
             }
@@ -307,19 +297,20 @@ public struct SyncServer: Sendable {
             }
             throw error
         }
-        let keys = grants.map { $0.key(for: principal) }
         if let asked = body.limit, asked < 1 || asked > Int(Int32.max) { throw ServerError.badRequest("limit must be from 1 to 2147483647.") }
         let limit = min(body.limit ?? limits.pullPageSize, limits.maxPullPageSize)
-        // The epoch, the head and every page from one read transaction.
+        // The token check, the grants, the epoch, the heads and every page from one read.
         let snapshot: PullSnapshot
         do {
-            snapshot = try await storage.pull(grants, for: principal, limit: limit, check: check) { epoch, heads in
-                Self.starts(cursors, keys: keys, epoch: epoch, heads: heads).positions
+            snapshot = try await storage.pull(for: principal, policy: policy, limit: limit, check: check) { grants, epoch, heads in
+                Self.starts(cursors, keys: grants.map { $0.key(for: principal) }, epoch: epoch, heads: heads).positions
             }
         } catch let error as ServerError where error == .unauthorized || error == .revoked {
             knownTokens.forget(hash)
             throw error
         }
+        let grants = snapshot.grants
+        let keys = grants.map { $0.key(for: principal) }
         knownTokens.remember(principal, for: hash)
         let epoch = snapshot.epoch
         let epochChanged = Self.starts(cursors, keys: keys, epoch: epoch, heads: snapshot.heads).epochChanged

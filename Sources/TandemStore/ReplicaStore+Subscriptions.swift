@@ -1,6 +1,7 @@
 public import Foundation
 import GRDB
 public import TandemCore
+import TandemProtocol
 
 extension ReplicaStore {
     /// One subscription's page of a pull.
@@ -35,9 +36,12 @@ extension ReplicaStore {
                 var clock = try Self.clock(db)
                 for page in pages {
                     changed += try Self.merge(page.changes, db)
-                    // The member's own records are the ones no row names (`ownKey`).
+                    // The member's own records are the ones no row names (`SubscriptionKey.own`):
+                    // a patient's device would otherwise keep a row per record (in two B-trees
+                    // keyed by random ids, rewritten at every page of a sync), and a record of
+                    // the member's own channel is never brought by another subscription.
                     var seen = Set<RecordID>()
-                    for change in page.changes where page.key != Self.ownKey && seen.insert(change.record).inserted {
+                    for change in page.changes where page.key != SubscriptionKey.own && seen.insert(change.record).inserted {
                         try db.run("INSERT OR IGNORE INTO record_source (record, key) VALUES (?, ?)") {
                             $0.blob(change.record.bytes)
                             $0.text(page.key)
@@ -77,12 +81,6 @@ extension ReplicaStore {
         }
         return purged
     }
-
-    /// The subscription of the member's own records. `record_source` names no record it
-    /// brings: a patient's device would otherwise keep a row per record (in two B-trees
-    /// keyed by random ids, rewritten at every page of a sync), and a record of the
-    /// member's own channel is never brought by another subscription.
-    static let ownKey = "own"
 
     /// Every subscription key the store knows: its cursors' and those `record_source` names.
     /// The distinct keys of `record_source` are found by hopping through its key index (a

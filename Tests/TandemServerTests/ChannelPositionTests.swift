@@ -14,7 +14,7 @@ import Testing
 @Suite("Channel positions", .serialized)
 struct ChannelPositionTests {
     func sequence(_ store: ReplicaStore) throws -> Int64 {
-        let text = try #require(try store.cursors()[SyncServer.ownKey])
+        let text = try #require(try store.cursors()[SubscriptionKey.own])
         return try Cursor(parsing: text).sequence
     }
 
@@ -54,7 +54,7 @@ struct ChannelPositionTests {
         let phone = try await server.device(dir, "phone")
         for value in 0..<3 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         let pushed = try await Syncer(store: phone).sync().pushed
-        var old = try Cursor(parsing: try #require(try phone.cursors()[SyncServer.ownKey]))
+        var old = try Cursor(parsing: try #require(try phone.cursors()[SubscriptionKey.own]))
         old.perChannel = false
         old.sequence = 1_000
         let queue = try DatabaseQueue(path: phone.path)
@@ -66,6 +66,6 @@ struct ChannelPositionTests {
         #expect(again.pulled == pushed)
         #expect(again.repushed == 0)
         #expect(try sequence(phone) == Int64(pushed))
-        #expect(try phone.cursors()[SyncServer.ownKey]?.hasPrefix("t2.") == true)
+        #expect(try phone.cursors()[SubscriptionKey.own]?.hasPrefix("t2.") == true)
     }
 }

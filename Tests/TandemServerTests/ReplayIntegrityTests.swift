@@ -73,7 +73,7 @@ struct ReplayIntegrityTests {
     static func mark(of store: ReplicaStore, _ server: InProcessServer) async throws -> HybridTimestamp? {
         let token = try #require(try store.binding()?.token)
         let principal = try await server.storage.authenticate(tokenHash: Secrets.hash(token))
-        let snapshot = try await server.storage.pull([], for: principal, limit: 1, check: nil) { _, _ in [] }
+        let snapshot = try await server.storage.pull(for: principal, policy: NoGrants(), limit: 1, check: nil) { _, _, _ in [] }
         return snapshot.mark
     }
 
@@ -160,4 +160,9 @@ struct ReplayIntegrityTests {
             return refusals.count == fromLaptop.count && refusals.allSatisfy { $0.reason.contains("not this member's") }
         }
     }
+}
+
+/// Grants nothing: a pull that reads only the caller's mark and window.
+struct NoGrants: SharingPolicy {
+    func grants(for principal: Principal, in store: some PullReads) throws -> [Grant] { [] }
 }

@@ -70,7 +70,7 @@ struct ServerMigrationTests {
     }
 
     func page(_ storage: SQLiteServerStorage, _ principal: Principal) async throws -> [[UInt8]] {
-        let snapshot = try await storage.pull([Grant(channel: principal.member, projection: nil)], for: principal, limit: 1_000, check: nil) { _, _ in [0] }
+        let snapshot = try await storage.pull(for: principal, policy: OwnRecordsPolicy(), limit: 1_000, check: nil) { _, _, _ in [0] }
         return snapshot.pages[0].changes.map(\.canonicalBytes)
     }
 
@@ -150,7 +150,7 @@ struct ServerMigrationTests {
         #expect(numbers == Array(1...Int64(pullBefore.count)))
         #expect(try await page(migrated, principal) == pullBefore)
         #expect(try await migrated.commits(after: 0).channels[principal.member] == Int64(pullBefore.count))
-        let snapshot = try await migrated.pull([Grant(channel: principal.member, projection: nil)], for: principal, limit: 10, check: nil) { _, heads in heads }
+        let snapshot = try await migrated.pull(for: principal, policy: OwnRecordsPolicy(), limit: 10, check: nil) { _, _, heads in heads }
         #expect(snapshot.heads == [Int64(pullBefore.count)] && snapshot.pages[0].changes.isEmpty)
     }
 

@@ -18,7 +18,7 @@ struct SubscriptionTests {
     final class TestPolicy: SharingPolicy {
         let extra = Locked<[MemberID: [Grant]]>([:])
 
-        func grants(for principal: Principal) async throws -> [Grant] {
+        func grants(for principal: Principal, in store: some PullReads) throws -> [Grant] {
             [Grant(channel: principal.member, projection: nil)] + extra.withLock { $0[principal.member] ?? [] }
         }
 

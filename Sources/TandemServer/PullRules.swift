@@ -1,0 +1,65 @@
+public import TandemCore
+
+/// What a pull reads, whatever the store (PROTOCOL.md §9.4): all of it from one snapshot,
+/// so a revocation (of a token, a device or a consent) that commits while a pull runs is
+/// either wholly before it or wholly after it. Written against `PullReads`.
+enum PullRules {
+    /// First, with a `check`, the caller's token, which must still name the same principal
+    /// and not be revoked (else `ServerError.unauthorized` or `.revoked`, and nothing is
+    /// read); then the policy's grants, the epoch and each grant's channel's head; then for
+    /// each grant a page of at most `limit` changes of its channel, after the position
+    /// `starts` gives it (called once, with those grants, that epoch and those heads),
+    /// keeping only what the grant carries; last the caller's replica's mark and its
+    /// device's re-push window.
+    static func read(
+        for principal: Principal, policy: any SharingPolicy, limit: Int, check: TokenCheck?,
+        starts: ([Grant], _ epoch: String, _ heads: [Int64]) -> [Int64], in store: some PullReads
+    ) throws -> PullSnapshot {
+        if let check, try store.principal(tokenHash: check.tokenHash) != check.principal { throw ServerError.unauthorized }
+        let grants: [Grant]
+        do {
+            grants = try policy.grants(for: principal, in: store)
+        } catch {
+            // Never an empty list: a device would purge what it holds.
+            throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
+        }
+        let epoch = try store.epoch()
+        let heads = try grants.map { try store.channelHead($0.channel) }
+        let positions = starts(grants, epoch, heads)
+        var pages: [ChannelPage] = []
+        pages.reserveCapacity(grants.count)
+        for (grant, start) in zip(grants, positions) { pages.append(try page(of: grant, after: start, limit: limit, in: store)) }
+        let mark = try principal.replica.flatMap { try store.mark(of: $0) }
+        let repush = try principal.device.flatMap { try store.repushEpoch(of: $0) }
+        return PullSnapshot(grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages)
+    }
+
+    /// One page of a grant's channel after `sequence`, keeping only what the grant carries:
+    /// the projection decides per field, and what it does not carry is never sent. The page
+    /// ends after `limit` held changes, carried or not, so its cursor moves past what the
+    /// projection leaves out.
+    static func page(of grant: Grant, after sequence: Int64, limit: Int, in store: some PullReads) throws -> ChannelPage {
+        let rows = try store.held(in: grant.channel, after: sequence, limit: limit + 1)
+        var changes: [Change] = []
+        var last = sequence
+        for row in rows.prefix(limit) {
+            last = row.sequence
+            let change = try Change(canonicalBytes: row.change)
+            guard grant.carries(row.collection, field: change.field) else { continue }
+            changes.append(change)
+        }
+        return ChannelPage(changes: changes, last: last, more: rows.count > limit)
+    }
+}
+
+extension ServerStorage {
+    /// A pull's reads from one snapshot of the store (`PullRules.read`).
+    public func pull(
+        for principal: Principal, policy: any SharingPolicy, limit: Int, check: TokenCheck?,
+        starts: @escaping @Sendable ([Grant], _ epoch: String, _ heads: [Int64]) -> [Int64]
+    ) async throws -> PullSnapshot {
+        try await read { store in
+            try PullRules.read(for: principal, policy: policy, limit: limit, check: check, starts: starts, in: store)
+        }
+    }
+}

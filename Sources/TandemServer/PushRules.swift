@@ -1,0 +1,234 @@
+import TandemCore
+import TandemProtocol
+
+/// One device's batch, as the push rules take it.
+struct PushRequest: Sendable {
+    var changes: [Change]
+    var principal: Principal
+    var replica: ReplicaID
+    var repush: Bool
+    var nowMillis: UInt64
+    var maxSkewMillis: UInt64
+    var quotaBytes: Int64
+}
+
+/// What the server does with a pushed batch, whatever the store (PROTOCOL.md §9.3): which
+/// changes it refuses and why, which it recognizes as replays, how it merges the rest with
+/// `TandemCore`'s rules and in which channel each held change is numbered. Written against
+/// `PushWrites`: the store opens the transaction (and, for a group commit, a savepoint per
+/// batch) and commits it; these rules never see SQL.
+enum PushRules {
+    /// Validates one batch and merges it. Throws `ServerError.refused` (before writing
+    /// anything) when any change is refused, and `ServerError.overQuota` after writing: the
+    /// caller rolls the batch back.
+    static func apply(_ batch: PushRequest, in store: some PushWrites) throws -> PushOutcome {
+        let changes = batch.changes, principal = batch.principal, replica = batch.replica
+        let repush = batch.repush, nowMillis = batch.nowMillis, maxSkewMillis = batch.maxSkewMillis
+        if repush {
+            // Only a device told `epochChanged` re-pushes, until its next pull (§9.9).
+            let window = try principal.device.flatMap { try store.repushEpoch(of: $0) }
+            guard let window, try window == store.epoch() else {
+                throw ServerError.badRequest("Tandem-Repush is only for a device re-pushing after the server was restored; pull first (PROTOCOL.md §9.9).")
+            }
+        }
+        // What the batch's checks read, in sets: every replica's mark, the records it names,
+        // and (re-push only) whose the other replicas are.
+        var marks = try store.marks(of: Set(changes.map(\.replica)).union([replica]))
+        let others = repush ? try store.activeMembers(of: Set(changes.lazy.map(\.replica).filter { $0 != replica })) : [:]
+        // A revoked device's changes are never taken, not even in a re-push.
+        func belongsToMember(_ replica: ReplicaID) -> Bool { others[replica] == principal.member }
+        // Every change the server accepted from a replica is at or below that replica's mark,
+        // so only there can a change be a replay.
+        let acceptedDigests = try store.acceptedDigests(of: Set(changes.lazy.filter { change in
+            marks[change.replica].map { change.timestamp <= $0 } ?? false
+        }.map(\.id)))
+        let stored = try store.records(Set(changes.map(\.record)))
+        // The records this batch creates.
+        var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
+        var refusals: [Refusal] = []
+        var accepted: [Change] = []
+        var replayed = 0
+        // The digest of each change this batch takes, by id: a second change under one id
+        // in the same batch is told apart as it would be against the store.
+        var taken: [ChangeID: [UInt8]] = [:]
+        func refuse(_ change: Change, _ reason: String, permanent: Bool, withMark: Bool = false) {
+            guard refusals.count < 1000 else { return }
+            refusals.append(.init(
+                change: ChangeKey.text(of: change.id), reason: reason, permanent: permanent,
+                mark: withMark ? marks[change.replica].map(ChangeKey.text(of:)) : nil))
+        }
+        for change in changes {
+            // A re-push after a restore may carry the member's other devices' changes.
+            let allowed = change.replica == replica || (repush && belongsToMember(change.replica))
+            guard allowed else {
+                refuse(change, repush ? "the change's replica is not this member's" : "the change's replica is not this device's", permanent: true)
+                continue
+            }
+            // A change at or below its replica's mark is a replay only when the server
+            // accepted that very change (same id, same digest: `accepted`); another change
+            // under an accepted id is a new write at an old id (a device whose clock went
+            // back, say from a restored home), refused so the device re-stamps it above
+            // the mark. So is an id at or below the mark never accepted: taken as it is, it
+            // would lose to the replica's later writes of the same field, and the person's
+            // edit would come back undone. Only a re-push after a restore (§9.9), whose
+            // changes the restored store may lack, takes such ids as they are (§9.3).
+            let digest = Secrets.changeDigest(change.canonicalBytes)
+            if let earlier = taken[change.id] {
+                if earlier == digest { replayed += 1 } else {
+                    refuse(change, RefusalReason.idReused, permanent: false, withMark: true)
+                }
+                continue
+            }
+            if let mark = marks[change.replica], change.timestamp <= mark {
+                let known = acceptedDigests[change.id]
+                if let known, known == digest {
+                    replayed += 1
+                    continue
+                }
+                if known != nil || !repush {
+                    refuse(change, RefusalReason.idReused, permanent: false, withMark: true)
+                    continue
+                }
+            }
+            if change.timestamp.wallMillis > nowMillis + maxSkewMillis {
+                refuse(change, RefusalReason.clockSkew, permanent: false, withMark: true)
+                continue
+            }
+            let owner: (owner: MemberID, collection: CollectionName)
+            if change.kind == .create {
+                let known = owners[change.record] != nil || stored[change.record] != nil
+                guard !known else {
+                    refuse(change, "the record exists already; a record has one create", permanent: true)
+                    continue
+                }
+                guard case .string(let name)? = change.value.mapValue?[CreateKey.collection] else {
+                    refuse(change, "a create names its collection", permanent: true)
+                    continue
+                }
+                owner = (principal.member, CollectionName(name))
+                guard !Schema.serverAuthoritative.contains(owner.collection) else {
+                    refuse(change, "\(name) records are the server's", permanent: true)
+                    continue
+                }
+                owners[change.record] = owner
+            } else {
+                guard let known = owners[change.record] ?? stored[change.record].map({ ($0.owner, $0.collection) }) else {
+                    refuse(change, "unknown record: its create must come first", permanent: true)
+                    continue
+                }
+                owner = known
+            }
+            guard owner.owner == principal.member else {
+                refuse(change, "the record belongs to another member", permanent: true)
+                continue
+            }
+            do throws(TandemCoreError) {
+                try Schema.validate(change, in: owner.collection)
+            } catch {
+                refuse(change, error.description, permanent: true)
+                continue
+            }
+            accepted.append(change)
+            taken[change.id] = digest
+        }
+        guard refusals.isEmpty else { throw ServerError.refused(refusals, serverTime: nowMillis) }
+        // New records get the next numbers: their held changes go at the end.
+        var records: [RecordID: StoredRecord] = [:]
+        for (record, owner) in owners {
+            records[record] = try store.insertRecord(record, owner: owner.owner, collection: owner.collection)
+        }
+        for change in accepted where records[change.record] == nil { records[change.record] = stored[change.record] }
+        // A device's changes all go to its member's channel (other members' records are
+        // refused above), and sequence numbers are handed out in the writer's order, so
+        // what the channel gains between these two reads is this batch alone.
+        let channelBefore = try store.channelHead(principal.member)
+        let (grown, removedText) = try merge(accepted, records: records, created: Set(owners.keys), in: store)
+        // Every accepted change is the member's: the quota counts their channel's held bytes.
+        if grown != 0 {
+            let usage = try store.usage(of: principal.member)
+            guard grown < 0 || usage + grown <= batch.quotaBytes else { throw ServerError.overQuota(bytes: batch.quotaBytes) }
+            try store.setUsage(max(0, usage + grown), of: principal.member)
+        }
+        for (id, digest) in taken { try store.recordAccepted(id, digest: digest) }
+        let channelAfter = try store.channelHead(principal.member)
+        for (pushed, changes) in Dictionary(grouping: accepted, by: \.replica) {
+            guard let highest = changes.map(\.timestamp).max(), highest > marks[pushed] ?? .zero else { continue }
+            try store.setMark(highest, of: pushed)
+            marks[pushed] = highest
+        }
+        let step = channelAfter > channelBefore ? ChannelStep(epoch: try store.epoch(), from: channelBefore, to: channelAfter) : nil
+        let pusherMark = marks[replica]
+        var outcome = PushOutcome(accepted: accepted.count, replayed: replayed, ownChannel: step, mark: pusherMark)
+        outcome.removedText = removedText
+        return outcome
+    }
+
+    /// Merges accepted changes with `TandemCore`'s rules; every field whose state changed
+    /// gets its held changes replaced, under new sequence numbers, in its owner's channel.
+    /// `records` are the records the caller already knows; `created` the records this batch
+    /// creates, which hold nothing yet (nothing to read, nothing to delete).
+    /// - Returns: how many bytes of held changes the merge added (negative: freed), and
+    ///   whether it removed text (a superseded or deleted value that is a string), which
+    ///   must then leave the store's files.
+    @discardableResult
+    static func merge(
+        _ changes: [Change], records: [RecordID: StoredRecord], created: Set<RecordID>, in store: some PushWrites
+    ) throws -> (grown: Int64, removedText: Bool) {
+        var ids: [RecordID] = []
+        var seen = Set<RecordID>()
+        for change in changes where seen.insert(change.record).inserted { ids.append(change.record) }
+        var before = ReplicaState()
+        let known = records
+        let existing = ids.filter { !created.contains($0) && known[$0] != nil }
+        for change in try store.heldChanges(of: existing.compactMap { known[$0] }) { before.apply(change) }
+        for (record, field, context) in try store.covered(of: existing) { before.joinCovered(context, record: record, field: field) }
+        var after = before
+        var touched = Set<RecordID>()
+        for change in changes where after.apply(change) { touched.insert(change.record) }
+        guard !touched.isEmpty else { return (0, false) }
+        var grown: Int64 = 0
+        var removedText = false
+        func size(_ changes: [Change]) -> Int64 { changes.reduce(0) { $0 + Int64($1.canonicalBytes.count) } }
+        func noteRemoved(_ changes: [Change], keeping kept: [Change] = []) {
+            if !removedText, changes.contains(where: { if case .string = $0.value { !kept.contains($0) } else { false } }) { removedText = true }
+        }
+        // Each channel numbers its own changes (PROTOCOL.md §9.4a).
+        var heads: [MemberID: Int64] = [:]
+        for id in ids where touched.contains(id) {
+            guard let new = after[id], let stored = known[id] else { continue }
+            let owner = stored.owner
+            let old = before[id]
+            func replace(field: FieldName, kind: MergeKind, with held: [Change], replacing previous: [Change]) throws {
+                grown += size(held) - size(previous)
+                noteRemoved(previous, keeping: held)
+                if old != nil { try store.deleteHeld(of: stored, field: field, kind: kind) }
+                if heads[owner] == nil { heads[owner] = try store.channelHead(owner) }
+                for change in held {
+                    heads[owner, default: 0] += 1
+                    try store.insertHeld(change, of: stored, field: field, kind: kind, sequence: heads[owner, default: 0])
+                }
+            }
+            if let create = new.create, create != old?.create {
+                try replace(field: .record, kind: .create, with: [create], replacing: old?.create.map { [$0] } ?? [])
+            }
+            if let tombstone = new.tombstone, tombstone != old?.tombstone {
+                if old?.tombstone == nil {
+                    try store.deleteValues(of: stored)
+                    try store.deleteCovered(of: id)
+                    grown -= old.map { record in record.fields.values.reduce(0) { $0 + size($1.changes) } } ?? 0
+                    for state in old?.fields.values.map({ $0 }) ?? [] { noteRemoved(state.changes) }
+                }
+                try replace(field: .record, kind: .tombstone, with: [tombstone], replacing: old?.tombstone.map { [$0] } ?? [])
+            }
+            for (fieldKey, state) in new.fields where old?.fields[fieldKey] != state {
+                try replace(field: fieldKey.field, kind: fieldKey.kind, with: state.changes, replacing: old?.fields[fieldKey]?.changes ?? [])
+                if case .multiValue(let register) = state {
+                    try store.setCovered(register.covered, of: id, field: fieldKey.field)
+                }
+            }
+        }
+        // The commit feed's position moves once per merge that advanced a channel.
+        if !heads.isEmpty { try store.advance(heads) }
+        return (grown, removedText)
+    }
+}
