@@ -8,7 +8,7 @@ import TandemStore
 /// Administration on the server's host: these commands open the server's store directly
 /// (SQLite lets them run while the server runs). They need no token: whoever can read the
 /// store file is the administrator.
-struct AdminCommand: ParsableCommand {
+struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Administer the center's server: run on the server's host, against its store.",
@@ -24,13 +24,13 @@ struct AdminCommand: ParsableCommand {
 
         /// The existing store: every command but `init` refuses a path with no store at it,
         /// instead of creating an empty one there.
-        func open() throws -> SQLiteServerStorage {
+        func open() throws -> any ServerAdministration {
             guard FileManager.default.fileExists(atPath: db) else { throw CLIError.noServerStore(db) }
             return try SQLiteServerStorage(path: db)
         }
     }
 
-    struct Init: ParsableCommand {
+    struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create the center and its first staff member; print that member's token once.")
 
         @Option(help: "The first staff member's name.")
@@ -38,15 +38,15 @@ struct AdminCommand: ParsableCommand {
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
-            let storage = try SQLiteServerStorage(path: store.db)
-            let (member, token) = try storage.initialize(staffName: name, nowMillis: SystemWallClock().nowMillis())
+        func run() async throws {
+            let storage: any ServerAdministration = try SQLiteServerStorage(path: store.db)
+            let (member, token) = try await storage.initialize(staffName: name, nowMillis: SystemWallClock().nowMillis())
             print("Created the center in \(store.db). Staff member \(member.hex).")
             print("Token (shown once, keep it secret): \(token)")
         }
     }
 
-    struct Invite: ParsableCommand {
+    struct Invite: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a one-time enrollment code for a new member (72 hours by default).")
 
         @Option(help: ArgumentHelp("The new member's role.", valueName: "patient|mentor|supervisor|staff"))
@@ -60,22 +60,22 @@ struct AdminCommand: ParsableCommand {
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
+        func run() async throws {
             guard let role = Role(rawValue: role) else { throw CLIError.invalidChoice("--role must be patient, mentor, supervisor or staff.") }
             guard (1...24 * 30).contains(expires) else { throw CLIError.invalidChoice("--expires must be from 1 to 720 hours.") }
             let storage = try store.open()
-            let code = try storage.invite(role: role, name: name, nowMillis: SystemWallClock().nowMillis(), validForMillis: UInt64(expires) * 3_600_000)
+            let code = try await storage.invite(role: role, name: name, member: nil, nowMillis: SystemWallClock().nowMillis(), validForMillis: UInt64(expires) * 3_600_000)
             print(code)
         }
     }
 
-    struct Members: ParsableCommand {
+    struct Members: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the center's members.")
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
-            let members = try store.open().members()
+        func run() async throws {
+            let members = try await store.open().members()
             print(table(["MEMBER", "ROLE", "NAME"], members.map { [$0.id.hex, $0.role.rawValue, terminalSafe($0.name)] }))
         }
     }
@@ -91,7 +91,7 @@ struct AdminCommand: ParsableCommand {
         }
     }
 
-    struct RevokeDevice: ParsableCommand {
+    struct RevokeDevice: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "revoke-device", abstract: "Revoke a device: its next request is refused with a clear message.")
 
@@ -100,21 +100,21 @@ struct AdminCommand: ParsableCommand {
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
+        func run() async throws {
             guard let device = try? RecordID(hex: id) else { throw CLIError.invalidChoice("A device id is 32 hexadecimal digits.") }
-            try store.open().revokeDevice(device)
+            try await store.open().revokeDevice(device)
             print("Revoked device \(device.hex) and voided the codes it issued.")
         }
     }
 
-    struct Invites: ParsableCommand {
+    struct Invites: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the enrollment and link codes nobody has used yet: who issued each, for whom, until when (never the code).")
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
-            let codes = try store.open().pendingCodes(nowMillis: SystemWallClock().nowMillis())
+        func run() async throws {
+            let codes = try await store.open().pendingCodes(nowMillis: SystemWallClock().nowMillis())
             let rows = codes.map { code -> [String] in
                 let issuer = switch code.issuer {
                 case .administrator: "admin"
@@ -127,7 +127,7 @@ struct AdminCommand: ParsableCommand {
         }
     }
 
-    struct RevokeInvite: ParsableCommand {
+    struct RevokeInvite: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "revoke-invite", abstract: "Void an unused enrollment or link code.")
 
         @Argument(help: "The code's id (tandem admin invites), not the code.")
@@ -135,52 +135,52 @@ struct AdminCommand: ParsableCommand {
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
+        func run() async throws {
             guard let code = try? RecordID(hex: id) else { throw CLIError.invalidChoice("A code id is 32 hexadecimal digits (tandem admin invites).") }
-            try store.open().revokeCode(code)
+            try await store.open().revokeCode(code)
             print("Voided code \(code.hex).")
         }
     }
 
-    struct RevokeMember: ParsableCommand {
+    struct RevokeMember: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "revoke-member",
             abstract: "Revoke every device, token and unused code of a member at once; their live connections close within 5 s.")
 
-        @Argument(help: "The member's id (tandem admin members).")
+        @Argument(help: "The member's id or unique name (tandem admin members).")
         var member: String
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
-            guard let id = try? MemberID(hex: member) else { throw CLIError.invalidMember("The member") }
-            let revoked = try store.open().revokeMember(id)
+        func run() async throws {
+            let storage = try store.open()
+            let id = try await storage.member(named: member).id
+            let revoked = try await storage.revokeMember(id)
             print("Revoked member \(id.hex): \(revoked.devices) device(s), \(revoked.tokens) token(s), \(revoked.codes) unused code(s).")
         }
     }
 
-    struct RotateStaffToken: ParsableCommand {
+    struct RotateStaffToken: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rotate-staff-token",
             abstract: "Revoke the staff token from admin init (and the codes it issued); print a new one once.")
 
-        @Option(help: ArgumentHelp("The staff member whose token to replace (needed when several hold one).", valueName: "member"))
+        @Option(help: ArgumentHelp("The staff member (id or unique name) whose token to replace (needed when several hold one).", valueName: "member"))
         var member: String?
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
-            let id = try member.map { text throws(CLIError) -> MemberID in
-                guard let id = try? MemberID(hex: text) else { throw CLIError.invalidMember("--member") }
-                return id
-            }
-            let (staff, token) = try store.open().rotateStaffToken(member: id, nowMillis: SystemWallClock().nowMillis())
+        func run() async throws {
+            let storage = try store.open()
+            var id: MemberID? = nil
+            if let member { id = try await storage.member(named: member).id }
+            let (staff, token) = try await storage.rotateStaffToken(member: id, nowMillis: SystemWallClock().nowMillis())
             print("Revoked the staff token of \(staff.hex); the old one is refused from now on.")
             print("Token (shown once, keep it secret): \(token)")
         }
     }
 
-    struct Backup: ParsableCommand {
+    struct Backup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write a consistent copy of the server's store to a new file; safe while the server runs.")
 
         @Argument(help: "The backup file to create.")
@@ -188,13 +188,13 @@ struct AdminCommand: ParsableCommand {
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
-            try store.open().backup(to: file)
+        func run() async throws {
+            try await store.open().backup(to: file)
             print("Backed up \(store.db) to \(file).")
         }
     }
 
-    struct Restore: ParsableCommand {
+    struct Restore: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Replace the server's store by a backup, with a new epoch. Stop the server first; devices re-push what they hold.")
 
@@ -203,7 +203,7 @@ struct AdminCommand: ParsableCommand {
 
         @OptionGroup var store: StoreOption
 
-        func run() throws {
+        func run() async throws {
             try SQLiteServerStorage.restore(backup: file, to: store.db)
             print("Restored \(file) into \(store.db) with a new epoch. Start the server; devices catch up on their next sync.")
         }

@@ -3,45 +3,8 @@ import GRDB
 public import TandemCore
 import TandemProtocol
 
-/// An enrollment or link code not yet used, voided or expired, as `tandem admin invites`
-/// lists it: who issued it and what it enrolls, never the code itself (only its hash is
-/// stored, so the server cannot show it).
-public struct PendingCode: Sendable, Equatable {
-    /// Who made the code.
-    public enum Issuer: Sendable, Equatable {
-        /// `tandem admin invite` on the server's host.
-        case administrator
-        /// A member's device, through `POST /v1/link`.
-        case device(id: RecordID, name: String)
-        /// A token that belongs to no device (the staff token from `tandem admin init`).
-        case staffToken(member: MemberID)
-    }
-
-    public var id: RecordID
-    public var issuer: Issuer
-    public var role: Role
-    /// The member's name (for a link code, the existing member's).
-    public var name: String
-    /// The existing member a link code adds a device to; nil for a new member's invite.
-    public var member: MemberID?
-    public var expiresMillis: UInt64
-}
-
-/// What revoking a member took away.
-public struct MemberRevocation: Sendable, Equatable {
-    public var devices: Int
-    public var tokens: Int
-    public var codes: Int
-
-    public init(devices: Int, tokens: Int, codes: Int) {
-        self.devices = devices
-        self.tokens = tokens
-        self.codes = codes
-    }
-}
-
-// Administration (tandem admin …, on the server's host).
-extension SQLiteServerStorage {
+// Administration (tandem admin …, on the server's host): the SQL of `ServerAdministration`.
+extension SQLiteServerStorage: ServerAdministration {
     /// Creates the center: its epoch and its first staff member. Returns that member's token.
     /// - Throws: `ServerError.conflict` if the center exists already.
     public func initialize(staffName: String, nowMillis: UInt64) throws -> (member: MemberID, token: String) {

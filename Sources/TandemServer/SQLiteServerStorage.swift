@@ -271,7 +271,7 @@ extension SQLiteServerStorage {
             try copy.pool.write { db in
                 try db.execute(sql: "UPDATE center SET epoch = ?", arguments: [Data(RecordID.random().bytes)])
             }
-            try copy.pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            try copy.pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
             try copy.pool.close()
         } catch {
             removeStaging()

@@ -119,6 +119,27 @@ struct EnrollmentCodeTests {
         #expect(try await Self.post(server.url, "/v1/link", token: new, json: [String: String]()).status == 200)
     }
 
+    /// Wherever `tandem admin` asks for a MEMBER, an id or a unique name works; a name
+    /// several members share is refused with their ids, not guessed.
+    @Test func aMemberIsNamedByIdOrUniqueName_neverByAShared() async throws {
+        let (dir, server) = try await InProcessServer.center("codes-member-names")
+        defer { withExtendedLifetime(dir) {} }
+        let now = SystemWallClock().nowMillis()
+        for name in ["Sam", "Alex", "alex"] {
+            #expect(try await Self.enroll(server, code: try server.storage.invite(role: .patient, name: name, nowMillis: now)).status == 200)
+        }
+        let admin: any ServerAdministration = server.storage
+        let members = try await admin.members()
+        let sam = try #require(members.first { $0.name == "Sam" })
+        #expect(try await admin.member(named: "sam") == sam)
+        #expect(try await admin.member(named: sam.id.hex) == sam)
+        await #expect(throws: ServerError.self) { try await admin.member(named: "Alex") }
+        await #expect(throws: ServerError.self) { try await admin.member(named: "Mia") }
+        let alexes = members.filter { $0.name.lowercased() == "alex" }
+        #expect(alexes.count == 2)
+        for alex in alexes { #expect(try await admin.member(named: alex.id.hex) == alex) }
+    }
+
     @Test func aRevokedCode_enrollsNothing() async throws {
         let (dir, server) = try await InProcessServer.center("codes-revoke-one")
         defer { withExtendedLifetime(dir) {} }

@@ -1,0 +1,86 @@
+public import TandemCore
+public import TandemProtocol
+
+/// What `tandem admin` does to a center's store, on the server's host: every store
+/// implements it (the embedded SQLite one; PostgreSQL next), and the CLI reaches the store
+/// only through it. Restoring a backup is not here: it replaces a store rather than
+/// changing one, and each store does it its own way (`SQLiteServerStorage.restore`).
+public protocol ServerAdministration: Sendable {
+    /// Creates the center: its epoch and its first staff member. Returns that member's token.
+    /// - Throws: `ServerError.conflict` if the center exists already.
+    func initialize(staffName: String, nowMillis: UInt64) async throws -> (member: MemberID, token: String)
+    /// A one-time enrollment code for a new member (or, with `member`, another device of
+    /// an existing one).
+    func invite(role: Role, name: String, member: MemberID?, nowMillis: UInt64, validForMillis: UInt64) async throws -> String
+    /// Every member, oldest first.
+    func members() async throws -> [Member]
+    /// A member's devices (or everyone's, with nil).
+    func devices(of member: MemberID?) async throws -> [DeviceInfo]
+    /// Revokes a device and voids the unused codes it issued, in one transaction.
+    func revokeDevice(_ id: RecordID) async throws
+    /// Revokes every device, token and unused code of a member at once.
+    func revokeMember(_ member: MemberID) async throws -> MemberRevocation
+    /// Replaces a staff member's device-less token; returns the new one (shown once).
+    func rotateStaffToken(member: MemberID?, nowMillis: UInt64) async throws -> (member: MemberID, token: String)
+    /// The codes still usable at `nowMillis`, oldest first.
+    func pendingCodes(nowMillis: UInt64) async throws -> [PendingCode]
+    /// Voids one unused code.
+    func revokeCode(_ id: RecordID) async throws
+    /// Writes a consistent copy of the store to a new file at `path`, while the server runs.
+    func backup(to path: String) async throws
+}
+
+extension ServerAdministration {
+    /// The member `text` names: a member id (32 hexadecimal digits), or a name that exactly
+    /// one member has (letter case aside).
+    /// - Throws: `ServerError.badRequest` naming what matched, when none or several do.
+    public func member(named text: String) async throws -> Member {
+        let members = try await members()
+        if let id = try? MemberID(hex: text), let member = members.first(where: { $0.id == id }) { return member }
+        let named = members.filter { $0.name.lowercased() == text.lowercased() }
+        guard named.count == 1, let member = named.first else {
+            throw ServerError.badRequest(named.isEmpty
+                ? "No member has the id or name \(text) (tandem admin members lists them)."
+                : "\(named.count) members are named \(text); name one by its id: \(named.map(\.id.hex).joined(separator: ", ")).")
+        }
+        return member
+    }
+}
+
+/// An enrollment or link code not yet used, voided or expired, as `tandem admin invites`
+/// lists it: who issued it and what it enrolls, never the code itself (only its hash is
+/// stored, so the server cannot show it).
+public struct PendingCode: Sendable, Equatable {
+    /// Who made the code.
+    public enum Issuer: Sendable, Equatable {
+        /// `tandem admin invite` on the server's host.
+        case administrator
+        /// A member's device, through `POST /v1/link`.
+        case device(id: RecordID, name: String)
+        /// A token that belongs to no device (the staff token from `tandem admin init`).
+        case staffToken(member: MemberID)
+    }
+
+    public var id: RecordID
+    public var issuer: Issuer
+    public var role: Role
+    /// The member's name (for a link code, the existing member's).
+    public var name: String
+    /// The existing member a link code adds a device to; nil for a new member's invite.
+    public var member: MemberID?
+    public var expiresMillis: UInt64
+}
+
+/// What revoking a member took away.
+public struct MemberRevocation: Sendable, Equatable {
+    public var devices: Int
+    public var tokens: Int
+    public var codes: Int
+
+    public init(devices: Int, tokens: Int, codes: Int) {
+        self.devices = devices
+        self.tokens = tokens
+        self.codes = codes
+    }
+}
+
