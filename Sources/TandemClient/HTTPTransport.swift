@@ -114,7 +114,7 @@ public struct HTTPTransport: Sendable {
         }
         guard (200..<300).contains(status) else {
             if let answer = try? JSONDecoder().decode(ErrorResponse.self, from: data) {
-                if answer.error == "refused", let refused = answer.refused {
+                if answer.error == ErrorCode.refused.rawValue, let refused = answer.refused {
                     throw .refused(refused, serverTime: answer.serverTime)
                 }
                 throw .server(status: status, code: answer.error, message: answer.message)

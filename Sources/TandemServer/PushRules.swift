@@ -43,6 +43,11 @@ enum PushRules {
             marks[change.replica].map { change.timestamp <= $0 } ?? false
         }.map(\.id)))
         let stored = try store.records(Set(changes.map(\.record)))
+        // The roles of the members the batch's creates name (a note's patient, a consent's).
+        let roles = try store.roles(of: Set(changes.lazy.filter { $0.kind == .create }.flatMap(Self.namedMembers)))
+        // A refusal of what the pusher may not do (not of what is malformed or stale): the
+        // batch is then answered 403, not 409.
+        var forbidden = false
         // The records this batch creates.
         var owners: [RecordID: (owner: MemberID, collection: CollectionName)] = [:]
         var refusals: [Refusal] = []
@@ -62,6 +67,7 @@ enum PushRules {
             let allowed = change.replica == replica || (repush && belongsToMember(change.replica))
             guard allowed else {
                 refuse(change, repush ? "the change's replica is not this member's" : "the change's replica is not this device's", permanent: true)
+                forbidden = true
                 continue
             }
             // A change at or below its replica's mark is a replay only when the server
@@ -120,6 +126,7 @@ enum PushRules {
             }
             guard owner.owner == principal.member else {
                 refuse(change, "the record belongs to another member", permanent: true)
+                forbidden = true
                 continue
             }
             do throws(TandemCoreError) {
@@ -128,10 +135,17 @@ enum PushRules {
                 refuse(change, error.description, permanent: true)
                 continue
             }
+            if change.kind == .create, let why = Self.forbidden(create: change, of: owner.collection, by: principal, roles: roles) {
+                refuse(change, why, permanent: true)
+                forbidden = true
+                continue
+            }
             accepted.append(change)
             taken[change.id] = digest
         }
-        guard refusals.isEmpty else { throw ServerError.refused(refusals, serverTime: nowMillis) }
+        guard refusals.isEmpty else {
+            throw forbidden ? ServerError.forbiddenChanges(refusals, serverTime: nowMillis) : ServerError.refused(refusals, serverTime: nowMillis)
+        }
         // New records get the next numbers: their held changes go at the end.
         var records: [RecordID: StoredRecord] = [:]
         for (record, owner) in owners {
@@ -161,6 +175,37 @@ enum PushRules {
         var outcome = PushOutcome(accepted: accepted.count, replayed: replayed, ownChannel: step, mark: pusherMark)
         outcome.removedText = removedText
         return outcome
+    }
+
+    /// The members a create names: a note's patient, a consent's patient and recipient.
+    static func namedMembers(_ create: Change) -> [MemberID] {
+        guard let fields = create.value.mapValue else { return [] }
+        return ["patient", "recipient"].compactMap { key in fields[key]?.bytesValue.flatMap { try? MemberID(bytes: $0) } }
+    }
+
+    /// Why `principal` may not create this record, in words for the person (nil: they may).
+    /// Only a patient writes journal entries and grants consents, in their own name, to
+    /// another member of the center; only a mentor writes notes, about a patient of the
+    /// center. `roles` holds the role of every member the create names who exists.
+    static func forbidden(create: Change, of collection: CollectionName, by principal: Principal, roles: [MemberID: Role]) -> String? {
+        let fields = create.value.mapValue ?? [:]
+        func member(_ key: String) -> MemberID? { fields[key]?.bytesValue.flatMap { try? MemberID(bytes: $0) } }
+        switch collection {
+        case .journal:
+            return principal.role == .patient ? nil : "only a patient writes journal entries"
+        case .consent:
+            guard principal.role == .patient else { return "only a patient grants consent" }
+            guard member("patient") == principal.member else { return "a consent's patient is the member who grants it" }
+            guard let recipient = member("recipient"), recipient != principal.member else { return "a consent's recipient is another member" }
+            guard roles[recipient] != nil else { return "the consent's recipient is not a member of this center" }
+            return nil
+        case .note:
+            guard principal.role == .mentor else { return "only a mentor writes notes" }
+            guard let patient = member("patient"), roles[patient] == .patient else { return "the note's patient is not a patient of this center" }
+            return nil
+        default:
+            return nil
+        }
     }
 
     /// Merges accepted changes with `TandemCore`'s rules; every field whose state changed

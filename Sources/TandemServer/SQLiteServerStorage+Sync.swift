@@ -173,6 +173,15 @@ struct SQLiteTransaction: PushWrites, PullReads {
         try Data.fetchOne(db.cachedStatement(sql: "SELECT repush_epoch FROM device WHERE id = ?"), arguments: [Data(device.bytes)]).map(hexString)
     }
 
+    func roles(of members: Set<MemberID>) throws -> [MemberID: Role] {
+        var roles: [MemberID: Role] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT role FROM member WHERE id = ?")
+        for member in members {
+            roles[member] = try String.fetchOne(statement, arguments: [Data(member.bytes)]).flatMap(Role.init(rawValue:))
+        }
+        return roles
+    }
+
     func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord] {
         var records: [RecordID: StoredRecord] = [:]
         let statement = try db.cachedStatement(sql: "SELECT number, owner, collection FROM record WHERE id = ?")

@@ -24,6 +24,9 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     case throttled(retryAfter: Int)
     case conflict(String)
     case refused([Refusal], serverTime: UInt64)
+    /// A batch refused because the pusher may not write some of it (another member's
+    /// record, a role's rule): answered 403, with the refusals listed as for `refused`.
+    case forbiddenChanges([Refusal], serverTime: UInt64)
     case unavailable(String)
 
     public var status: Int {
@@ -47,7 +50,16 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .throttled: 429
         case .conflict: 409
         case .refused: 409
+        case .forbiddenChanges: 403
         case .unavailable: 503
+        }
+    }
+
+    /// The refused changes of a refused batch (nil: not a refusal of changes).
+    public var refusals: [Refusal]? {
+        switch self {
+        case .refused(let list, _), .forbiddenChanges(let list, _): list
+        default: nil
         }
     }
 
@@ -72,7 +84,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .disconnected: .disconnected
         case .throttled: .throttled
         case .conflict: .conflict
-        case .refused: .refused
+        case .refused, .forbiddenChanges: .refused
         case .unavailable: .unavailable
         }
     }
@@ -106,7 +118,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
             "This member has \(limit) unused link codes already; use one, or wait until one expires (15 minutes)."
         case .throttled(let seconds): "Too many failed sign-ins; try again in \(seconds) s (Retry-After)."
         case .conflict(let why): why
-        case .refused(let refusals, _): "The server refused \(refusals.count) change(s); nothing of the batch was stored."
+        case .refused(let refusals, _), .forbiddenChanges(let refusals, _): "The server refused \(refusals.count) change(s); nothing of the batch was stored."
         case .unavailable(let why): why
         }
     }

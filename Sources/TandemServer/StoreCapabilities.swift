@@ -37,6 +37,8 @@ public protocol PushReads {
     func activeMembers(of replicas: Set<ReplicaID>) throws -> [ReplicaID: MemberID]
     /// The epoch in which `device` may re-push (its open window, §9.9), if any.
     func repushEpoch(of device: RecordID) throws -> String?
+    /// The role of each member among `members` that exists.
+    func roles(of members: Set<MemberID>) throws -> [MemberID: Role]
     /// The records the server holds among `ids`.
     func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord]
     /// Every change the server holds of these records, any field.

@@ -253,10 +253,10 @@ public struct SyncServer: Sendable {
             outcome = try await storage.push(
                 batch.changes, from: principal, repush: repush, nowMillis: now, maxSkewMillis: limits.maxSkewMillis,
                 quotaBytes: limits.memberQuotaBytes)
-        } catch ServerError.refused(let refusals, let serverTime) {
-            metrics.refused(refusals.count)
-            log["refused"] = "\(refusals.count)"
-            throw ServerError.refused(refusals, serverTime: serverTime)
+        } catch let error as ServerError where error.refusals != nil {
+            metrics.refused(error.refusals?.count ?? 0)
+            log["refused"] = "\(error.refusals?.count ?? 0)"
+            throw error
         }
         metrics.pushed(accepted: outcome.accepted, replayed: outcome.replayed)
         log["accepted"] = "\(outcome.accepted)"
@@ -493,10 +493,8 @@ public struct SyncServer: Sendable {
         do {
             response = try await body(&log)
         } catch let error as ServerError {
-            var refused: [Refusal]? = nil
-            if case .refused(let list, _) = error { refused = list }
             log["error"] = "\(error.code)"
-            let answer = ErrorResponse(error: error.code, message: error.description, refused: refused, serverTime: wallClock.nowMillis())
+            let answer = ErrorResponse(error: error.code, message: error.description, refused: error.refusals, serverTime: wallClock.nowMillis())
             var answered = (try? json(answer, status: HTTPResponse.Status(code: error.status))) ?? Response(status: .internalServerError)
             if case .throttled(let seconds) = error { answered.headers[.retryAfter] = String(seconds) }
             if case .requestTimeout = error { answered.headers[.connection] = "close" }
@@ -529,8 +527,6 @@ public struct SyncServer: Sendable {
 
     /// The JSON error body every refusal carries.
     func errorBody(_ error: ServerError) throws -> Data {
-        var refused: [Refusal]? = nil
-        if case .refused(let list, _) = error { refused = list }
-        return try JSONEncoder().encode(ErrorResponse(error: error.code, message: error.description, refused: refused, serverTime: wallClock.nowMillis()))
+        try JSONEncoder().encode(ErrorResponse(error: error.code, message: error.description, refused: error.refusals, serverTime: wallClock.nowMillis()))
     }
 }

@@ -53,15 +53,17 @@ extension InProcessServer {
         return (dir, try await InProcessServer(storage: storage, limits: limits, middleware: middleware))
     }
 
-    /// A patient device enrolled here: a new member's first device, or, `linkedTo` another
-    /// device, one more of that member's.
-    func device(_ dir: TemporaryDirectory, _ name: String, linkedTo other: ReplicaStore? = nil) async throws -> ReplicaStore {
+    /// A device enrolled here: a new member's first device (a patient named Sam unless
+    /// told otherwise), or, `linkedTo` another device, one more of that member's.
+    func device(
+        _ dir: TemporaryDirectory, _ name: String, linkedTo other: ReplicaStore? = nil, role: Role = .patient, member: String = "Sam"
+    ) async throws -> ReplicaStore {
         let now = SystemWallClock().nowMillis()
         let code = try await {
             if let other { return try await Syncer(store: other).link().code }
-            return try storage.invite(role: .patient, name: "Sam", nowMillis: now)
+            return try storage.invite(role: role, name: member, nowMillis: now)
         }()
-        let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: .patient, wallMillis: now)
+        let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: role, wallMillis: now)
         _ = try await Syncer.enroll(store: store, server: url, code: code, deviceName: name, role: nil, allowInsecure: false)
         return store
     }

@@ -156,7 +156,7 @@ struct ReplayIntegrityTests {
             _ = try await server.storage.push(
                 fromPhone + fromLaptop, from: principal, repush: true, nowMillis: SystemWallClock().nowMillis(), maxSkewMillis: 60_000)
         } throws: { error in
-            guard case ServerError.refused(let refusals, _) = error else { return false }
+            guard case ServerError.forbiddenChanges(let refusals, _) = error else { return false }
             return refusals.count == fromLaptop.count && refusals.allSatisfy { $0.reason.contains("not this member's") }
         }
     }

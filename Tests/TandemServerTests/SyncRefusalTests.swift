@@ -121,14 +121,14 @@ struct SyncRefusalTests {
         let dir = try TemporaryDirectory()
         _ = try await TandemExecutable.run(["admin", "init", "--db", dir.path("center.sqlite")])
         let server = try await LiveServer(dbPath: dir.path("center.sqlite"))
+        let patient = try await enroll(dir, "patient", server: server)
         let mentor = try await enroll(dir, "mentor", server: server, role: "mentor")
         var note = NoteEdit()
-        note.patient = MemberID.random()
+        note.patient = try #require(try patient.binding()?.member)
         note.text = "Mentor's note."
         let (taken, _) = try mentor.write(try note.recordEdit(), to: nil, clock: SystemWallClock())
         _ = try await Syncer(store: mentor).sync()
 
-        let patient = try await enroll(dir, "patient", server: server)
         let (good, _) = try patient.write(try entry(4), to: nil, clock: SystemWallClock())
         // A create for a record id the server already holds for someone else, and a later
         // change of it: a faulty device's outbox.
