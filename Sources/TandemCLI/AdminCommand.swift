@@ -13,8 +13,8 @@ struct AdminCommand: AsyncParsableCommand {
         commandName: "admin",
         abstract: "Administer the center's server: run on the server's host, against its store.",
         subcommands: [
-            Init.self, Invite.self, Invites.self, RevokeInvite.self, Members.self, Devices.self, RevokeDevice.self,
-            RevokeMember.self, RotateStaffToken.self, Backup.self, Restore.self,
+            Init.self, Invite.self, Invites.self, RevokeInvite.self, Members.self, Assign.self, Unassign.self, Devices.self,
+            RevokeDevice.self, RevokeMember.self, RotateStaffToken.self, Backup.self, Restore.self,
         ]
     )
 
@@ -70,14 +70,107 @@ struct AdminCommand: AsyncParsableCommand {
     }
 
     struct Members: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the center's members.")
+        static let configuration = CommandConfiguration(abstract: "List the center's members, with their roles and care-team assignments.")
+
+        @Flag(help: "One JSON array: each member's id, name, role, and the ids of the mentors, patients and supervisors they are assigned with.")
+        var json = false
 
         @OptionGroup var store: StoreOption
 
         func run() async throws {
-            let members = try await store.open().members()
-            print(table(["MEMBER", "ROLE", "NAME"], members.map { [$0.id.hex, $0.role.rawValue, terminalSafe($0.name)] }))
+            let storage = try store.open()
+            let members = try await storage.members()
+            let assignments = try await storage.assignments()
+            let names = Dictionary(members.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+            // With whom each member is assigned, by the other's role.
+            var with: [MemberID: [Role: [MemberID]]] = [:]
+            for assignment in assignments {
+                let (carerRole, memberRole): (Role, Role) = assignment.kind == .mentor ? (.mentor, .patient) : (.supervisor, .mentor)
+                with[assignment.member, default: [:]][carerRole, default: []].append(assignment.carer)
+                with[assignment.carer, default: [:]][memberRole, default: []].append(assignment.member)
+            }
+            if json {
+                return try printJSON(members.map { member in
+                    let mine = with[member.id] ?? [:]
+                    return MemberJSON(
+                        id: member.id.hex, name: member.name, role: member.role.rawValue, mentors: (mine[.mentor] ?? []).map(\.hex),
+                        patients: (mine[.patient] ?? []).map(\.hex), supervisors: (mine[.supervisor] ?? []).map(\.hex))
+                })
+            }
+            print(table(["MEMBER", "ROLE", "NAME", "ASSIGNED WITH"], members.map { member in
+                let mine = with[member.id] ?? [:]
+                let team = [Role.mentor, .patient, .supervisor].compactMap { role -> String? in
+                    guard let ids = mine[role], !ids.isEmpty else { return nil }
+                    return "\(role.rawValue)s: " + ids.map { terminalSafe(names[$0] ?? $0.hex) }.joined(separator: ", ")
+                }.joined(separator: "; ")
+                return [member.id.hex, member.role.rawValue, terminalSafe(member.name), team]
+            }))
         }
+    }
+
+    /// `assign` and `unassign`: a mentor with a patient, or a supervisor with a mentor.
+    struct AssignmentOptions: ParsableArguments {
+        @Option(help: ArgumentHelp("The mentor (id or unique name).", valueName: "member"))
+        var mentor: String?
+
+        @Option(help: ArgumentHelp("The patient (id or unique name), with --mentor.", valueName: "member"))
+        var patient: String?
+
+        @Option(help: ArgumentHelp("The supervisor (id or unique name), with --mentor.", valueName: "member"))
+        var supervisor: String?
+
+        /// The assignment named, its members looked up by id or name.
+        func resolve(_ storage: any ServerAdministration) async throws -> (Assignment.Kind, carer: Member, member: Member) {
+            switch (mentor, patient, supervisor) {
+            case (let mentor?, let patient?, nil):
+                return (.mentor, try await storage.member(named: mentor), try await storage.member(named: patient))
+            case (let mentor?, nil, let supervisor?):
+                return (.supervisor, try await storage.member(named: supervisor), try await storage.member(named: mentor))
+            default:
+                throw CLIError.invalidChoice("Name a mentor and a patient (--mentor M --patient P), or a supervisor and a mentor (--supervisor S --mentor M).")
+            }
+        }
+    }
+
+    struct Assign: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Assign a mentor to a patient, or a supervisor to a mentor. An assignment alone grants no access to a journal.")
+
+        @OptionGroup var assignment: AssignmentOptions
+        @OptionGroup var store: StoreOption
+
+        func run() async throws {
+            let storage = try store.open()
+            let (kind, carer, member) = try await assignment.resolve(storage)
+            let added = try await storage.assign(kind, carer: carer, member: member, nowMillis: SystemWallClock().nowMillis())
+            let what = kind == .mentor ? "mentor of" : "supervisor of"
+            print(added
+                ? "\(terminalSafe(carer.name)) is now \(what) \(terminalSafe(member.name))."
+                : "\(terminalSafe(carer.name)) was already \(what) \(terminalSafe(member.name)).")
+        }
+    }
+
+    struct Unassign: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End an assignment made with tandem admin assign.")
+
+        @OptionGroup var assignment: AssignmentOptions
+        @OptionGroup var store: StoreOption
+
+        func run() async throws {
+            let storage = try store.open()
+            let (kind, carer, member) = try await assignment.resolve(storage)
+            try await storage.unassign(kind, carer: carer, member: member, nowMillis: SystemWallClock().nowMillis())
+            print("\(terminalSafe(carer.name)) is no longer \(kind == .mentor ? "mentor" : "supervisor") of \(terminalSafe(member.name)).")
+        }
+    }
+
+    struct MemberJSON: Encodable {
+        var id: String
+        var name: String
+        var role: String
+        var mentors: [String]
+        var patients: [String]
+        var supervisors: [String]
     }
 
     struct Devices: AsyncParsableCommand {

@@ -45,6 +45,7 @@ enum PushRules {
         let stored = try store.records(Set(changes.map(\.record)))
         // The roles of the members the batch's creates name (a note's patient, a consent's).
         let roles = try store.roles(of: Set(changes.lazy.filter { $0.kind == .create }.flatMap(Self.namedMembers)))
+        let patients = principal.role == .mentor ? try store.patients(of: principal.member) : []
         // A refusal of what the pusher may not do (not of what is malformed or stale): the
         // batch is then answered 403, not 409.
         var forbidden = false
@@ -135,7 +136,7 @@ enum PushRules {
                 refuse(change, error.description, permanent: true)
                 continue
             }
-            if change.kind == .create, let why = Self.forbidden(create: change, of: owner.collection, by: principal, roles: roles) {
+            if change.kind == .create, let why = Self.forbidden(create: change, of: owner.collection, by: principal, roles: roles, patients: patients) {
                 refuse(change, why, permanent: true)
                 forbidden = true
                 continue
@@ -185,9 +186,12 @@ enum PushRules {
 
     /// Why `principal` may not create this record, in words for the person (nil: they may).
     /// Only a patient writes journal entries and grants consents, in their own name, to
-    /// another member of the center; only a mentor writes notes, about a patient of the
-    /// center. `roles` holds the role of every member the create names who exists.
-    static func forbidden(create: Change, of collection: CollectionName, by principal: Principal, roles: [MemberID: Role]) -> String? {
+    /// another member of the center; only a mentor writes notes, about a patient assigned to
+    /// them. `roles` holds the role of every member the create names who exists; `patients`
+    /// the patients assigned to the pusher.
+    static func forbidden(
+        create: Change, of collection: CollectionName, by principal: Principal, roles: [MemberID: Role], patients: Set<MemberID>
+    ) -> String? {
         let fields = create.value.mapValue ?? [:]
         func member(_ key: String) -> MemberID? { fields[key]?.bytesValue.flatMap { try? MemberID(bytes: $0) } }
         switch collection {
@@ -202,6 +206,7 @@ enum PushRules {
         case .note:
             guard principal.role == .mentor else { return "only a mentor writes notes" }
             guard let patient = member("patient"), roles[patient] == .patient else { return "the note's patient is not a patient of this center" }
+            guard patients.contains(patient) else { return "the note's patient is not assigned to this mentor (tandem admin assign)" }
             return nil
         default:
             return nil

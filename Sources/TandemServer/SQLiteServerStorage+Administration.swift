@@ -176,4 +176,28 @@ extension SQLiteServerStorage: ServerAdministration {
             guard db.changesCount == 1 else { throw ServerError.badRequest("No unused code with id \(id.hex).") }
         }
     }
+
+    public func assignments() throws -> [Assignment] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT role, carer, member FROM assignment ORDER BY created_at, role, carer, member").compactMap { row in
+                guard let kind = Assignment.Kind(rawValue: row["role"]), let carer = try? MemberID(bytes: row["carer"] as Data),
+                      let member = try? MemberID(bytes: row["member"] as Data)
+                else { return nil }
+                return Assignment(kind, carer: carer, member: member)
+            }
+        }
+    }
+
+    public func setAssignment(_ assignment: Assignment, present: Bool, nowMillis: UInt64) throws -> Bool {
+        try pool.write { db in
+            let key: [any DatabaseValueConvertible] = [assignment.kind.rawValue, Data(assignment.carer.bytes), Data(assignment.member.bytes)]
+            if present {
+                try db.execute(sql: "INSERT OR IGNORE INTO assignment (role, carer, member, created_at) VALUES (?, ?, ?, ?)",
+                               arguments: StatementArguments(key + [Int64(nowMillis)]))
+            } else {
+                try db.execute(sql: "DELETE FROM assignment WHERE role = ? AND carer = ? AND member = ?", arguments: StatementArguments(key))
+            }
+            return db.changesCount == 1
+        }
+    }
 }

@@ -182,6 +182,11 @@ struct SQLiteTransaction: PushWrites, PullReads {
         return roles
     }
 
+    func patients(of mentor: MemberID) throws -> Set<MemberID> {
+        Set(try Data.fetchAll(db.cachedStatement(sql: "SELECT member FROM assignment WHERE role = 'mentor' AND carer = ?"), arguments: [Data(mentor.bytes)])
+            .compactMap { try? MemberID(bytes: $0) })
+    }
+
     func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord] {
         var records: [RecordID: StoredRecord] = [:]
         let statement = try db.cachedStatement(sql: "SELECT number, owner, collection FROM record WHERE id = ?")

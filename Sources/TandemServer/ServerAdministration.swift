@@ -28,9 +28,60 @@ public protocol ServerAdministration: Sendable {
     func revokeCode(_ id: RecordID) async throws
     /// Writes a consistent copy of the store to a new file at `path`, while the server runs.
     func backup(to path: String) async throws
+    /// Every assignment of the center's care teams.
+    func assignments() async throws -> [Assignment]
+    /// Adds an assignment (`present`) or removes it; false when there was nothing to do.
+    /// Checks nothing: `assign` and `unassign` do.
+    func setAssignment(_ assignment: Assignment, present: Bool, nowMillis: UInt64) async throws -> Bool
+}
+
+/// One assignment of a care team: a mentor to a patient, or a supervisor to a mentor.
+/// A patient's care team is their mentors and those mentors' supervisors. An assignment
+/// alone grants no access to a patient's journal.
+public struct Assignment: Sendable, Hashable {
+    public enum Kind: String, Sendable {
+        /// `carer` is a mentor of `member`, a patient.
+        case mentor
+        /// `carer` supervises `member`, a mentor.
+        case supervisor
+    }
+
+    public var kind: Kind
+    public var carer: MemberID
+    public var member: MemberID
+
+    public init(_ kind: Kind, carer: MemberID, member: MemberID) {
+        self.kind = kind
+        self.carer = carer
+        self.member = member
+    }
 }
 
 extension ServerAdministration {
+    /// Assigns a mentor to a patient, or a supervisor to a mentor, after checking each
+    /// member's role. Assigning twice changes nothing.
+    /// - Returns: false when the assignment existed already.
+    /// - Throws: `ServerError.badRequest` when a role does not fit.
+    @discardableResult
+    public func assign(_ kind: Assignment.Kind, carer: Member, member: Member, nowMillis: UInt64) async throws -> Bool {
+        try Self.check(kind, carer: carer, member: member)
+        return try await setAssignment(Assignment(kind, carer: carer.id, member: member.id), present: true, nowMillis: nowMillis)
+    }
+
+    /// Ends an assignment.
+    /// - Throws: `ServerError.badRequest` when there is no such assignment.
+    public func unassign(_ kind: Assignment.Kind, carer: Member, member: Member, nowMillis: UInt64) async throws {
+        guard try await setAssignment(Assignment(kind, carer: carer.id, member: member.id), present: false, nowMillis: nowMillis) else {
+            throw ServerError.badRequest("\(carer.name) is not assigned to \(member.name).")
+        }
+    }
+
+    static func check(_ kind: Assignment.Kind, carer: Member, member: Member) throws {
+        let (carerRole, memberRole): (Role, Role) = kind == .mentor ? (.mentor, .patient) : (.supervisor, .mentor)
+        guard carer.role == carerRole else { throw ServerError.badRequest("\(carer.name) is a \(carer.role.rawValue), not a \(carerRole.rawValue).") }
+        guard member.role == memberRole else { throw ServerError.badRequest("\(member.name) is a \(member.role.rawValue), not a \(memberRole.rawValue).") }
+    }
+
     /// The member `text` names: a member id (32 hexadecimal digits), or a name that exactly
     /// one member has (letter case aside).
     /// - Throws: `ServerError.badRequest` naming what matched, when none or several do.

@@ -23,6 +23,9 @@ import GRDB
 ///   commit that set it.
 /// - `sequence`: the commit feed's position, bumped by every commit that advances a
 ///   channel. Never shown to a device.
+/// - `assignment`: the care teams: a mentor assigned to a patient (`role` 'mentor'), a
+///   supervisor to a mentor ('supervisor'). An assignment alone grants no access to a
+///   journal.
 enum ServerSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -172,6 +175,17 @@ enum ServerSchema {
                 CREATE TABLE channel_head (channel BLOB PRIMARY KEY, seq INTEGER NOT NULL, feed INTEGER NOT NULL) WITHOUT ROWID;
                 INSERT INTO channel_head (channel, seq, feed) SELECT channel, max(seq), (SELECT value FROM sequence) FROM held GROUP BY channel;
                 CREATE INDEX channel_head_feed ON channel_head (feed, seq);
+                """)
+        }
+        migrator.registerMigration("v9-care-teams") { db in
+            // Who cares for whom: `carer` (a mentor, or a supervisor) is assigned to `member`
+            // (a patient, or a mentor), as `role` says.
+            try db.execute(sql: """
+                CREATE TABLE assignment (
+                    role TEXT NOT NULL CHECK (role IN ('mentor', 'supervisor')), carer BLOB NOT NULL, member BLOB NOT NULL,
+                    created_at INTEGER NOT NULL, PRIMARY KEY (role, carer, member)
+                ) WITHOUT ROWID;
+                CREATE INDEX assignment_member ON assignment (member, role);
                 """)
         }
         return migrator

@@ -39,6 +39,8 @@ public protocol PushReads {
     func repushEpoch(of device: RecordID) throws -> String?
     /// The role of each member among `members` that exists.
     func roles(of members: Set<MemberID>) throws -> [MemberID: Role]
+    /// The patients assigned to a mentor.
+    func patients(of mentor: MemberID) throws -> Set<MemberID>
     /// The records the server holds among `ids`.
     func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord]
     /// Every change the server holds of these records, any field.

@@ -8,7 +8,7 @@ import Testing
 
 /// The server enforces roles on every push (issue 13): only a patient writes journal
 /// entries and grants consents, in their own name, to another member of the center; only a
-/// mentor writes notes, about a patient of the center. Anything else is refused for good
+/// mentor writes notes, about a patient assigned to them. Anything else is refused for good
 /// (403, the device sets it aside with the rule in words) and the server holds none of it.
 @Suite("Role rules")
 struct RoleRuleTests {
@@ -47,6 +47,7 @@ struct RoleRuleTests {
             ("a consent by a mentor", mentor, consent(of: mia, to: sam), "only a patient grants consent"),
             ("a note about a made-up member", mentor, try note(about: .random()), "not a patient of this center"),
             ("a note about a mentor", mentor, try note(about: mia), "not a patient of this center"),
+            ("a note about a patient not assigned to the mentor", mentor, try note(about: alex), "not assigned to this mentor"),
         ]
         for (what, store, edit, rule) in refused {
             let (record, reasons) = try await push(edit, from: store)
@@ -55,6 +56,9 @@ struct RoleRuleTests {
             #expect(try server.storage.state(of: member)[record] == nil, "\(what): the server holds none of it")
         }
 
+        let admin: any ServerAdministration = server.storage
+        let members = try await admin.members()
+        try await admin.assign(.mentor, carer: try #require(members.first { $0.id == mia }), member: try #require(members.first { $0.id == sam }), nowMillis: 0)
         let taken: [(String, ReplicaStore, RecordEdit)] = [
             ("a patient's entry", patient, try moodEntry(4)),
             ("a patient's consent to a member", patient, consent(of: sam, to: mia)),

@@ -48,6 +48,11 @@ struct SubscriptionTests {
         let mentor = try await enroll(dir, "mentor", .mentor, server)
         let patientMember = try #require(try patient.binding()?.member)
         let mentorMember = try #require(try mentor.binding()?.member)
+        let admin: any ServerAdministration = storage
+        let members = try await admin.members()
+        try await admin.assign(
+            .mentor, carer: try #require(members.first { $0.id == mentorMember }), member: try #require(members.first { $0.id == patientMember }),
+            nowMillis: 0)
 
         let secret = "PRIVATE-journal-text-4d2a"
         var edit = JournalEdit()

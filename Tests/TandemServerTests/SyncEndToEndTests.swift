@@ -67,6 +67,7 @@ struct SyncEndToEndTests {
         try await center.enroll(tablet, code: try await phone.run(["device", "link"]))
         let mentor = center.device("mentor")
         try await center.enroll(mentor, code: try await center.invite("mentor", "Alex"))
+        _ = try await TandemExecutable.run(["admin", "assign", "--mentor", "Alex", "--patient", "Sam", "--db", center.db])
         let patients = [phone, laptop, tablet]
         let laptopSync = try await laptop.run(["sync"])
         #expect(laptopSync.contains("nothing sent, 1 entry received"), "\(laptopSync)")

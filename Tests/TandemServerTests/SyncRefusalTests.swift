@@ -123,6 +123,7 @@ struct SyncRefusalTests {
         let server = try await LiveServer(dbPath: dir.path("center.sqlite"))
         let patient = try await enroll(dir, "patient", server: server)
         let mentor = try await enroll(dir, "mentor", server: server, role: "mentor")
+        _ = try await TandemExecutable.run(["admin", "assign", "--mentor", "mentor", "--patient", "patient", "--db", dir.path("center.sqlite")])
         var note = NoteEdit()
         note.patient = try #require(try patient.binding()?.member)
         note.text = "Mentor's note."
