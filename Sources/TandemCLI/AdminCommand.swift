@@ -85,7 +85,7 @@ struct AdminCommand: AsyncParsableCommand {
             // With whom each member is assigned, by the other's role.
             var with: [MemberID: [Role: [MemberID]]] = [:]
             for assignment in assignments {
-                let (carerRole, memberRole): (Role, Role) = assignment.kind == .mentor ? (.mentor, .patient) : (.supervisor, .mentor)
+                let (carerRole, memberRole) = assignment.kind.roles
                 with[assignment.member, default: [:]][carerRole, default: []].append(assignment.carer)
                 with[assignment.carer, default: [:]][memberRole, default: []].append(assignment.member)
             }

@@ -44,8 +44,10 @@ enum PushRules {
         }.map(\.id)))
         let stored = try store.records(Set(changes.map(\.record)))
         // The roles of the members the batch's creates name (a note's patient, a consent's).
-        let roles = try store.roles(of: Set(changes.lazy.filter { $0.kind == .create }.flatMap(Self.namedMembers)))
-        let patients = principal.role == .mentor ? try store.patients(of: principal.member) : []
+        let creates = changes.filter { $0.kind == .create }
+        let roles = try store.roles(of: Set(creates.flatMap(Self.namedMembers)))
+        // A mentor's patients matter only to a batch that creates something (a note).
+        let patients = principal.role == .mentor && !creates.isEmpty ? try store.patients(of: principal.member) : []
         // A refusal of what the pusher may not do (not of what is malformed or stale): the
         // batch is then answered 403, not 409.
         var forbidden = false

@@ -44,6 +44,9 @@ public struct Assignment: Sendable, Hashable {
         case mentor
         /// `carer` supervises `member`, a mentor.
         case supervisor
+
+        /// The roles of the carer and of the member this kind of assignment joins.
+        public var roles: (carer: Role, member: Role) { self == .mentor ? (.mentor, .patient) : (.supervisor, .mentor) }
     }
 
     public var kind: Kind
@@ -77,7 +80,7 @@ extension ServerAdministration {
     }
 
     static func check(_ kind: Assignment.Kind, carer: Member, member: Member) throws {
-        let (carerRole, memberRole): (Role, Role) = kind == .mentor ? (.mentor, .patient) : (.supervisor, .mentor)
+        let (carerRole, memberRole) = kind.roles
         guard carer.role == carerRole else { throw ServerError.badRequest("\(carer.name) is a \(carer.role.rawValue), not a \(carerRole.rawValue).") }
         guard member.role == memberRole else { throw ServerError.badRequest("\(member.name) is a \(member.role.rawValue), not a \(memberRole.rawValue).") }
     }
