@@ -45,6 +45,13 @@ public struct LiveWatch: Sendable {
         trigger.request(pull: true)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
+            // A consent's expiry is enforced at its time, connected or not (PROTOCOL.md §9.4).
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(1))
+                    _ = try? store.purgeExpired(localMillis: SystemWallClock().nowMillis())
+                }
+            }
             // Syncs one at a time; requests that arrive meanwhile collapse into one more sync,
             // which pulls if any of them asked for a pull.
             group.addTask {

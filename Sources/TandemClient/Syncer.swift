@@ -213,6 +213,8 @@ public struct Syncer: Sendable {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
         var report = Report()
+        // What a consent's expiry ended is purged first, whether the server answers or not.
+        report.purged += try store.purgeExpired(localMillis: wallClock.nowMillis())
         var sentRecords = Set<RecordID>()
         var receivedRecords = Set<RecordID>()
         var overQuota: SyncError? = nil
@@ -287,11 +289,18 @@ public struct Syncer: Sendable {
                     limit: Self.pageLimit(fetched))
             }
             var active: [String: Projection?] = [:]
+            var until: [String: UInt64] = [:]
             for subscription in answer.subscriptions {
-                active[subscription.key] = subscription.projection == "owner" ? .some(nil) : .some(Projection(rawValue: subscription.projection))
+                // A projection this version does not know carries nothing here (never every field).
+                if subscription.projection == "owner" {
+                    active[subscription.key] = .some(nil)
+                } else if let projection = Projection(rawValue: subscription.projection) {
+                    active[subscription.key] = projection
+                }
+                if let end = subscription.until { until[subscription.key] = end }
             }
             let result = try store.applyPulled(
-                page.pages, active: active, mark: answer.mark.flatMap(ChangeKey.timestamp), serverTimeMillis: answer.serverTime,
+                page.pages, active: active, until: until, mark: answer.mark.flatMap(ChangeKey.timestamp), serverTimeMillis: answer.serverTime,
                 localMillis: wallClock.nowMillis())
             report.pulled += page.pages.reduce(0) { $0 + $1.changes.count }
             if receivedRecords.count < Self.recordsCounted {

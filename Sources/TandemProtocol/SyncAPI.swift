@@ -111,11 +111,15 @@ public struct Subscription: Codable, Sendable, Equatable {
     public var key: String
     public var channel: String
     public var projection: String
+    /// When the subscription ends by itself (ms since 1970): the expiry of the consents
+    /// behind it. The device purges what only it carries at that time, online or not.
+    public var until: UInt64?
 
-    public init(key: String, channel: String, projection: String) {
+    public init(key: String, channel: String, projection: String, until: UInt64? = nil) {
         self.key = key
         self.channel = channel
         self.projection = projection
+        self.until = until
     }
 }
 

@@ -7,6 +7,30 @@ public import TandemCore
 public enum SubscriptionKey {
     /// The member's own records, every field: the one subscription every device has.
     public static let own = "own"
+
+    /// Another member's channel seen through a projection (nil: the owner's view):
+    /// `m-<member hex>-<projection>`.
+    public static func key(channel: MemberID, projection: Projection?) -> String {
+        "m-\(channel.hex)-\(projection?.rawValue ?? "owner")"
+    }
+
+    /// The channel a key reads (nil: `own`, or not a key of this format).
+    public static func channel(of key: String) -> MemberID? {
+        let parts = key.split(separator: "-", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "m" else { return nil }
+        return try? MemberID(hex: String(parts[1]))
+    }
+
+    /// The projection a key reads through: `.some(nil)` for `own` and the owner's view,
+    /// nil for a key of no known format or projection (which the caller must treat as
+    /// carrying nothing, never as every field).
+    public static func projection(of key: String) -> Projection?? {
+        if key == own { return .some(nil) }
+        let parts = key.split(separator: "-", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "m" else { return nil }
+        if parts[2] == "owner" { return .some(nil) }
+        return Projection(rawValue: String(parts[2])).map { .some($0) }
+    }
 }
 
 /// How the wire names one change: `<wall ms>.<counter>@<replica hex>`, as a refusal

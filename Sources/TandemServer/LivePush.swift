@@ -111,6 +111,10 @@ extension SyncServer {
         let (subscriber, commits) = await feed.subscribe()
 
         enum Ending: Sendable { case left, revoked, failed, shutdown }
+        // What the notices answer: a commit, or the periodic look (revocation, and grants
+        // that change with no commit: an expiry, an assignment ended on the host).
+        enum Event: Sendable { case commit(Commits), look }
+        let (events, eventSink) = AsyncStream<Event>.makeStream()
         let ending = await withTaskGroup(of: Ending.self) { group in
             // The device says nothing; reading notices when it closes.
             group.addTask {
@@ -118,11 +122,27 @@ extension SyncServer {
                 return .left
             }
             group.addTask {
+                for await commit in commits { eventSink.yield(.commit(commit)) }
+                return .left
+            }
+            group.addTask {
                 do {
-                    try await send(.init(type: "hello", subscriptions: try await keys(for: principal, in: nil).map(\.key), serverTime: wallClock.nowMillis()), outbound)
+                    var granted = try await keys(for: principal)
+                    try await send(.init(type: "hello", subscriptions: granted, serverTime: wallClock.nowMillis()), outbound)
                     let epoch = try await storage.epoch()
-                    for await commit in commits {
-                        let advanced = try await keys(for: principal, in: commit)
+                    for await event in events {
+                        // The grants of this moment: a subscription gained or lost (a consent
+                        // granted, revoked or expired; an assignment ended) is told at once,
+                        // and the device pulls, which purges what it may no longer hold.
+                        let grants = try await self.grants(for: principal)
+                        let now = grants.map { $0.key(for: principal) }
+                        if now != granted {
+                            granted = now
+                            try await send(.init(type: "subscriptions", subscriptions: now, serverTime: wallClock.nowMillis()), outbound)
+                            continue
+                        }
+                        guard case .commit(let commit) = event else { continue }
+                        let advanced = Self.advanced(grants, for: principal, in: commit)
                         guard !advanced.isEmpty else { continue }
                         var cursors: [String: String]? = [:]
                         for (key, last) in advanced {
@@ -137,13 +157,15 @@ extension SyncServer {
                 }
             }
             // Revocation is written by staff on the server's host, not through a push:
-            // each connection checks its token again every few seconds.
+            // each connection checks its token again every few seconds, and looks at its
+            // grants then too.
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: limits.liveRevocationCheck)
                     do { _ = try await storage.authenticate(tokenHash: tokenHash) } catch let error as ServerError where error == .revoked || error == .unauthorized {
                         return .revoked
                     } catch {}
+                    eventSink.yield(.look)
                 }
                 return .left
             }
@@ -169,14 +191,22 @@ extension SyncServer {
         logger.info("live connection closed", metadata: log)
     }
 
-    /// The subscription keys whose channel `commit` advanced (all of them for nil or a
-    /// reset), each with its channel's highest sequence number in the commit (nil for nil
-    /// or a reset).
-    func keys(for principal: Principal, in commit: Commits?) async throws -> [(key: String, last: Int64?)] {
+    /// The policy's grants for `principal` now, from one snapshot of the store.
+    func grants(for principal: Principal) async throws -> [Grant] {
         let policy = self.policy
-        let grants = try await storage.read { store in try policy.grants(for: principal, in: store) }
-        return grants.compactMap { grant in
-            guard let commit, !commit.reset else { return (grant.key(for: principal), nil) }
+        return try await storage.read { store in try policy.grants(for: principal, in: store) }
+    }
+
+    /// Every subscription key `principal` holds now.
+    func keys(for principal: Principal) async throws -> [String] {
+        try await grants(for: principal).map { $0.key(for: principal) }
+    }
+
+    /// The subscription keys whose channel `commit` advanced (all of them for a reset), each
+    /// with its channel's highest sequence number in the commit (nil for a reset).
+    static func advanced(_ grants: [Grant], for principal: Principal, in commit: Commits) -> [(key: String, last: Int64?)] {
+        grants.compactMap { grant in
+            guard !commit.reset else { return (grant.key(for: principal), nil) }
             guard let last = commit.channels[grant.channel] else { return nil }
             return (grant.key(for: principal), last)
         }

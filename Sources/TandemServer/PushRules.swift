@@ -48,6 +48,9 @@ enum PushRules {
         let roles = try store.roles(of: Set(creates.flatMap(Self.namedMembers)))
         // A mentor's patients matter only to a batch that creates something (a note).
         let patients = principal.role == .mentor && !creates.isEmpty ? try store.patients(of: principal.member) : []
+        // A patient's care team matters only to a batch that grants a consent.
+        let grantsConsent = creates.contains { $0.value.mapValue?[CreateKey.collection]?.stringValue == CollectionName.consent.rawValue }
+        let team = principal.role == .patient && grantsConsent ? try store.careTeam(of: principal.member) : []
         // A refusal of what the pusher may not do (not of what is malformed or stale): the
         // batch is then answered 403, not 409.
         var forbidden = false
@@ -138,7 +141,7 @@ enum PushRules {
                 refuse(change, error.description, permanent: true)
                 continue
             }
-            if change.kind == .create, let why = Self.forbidden(create: change, of: owner.collection, by: principal, roles: roles, patients: patients) {
+            if change.kind == .create, let why = Self.forbidden(create: change, of: owner.collection, by: principal, roles: roles, patients: patients, team: team) {
                 refuse(change, why, permanent: true)
                 forbidden = true
                 continue
@@ -188,11 +191,12 @@ enum PushRules {
 
     /// Why `principal` may not create this record, in words for the person (nil: they may).
     /// Only a patient writes journal entries and grants consents, in their own name, to
-    /// another member of the center; only a mentor writes notes, about a patient assigned to
+    /// a member of their care team; only a mentor writes notes, about a patient assigned to
     /// them. `roles` holds the role of every member the create names who exists; `patients`
-    /// the patients assigned to the pusher.
+    /// the patients assigned to the pusher; `team` the pusher's care team.
     static func forbidden(
-        create: Change, of collection: CollectionName, by principal: Principal, roles: [MemberID: Role], patients: Set<MemberID>
+        create: Change, of collection: CollectionName, by principal: Principal, roles: [MemberID: Role], patients: Set<MemberID>,
+        team: Set<MemberID>
     ) -> String? {
         let fields = create.value.mapValue ?? [:]
         func member(_ key: String) -> MemberID? { fields[key]?.bytesValue.flatMap { try? MemberID(bytes: $0) } }
@@ -204,6 +208,9 @@ enum PushRules {
             guard member("patient") == principal.member else { return "a consent's patient is the member who grants it" }
             guard let recipient = member("recipient"), recipient != principal.member else { return "a consent's recipient is another member" }
             guard roles[recipient] != nil else { return "the consent's recipient is not a member of this center" }
+            guard team.contains(recipient) else {
+                return "a consent's recipient must be in your care team (your assigned mentors and their supervisors)"
+            }
             return nil
         case .note:
             guard principal.role == .mentor else { return "only a mentor writes notes" }
@@ -277,6 +284,17 @@ enum PushRules {
                 if case .multiValue(let register) = state {
                     try store.setCovered(register.covered, of: id, field: fieldKey.field)
                 }
+            }
+        }
+        // The consent index follows each consent's merged state, in this same transaction:
+        // a revoke is in force for every pull that reads after this commit. Only a consent
+        // its own patient wrote counts (one created before the role rules, in another
+        // patient's name, never does).
+        for id in ids where touched.contains(id) && known[id]?.collection == .consent {
+            if let state = after[id], let consent = Consent(state), consent.patient == known[id]?.owner {
+                try store.setConsent(ConsentTerms(consent))
+            } else {
+                try store.deleteConsent(id)
             }
         }
         // The commit feed's position moves once per merge that advanced a channel.

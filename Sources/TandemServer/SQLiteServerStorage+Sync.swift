@@ -187,6 +187,34 @@ struct SQLiteTransaction: PushWrites, PullReads {
             .compactMap { try? MemberID(bytes: $0) })
     }
 
+    func careTeam(of patient: MemberID) throws -> Set<MemberID> {
+        let key = Data(patient.bytes)
+        return Set(try Data.fetchAll(db.cachedStatement(sql: """
+            SELECT carer FROM assignment WHERE role = 'mentor' AND member = ?
+            UNION SELECT s.carer FROM assignment m JOIN assignment s ON s.role = 'supervisor' AND s.member = m.carer
+            WHERE m.role = 'mentor' AND m.member = ?
+            """), arguments: [key, key]).compactMap { try? MemberID(bytes: $0) })
+    }
+
+    func carePatients(of member: MemberID) throws -> Set<MemberID> {
+        let key = Data(member.bytes)
+        return Set(try Data.fetchAll(db.cachedStatement(sql: """
+            SELECT member FROM assignment WHERE role = 'mentor' AND carer = ?
+            UNION SELECT m.member FROM assignment s JOIN assignment m ON m.role = 'mentor' AND m.carer = s.member
+            WHERE s.role = 'supervisor' AND s.carer = ?
+            """), arguments: [key, key]).compactMap { try? MemberID(bytes: $0) })
+    }
+
+    func consents(to recipient: MemberID) throws -> [ConsentTerms] {
+        try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT record, patient, scope, expires, revoked FROM consent WHERE recipient = ? ORDER BY record
+            """), arguments: [Data(recipient.bytes)]).compactMap { row in
+            guard let id = try? RecordID(bytes: row["record"] as Data), let patient = try? MemberID(bytes: row["patient"] as Data),
+                  let scope = ConsentScope(rawValue: row["scope"]) else { return nil }
+            return ConsentTerms(id: id, patient: patient, recipient: recipient, scope: scope, expiresMillis: row["expires"], revokedMillis: row["revoked"])
+        }
+    }
+
     func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord] {
         var records: [RecordID: StoredRecord] = [:]
         let statement = try db.cachedStatement(sql: "SELECT number, owner, collection FROM record WHERE id = ?")
@@ -295,6 +323,19 @@ struct SQLiteTransaction: PushWrites, PullReads {
     func setMark(_ mark: HybridTimestamp, of replica: ReplicaID) throws {
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO replica_mark (replica, wall, counter) VALUES (?, ?, ?)").execute(
             arguments: [Data(replica.bytes), Int64(mark.wallMillis), Int64(mark.counter)])
+    }
+
+    func setConsent(_ terms: ConsentTerms) throws {
+        try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO consent (record, patient, recipient, scope, expires, revoked) VALUES (?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                Data(terms.id.bytes), Data(terms.patient.bytes), Data(terms.recipient.bytes), terms.scope.rawValue,
+                terms.expiresMillis, terms.revokedMillis,
+            ])
+    }
+
+    func deleteConsent(_ id: RecordID) throws {
+        try db.cachedStatement(sql: "DELETE FROM consent WHERE record = ?").execute(arguments: [Data(id.bytes)])
     }
 }
 

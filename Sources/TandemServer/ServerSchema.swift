@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TandemCore
 
 /// The server store's tables (SQLite), as named migrations.
 ///
@@ -26,6 +27,9 @@ import GRDB
 /// - `assignment`: the care teams: a mentor assigned to a patient (`role` 'mentor'), a
 ///   supervisor to a mentor ('supervisor'). An assignment alone grants no access to a
 ///   journal.
+/// - `consent`: the terms of each consent (patient, recipient, scope, expiry, revocation),
+///   kept by the push rules from the consent record's merged state in the push's own
+///   transaction; the sharing policy reads it at every pull.
 enum ServerSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -187,6 +191,31 @@ enum ServerSchema {
                 ) WITHOUT ROWID;
                 CREATE INDEX assignment_member ON assignment (member, role);
                 """)
+        }
+        migrator.registerMigration("v10-consent-index") { db in
+            // The terms of each consent, kept by the push rules from the consent record's
+            // merged state: what the sharing policy reads at every pull.
+            try db.execute(sql: """
+                CREATE TABLE consent (
+                    record BLOB PRIMARY KEY, patient BLOB NOT NULL, recipient BLOB NOT NULL, scope TEXT NOT NULL,
+                    expires INTEGER, revoked INTEGER
+                ) WITHOUT ROWID;
+                CREATE INDEX consent_recipient ON consent (recipient);
+                """)
+            // Consents a store took before this version, from their held changes; only those
+            // their own patient wrote (before v9, anyone could write one in another's name).
+            let transaction = SQLiteTransaction(db)
+            for row in try Row.fetchAll(db, sql: "SELECT number, owner FROM record WHERE collection = 'consent'") {
+                var state = ReplicaState()
+                for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE record = ?", arguments: [row["number"] as Int64]) {
+                    state.apply(try Change(canonicalBytes: Array(bytes)))
+                }
+                for record in state.records.values {
+                    if let consent = Consent(record), Data(consent.patient.bytes) == row["owner"] as Data {
+                        try transaction.setConsent(ConsentTerms(consent))
+                    }
+                }
+            }
         }
         return migrator
     }

@@ -4,8 +4,7 @@ import TandemProtocol
 /// Decides what each caller may read: a list of grants, each a member's channel seen
 /// through a projection (PROTOCOL.md §7).
 ///
-/// Production uses `OwnRecordsPolicy` (and, with consents, a consent policy); tests
-/// inject other policies through this protocol from the test target only. No flag or
+/// Production uses `ConsentPolicy`; tests inject other policies through this protocol from the test target only. No flag or
 /// variable of the shipped binary chooses a policy. A policy that cannot decide throws,
 /// and the server answers 5xx: never an empty list.
 ///
@@ -20,10 +19,15 @@ public struct Grant: Sendable, Equatable, Hashable {
     public var channel: MemberID
     /// nil: the owner's view, every field.
     public var projection: Projection?
+    /// When the grant ends by itself (ms since 1970; nil: not by itself): the latest expiry
+    /// of the consents behind it. The device holds it and purges at that time, online or
+    /// not (PROTOCOL.md §9.4).
+    public var untilMillis: Int64?
 
-    public init(channel: MemberID, projection: Projection?) {
+    public init(channel: MemberID, projection: Projection?, untilMillis: Int64? = nil) {
         self.channel = channel
         self.projection = projection
+        self.untilMillis = untilMillis
     }
 
     /// The subscription key: `own`, or `m-<member hex>-<projection>`. A change of
@@ -31,7 +35,7 @@ public struct Grant: Sendable, Equatable, Hashable {
     /// narrowing drops the old subscription (the device purges what nothing carries).
     public func key(for principal: Principal) -> String {
         if channel == principal.member && projection == nil { return SubscriptionKey.own }
-        return "m-\(channel.hex)-\(projection?.rawValue ?? "owner")"
+        return SubscriptionKey.key(channel: channel, projection: projection)
     }
 
     /// Whether this grant carries a field of a record in `collection`.
@@ -47,5 +51,41 @@ public struct OwnRecordsPolicy: SharingPolicy {
     public init() {}
     public func grants(for principal: Principal, in store: some PullReads) throws -> [Grant] {
         [Grant(channel: principal.member, projection: nil)]
+    }
+}
+
+/// The policy of the shipped server (PROTOCOL.md §7.1): every member reads their own
+/// records, all of them; a mentor or supervisor also reads a patient's channel through
+/// the scope of each consent that patient granted them, while it is active (neither
+/// revoked nor expired at the server's clock) and while they are in that patient's care
+/// team. Nothing is cached: every pull and every live notice reads the consents and the
+/// assignments of its own snapshot, so a revoke or an unassignment is in force from its
+/// commit, on every server of the store.
+public struct ConsentPolicy: SharingPolicy {
+    let clock: any WallClock
+
+    public init(clock: any WallClock) { self.clock = clock }
+
+    public func grants(for principal: Principal, in store: some PullReads) throws -> [Grant] {
+        let own = Grant(channel: principal.member, projection: nil)
+        // Only a care team's mentors and supervisors are ever granted consent (PushRules).
+        guard principal.role == .mentor || principal.role == .supervisor else { return [own] }
+        let now = Int64(clamping: clock.nowMillis())
+        let active = try store.consents(to: principal.member).filter { $0.isActive(atMillis: now) }
+        guard !active.isEmpty else { return [own] }
+        let patients = try store.carePatients(of: principal.member)
+        // One grant per patient and scope; it lasts as long as the longest of its consents.
+        var until: [Grant: Int64?] = [:]
+        for consent in active where patients.contains(consent.patient) {
+            let grant = Grant(channel: consent.patient, projection: consent.scope.projection)
+            switch (until[grant], consent.expiresMillis) {
+            case (nil, let expires): until[grant] = .some(expires)
+            case (.some(nil), _), (_, nil): until[grant] = .some(nil)
+            case (.some(.some(let a)), .some(let b)): until[grant] = .some(max(a, b))
+            }
+        }
+        let shared = until.map { grant, expires in Grant(channel: grant.channel, projection: grant.projection, untilMillis: expires) }
+            .sorted { ($0.channel.hex, $0.projection?.rawValue ?? "") < ($1.channel.hex, $1.projection?.rawValue ?? "") }
+        return [own] + shared
     }
 }

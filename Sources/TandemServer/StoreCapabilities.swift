@@ -41,6 +41,8 @@ public protocol PushReads {
     func roles(of members: Set<MemberID>) throws -> [MemberID: Role]
     /// The patients assigned to a mentor.
     func patients(of mentor: MemberID) throws -> Set<MemberID>
+    /// A patient's care team: their assigned mentors and those mentors' supervisors.
+    func careTeam(of patient: MemberID) throws -> Set<MemberID>
     /// The records the server holds among `ids`.
     func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord]
     /// Every change the server holds of these records, any field.
@@ -68,6 +70,46 @@ public protocol PushWrites: PushReads {
     func setUsage(_ bytes: Int64, of member: MemberID) throws
     func recordAccepted(_ id: ChangeID, digest: [UInt8]) throws
     func setMark(_ mark: HybridTimestamp, of replica: ReplicaID) throws
+    /// Keeps the consent index (what `consents(to:)` reads) in step with a consent
+    /// record's merged state; `deleteConsent` when the record is deleted.
+    func setConsent(_ terms: ConsentTerms) throws
+    func deleteConsent(_ id: RecordID) throws
+}
+
+/// The terms of one consent, as the server indexes them for the sharing policy: who
+/// granted it to whom, in which scope, until when, and since when it is revoked. The push
+/// rules keep the index from each consent record's merged state (PROTOCOL.md §6.3), in the
+/// push's own transaction, so a revoke is in force from its commit.
+public struct ConsentTerms: Sendable, Equatable {
+    public var id: RecordID
+    public var patient: MemberID
+    public var recipient: MemberID
+    public var scope: ConsentScope
+    public var expiresMillis: Int64?
+    public var revokedMillis: Int64?
+
+    public init(id: RecordID, patient: MemberID, recipient: MemberID, scope: ConsentScope, expiresMillis: Int64?, revokedMillis: Int64?) {
+        self.id = id
+        self.patient = patient
+        self.recipient = recipient
+        self.scope = scope
+        self.expiresMillis = expiresMillis
+        self.revokedMillis = revokedMillis
+    }
+
+    public init(_ consent: Consent) {
+        self.init(
+            id: consent.id, patient: consent.patient, recipient: consent.recipient, scope: consent.scope,
+            expiresMillis: consent.expiresMillis, revokedMillis: consent.revokedMillis)
+    }
+
+    /// Whether the consent lets its recipient read at `nowMillis` (neither revoked nor
+    /// expired at or before it).
+    public func isActive(atMillis nowMillis: Int64) -> Bool {
+        if let revokedMillis, revokedMillis <= nowMillis { return false }
+        if let expiresMillis, expiresMillis <= nowMillis { return false }
+        return true
+    }
 }
 
 /// One held change as a pull reads it: its sequence number, its canonical bytes and its
@@ -95,4 +137,9 @@ public protocol PullReads {
     func held(in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow]
     func mark(of replica: ReplicaID) throws -> HybridTimestamp?
     func repushEpoch(of device: RecordID) throws -> String?
+    /// Every consent granted to `recipient`, active or not.
+    func consents(to recipient: MemberID) throws -> [ConsentTerms]
+    /// The patients in whose care team `member` is: a mentor's assigned patients, a
+    /// supervisor's mentors' patients.
+    func carePatients(of member: MemberID) throws -> Set<MemberID>
 }

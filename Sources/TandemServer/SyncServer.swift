@@ -83,11 +83,12 @@ public struct SyncServer: Sendable {
     let knownTokens = KnownTokens()
 
     public init(
-        storage: any ServerStorage, policy: any SharingPolicy = OwnRecordsPolicy(), limits: Limits = Limits(),
+        storage: any ServerStorage, policy: (any SharingPolicy)? = nil, limits: Limits = Limits(),
         wallClock: any WallClock = SystemClock(), logger: Logger = SyncServer.defaultLogger()
     ) {
         self.storage = storage
-        self.policy = policy
+        // The shipped policy reads consents at the server's own clock.
+        self.policy = policy ?? ConsentPolicy(clock: wallClock)
         self.limits = limits
         self.wallClock = wallClock
         self.metrics = ServerMetrics()
@@ -319,7 +320,9 @@ public struct SyncServer: Sendable {
         var deflated: [[UInt8]] = []
         var sent = 0
         for (grant, (key, page)) in zip(grants, zip(keys, snapshot.pages)) {
-            subscriptions.append(Subscription(key: key, channel: "member:\(grant.channel.hex)", projection: grant.projection?.rawValue ?? "owner"))
+            subscriptions.append(Subscription(
+                key: key, channel: "member:\(grant.channel.hex)", projection: grant.projection?.rawValue ?? "owner",
+                until: grant.untilMillis.map { UInt64(max(0, $0)) }))
             sent += page.changes.count
             let bytes = try Self.deflated(page.changes)
             deflated.append(bytes)

@@ -24,11 +24,17 @@ extension ReplicaStore {
     /// Never purged: the replica's own records (created by this replica, or in the `own`
     /// channel) and anything in the outbox.
     ///
+    /// `until` holds when a listed subscription ends by itself (a consent's expiry): the
+    /// store keeps it, and `purgeExpired` purges at that time without the server. A
+    /// subscription already past its end at the server's time is purged now.
+    ///
     /// - Returns: how many changes altered the state, and how many records were purged.
     @discardableResult
     public func applyPulled(
-        _ pages: [PulledPage], active: [String: Projection?], mark: HybridTimestamp? = nil, serverTimeMillis: UInt64, localMillis: UInt64
+        _ pages: [PulledPage], active listed: [String: Projection?], until: [String: UInt64] = [:], mark: HybridTimestamp? = nil,
+        serverTimeMillis: UInt64, localMillis: UInt64
     ) throws -> (changed: Int, purged: Int) {
+        let active = listed.filter { key, _ in until[key].map { $0 > serverTimeMillis } ?? true }
         do {
             for page in pages { for change in page.changes { try change.validateShape() } }
             let result = try queue.write { db -> (Int, Int) in
@@ -54,11 +60,59 @@ extension ReplicaStore {
                 if let mark { clock.observe(mark) }
                 try Self.saveClock(clock, db)
                 try db.execute(sql: "UPDATE replica SET server_offset = ?", arguments: [try Self.offset(serverTimeMillis, localMillis)])
+                try db.execute(sql: "DELETE FROM subscription_until")
+                for (key, end) in until where active[key] != nil {
+                    try db.execute(sql: "INSERT INTO subscription_until (key, until) VALUES (?, ?)", arguments: [key, Int64(clamping: end)])
+                }
                 let purged = try purgeDropped(active: active, db)
                 return (changed, purged)
             }
             if result.1 > 0 { try checkpointTruncate() }
             return result
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Purges what only subscriptions past their end carried (a consent's expiry, at the
+    /// server's clock as this device last learned it), without asking the server: a device
+    /// enforces an expiry offline too. Returns how many records were purged.
+    @discardableResult
+    public func purgeExpired(localMillis: UInt64) throws -> Int {
+        do {
+            // Read first: a store with nothing expired is not written.
+            let due = try queue.read { db -> Bool in
+                let offset = try Int64.fetchOne(db, sql: "SELECT server_offset FROM replica") ?? 0
+                let now = Int64(clamping: localMillis) &+ offset
+                return try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM subscription_until WHERE until <= ?)", arguments: [now]) ?? false
+            }
+            guard due else { return 0 }
+            let purged = try queue.write { db -> Int in
+                let offset = try Int64.fetchOne(db, sql: "SELECT server_offset FROM replica") ?? 0
+                let now = Int64(clamping: localMillis) &+ offset
+                let expired = Set(try String.fetchAll(db, sql: "SELECT key FROM subscription_until WHERE until <= ?", arguments: [now]))
+                var active: [String: Projection?] = [:]
+                for key in try String.fetchAll(db, sql: Self.storedKeys) where !expired.contains(key) {
+                    // A key of no known projection is dropped too: it is read again at the next pull.
+                    if let projection = SubscriptionKey.projection(of: key) { active[key] = projection }
+                }
+                try db.execute(sql: "DELETE FROM subscription_until WHERE until <= ?", arguments: [now])
+                return try purgeDropped(active: active, db)
+            }
+            if purged > 0 { try checkpointTruncate() }
+            return purged
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// When the next subscription ends by itself, in this device's clock (nil: none does).
+    public func nextExpiry() throws -> UInt64? {
+        do {
+            return try queue.read { db in
+                let offset = try Int64.fetchOne(db, sql: "SELECT server_offset FROM replica") ?? 0
+                return try Int64.fetchOne(db, sql: "SELECT min(until) FROM subscription_until").map { UInt64(max(0, $0 &- offset)) }
+            }
         } catch {
             throw map(error)
         }

@@ -123,6 +123,11 @@ enum StoreSchema {
             }
             try db.execute(sql: "CREATE INDEX outbox_key ON outbox (record, field, kind)")
         }
+        // When a subscription ends by itself (a consent's expiry, as the server last listed
+        // it): the device purges at that time, online or not.
+        migrator.registerMigration("v8-subscription-until") { db in
+            try db.execute(sql: "CREATE TABLE subscription_until (key TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID")
+        }
         return migrator
     }
 }

@@ -19,7 +19,7 @@ final class InProcessServer: @unchecked Sendable {
     let task: Task<Void, any Error>
 
     init(
-        storage: SQLiteServerStorage, policy: any SharingPolicy = OwnRecordsPolicy(), limits: SyncServer.Limits = .init(),
+        storage: SQLiteServerStorage, policy: (any SharingPolicy)? = nil, limits: SyncServer.Limits = .init(),
         middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = [],
         wallClock: any WallClock = SyncServer.SystemClock()
     ) async throws {

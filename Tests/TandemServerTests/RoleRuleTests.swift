@@ -42,6 +42,7 @@ struct RoleRuleTests {
             ("a consent in another patient's name", patient, consent(of: alex, to: mia), "the member who grants it"),
             ("a consent to oneself", patient, consent(of: sam, to: sam), "another member"),
             ("a consent to a made-up member", patient, consent(of: sam, to: .random()), "not a member of this center"),
+            ("a consent to a member outside the care team", patient, consent(of: sam, to: mia), "care team"),
             ("a note by a patient", patient, try note(about: alex), "only a mentor writes notes"),
             ("a journal entry by a mentor", mentor, try moodEntry(3), "only a patient writes journal entries"),
             ("a consent by a mentor", mentor, consent(of: mia, to: sam), "only a patient grants consent"),

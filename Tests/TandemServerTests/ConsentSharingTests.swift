@@ -1,0 +1,150 @@
+import Foundation
+import TandemClient
+import TandemCore
+import TandemProtocol
+import TandemServer
+import TandemStore
+import TandemTestSupport
+import Testing
+
+/// Sharing under the patient's consent (issue 13, PROTOCOL.md §7.1), with the shipped
+/// `ConsentPolicy` and real devices against the real server on loopback: an assignment
+/// alone shares nothing; a consent delivers the patient's history in its scope, field by
+/// field; revocation, expiry (at the server's injected clock, and on the device offline)
+/// and unassignment each purge the patient's data from the mentor's device.
+@Suite("Consent sharing")
+struct ConsentSharingTests {
+    static let planted = "PLANTED-consent-text-7f3a"
+
+    struct Center {
+        let dir: TemporaryDirectory
+        let server: InProcessServer
+        let clock: ManualWallClock
+        let patient: ReplicaStore, mentor: ReplicaStore, supervisor: ReplicaStore, otherMentor: ReplicaStore
+        let sam: MemberID, mia: MemberID
+        let entry: RecordID
+
+        /// Sam (patient) wrote one entry with text and a tag; Mia mentors Sam, Noa
+        /// supervises Mia, Max mentors nobody.
+        init() async throws {
+            dir = try TemporaryDirectory("consent-sharing")
+            let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+            let now = SystemWallClock().nowMillis()
+            _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+            clock = ManualWallClock(millis: now)
+            server = try await InProcessServer(storage: storage, wallClock: clock)
+            patient = try await server.device(dir, "patient", member: "Sam")
+            mentor = try await server.device(dir, "mentor", role: .mentor, member: "Mia")
+            supervisor = try await server.device(dir, "supervisor", role: .supervisor, member: "Noa")
+            otherMentor = try await server.device(dir, "other-mentor", role: .mentor, member: "Max")
+            sam = try #require(try patient.binding()?.member)
+            mia = try #require(try mentor.binding()?.member)
+            let admin: any ServerAdministration = storage
+            _ = try await admin.assign(.mentor, carer: try await admin.member(named: "Mia"), member: try await admin.member(named: "Sam"), nowMillis: now)
+            _ = try await admin.assign(.supervisor, carer: try await admin.member(named: "Noa"), member: try await admin.member(named: "Mia"), nowMillis: now)
+            var edit = JournalEdit()
+            edit.mood = 3
+            edit.craving = 7
+            edit.addSymptoms = [.tremor]
+            edit.addTags = ["night shift"]
+            edit.text = ConsentSharingTests.planted
+            entry = try patient.write(try edit.recordEdit(), to: nil, clock: SystemWallClock()).0
+            _ = try await Syncer(store: patient).sync()
+        }
+
+        /// Grants `scope` to `recipient` (Mia unless told) and syncs; returns the consent's id.
+        func grant(_ scope: ConsentScope, to recipient: MemberID? = nil, expiresMillis: Int64? = nil) async throws -> RecordID {
+            let edit = ConsentEdit.grant(patient: sam, recipient: recipient ?? mia, scope: scope, expiresMillis: expiresMillis, purpose: "peer support")
+            let id = try patient.write(edit, to: nil, clock: SystemWallClock()).0
+            _ = try await Syncer(store: patient).sync()
+            return id
+        }
+
+        func revoke(_ consent: RecordID) async throws {
+            _ = try patient.write(ConsentEdit.revoke(atMillis: Int64(clock.nowMillis())), to: consent, clock: SystemWallClock())
+            _ = try await Syncer(store: patient).sync()
+        }
+
+        /// What a device holds of Sam's entry after syncing: its field names (nil: nothing).
+        func held(by store: ReplicaStore) async throws -> Set<String>? {
+            _ = try await Syncer(store: store).sync()
+            return try store.record(entry).map { Set($0.heldChanges.map(\.field.rawValue)) }
+        }
+
+        /// Whether the planted text is anywhere in a store's files (main file and WAL).
+        func textOnDisk(of name: String) throws -> Bool {
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.url.path).filter { $0.hasPrefix(name + ".sqlite") }
+            return try files.contains { file in
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: dir.path(file)))
+                return bytes.range(of: Data(ConsentSharingTests.planted.utf8)) != nil
+            }
+        }
+    }
+
+    @Test func aConsentDeliversItsScope_andRevokingPurges() async throws {
+        let center = try await Center()
+        defer { withExtendedLifetime(center.dir) {} }
+        // An assignment alone grants nothing.
+        #expect(try await center.held(by: center.mentor) == nil)
+
+        let metrics = try await center.grant(.metrics)
+        let fields = try #require(try await center.held(by: center.mentor), "the history in scope arrives at the next sync")
+        #expect(fields.contains("mood") && fields.contains("craving") && fields.contains("symptom.tremor"))
+        #expect(!fields.contains("text") && !fields.contains { $0.hasPrefix("tag.") }, "metrics never carries text or tags: \(fields)")
+        #expect(try !center.textOnDisk(of: "mentor"))
+        // Nobody else receives anything: not the supervisor without a consent, not another mentor.
+        #expect(try await center.held(by: center.supervisor) == nil)
+        #expect(try await center.held(by: center.otherMentor) == nil)
+
+        try await center.revoke(metrics)
+        #expect(try await center.held(by: center.mentor) == nil, "revoking purges at the mentor's next pull")
+
+        let journal = try await center.grant(.journal)
+        let whole = try #require(try await center.held(by: center.mentor))
+        #expect(whole.contains("text") && whole.contains { $0.hasPrefix("tag.") })
+        #expect(try center.textOnDisk(of: "mentor"))
+        try await center.revoke(journal)
+        #expect(try await center.held(by: center.mentor) == nil)
+        #expect(try !center.textOnDisk(of: "mentor"), "the purged text is gone from the mentor's files")
+        // The patient's own devices keep everything, always.
+        #expect(try center.patient.record(center.entry)?.heldChanges.contains { $0.field.rawValue == "text" } == true)
+    }
+
+    @Test func aConsentEndsAtItsExpiry_onTheServerAndOnTheDeviceOffline() async throws {
+        let center = try await Center()
+        defer { withExtendedLifetime(center.dir) {} }
+        let hour: UInt64 = 3_600_000
+        _ = try await center.grant(.journal, expiresMillis: Int64(center.clock.nowMillis() + hour))
+        #expect(try await center.held(by: center.mentor)?.contains("text") == true)
+        // Offline, the device purges at the expiry itself (at the server's clock as it last learned it).
+        #expect(try center.mentor.purgeExpired(localMillis: SystemWallClock().nowMillis()) == 0)
+        #expect(try center.mentor.record(center.entry) != nil)
+        #expect(try center.mentor.purgeExpired(localMillis: SystemWallClock().nowMillis() + hour + 1) >= 1)
+        #expect(try center.mentor.record(center.entry) == nil)
+        #expect(try !center.textOnDisk(of: "mentor"))
+
+        // The server stops delivering at the expiry: after it, a sync brings nothing back.
+        let fresh = try await center.server.device(center.dir, "mentor-2", linkedTo: center.mentor)
+        #expect(try await center.held(by: fresh) != nil)
+        center.clock.advance(byMillis: hour)
+        #expect(try await center.held(by: fresh) == nil)
+        #expect(try await center.held(by: center.mentor) == nil)
+    }
+
+    @Test func unassigningAMentorEndsTheirConsents_andAConsentOutsideTheCareTeamIsRefused() async throws {
+        let center = try await Center()
+        defer { withExtendedLifetime(center.dir) {} }
+        _ = try await center.grant(.metrics)
+        #expect(try await center.held(by: center.mentor) != nil)
+        let admin: any ServerAdministration = center.server.storage
+        _ = try await admin.unassign(.mentor, carer: try await admin.member(named: "Mia"), member: try await admin.member(named: "Sam"), nowMillis: 0)
+        #expect(try await center.held(by: center.mentor) == nil, "an unassigned mentor's consents end")
+
+        // Max is in no care team of Sam's: the grant is refused for good, naming the rule.
+        let max = try #require(try center.otherMentor.binding()?.member)
+        let refused = try await center.grant(.metrics, to: max)
+        let reasons = try center.patient.quarantined().filter { $0.change.record == refused }.map(\.reason)
+        #expect(!reasons.isEmpty && reasons.allSatisfy { $0.contains("care team") }, "\(reasons)")
+        #expect(try await center.held(by: center.otherMentor) == nil)
+    }
+}
