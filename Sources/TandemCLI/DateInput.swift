@@ -25,6 +25,14 @@ enum DateInput {
         do { return try LocalDate(parsing: text.trimmingCharacters(in: .whitespaces)) } catch { throw CLIError.invalidDate("2026-11-25") }
     }
 
+    /// When the day after `day` begins in the local zone (ms since 1970): the end of `day`.
+    static func startOfDay(after day: LocalDate, timeZone: TimeZone = .current) throws -> Int64 {
+        let next = try LocalDate(daysSince1970: day.daysSince1970 + 1)
+        let naive = Int64(next.daysSince1970) * 86_400_000
+        let offset = timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(naive) / 1000))
+        return naive - Int64(offset) * 1000
+    }
+
     /// Now, in the local zone.
     static func now(_ millis: UInt64, timeZone: TimeZone = .current) throws -> LocalDateTime {
         let date = Date(timeIntervalSince1970: Double(millis) / 1000)

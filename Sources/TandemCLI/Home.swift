@@ -24,8 +24,12 @@ struct Home {
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: path)
     }
 
+    /// Opens the store, first purging what a consent's expiry ended (a device enforces
+    /// `until` itself, offline too: PROTOCOL.md §9.4).
     func openStore() throws -> ReplicaStore {
-        try ReplicaStore.open(at: storePath)
+        let store = try ReplicaStore.open(at: storePath)
+        try store.purgeExpired(localMillis: SystemWallClock().nowMillis())
+        return store
     }
 
     /// Runs `body` holding the home's write lock, so one write runs at a time.

@@ -53,6 +53,9 @@ struct JournalEntryJSON: Encodable {
     var tags: [String]
     var text: [TextValueJSON]
     var conflict: Bool
+    /// Another person's entry: whose (their member id), and the notice of 42 CFR §2.32.
+    var patient: String?
+    var notice: String?
 
     init(_ entry: JournalEntry) {
         id = entry.id.hex

@@ -62,29 +62,62 @@ struct JournalCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List journal entries, oldest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List journal entries, oldest first: yours, or what a patient shares with you (--patient).")
 
         @Option(help: "Only entries from this local date on (2026-11-25).")
         var since: String?
+
+        @Option(help: ArgumentHelp("A patient's shared journal: a name from 'tandem patients', or a member id.", valueName: "member"))
+        var patient: String?
 
         @Flag(help: "Print JSON (docs/cli.md).")
         var json = false
 
         @OptionGroup var home: HomeOptions
 
+        struct SharedJSON: Encodable {
+            var patient: String
+            var name: String?
+            /// The scopes shared with you now: metrics, journal.
+            var scopes: [String]
+            var entries: [JournalRowJSON]
+            var notice: String
+        }
+
         func run() throws {
             let since = try since.map(DateInput.date)
-            let rows = try home.resolved.openStore().journal(since: since)
-            if json { return try printJSON(rows.map(JournalRowJSON.init)) }
-            guard !rows.isEmpty else { return print("No journal entries.") }
+            let store = try home.resolved.openStore()
+            guard let patient else {
+                let rows = try store.journal(since: since)
+                if json { return try printJSON(rows.map(JournalRowJSON.init)) }
+                guard !rows.isEmpty else { return print("No journal entries.") }
+                return print(Self.table(rows))
+            }
+            let (member, entry) = try resolveMember(patient, what: "--patient", in: store)
+            let scopes = try store.subscriptions().filter { $0.channel == member }.compactMap { $0.projection?.rawValue }.sorted()
+            let rows = try store.journal(since: since, patient: member)
+            if json {
+                return try printJSON(SharedJSON(
+                    patient: member.hex, name: entry?.name, scopes: scopes, entries: rows.map(JournalRowJSON.init), notice: partTwoNotice))
+            }
+            guard !scopes.isEmpty || !rows.isEmpty else {
+                return print("\(personLabel(member, entry)) shares nothing with you (as of this device's last sync).")
+            }
+            print("\(personLabel(member, entry)) shares: \(scopes.joined(separator: ", "))")
+            print(rows.isEmpty ? "No journal entries." : Self.table(rows))
+            print(partTwoNotice)
+        }
+
+        static func table(_ rows: [ReplicaStore.JournalRow]) -> String {
             let style = Style.current
-            print(table(["ID", "AT", "MOOD", "CRAVING", "SLEPT", "SYMPTOMS", "TEXT"], rows.map { row in
+            return TandemCLI.table(["ID", "AT", "MOOD", "CRAVING", "SLEPT", "SYMPTOMS", "TEXT"], rows.map { row in
                 [
                     shortID(row.id), row.at ?? "", row.mood.map(String.init) ?? "", row.craving.map(String.init) ?? "",
                     hours(row.quarterHoursSlept), terminalSafe(row.symptoms.joined(separator: ", ")),
                     row.texts > 1 ? style.warn("conflict") : (row.texts == 1 ? "yes" : ""),
                 ]
-            }))
+            })
         }
     }
 
@@ -100,17 +133,38 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
+            let store = try home.resolved.openStore()
             let entry = try home.resolved.read(id, as: JournalEntry.init, expected: "journal entry")
-            if json { return try printJSON(JournalEntryJSON(entry)) }
+            // Another person's entry, shared with this member: say whose, what, and the notice.
+            let owners = try store.sources(of: entry.id)
+            let shared = try store.subscriptions().filter { owners.contains($0.channel) }
+            let textShared = owners.isEmpty || shared.contains { $0.projection == .journal || $0.projection == nil }
+            if json {
+                var json = JournalEntryJSON(entry)
+                if !owners.isEmpty {
+                    json.patient = owners.first?.hex
+                    json.notice = partTwoNotice
+                }
+                return try printJSON(json)
+            }
             let style = Style.current
             var lines = [style.bold("Journal entry \(entry.id.hex)")]
+            if let owner = owners.first {
+                let directory = try store.directory()
+                lines.append("Patient:   \(personLabel(owner, directory.first { $0.member == owner }))")
+            }
             lines.append("At:        \(entry.at?.description ?? "-")")
             lines.append("Mood:      \(entry.mood.map(String.init) ?? "-")")
             lines.append("Craving:   \(entry.craving.map(String.init) ?? "-")")
             lines.append("Slept:     \(entry.quarterHoursSlept.map { hours($0) } ?? "-")")
             lines.append("Symptoms:  \(entry.symptoms.isEmpty ? "-" : entry.symptoms.sorted().map(\.rawValue).joined(separator: ", "))")
-            lines.append("Tags:      \(entry.tags.isEmpty ? "-" : terminalSafe(entry.tags.joined(separator: ", ")))")
-            lines += textLines(entry.text, style: style, id: entry.id)
+            if textShared {
+                lines.append("Tags:      \(entry.tags.isEmpty ? "-" : terminalSafe(entry.tags.joined(separator: ", ")))")
+                lines += textLines(entry.text, style: style, id: entry.id)
+            } else {
+                lines.append("Tags, text: not shared with you (the patient shares metrics only)")
+            }
+            if !owners.isEmpty { lines.append(partTwoNotice) }
             print(lines.joined(separator: "\n"))
         }
     }

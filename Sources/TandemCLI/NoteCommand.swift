@@ -13,7 +13,7 @@ struct NoteCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a note about a patient and print its id.")
 
-        @Option(help: ArgumentHelp("The patient the note is about: a member id.", valueName: "member"))
+        @Option(help: ArgumentHelp("The patient the note is about: a name from 'tandem patients', or a member id.", valueName: "member"))
         var patient: String
 
         @Option(help: "The session's date (default: today), like 2026-11-25.")
@@ -30,7 +30,7 @@ struct NoteCommand: ParsableCommand {
 
         func run() throws {
             var edit = NoteEdit()
-            edit.patient = try parseMember(patient, what: "--patient")
+            edit.patient = try resolveMember(patient, what: "--patient", in: try home.resolved.openStore()).id
             let clock = SystemWallClock()
             edit.date = try date.map(DateInput.date) ?? DateInput.now(clock.nowMillis()).date
             edit.text = try text.read()
@@ -43,7 +43,7 @@ struct NoteCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List notes by date.")
 
-        @Option(help: ArgumentHelp("Only notes about this patient (a member id).", valueName: "member"))
+        @Option(help: ArgumentHelp("Only notes about this patient (a name, or a member id).", valueName: "member"))
         var patient: String?
 
         @Flag(help: "Print JSON (docs/cli.md).")
@@ -52,8 +52,9 @@ struct NoteCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
 
         func run() throws {
-            let member = try patient.map { try parseMember($0, what: "--patient") }
-            let rows = try home.resolved.openStore().notes(patient: member)
+            let store = try home.resolved.openStore()
+            let member = try patient.map { try resolveMember($0, what: "--patient", in: store).id }
+            let rows = try store.notes(patient: member)
             if json { return try printJSON(rows.map(NoteRowJSON.init)) }
             guard !rows.isEmpty else { return print("No notes.") }
             let style = Style.current
@@ -137,6 +138,3 @@ struct NoteCommand: ParsableCommand {
     }
 }
 
-func parseMember(_ text: String, what: String) throws -> MemberID {
-    do { return try MemberID(hex: text.trimmingCharacters(in: .whitespaces)) } catch { throw CLIError.invalidMember(what) }
-}

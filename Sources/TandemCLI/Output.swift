@@ -68,6 +68,19 @@ func isoTime(_ timestamp: HybridTimestamp) -> String {
     return formatter.string(from: Date(timeIntervalSince1970: Double(timestamp.wallMillis) / 1000))
 }
 
+/// A time in milliseconds since 1970 as UTC ISO 8601 (whole seconds).
+func isoMillis(_ millis: UInt64) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+}
+
+/// The local date (this device's time zone) of a time in milliseconds since 1970.
+func isoDay(_ millis: UInt64, timeZone: TimeZone = .current) -> String {
+    (try? DateInput.now(millis, timeZone: timeZone).date.description) ?? String(isoMillis(millis).prefix(10))
+}
+
 func hours(_ quarters: Int?) -> String {
     guard let quarters else { return "" }
     let value = Double(quarters) / 4

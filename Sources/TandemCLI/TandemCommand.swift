@@ -8,7 +8,7 @@ public struct TandemCommand: AsyncParsableCommand {
         abstract: "Offline-first sync for detox journals and peer-mentor notes.",
         version: "0.1.0",
         subcommands: [
-            InitCommand.self, JournalCommand.self, NoteCommand.self, ConflictsCommand.self,
+            InitCommand.self, JournalCommand.self, NoteCommand.self, ConsentCommand.self, TeamCommand.self, PatientsCommand.self, ConflictsCommand.self,
             EnrollCommand.self, SyncCommand.self, StatusCommand.self, DeviceCommand.self, ServeCommand.self, AdminCommand.self, DemoCommand.self,
         ]
     )

@@ -174,10 +174,10 @@ public struct Syncer: Sendable {
     /// that answers JSON is read as well) and decodes them, in a task of its own.
     private func fetchPage(_ transport: HTTPTransport, token: String, cursors: [String: String], limit: Int) -> Task<FetchedPage, any Error> {
         Task {
-            let request = try JSONEncoder().encode(PullRequest(cursors: cursors, limit: limit))
+            let request = try JSONEncoder().encode(PullRequest(cursors: cursors, limit: limit, directory: try store.directoryDigest()))
             let (data, type) = try await transport.postTyped(
                 "/v1/pull", token: token, contentType: "application/json", body: Array(request), headers: ["Accept": BinaryPull.mediaType])
-            let head: BinaryPull.Head
+            var head: BinaryPull.Head
             let deflated: [[UInt8]]
             if type == BinaryPull.mediaType {
                 guard let answer = try? BinaryPull.decode(Array(data)) else { throw SyncError.badAnswer("/v1/pull") }
@@ -194,6 +194,8 @@ public struct Syncer: Sendable {
                 head = .init(
                     epoch: answer.epoch, epochChanged: answer.epochChanged, subscriptions: answer.subscriptions, pages: pages,
                     mark: answer.mark, serverTime: answer.serverTime)
+                head.directoryDigest = answer.directoryDigest
+                head.directory = answer.directory
                 deflated = bytes
             }
             var pages: [ReplicaStore.PulledPage] = []
@@ -299,6 +301,10 @@ public struct Syncer: Sendable {
                 }
                 if let end = subscription.until { until[subscription.key] = end }
             }
+            // The people this member deals with, replaced whole when the server sends them.
+            if let directory = answer.directory, let digest = answer.directoryDigest {
+                try store.replaceDirectory(try directory.map(Self.directoryEntry), digest: digest)
+            }
             let result = try store.applyPulled(
                 page.pages, active: active, until: until, mark: answer.mark.flatMap(ChangeKey.timestamp), serverTimeMillis: answer.serverTime,
                 localMillis: wallClock.nowMillis())
@@ -318,6 +324,13 @@ public struct Syncer: Sendable {
         report.recordsSent = try Self.byCollection(sentRecords, store)
         report.recordsReceived = try Self.byCollection(receivedRecords, store)
         return report
+    }
+
+    static func directoryEntry(_ member: DirectoryMember) throws -> ReplicaStore.DirectoryEntry {
+        guard let id = try? MemberID(hex: member.member), let role = Role(rawValue: member.role), !member.name.isEmpty, member.name.utf8.count <= 200 else {
+            throw SyncError.badAnswer("/v1/pull")
+        }
+        return ReplicaStore.DirectoryEntry(member: id, name: member.name, role: role)
     }
 
     /// Records counted per sync for the summary; a longer catch-up says "at least" this many.

@@ -100,9 +100,33 @@ public struct PushResponse: Codable, Sendable {
 public struct PullRequest: Codable, Sendable {
     public var cursors: [String: String]
     public var limit: Int?
-    public init(cursors: [String: String], limit: Int? = nil) {
+    /// The digest of the directory the device holds (`directoryDigest` of an earlier
+    /// answer): the answer then carries the directory only when it changed.
+    public var directory: String?
+    public init(cursors: [String: String], limit: Int? = nil, directory: String? = nil) {
         self.cursors = cursors
         self.limit = limit
+        self.directory = directory
+    }
+}
+
+/// A member the device deals with: their id, name and role (PROTOCOL.md §7.2).
+public struct DirectoryMember: Codable, Sendable, Equatable, Hashable {
+    /// 32 hex digits.
+    public var member: String
+    public var name: String
+    public var role: String
+
+    public init(member: String, name: String, role: String) {
+        self.member = member
+        self.name = name
+        self.role = role
+    }
+
+    /// The digest an answer names a directory by: the first 32 hex digits of the SHA-256
+    /// of its lines `member TAB name TAB role LF`, in the answer's order.
+    public static func lines(_ members: [DirectoryMember]) -> [UInt8] {
+        Array(members.map { "\($0.member)\t\($0.name)\t\($0.role)\n" }.joined().utf8)
     }
 }
 
@@ -136,6 +160,10 @@ public struct PullResponse: Codable, Sendable {
     /// The pulling replica's mark, as in `PushResponse.mark`.
     public var mark: String?
     public var serverTime: UInt64
+    /// The digest of the caller's directory now, and the directory itself when the
+    /// request named another digest (PROTOCOL.md §7.2).
+    public var directoryDigest: String?
+    public var directory: [DirectoryMember]?
 
     public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [PullPage], mark: String? = nil, serverTime: UInt64) {
         self.epoch = epoch
@@ -183,6 +211,9 @@ public enum BinaryPull {
         /// The pulling replica's mark, as in `PushResponse.mark`.
         public var mark: String?
         public var serverTime: UInt64
+        /// As in `PullResponse`.
+        public var directoryDigest: String?
+        public var directory: [DirectoryMember]?
 
         /// Whether any subscription has another page.
         public var more: Bool { pages.contains(where: \.more) }

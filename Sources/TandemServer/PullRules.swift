@@ -1,4 +1,5 @@
 public import TandemCore
+import TandemProtocol
 
 /// What a pull reads, whatever the store (PROTOCOL.md §9.4): all of it from one snapshot,
 /// so a revocation (of a token, a device or a consent) that commits while a pull runs is
@@ -31,7 +32,10 @@ enum PullRules {
         for (grant, start) in zip(grants, positions) { pages.append(try page(of: grant, after: start, limit: limit, in: store)) }
         let mark = try principal.replica.flatMap { try store.mark(of: $0) }
         let repush = try principal.device.flatMap { try store.repushEpoch(of: $0) }
-        return PullSnapshot(grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages)
+        let directory = try store.names(of: try Directory.members(for: principal, grants: grants, in: store))
+            .map { DirectoryMember(member: $0.key.hex, name: $0.value.name, role: $0.value.role.rawValue) }
+            .sorted { ($0.name, $0.member) < ($1.name, $1.member) }
+        return PullSnapshot(grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, directory: directory)
     }
 
     /// One page of a grant's channel after `sequence`, keeping only what the grant carries:

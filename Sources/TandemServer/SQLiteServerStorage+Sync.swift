@@ -205,6 +205,26 @@ struct SQLiteTransaction: PushWrites, PullReads {
             """), arguments: [key, key]).compactMap { try? MemberID(bytes: $0) })
     }
 
+    func assigned(_ kind: Assignment.Kind, to carer: MemberID) throws -> Set<MemberID> {
+        Set(try Data.fetchAll(db.cachedStatement(sql: "SELECT member FROM assignment WHERE role = ? AND carer = ?"),
+                              arguments: [kind.rawValue, Data(carer.bytes)]).compactMap { try? MemberID(bytes: $0) })
+    }
+
+    func carers(_ kind: Assignment.Kind, of member: MemberID) throws -> Set<MemberID> {
+        Set(try Data.fetchAll(db.cachedStatement(sql: "SELECT carer FROM assignment WHERE role = ? AND member = ?"),
+                              arguments: [kind.rawValue, Data(member.bytes)]).compactMap { try? MemberID(bytes: $0) })
+    }
+
+    func names(of members: Set<MemberID>) throws -> [MemberID: (name: String, role: Role)] {
+        var names: [MemberID: (name: String, role: Role)] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT name, role FROM member WHERE id = ?")
+        for member in members {
+            guard let row = try Row.fetchOne(statement, arguments: [Data(member.bytes)]), let role = Role(rawValue: row["role"]) else { continue }
+            names[member] = (row["name"], role)
+        }
+        return names
+    }
+
     func consents(to recipient: MemberID) throws -> [ConsentTerms] {
         try Row.fetchAll(db.cachedStatement(sql: """
             SELECT record, patient, scope, expires, revoked FROM consent WHERE recipient = ? ORDER BY record

@@ -40,4 +40,10 @@ public enum Secrets {
     public static func changeDigest(_ canonicalBytes: [UInt8]) -> [UInt8] {
         Array(SHA256.hash(data: canonicalBytes).prefix(8))
     }
+
+    /// The first 16 bytes of SHA-256 of a directory's lines, in hex: how a pull answer
+    /// names the directory, so a device that holds it is not sent it again.
+    public static func directoryDigest(_ lines: [UInt8]) -> String {
+        hexString(Array(SHA256.hash(data: lines).prefix(16)))
+    }
 }

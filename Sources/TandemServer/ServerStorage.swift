@@ -164,6 +164,8 @@ public struct PullSnapshot: Sendable {
     public var repushEpoch: String?
     /// One page per grant, in the grants' order.
     public var pages: [ChannelPage]
+    /// The names and roles of the members the caller deals with (`Directory`), by name.
+    public var directory: [DirectoryMember] = []
 }
 
 /// One page of a channel's changes, in sequence order.

@@ -89,3 +89,27 @@ public struct ConsentPolicy: SharingPolicy {
         return [own] + shared
     }
 }
+
+/// The people a member deals with, whose names and roles their devices receive (the
+/// `directory`, PROTOCOL.md §7.2): a patient their care team; a mentor their patients and
+/// supervisors; a supervisor their mentors; anyone, the patients whose channels they are
+/// granted. Nothing about any other member is sent. Staff, who act on the server's host,
+/// get none.
+public enum Directory {
+    public static func members(for principal: Principal, grants: [Grant], in store: some PullReads) throws -> Set<MemberID> {
+        var ids = Set(grants.map(\.channel))
+        switch principal.role {
+        case .patient:
+            ids.formUnion(try store.careTeam(of: principal.member))
+        case .mentor:
+            ids.formUnion(try store.assigned(.mentor, to: principal.member))
+            ids.formUnion(try store.carers(.supervisor, of: principal.member))
+        case .supervisor:
+            ids.formUnion(try store.assigned(.supervisor, to: principal.member))
+        case .staff:
+            break
+        }
+        ids.remove(principal.member)
+        return ids
+    }
+}

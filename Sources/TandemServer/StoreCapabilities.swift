@@ -142,4 +142,12 @@ public protocol PullReads {
     /// The patients in whose care team `member` is: a mentor's assigned patients, a
     /// supervisor's mentors' patients.
     func carePatients(of member: MemberID) throws -> Set<MemberID>
+    /// A patient's care team: their assigned mentors and those mentors' supervisors.
+    func careTeam(of patient: MemberID) throws -> Set<MemberID>
+    /// The members assigned to `carer` as `kind` says: a mentor's patients, a supervisor's mentors.
+    func assigned(_ kind: Assignment.Kind, to carer: MemberID) throws -> Set<MemberID>
+    /// The carers of `member` of one kind: a patient's mentors, a mentor's supervisors.
+    func carers(_ kind: Assignment.Kind, of member: MemberID) throws -> Set<MemberID>
+    /// The name and role of each member among `members` that exists.
+    func names(of members: Set<MemberID>) throws -> [MemberID: (name: String, role: Role)]
 }

@@ -338,9 +338,13 @@ public struct SyncServer: Sendable {
                 try await storage.setRepushWindow(device: device, epoch: nil)
             }
         }
-        let head = BinaryPull.Head(
+        var head = BinaryPull.Head(
             epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: heads, mark: snapshot.mark.map { "\($0)" },
             serverTime: wallClock.nowMillis())
+        // The directory travels only when it differs from the one the device holds.
+        let digest = Secrets.directoryDigest(DirectoryMember.lines(snapshot.directory))
+        head.directoryDigest = digest
+        if body.directory != digest { head.directory = snapshot.directory }
         if request.headers[.accept]?.contains(BinaryPull.mediaType) == true {
             var headers = HTTPFields()
             headers[.contentType] = BinaryPull.mediaType
@@ -350,8 +354,11 @@ public struct SyncServer: Sendable {
         let pages = zip(heads, deflated).map { page, bytes in
             PullResponse.PullPage(key: page.key, changes: Data(bytes).base64EncodedString(), cursor: page.cursor, more: page.more)
         }
-        return try json(PullResponse(
-            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, mark: head.mark, serverTime: head.serverTime))
+        var answer = PullResponse(
+            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, mark: head.mark, serverTime: head.serverTime)
+        answer.directoryDigest = head.directoryDigest
+        answer.directory = head.directory
+        return try json(answer)
     }
 
     /// Where each subscription's page starts: its cursor's position, or zero for every one

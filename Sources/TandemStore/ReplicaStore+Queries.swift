@@ -1,6 +1,7 @@
 public import Foundation
 import GRDB
 public import TandemCore
+import TandemProtocol
 
 extension ReplicaStore {
     /// A journal entry as listed: its typed row, without free text.
@@ -34,17 +35,23 @@ extension ReplicaStore {
         public var values: [TextValue]
     }
 
-    /// Journal entries in time order, optionally from a local date on.
-    public func journal(since: LocalDate? = nil) throws -> [JournalRow] {
+    /// Journal entries in time order, optionally from a local date on: the member's own
+    /// (nil), or those a subscription to `patient`'s channel brought.
+    public func journal(since: LocalDate? = nil, patient: MemberID? = nil) throws -> [JournalRow] {
         do {
             return try queue.read { db in
+                // A shared channel's records are those its subscriptions' keys name.
+                let source = patient.map { "m-\($0.hex)-%" }
                 let rows = try Row.fetchAll(
                     db,
                     sql: """
                         SELECT id, at, mood, craving, slept, symptoms, tags, texts FROM journal_entry
-                        WHERE ? IS NULL OR local_date >= ? ORDER BY at_utc, id
+                        WHERE (? IS NULL OR local_date >= ?)
+                        AND (CASE WHEN ? IS NULL THEN id NOT IN (SELECT record FROM record_source)
+                             ELSE id IN (SELECT record FROM record_source WHERE key LIKE ?) END)
+                        ORDER BY at_utc, id
                         """,
-                    arguments: [since?.description, since?.description])
+                    arguments: [since?.description, since?.description, source, source])
                 return try rows.map { row in
                     JournalRow(
                         id: try RecordID(bytes: row["id"] as Data), at: row["at"], mood: row["mood"], craving: row["craving"],
@@ -74,6 +81,60 @@ extension ReplicaStore {
                         id: try RecordID(bytes: row["id"] as Data), patient: try MemberID(bytes: row["patient"] as Data),
                         date: row["date"], shared: row["shared"], followUps: row["follow_ups"], texts: row["texts"])
                 }
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// The other members whose channels brought this record (empty: the member's own).
+    public func sources(of record: RecordID) throws -> [MemberID] {
+        do {
+            return try queue.read { db in
+                try String.fetchAll(db, sql: "SELECT key FROM record_source WHERE record = ?", arguments: [Data(record.bytes)])
+                    .compactMap(SubscriptionKey.channel(of:))
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// A subscription this device holds (after its last pull), besides its own records.
+    public struct HeldSubscription: Sendable, Equatable {
+        public var key: String
+        public var channel: MemberID
+        public var projection: Projection?
+        /// When it ends by itself, in the server's clock (ms since 1970).
+        public var untilMillis: UInt64?
+    }
+
+    /// The subscriptions to other members' channels this device holds.
+    public func subscriptions() throws -> [HeldSubscription] {
+        do {
+            return try queue.read { db in
+                let until = Dictionary(
+                    try Row.fetchAll(db, sql: "SELECT key, until FROM subscription_until").map { ($0["key"] as String, UInt64(max(0, $0["until"] as Int64))) },
+                    uniquingKeysWith: min)
+                return try String.fetchAll(db, sql: "SELECT key FROM sync_cursor ORDER BY key").compactMap { key in
+                    guard let channel = SubscriptionKey.channel(of: key), let projection = SubscriptionKey.projection(of: key) else { return nil }
+                    return HeldSubscription(key: key, channel: channel, projection: projection, untilMillis: until[key])
+                }
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    /// Every consent this device holds (a patient's own), newest first.
+    public func consents() throws -> [(consent: Consent, grantedMillis: UInt64)] {
+        do {
+            return try queue.read { db in
+                let ids = try Data.fetchAll(db, sql: "SELECT id FROM consent").map { try RecordID(bytes: $0) }
+                let state = try Self.load(ids, db)
+                return ids.compactMap { id in
+                    guard let record = state[id], let consent = Consent(record) else { return nil }
+                    return (consent, record.create?.timestamp.wallMillis ?? 0)
+                }.sorted { ($0.grantedMillis, $0.consent.id.hex) > ($1.grantedMillis, $1.consent.id.hex) }
             }
         } catch {
             throw map(error)

@@ -128,6 +128,14 @@ enum StoreSchema {
         migrator.registerMigration("v8-subscription-until") { db in
             try db.execute(sql: "CREATE TABLE subscription_until (key TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID")
         }
+        // The names and roles of the people this member deals with, as the server last
+        // sent them (PROTOCOL.md §7.2), and the digest that names that list.
+        migrator.registerMigration("v9-directory") { db in
+            try db.execute(sql: """
+                CREATE TABLE directory (member BLOB PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL) WITHOUT ROWID;
+                CREATE TABLE directory_digest (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), digest TEXT NOT NULL);
+                """)
+        }
         return migrator
     }
 }

@@ -172,4 +172,96 @@ struct SyncEndToEndTests {
         let sync = try await TandemExecutable.run(["sync"], home: notEnrolled.home)
         #expect(sync.stderr.contains("not enrolled"))
     }
+
+    /// Whether `text` is in any file of a home (the store, its WAL, anything else).
+    static func homeHolds(_ home: String, _ text: String) throws -> Bool {
+        try FileManager.default.contentsOfDirectory(atPath: home).contains { name in
+            guard let bytes = FileManager.default.contents(atPath: home + "/" + name) else { return false }
+            return bytes.range(of: Data(text.utf8)) != nil
+        }
+    }
+
+    struct SharedJournal: Decodable {
+        struct Row: Decodable { var id: String; var mood: Int? }
+        var patient: String
+        var name: String?
+        var scopes: [String]
+        var entries: [Row]
+        var notice: String
+    }
+
+    struct PatientsListing: Decodable {
+        struct Patient: Decodable { var name: String; var scope: String? }
+        var patients: [Patient]
+        var notice: String
+    }
+
+    @Test func aConsentGrantedOnThePatientsDevice_reachesTheMentor_andRevokingPurgesEveryFile() async throws {
+        let center = try await Center()
+        let phone = center.device("phone"), mentor = center.device("mentor")
+        try await center.enroll(phone, code: try await center.invite("patient", "Sam"))
+        try await center.enroll(mentor, code: try await center.invite("mentor", "Mia"))
+        let assigned = try await TandemExecutable.run(["admin", "assign", "--mentor", "Mia", "--patient", "Sam", "--db", center.db])
+        #expect(assigned.status == 0, "\(assigned.combined)")
+        let planted = "PLANTED-e2e-consent-91c4"
+        let entry = try await phone.run(["journal", "add", "--mood", "4", "--craving", "6", "--symptom", "tremor", "--text", planted])
+        try await phone.run(["sync"])
+        try await mentor.run(["sync"])
+        // The patient's device knows its care team by name; the mentor's knows its patient.
+        #expect(try await phone.run(["team"]).contains("Mia"))
+        #expect(try await mentor.run(["team", "--json"]).contains("\"Sam\""))
+        // An assignment alone shares nothing.
+        let before = try JSONDecoder().decode(SharedJournal.self, from: Data(try await mentor.run(["journal", "list", "--patient", "Sam", "--json"]).utf8))
+        #expect(before.entries.isEmpty && before.scopes.isEmpty)
+
+        // Without --yes and off a terminal, nothing is granted.
+        let unconfirmed = try await TandemExecutable.run(["consent", "grant", "--to", "Mia", "--scope", "journal"], home: phone.home)
+        #expect(unconfirmed.status != 0 && unconfirmed.stdout.contains("your whole journal") && unconfirmed.stderr.contains("--yes"))
+        #expect(try await phone.run(["consent", "list"]).contains("No consents"))
+        let granted = try await phone.run(["consent", "grant", "--to", "mia", "--scope", "journal", "--purpose", "peer support", "--yes"])
+        #expect(granted.contains("tandem consent revoke"), "\(granted)")
+        let consent = String(try #require(granted.split(separator: "\n").first { $0.count == 32 }))
+        #expect(try await phone.run(["consent", "list"]).contains("active"))
+        try await phone.run(["sync"])
+        try await mentor.run(["sync"])
+
+        let shared = try JSONDecoder().decode(SharedJournal.self, from: Data(try await mentor.run(["journal", "list", "--patient", "Sam", "--json"]).utf8))
+        #expect(shared.entries.map(\.id) == [entry] && shared.scopes == ["journal"] && shared.name == "Sam")
+        #expect(shared.notice == "42 CFR part 2 prohibits unauthorized disclosure of these records.")
+        let shown = try await mentor.run(["journal", "show", entry])
+        #expect(shown.contains(planted) && shown.contains("Patient:   Sam (patient)") && shown.hasSuffix("prohibits unauthorized disclosure of these records."))
+        let patients = try JSONDecoder().decode(PatientsListing.self, from: Data(try await mentor.run(["patients", "--json"]).utf8))
+        #expect(patients.patients.map(\.name) == ["Sam"] && patients.patients.first?.scope == "journal" && !patients.notice.isEmpty)
+        #expect(try Self.homeHolds(mentor.home, planted))
+        // The mentor's own journal is theirs alone: Sam's entry is not listed as the mentor's.
+        #expect(try await mentor.run(["journal", "list", "--json"]) == "[]")
+
+        let revoked = try await phone.run(["consent", "revoke", String(consent.prefix(8))])
+        #expect(revoked.contains("Revoked"))
+        try await phone.run(["sync"])
+        try await mentor.run(["sync"])
+        let after = try JSONDecoder().decode(SharedJournal.self, from: Data(try await mentor.run(["journal", "list", "--patient", "Sam", "--json"]).utf8))
+        #expect(after.entries.isEmpty && after.scopes.isEmpty)
+        #expect(try !Self.homeHolds(mentor.home, planted), "the planted text is gone from every file of the mentor's home")
+        #expect(try await phone.run(["journal", "show", entry]).contains(planted))
+
+        // Again with the mentor's device watching: the revoke reaches it as a live notice.
+        let again = try await phone.run(["consent", "grant", "--to", "Mia", "--scope", "journal", "--yes"])
+        let second = String(try #require(again.split(separator: "\n").first { $0.count == 32 }))
+        try await phone.run(["sync"])
+        let watch = try RunningTandem(["sync", "--watch"], home: mentor.home)
+        defer { Task { await watch.stop() } }
+        #expect(await watch.wait { _, err in err.contains("Connected") }, "\(watch.stderr)")
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try !Self.homeHolds(mentor.home, planted), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try Self.homeHolds(mentor.home, planted), "the watching device received the journal")
+        try await phone.run(["consent", "revoke", second])
+        let started = ContinuousClock.now
+        try await phone.run(["sync"])
+        while try Self.homeHolds(mentor.home, planted), ContinuousClock.now < started + .seconds(30) { try await Task.sleep(for: .milliseconds(20)) }
+        let took = ContinuousClock.now - started
+        #expect(try !Self.homeHolds(mentor.home, planted), "purged while watching")
+        print("consent e2e: revoke to purge on a watching device took \(took)")
+        await watch.stop()
+    }
 }
