@@ -120,15 +120,24 @@ struct ConsentCommand: ParsableCommand {
         func run() throws {
             let store = try home.resolved.openStore()
             let directory = Dictionary(try store.directory().map { ($0.member, $0) }, uniquingKeysWith: { first, _ in first })
+            // A recipient who left the care team (unassigned) reads nothing any more.
+            let known = try store.directoryDigest() != nil
+            func inTeam(_ consent: Consent) -> Bool { !known || directory[consent.recipient] != nil }
             let now = Int64(SystemWallClock().nowMillis())
             let consents = try store.consents()
-            if json { return try printJSON(consents.map { ConsentJSON($0.consent, granted: $0.grantedMillis, to: directory[$0.consent.recipient], now: now) }) }
+            if json {
+                return try printJSON(consents.map {
+                    ConsentJSON($0.consent, granted: $0.grantedMillis, to: directory[$0.consent.recipient], now: now, inTeam: inTeam($0.consent))
+                })
+            }
             guard !consents.isEmpty else { return print("No consents: nobody else reads your journal.") }
             print(table(["ID", "TO", "SCOPE", "GRANTED", "UNTIL", "STATUS", "PURPOSE"], consents.map { consent, granted in
                 [
                     shortID(consent.id), personLabel(consent.recipient, directory[consent.recipient]), consent.scope.rawValue,
                     isoDay(granted), consent.expiresMillis.map { isoDay(UInt64(max(0, $0 - 1))) } ?? "until revoked",
-                    ConsentJSON.status(consent, now: now), terminalSafe(consent.purpose ?? ""),
+                    inTeam(consent) || ConsentJSON.status(consent, now: now, inTeam: true) != "active"
+                        ? ConsentJSON.status(consent, now: now, inTeam: true) : "ended (left your care team)",
+                    terminalSafe(consent.purpose ?? ""),
                 ]
             }))
         }
@@ -173,10 +182,10 @@ struct ConsentJSON: Encodable {
     /// When it ends by itself (UTC), nil for never.
     var expiresAt: String?
     var revokedAt: String?
-    /// active, revoked or expired.
+    /// active, revoked, expired, or ended (the recipient left your care team).
     var status: String
 
-    init(_ consent: Consent, granted: UInt64, to entry: ReplicaStore.DirectoryEntry?, now: Int64) {
+    init(_ consent: Consent, granted: UInt64, to entry: ReplicaStore.DirectoryEntry?, now: Int64, inTeam: Bool) {
         id = consent.id.hex
         patient = consent.patient.hex
         recipient = consent.recipient.hex
@@ -187,13 +196,13 @@ struct ConsentJSON: Encodable {
         grantedAt = isoMillis(granted)
         expiresAt = consent.expiresMillis.map { isoMillis(UInt64(max(0, $0))) }
         revokedAt = consent.revokedMillis.map { isoMillis(UInt64(max(0, $0))) }
-        status = Self.status(consent, now: now)
+        status = Self.status(consent, now: now, inTeam: inTeam)
     }
 
-    static func status(_ consent: Consent, now: Int64) -> String {
+    static func status(_ consent: Consent, now: Int64, inTeam: Bool) -> String {
         if let revoked = consent.revokedMillis, revoked <= now { return "revoked" }
         if let expires = consent.expiresMillis, expires <= now { return "expired" }
-        return "active"
+        return inTeam ? "active" : "ended"
     }
 }
 

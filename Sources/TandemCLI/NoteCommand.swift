@@ -56,6 +56,9 @@ struct NoteCommand: ParsableCommand {
             let member = try patient.map { try resolveMember($0, what: "--patient", in: store).id }
             let rows = try store.notes(patient: member)
             if json { return try printJSON(rows.map(NoteRowJSON.init)) }
+            // Notes another member wrote (shared with this patient, or a supervised mentor's).
+            let othersNotes = try rows.contains { !(try store.sources(of: $0.id)).isEmpty }
+            defer { if othersNotes { print(partTwoNotice) } }
             guard !rows.isEmpty else { return print("No notes.") }
             let style = Style.current
             print(table(["ID", "DATE", "PATIENT", "SHARED", "FOLLOW-UPS", "TEXT"], rows.map { row in

@@ -14,22 +14,32 @@ public enum SubscriptionKey {
         "m-\(channel.hex)-\(projection?.rawValue ?? "owner")"
     }
 
-    /// The channel a key reads (nil: `own`, or not a key of this format).
+    /// One record of another member's channel (a note shared with its patient):
+    /// `r-<member hex>-<record hex>-<projection>`.
+    public static func key(channel: MemberID, record: RecordID, projection: Projection?) -> String {
+        "r-\(channel.hex)-\(record.hex)-\(projection?.rawValue ?? "owner")"
+    }
+
+    /// The channel a key reads (nil: `own`, or not a key of these formats).
     public static func channel(of key: String) -> MemberID? {
         let parts = key.split(separator: "-", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "m" else { return nil }
+        guard parts.count == 3, parts[0] == "m" || parts[0] == "r" else { return nil }
         return try? MemberID(hex: String(parts[1]))
     }
+
+    /// How many times a key splits at `-` before its projection (which may hold one).
+    private static func parts(of key: String) -> Int { key.hasPrefix("r-") ? 3 : 2 }
 
     /// The projection a key reads through: `.some(nil)` for `own` and the owner's view,
     /// nil for a key of no known format or projection (which the caller must treat as
     /// carrying nothing, never as every field).
     public static func projection(of key: String) -> Projection?? {
         if key == own { return .some(nil) }
-        let parts = key.split(separator: "-", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "m" else { return nil }
-        if parts[2] == "owner" { return .some(nil) }
-        return Projection(rawValue: String(parts[2])).map { .some($0) }
+        let parts = key.split(separator: "-", maxSplits: parts(of: key), omittingEmptySubsequences: false)
+        guard parts.count == 3 || parts.count == 4, parts[0] == (parts.count == 3 ? "m" : "r") else { return nil }
+        let projection = String(parts[parts.count - 1])
+        if projection == "owner" { return .some(nil) }
+        return Projection(rawValue: projection).map { .some($0) }
     }
 }
 

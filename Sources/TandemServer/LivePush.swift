@@ -127,22 +127,29 @@ extension SyncServer {
             }
             group.addTask {
                 do {
-                    var granted = try await keys(for: principal)
+                    var (grants, recordHeads) = try await self.grants(for: principal)
+                    var granted = grants.map { $0.key(for: principal) }
                     try await send(.init(type: "hello", subscriptions: granted, serverTime: wallClock.nowMillis()), outbound)
                     let epoch = try await storage.epoch()
                     for await event in events {
                         // The grants of this moment: a subscription gained or lost (a consent
-                        // granted, revoked or expired; an assignment ended) is told at once,
-                        // and the device pulls, which purges what it may no longer hold.
-                        let grants = try await self.grants(for: principal)
+                        // granted, revoked or expired; an assignment ended; a note shared or
+                        // unshared) is told at once, and the device pulls, which purges what
+                        // it may no longer hold.
+                        let heads: [RecordID: Int64]
+                        (grants, heads) = try await self.grants(for: principal)
                         let now = grants.map { $0.key(for: principal) }
                         if now != granted {
                             granted = now
+                            recordHeads = heads
                             try await send(.init(type: "subscriptions", subscriptions: now, serverTime: wallClock.nowMillis()), outbound)
                             continue
                         }
                         guard case .commit(let commit) = event else { continue }
-                        let advanced = Self.advanced(grants, for: principal, in: commit)
+                        // A one-record subscription advanced only if its record did: its
+                        // channel's other changes are not the device's to hear of.
+                        let advanced = Self.advanced(grants, for: principal, in: commit, recordHeads: heads, known: recordHeads)
+                        recordHeads = heads
                         guard !advanced.isEmpty else { continue }
                         var cursors: [String: String]? = [:]
                         for (key, last) in advanced {
@@ -191,23 +198,31 @@ extension SyncServer {
         logger.info("live connection closed", metadata: log)
     }
 
-    /// The policy's grants for `principal` now, from one snapshot of the store.
-    func grants(for principal: Principal) async throws -> [Grant] {
+    /// The policy's grants for `principal` now, with the head of each one-record grant's
+    /// record, from one snapshot of the store.
+    func grants(for principal: Principal) async throws -> ([Grant], [RecordID: Int64]) {
         let policy = self.policy
-        return try await storage.read { store in try policy.grants(for: principal, in: store) }
+        return try await storage.read { store in
+            let grants = try policy.grants(for: principal, in: store)
+            var heads: [RecordID: Int64] = [:]
+            for record in grants.compactMap(\.record) { heads[record] = try store.recordHead(record) }
+            return (grants, heads)
+        }
     }
 
-    /// Every subscription key `principal` holds now.
-    func keys(for principal: Principal) async throws -> [String] {
-        try await grants(for: principal).map { $0.key(for: principal) }
-    }
-
-    /// The subscription keys whose channel `commit` advanced (all of them for a reset), each
-    /// with its channel's highest sequence number in the commit (nil for a reset).
-    static func advanced(_ grants: [Grant], for principal: Principal, in commit: Commits) -> [(key: String, last: Int64?)] {
+    /// The subscription keys `commit` advanced (all of them for a reset), each with its
+    /// position in the commit (nil for a reset): a channel's highest sequence number, or
+    /// for a one-record grant its record's, when it moved past what was `known`.
+    static func advanced(
+        _ grants: [Grant], for principal: Principal, in commit: Commits, recordHeads: [RecordID: Int64], known: [RecordID: Int64]
+    ) -> [(key: String, last: Int64?)] {
         grants.compactMap { grant in
             guard !commit.reset else { return (grant.key(for: principal), nil) }
             guard let last = commit.channels[grant.channel] else { return nil }
+            if let record = grant.record {
+                guard let head = recordHeads[record], head > known[record] ?? 0 else { return nil }
+                return (grant.key(for: principal), head)
+            }
             return (grant.key(for: principal), last)
         }
     }

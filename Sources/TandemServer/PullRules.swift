@@ -43,7 +43,8 @@ enum PullRules {
     /// ends after `limit` held changes, carried or not, so its cursor moves past what the
     /// projection leaves out.
     static func page(of grant: Grant, after sequence: Int64, limit: Int, in store: some PullReads) throws -> ChannelPage {
-        let rows = try store.held(in: grant.channel, after: sequence, limit: limit + 1)
+        let rows = try grant.record.map { try store.held(of: $0, in: grant.channel, after: sequence, limit: limit + 1) }
+            ?? store.held(in: grant.channel, after: sequence, limit: limit + 1)
         var changes: [Change] = []
         var last = sequence
         for row in rows.prefix(limit) {

@@ -297,6 +297,14 @@ enum PushRules {
                 try store.deleteConsent(id)
             }
         }
+        // So does the note index: which notes are shared with which patient.
+        for id in ids where touched.contains(id) && known[id]?.collection == .note {
+            if let state = after[id], let note = MentorNote(state), let author = known[id]?.owner {
+                try store.setNote(id, author: author, patient: note.patient, shared: note.isShared)
+            } else {
+                try store.deleteNote(id)
+            }
+        }
         // The commit feed's position moves once per merge that advanced a channel.
         if !heads.isEmpty { try store.advance(heads) }
         return (grown, removedText)

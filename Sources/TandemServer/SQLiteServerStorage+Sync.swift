@@ -225,6 +225,29 @@ struct SQLiteTransaction: PushWrites, PullReads {
         return names
     }
 
+    func notesShared(with patient: MemberID) throws -> [(note: RecordID, author: MemberID)] {
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT record, author FROM note WHERE patient = ? AND shared = 1 ORDER BY record"),
+                         arguments: [Data(patient.bytes)]).compactMap { row in
+            guard let note = try? RecordID(bytes: row["record"] as Data), let author = try? MemberID(bytes: row["author"] as Data) else { return nil }
+            return (note, author)
+        }
+    }
+
+    func held(of record: RecordID, in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow] {
+        try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT h.seq, h.change, r.collection FROM record r JOIN held h ON h.record = r.number
+                WHERE r.id = ? AND h.channel = ? AND h.seq > ? ORDER BY h.seq LIMIT ?
+                """), arguments: [Data(record.bytes), Data(channel.bytes), sequence, limit]
+        ).map { row in
+            HeldRow(sequence: row["seq"], change: Array(row["change"] as Data), collection: (row["collection"] as String?).map(CollectionName.init))
+        }
+    }
+
+    func recordHead(_ record: RecordID) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(h.seq) FROM record r JOIN held h ON h.record = r.number WHERE r.id = ?"),
+                           arguments: [Data(record.bytes)]) ?? 0
+    }
+
     func consents(to recipient: MemberID) throws -> [ConsentTerms] {
         try Row.fetchAll(db.cachedStatement(sql: """
             SELECT record, patient, scope, expires, revoked FROM consent WHERE recipient = ? ORDER BY record
@@ -356,6 +379,15 @@ struct SQLiteTransaction: PushWrites, PullReads {
 
     func deleteConsent(_ id: RecordID) throws {
         try db.cachedStatement(sql: "DELETE FROM consent WHERE record = ?").execute(arguments: [Data(id.bytes)])
+    }
+
+    func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool) throws {
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO note (record, author, patient, shared) VALUES (?, ?, ?, ?)").execute(
+            arguments: [Data(id.bytes), Data(author.bytes), Data(patient.bytes), shared])
+    }
+
+    func deleteNote(_ id: RecordID) throws {
+        try db.cachedStatement(sql: "DELETE FROM note WHERE record = ?").execute(arguments: [Data(id.bytes)])
     }
 }
 

@@ -30,6 +30,8 @@ import TandemCore
 /// - `consent`: the terms of each consent (patient, recipient, scope, expiry, revocation),
 ///   kept by the push rules from the consent record's merged state in the push's own
 ///   transaction; the sharing policy reads it at every pull.
+/// - `note`: each mentor note's author, patient and whether it is shared with the patient,
+///   kept the same way: which notes reach which patient.
 enum ServerSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -214,6 +216,26 @@ enum ServerSchema {
                     if let consent = Consent(record), Data(consent.patient.bytes) == row["owner"] as Data {
                         try transaction.setConsent(ConsentTerms(consent))
                     }
+                }
+            }
+        }
+        migrator.registerMigration("v11-note-index") { db in
+            // Which notes are shared with which patient, kept by the push rules.
+            try db.execute(sql: """
+                CREATE TABLE note (
+                    record BLOB PRIMARY KEY, author BLOB NOT NULL, patient BLOB NOT NULL, shared INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX note_patient ON note (patient, shared);
+                """)
+            let transaction = SQLiteTransaction(db)
+            for row in try Row.fetchAll(db, sql: "SELECT number, owner FROM record WHERE collection = 'note'") {
+                var state = ReplicaState()
+                for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE record = ?", arguments: [row["number"] as Int64]) {
+                    state.apply(try Change(canonicalBytes: Array(bytes)))
+                }
+                for record in state.records.values {
+                    guard let note = MentorNote(record), let author = try? MemberID(bytes: row["owner"] as Data) else { continue }
+                    try transaction.setNote(note.id, author: author, patient: note.patient, shared: note.isShared)
                 }
             }
         }

@@ -23,18 +23,22 @@ public struct Grant: Sendable, Equatable, Hashable {
     /// of the consents behind it. The device holds it and purges at that time, online or
     /// not (PROTOCOL.md §9.4).
     public var untilMillis: Int64?
+    /// One record of the channel only (a note shared with its patient); nil: the whole channel.
+    public var record: RecordID?
 
-    public init(channel: MemberID, projection: Projection?, untilMillis: Int64? = nil) {
+    public init(channel: MemberID, projection: Projection?, untilMillis: Int64? = nil, record: RecordID? = nil) {
         self.channel = channel
         self.projection = projection
         self.untilMillis = untilMillis
+        self.record = record
     }
 
     /// The subscription key: `own`, or `m-<member hex>-<projection>`. A change of
     /// projection is a new key, so widening reads the channel again from zero and
     /// narrowing drops the old subscription (the device purges what nothing carries).
     public func key(for principal: Principal) -> String {
-        if channel == principal.member && projection == nil { return SubscriptionKey.own }
+        if channel == principal.member && projection == nil && record == nil { return SubscriptionKey.own }
+        if let record { return SubscriptionKey.key(channel: channel, record: record, projection: projection) }
         return SubscriptionKey.key(channel: channel, projection: projection)
     }
 
@@ -58,7 +62,8 @@ public struct OwnRecordsPolicy: SharingPolicy {
 /// records, all of them; a mentor or supervisor also reads a patient's channel through
 /// the scope of each consent that patient granted them, while it is active (neither
 /// revoked nor expired at the server's clock) and while they are in that patient's care
-/// team. Nothing is cached: every pull and every live notice reads the consents and the
+/// team; a patient reads each note shared with them, while it is shared; a supervisor
+/// reads the notes of the mentors they supervise. Nothing is cached: every pull and every live notice reads the consents and the
 /// assignments of its own snapshot, so a revoke or an unassignment is in force from its
 /// commit, on every server of the store.
 public struct ConsentPolicy: SharingPolicy {
@@ -68,11 +73,26 @@ public struct ConsentPolicy: SharingPolicy {
 
     public func grants(for principal: Principal, in store: some PullReads) throws -> [Grant] {
         let own = Grant(channel: principal.member, projection: nil)
+        switch principal.role {
+        case .patient:
+            // Each note shared with the patient, alone, as the patient sees it.
+            return [own] + (try store.notesShared(with: principal.member)).map { note in
+                Grant(channel: note.author, projection: .sharedNote, record: note.note)
+            }
+        case .staff:
+            return [own]
+        case .mentor, .supervisor:
+            break
+        }
+        // A supervisor reads every note of the mentors they supervise (a mentor's channel
+        // holds notes only: the role rules let a mentor create nothing else).
+        let supervised = principal.role == .supervisor
+            ? try store.assigned(.supervisor, to: principal.member).sorted { $0.hex < $1.hex }.map { Grant(channel: $0, projection: .sharedNote) }
+            : []
         // Only a care team's mentors and supervisors are ever granted consent (PushRules).
-        guard principal.role == .mentor || principal.role == .supervisor else { return [own] }
         let now = Int64(clamping: clock.nowMillis())
         let active = try store.consents(to: principal.member).filter { $0.isActive(atMillis: now) }
-        guard !active.isEmpty else { return [own] }
+        guard !active.isEmpty else { return [own] + supervised }
         let patients = try store.carePatients(of: principal.member)
         // One grant per patient and scope; it lasts as long as the longest of its consents.
         var until: [Grant: Int64?] = [:]
@@ -86,7 +106,7 @@ public struct ConsentPolicy: SharingPolicy {
         }
         let shared = until.map { grant, expires in Grant(channel: grant.channel, projection: grant.projection, untilMillis: expires) }
             .sorted { ($0.channel.hex, $0.projection?.rawValue ?? "") < ($1.channel.hex, $1.projection?.rawValue ?? "") }
-        return [own] + shared
+        return [own] + supervised + shared
     }
 }
 

@@ -74,6 +74,10 @@ public protocol PushWrites: PushReads {
     /// record's merged state; `deleteConsent` when the record is deleted.
     func setConsent(_ terms: ConsentTerms) throws
     func deleteConsent(_ id: RecordID) throws
+    /// Keeps the note index (what `notesShared(with:)` reads) in step with a note's merged
+    /// state; `deleteNote` when the note is deleted.
+    func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool) throws
+    func deleteNote(_ id: RecordID) throws
 }
 
 /// The terms of one consent, as the server indexes them for the sharing policy: who
@@ -150,4 +154,11 @@ public protocol PullReads {
     func carers(_ kind: Assignment.Kind, of member: MemberID) throws -> Set<MemberID>
     /// The name and role of each member among `members` that exists.
     func names(of members: Set<MemberID>) throws -> [MemberID: (name: String, role: Role)]
+    /// The notes shared with a patient now, each with its author.
+    func notesShared(with patient: MemberID) throws -> [(note: RecordID, author: MemberID)]
+    /// At most `limit` held changes of one record of a channel after `sequence`, in
+    /// sequence order (a subscription to one shared note).
+    func held(of record: RecordID, in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow]
+    /// The highest sequence number among one record's held changes (0: none).
+    func recordHead(_ record: RecordID) throws -> Int64
 }

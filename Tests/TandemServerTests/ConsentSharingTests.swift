@@ -71,12 +71,18 @@ struct ConsentSharingTests {
             return try store.record(entry).map { Set($0.heldChanges.map(\.field.rawValue)) }
         }
 
+        /// The field names a device holds of a record after syncing (nil: nothing).
+        func fields(of record: RecordID, on store: ReplicaStore) async throws -> Set<String>? {
+            _ = try await Syncer(store: store).sync()
+            return try store.record(record).map { Set($0.heldChanges.map(\.field.rawValue)) }
+        }
+
         /// Whether the planted text is anywhere in a store's files (main file and WAL).
-        func textOnDisk(of name: String) throws -> Bool {
+        func textOnDisk(of name: String, _ text: String = ConsentSharingTests.planted) throws -> Bool {
             let files = try FileManager.default.contentsOfDirectory(atPath: dir.url.path).filter { $0.hasPrefix(name + ".sqlite") }
             return try files.contains { file in
                 let bytes = try Data(contentsOf: URL(fileURLWithPath: dir.path(file)))
-                return bytes.range(of: Data(ConsentSharingTests.planted.utf8)) != nil
+                return bytes.range(of: Data(text.utf8)) != nil
             }
         }
     }
@@ -146,5 +152,55 @@ struct ConsentSharingTests {
         let reasons = try center.patient.quarantined().filter { $0.change.record == refused }.map(\.reason)
         #expect(!reasons.isEmpty && reasons.allSatisfy { $0.contains("care team") }, "\(reasons)")
         #expect(try await center.held(by: center.otherMentor) == nil)
+    }
+
+    @Test func aNoteReachesItsPatientWhileShared_andItsAuthorsSupervisorAlways() async throws {
+        let center = try await Center()
+        defer { withExtendedLifetime(center.dir) {} }
+        let alex = try await center.server.device(center.dir, "alex", member: "Alex")
+        func note(shared: Bool, text: String) throws -> RecordID {
+            var edit = NoteEdit()
+            edit.patient = center.sam
+            edit.text = text
+            edit.addFollowUps = ["call on Friday"]
+            edit.shared = shared
+            return try center.mentor.write(try edit.recordEdit(), to: nil, clock: SystemWallClock()).0
+        }
+        func share(_ note: RecordID, _ shared: Bool) async throws {
+            var edit = NoteEdit()
+            edit.shared = shared
+            _ = try center.mentor.write(try edit.recordEdit(), to: note, clock: SystemWallClock())
+            _ = try await Syncer(store: center.mentor).sync()
+        }
+        let noteText = "PLANTED-note-text-c2d8"
+        let privateNote = try note(shared: false, text: noteText)
+        let sharedNote = try note(shared: true, text: "Proud of this week.")
+        _ = try await Syncer(store: center.mentor).sync()
+
+        // The patient gets the shared note only, every field of it; the supervisor gets both.
+        #expect(try await center.fields(of: privateNote, on: center.patient) == nil)
+        let seen = try #require(try await center.fields(of: sharedNote, on: center.patient))
+        #expect(seen.contains("text") && seen.contains("shared") && seen.contains { $0.hasPrefix("followup.") })
+        #expect(try await center.fields(of: privateNote, on: center.supervisor)?.contains("text") == true)
+        #expect(try await center.fields(of: sharedNote, on: center.supervisor) != nil)
+        // Nobody else: not another patient, not another mentor.
+        for store in [alex, center.otherMentor] {
+            #expect(try await center.fields(of: sharedNote, on: store) == nil)
+            #expect(try await center.fields(of: privateNote, on: store) == nil)
+        }
+
+        // Sharing delivers; unsharing purges, text and all.
+        try await share(privateNote, true)
+        #expect(try await center.fields(of: privateNote, on: center.patient)?.contains("text") == true)
+        #expect(try center.textOnDisk(of: "patient", noteText))
+        try await share(privateNote, false)
+        #expect(try await center.fields(of: privateNote, on: center.patient) == nil)
+        #expect(try !center.textOnDisk(of: "patient", noteText), "the unshared note's text is gone from the patient's files")
+        // Deleting a shared note purges it from the patient's devices.
+        _ = try center.mentor.write(.delete(.note), to: sharedNote, clock: SystemWallClock())
+        _ = try await Syncer(store: center.mentor).sync()
+        #expect(try await center.fields(of: sharedNote, on: center.patient) == nil)
+        // The author's own device keeps every note.
+        #expect(try center.mentor.record(privateNote)?.heldChanges.contains { $0.field.rawValue == "text" } == true)
     }
 }
