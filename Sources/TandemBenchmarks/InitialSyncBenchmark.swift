@@ -22,8 +22,17 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         abstract: "A new device pulls a member history of N winning changes over loopback; compared with a local apply."
     )
 
-    @Option(help: "Winning changes in the member's history (at least).")
+    @Option(help: "Winning changes in the history the device reads (at least).")
     var changes = 100_000
+
+    @Option(help: "Patients whose histories the device reads. 1: a new device of that patient reads their own. More: a new device of their mentor reads each patient's journal under a consent.")
+    var patients = 1
+
+    @Option(help: "Days of history per patient, instead of --changes.")
+    var days: Int?
+
+    @Option(help: "The consents' scope, with --patients above 1: metrics or journal.")
+    var scope = "metrics"
 
     @Option(help: "Rounds; their median counts.")
     var rounds = 7
@@ -36,8 +45,11 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         let storage = try SQLiteServerStorage(path: folder + "/center.sqlite")
         let started = now()
         _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
-        let (member, winning) = try await Self.fillHistory(storage, atLeast: changes)
-        print("History: \(winning) winning changes of one member, stored in \(format(now() - started, 1)) s; server store \(fileBytes(folder + "/center.sqlite")) bytes (\(format(Double(fileBytes(folder + "/center.sqlite")) / Double(winning), 1)) B per held change).")
+        guard let scope = ConsentScope(rawValue: scope) else { throw BenchError.badInput("--scope is metrics or journal") }
+        guard patients >= 1 else { throw BenchError.badInput("--patients is at least 1") }
+        let (member, role, winning) = try await Self.fillHistory(storage, atLeast: changes, patients: patients, days: days, scope: scope)
+        let whose = patients == 1 ? "one member" : "\(patients) patients, read by their mentor under \(scope.rawValue) consents"
+        print("History: \(winning) winning changes of \(whose), stored in \(format(now() - started, 1)) s; server store \(fileBytes(folder + "/center.sqlite")) bytes (\(format(Double(fileBytes(folder + "/center.sqlite")) / Double(winning), 1)) B per held change).")
 
         // What the store takes without its WAL and free pages: a compacted copy, by table.
         let compact = folder + "/compact.sqlite"
@@ -54,9 +66,12 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
 
         var results: [DeviceResult] = []
         for round in 1...rounds {
-            let code = try storage.invite(role: .patient, name: "Bench", member: member, nowMillis: UInt64(now() * 1000))
+            let code = try storage.invite(role: role, name: "Bench", member: member, nowMillis: UInt64(now() * 1000))
             let serverCPU = cpuSeconds()
-            let output = try runSelf(["initial-sync-device", "--server", "http://127.0.0.1:\(port)", "--code", code, "--work", folder + "/device-\(round)"])
+            let output = try runSelf([
+                "initial-sync-device", "--server", "http://127.0.0.1:\(port)", "--code", code, "--work", folder + "/device-\(round)",
+                "--role", role.rawValue,
+            ])
             let serverSeconds = cpuSeconds() - serverCPU
             guard let line = output.split(separator: "\n").last, var result = try? JSONDecoder().decode(DeviceResult.self, from: Data(line.utf8)) else {
                 throw BenchError.childFailed("device output: \(output)")
@@ -86,12 +101,17 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         """)
     }
 
-    /// Pushes a seeded patient's journal (one device, enrolled with the workload's replica
-    /// id) so that the member's channel holds at least `target` winning changes; returns the
-    /// member and the count.
-    static func fillHistory(_ storage: SQLiteServerStorage, atLeast target: Int) async throws -> (MemberID, Int) {
+    /// Pushes seeded patients' journals (one device each, enrolled with the workload's
+    /// replica ids) so that they hold at least `target` winning changes in all (or `days`
+    /// of history each). With one patient, returns that member: the device reads their own
+    /// channel. With more, each patient is assigned to one mentor and grants them a consent
+    /// in `scope`; returns the mentor. The count is of the winning changes the device's
+    /// subscriptions carry.
+    static func fillHistory(
+        _ storage: SQLiteServerStorage, atLeast target: Int, patients: Int = 1, days fixedDays: Int? = nil, scope: ConsentScope = .metrics
+    ) async throws -> (MemberID, Role, Int) {
         func workload(days: Int) throws -> Workload {
-            var options = Workload.Options(patients: 1, days: days, seed: 7)
+            var options = Workload.Options(patients: patients, days: days, seed: 7)
             options.devicesPerPatient = 1
             options.patientsPerMentor = 0
             // A history that ends before today: nothing is stamped in the future.
@@ -103,20 +123,59 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
             state.apply(workload.changes)
             return state.heldChanges.count
         }
-        let probe = try workload(days: 30)
-        let days = 33 * target / max(winning(probe), 1) + 30
+        let days = try fixedDays ?? { () throws -> Int in
+            let probe = try workload(days: 30)
+            return 33 * target / max(winning(probe), 1) + 30
+        }()
+        // One patient's history that long would start before 1970: the load must be spread.
+        guard UInt64(days + 2) * 86_400_000 < UInt64(now() * 1000) - 86_400_000 else {
+            throw BenchError.badInput("\(days) days of one patient's history would start before 1970; spread the changes over more patients (--patients)")
+        }
         let history = try workload(days: days)
-        let replica = history.patients[0].replicas[0]
-        let code = try storage.invite(role: .patient, name: "Bench", nowMillis: UInt64(now() * 1000))
-        let enrollment = try await storage.enroll(
-            codeHash: Secrets.hashCode(code), replica: replica, deviceName: "writer", tokenHash: Secrets.hash("bench-writer"),
-            expectedRole: nil, expectedMember: nil, nowMillis: UInt64(now() * 1000))
-        let principal = try await storage.authenticate(tokenHash: Secrets.hash("bench-writer"))
-        let member = try MemberID(hex: enrollment.member)
-        let mine = history.changes.filter { $0.replica == replica }
+        let wall = UInt64(now() * 1000)
+        var principals: [Principal] = []
+        for (index, patient) in history.patients.enumerated() {
+            let replica = patient.replicas[0]
+            let code = try storage.invite(role: .patient, name: "Patient \(index + 1)", nowMillis: wall)
+            let token = "bench-writer-\(index)"
+            _ = try await storage.enroll(
+                codeHash: Secrets.hashCode(code), replica: replica, deviceName: "writer", tokenHash: Secrets.hash(token),
+                expectedRole: nil, expectedMember: nil, nowMillis: wall)
+            let principal = try await storage.authenticate(tokenHash: Secrets.hash(token))
+            principals.append(principal)
+            try await pushAll(history.changes.filter { $0.replica == replica }, as: principal, to: storage)
+        }
+        guard patients > 1 else {
+            let member = principals[0].member
+            return (member, .patient, try storage.state(of: member).heldChanges.count)
+        }
+        // The mentor, assigned to every patient, each of whom grants a consent.
+        let code = try storage.invite(role: .mentor, name: "Mentor", nowMillis: wall)
+        _ = try await storage.enroll(
+            codeHash: Secrets.hashCode(code), replica: .random(), deviceName: "mentor", tokenHash: Secrets.hash("bench-mentor"),
+            expectedRole: nil, expectedMember: nil, nowMillis: wall)
+        let mentor = try await storage.authenticate(tokenHash: Secrets.hash("bench-mentor")).member
+        var carried = 0
+        for principal in principals {
+            _ = try storage.setAssignment(Assignment(.mentor, carer: mentor, member: principal.member), present: true, nowMillis: wall)
+            guard let replica = principal.replica else { continue }
+            var writer = ChangeWriter(replica: replica)
+            let edit = ConsentEdit.grant(patient: principal.member, recipient: mentor, scope: scope, expiresMillis: nil, purpose: "benchmark")
+            try await pushAll(try writer.write(edit, to: .random(), current: nil, wallMillis: UInt64(now() * 1000)), as: principal, to: storage)
+            // What the consent's projection carries of the patient's channel.
+            let state = try storage.state(of: principal.member)
+            carried += state.heldChanges.filter { change in
+                guard let collection = state[change.record]?.collection else { return false }
+                return collection == .journal && Schema.carries(scope.projection, collection, field: change.field)
+            }.count
+        }
+        return (mentor, .mentor, carried)
+    }
+
+    static func pushAll(_ changes: [Change], as principal: Principal, to storage: SQLiteServerStorage) async throws {
         var start = 0
-        while start < mine.count {
-            let batch = Array(mine[start..<min(start + 1_000, mine.count)])
+        while start < changes.count {
+            let batch = Array(changes[start..<min(start + 1_000, changes.count)])
             do {
                 _ = try await storage.push(batch, from: principal, repush: false, nowMillis: UInt64(now() * 1000), maxSkewMillis: 60_000)
             } catch ServerError.refused(let refusals, _) {
@@ -124,7 +183,6 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
             }
             start += batch.count
         }
-        return (member, try storage.state(of: member).heldChanges.count)
     }
 }
 
@@ -147,11 +205,12 @@ struct InitialSyncDevice: AsyncParsableCommand {
     @Option var server: String
     @Option var code: String
     @Option var work: String
+    @Option var role = "patient"
 
     func run() async throws {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let wall = SystemWallClock()
-        let store = try ReplicaStore.create(at: work + "/device.sqlite", name: "bench", role: .patient, wallMillis: wall.nowMillis())
+        let store = try ReplicaStore.create(at: work + "/device.sqlite", name: "bench", role: Role(rawValue: role) ?? .patient, wallMillis: wall.nowMillis())
         _ = try await Syncer.enroll(store: store, server: server, code: code, deviceName: "bench", role: nil, allowInsecure: false)
         // Each timed phase starts with no dirty pages of an earlier phase being written back
         // (each phase writes hundreds of MiB through its WAL; the first measurements of this
