@@ -84,7 +84,12 @@ struct Home {
         guard !edit.isEmpty else { throw CLIError.nothingToChange }
         try withLock {
             let store = try openStore()
-            try store.write(edit, to: try store.resolve(id), clock: SystemWallClock())
+            let record = try store.resolve(id)
+            // What another member shared is theirs: only its author edits or deletes it.
+            guard try store.sources(of: record).isEmpty else {
+                throw CLIError.invalidChoice("This record was shared with you by its author; only they can change it.")
+            }
+            try store.write(edit, to: record, clock: SystemWallClock())
         }
     }
 }

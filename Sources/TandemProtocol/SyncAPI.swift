@@ -329,6 +329,9 @@ public enum RefusalReason {
     public static let clockSkew = "clock-skew"
     /// Another change was accepted under this id: a new write at an old id.
     public static let idReused = "id-reused"
+    /// (Permanent.) No record of that id that is the pusher's: a missing record and another
+    /// member's are answered alike, so a guessed id reveals nothing.
+    public static let unknownRecord = "unknown record: its create must come first"
 }
 
 /// A device as staff and its member see it.

@@ -125,14 +125,14 @@ enum PushRules {
                 owners[change.record] = owner
             } else {
                 guard let known = owners[change.record] ?? stored[change.record].map({ ($0.owner, $0.collection) }) else {
-                    refuse(change, "unknown record: its create must come first", permanent: true)
+                    refuse(change, RefusalReason.unknownRecord, permanent: true)
                     continue
                 }
                 owner = known
             }
+            // Another member's record is answered as a missing one: a guessed id reveals nothing.
             guard owner.owner == principal.member else {
-                refuse(change, "the record belongs to another member", permanent: true)
-                forbidden = true
+                refuse(change, RefusalReason.unknownRecord, permanent: true)
                 continue
             }
             do throws(TandemCoreError) {

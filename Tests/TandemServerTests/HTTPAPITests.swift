@@ -161,7 +161,7 @@ struct HTTPAPITests {
             ("non-canonical encoding", token, try Deflate.compress(Array(try Data(contentsOf: FixtureFiles.directory("corrupt").appendingPathComponent("non-minimal-varint.bin")))), [:], 400, "bad-request"),
             ("10,001 changes", token, try Deflate.compress(ChangeBatch(tooMany).encoded()), [:], 413, "too-large"),
             ("a token too long to be one", String(repeating: "a", count: 300), validBatch, [:], 401, "unauthorized"),
-            ("another member's record", token, try Deflate.compress(ChangeBatch([try change("\(now).0@ME lww \(theirRecord) mood = 3")]).encoded()), [:], 403, "refused"),
+            ("another member's record", token, try Deflate.compress(ChangeBatch([try change("\(now).0@ME lww \(theirRecord) mood = 3")]).encoded()), [:], 409, "refused"),
             ("no token", nil, validBatch, [:], 401, "unauthorized"),
             ("unknown token", "f00d", validBatch, [:], 401, "unauthorized"),
             ("not deflate", token, Array("hello".utf8), [:], 400, "bad-request"),
