@@ -26,6 +26,9 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds measured per phase (echo, then pull), after 3 s of warm-up each.")
     var duration = 30
 
+    @Option(help: "Also a mentor's device, caught up with this many of the pulling patients under metrics consents, pulling 10 times a second during the pull phase (0: none).")
+    var mentorPatients = 0
+
     func run() async throws {
         raiseFileLimit()
         let folder = try BenchFolder()
@@ -40,6 +43,8 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
         let fillStarted = now()
         let head: Int64
         var channelHeads: [Int64] = []
+        var allHeads: [MemberID: Int64] = [:]
+        var mentor: BenchDevice? = nil
         do {
             let storage = try SQLiteServerStorage(path: db)
             _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
@@ -53,7 +58,20 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
                     _ = try await storage.push(changes, from: pullers[index].principal, repush: false, nowMillis: UInt64(now() * 1000), maxSkewMillis: 60_000)
                 }
             }
+            if mentorPatients > 0 {
+                // A mentor assigned to the first patients, each of whom grants a metrics consent.
+                let device = try await BenchDevice.enroll("mentor", role: .mentor, into: storage)
+                mentor = device
+                for index in 0..<min(mentorPatients, devices) {
+                    let patient = pullers[index].principal.member
+                    _ = try storage.setAssignment(Assignment(.mentor, carer: device.principal.member, member: patient), present: true, nowMillis: UInt64(now() * 1000))
+                    let edit = ConsentEdit.grant(patient: patient, recipient: device.principal.member, scope: .metrics, expiresMillis: nil, purpose: "benchmark")
+                    let consent = try pullers[index].writer.write(edit, to: .random(), current: nil, wallMillis: UInt64(now() * 1000))
+                    _ = try await storage.push(consent, from: pullers[index].principal, repush: false, nowMillis: UInt64(now() * 1000), maxSkewMillis: 60_000)
+                }
+            }
             let commits = try await storage.commits(after: 0)
+            allHeads = commits.channels
             channelHeads = pullers.map { commits.channels[$0.principal.member] ?? 0 }
             head = channelHeads.reduce(0, +)
         }
@@ -76,6 +94,22 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
             bodies.append(Array(try JSONEncoder().encode(PullRequest(cursors: cursors))))
         }
 
+        // The mentor starts caught up too: each subscription at its channel's head.
+        var mentorBody: [UInt8] = []
+        if let mentor {
+            let first = try await client.post("/v1/pull", token: mentor.token, json: PullRequest(cursors: [:], limit: 1))
+            let answer = try JSONDecoder().decode(PullResponse.self, from: Data(first))
+            var cursors: [String: String] = [:]
+            for subscription in answer.subscriptions {
+                let channel = try MemberID(hex: String(subscription.channel.dropFirst("member:".count)))
+                cursors[subscription.key] = Cursor(epoch: answer.epoch, key: subscription.key, sequence: allHeads[channel] ?? 0).encoded
+            }
+            guard answer.subscriptions.count == min(mentorPatients, devices) + 1 else {
+                throw BenchError.childFailed("the mentor holds \(answer.subscriptions.count) subscriptions")
+            }
+            mentorBody = Array(try JSONEncoder().encode(PullRequest(cursors: cursors, directory: answer.directoryDigest)))
+        }
+
         // The pushers: pre-encoded batches on an open-loop schedule, for both phases.
         let pushInterval = Double(20 * pushers) / Double(pushRate)
         let pushBatches = Int((Double(2 * (warmup + duration) + 2) / pushInterval).rounded(.up))
@@ -96,6 +130,16 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
         }
         report("baseline: echo route (same server, same body)", echo, serverCPU: cpuSeconds(of: serverPID) - cpu)
         cpu = cpuSeconds(of: serverPID)
+        // The mentor's pulls, 10 a second, during the same phase and under the same load.
+        let (mentorToken, body) = (mentor?.token, mentorBody)
+        let mentorPulls = Task { () -> LoadRun? in
+            guard let mentorToken else { return nil }
+            return await openLoop(clients: 1, perClient: perDevice * 10, interval: 0.1, warmup: Double(warmup)) { _, _ in
+                let answer = try await client.post("/v1/pull", token: mentorToken, body: body, type: "application/json", accept: BinaryPull.mediaType)
+                guard answer.count < 16_384 else { throw BenchError.childFailed("a caught-up mentor pull returned \(answer.count) bytes") }
+                return 0
+            }
+        }
         let pulls = await openLoop(clients: devices, perClient: perDevice, interval: 1, warmup: Double(warmup)) { device, _ in
             // As `tandem` asks: the binary answer.
             let answer = try await client.post("/v1/pull", token: pulling[device].token, body: pullBodies[device], type: "application/json", accept: BinaryPull.mediaType)
@@ -103,6 +147,14 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
             return 0
         }
         report("POST /v1/pull, caught up", pulls, serverCPU: cpuSeconds(of: serverPID) - cpu)
+        let mentorRun = await mentorPulls.value
+        if let mentorRun {
+            let gap = mentorRun.percentile(0.99) - pulls.percentile(0.99)
+            print("  a mentor's POST /v1/pull, caught up with \(min(mentorPatients, devices)) consented patients (10/s, same phase):")
+            print("    requests measured  \(mentorRun.latencies.count), failed \(mentorRun.failures)")
+            print("    latency at client  p50 \(format(mentorRun.percentile(0.50), 3)) ms   p99 \(format(mentorRun.percentile(0.99), 3)) ms   max \(format(mentorRun.latencies.last ?? .nan, 3)) ms")
+            print("    p99 against one subscription's  \(gap >= 0 ? "+" : "")\(format(gap, 3)) ms   (target within 1 ms: \(gap <= 1 ? "met" : "NOT met"))")
+        }
         let pushed = await pushes.value
         print("  pushes meanwhile: \(pushed.latencies.count) batches, failed \(pushed.failures), p99 \(format(pushed.percentile(0.99), 2)) ms")
         try await client.shutdown()
@@ -110,6 +162,7 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
         var reasons: [String] = []
         if echo.failures > 0 { reasons.append("\(echo.failures) echo requests failed") }
         if pulls.failures > 0 { reasons.append("\(pulls.failures) pulls failed (or were not caught up)") }
+        if let mentorRun, mentorRun.failures > 0 { reasons.append("\(mentorRun.failures) mentor pulls failed (or were not caught up)") }
         if pushed.failures > 0 { reasons.append("\(pushed.failures) pushes of the load refused or timed out") }
         if !reasons.isEmpty { throw BenchmarkFailure(reasons: reasons) }
     }

@@ -25,10 +25,11 @@ struct BenchDevice: Sendable {
     var principal: Principal
     var writer: ChangeWriter
 
-    /// Invites a patient named `name` and enrolls a new replica as their device.
-    static func enroll(_ name: String, into storage: SQLiteServerStorage) async throws -> BenchDevice {
+    /// Invites a member named `name` (a patient unless told) and enrolls a new replica as
+    /// their device.
+    static func enroll(_ name: String, role: Role = .patient, into storage: SQLiteServerStorage) async throws -> BenchDevice {
         let clock = UInt64(now() * 1000)
-        let code = try storage.invite(role: .patient, name: name, nowMillis: clock)
+        let code = try storage.invite(role: role, name: name, nowMillis: clock)
         let token = "bench-token-\(name)-\(UUID().uuidString)"
         let replica = ReplicaID.random()
         _ = try await storage.enroll(
