@@ -80,11 +80,11 @@ extension ReplicaStore {
     @discardableResult
     public func purgeExpired(localMillis: UInt64) throws -> Int {
         do {
-            // Read first: a store with nothing expired is not written.
+            // Read first, in one statement: a store with nothing expired is not written.
             let due = try queue.read { db -> Bool in
-                let offset = try Int64.fetchOne(db, sql: "SELECT server_offset FROM replica") ?? 0
-                let now = Int64(clamping: localMillis) &+ offset
-                return try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM subscription_until WHERE until <= ?)", arguments: [now]) ?? false
+                try Bool.fetchOne(db.cachedStatement(sql: """
+                    SELECT EXISTS (SELECT 1 FROM subscription_until WHERE until <= ? + (SELECT server_offset FROM replica))
+                    """), arguments: [Int64(clamping: localMillis)]) ?? false
             }
             guard due else { return 0 }
             let purged = try queue.write { db -> Int in
