@@ -61,6 +61,10 @@ struct ConflictsCommand: ParsableCommand {
             try home.withLock {
                 let store = try home.openStore()
                 let record = try store.resolve(id)
+                // What another member shared is theirs to settle, never this device's.
+                guard try store.sources(of: record).isEmpty else {
+                    throw CLIError.invalidChoice("This record was shared with you by its author; only they can change it.")
+                }
                 guard let conflict = try store.conflicts().first(where: { $0.record == record }) else {
                     throw StoreError.noConflict(id: record.hex)
                 }

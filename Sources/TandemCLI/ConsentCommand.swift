@@ -164,7 +164,10 @@ struct ConsentCommand: ParsableCommand {
             if let revoked = consent.revokedMillis, revoked <= Int64(SystemWallClock().nowMillis()) {
                 return print("Already revoked: \(who) no longer reads your journal.")
             }
-            try home.write(ConsentEdit.revoke(atMillis: Int64(SystemWallClock().nowMillis())), toRecordNamed: record.hex)
+            // Stamped at the server's time as this device last learned it (the server also
+            // takes a revoke as of its arrival, whatever the device's clock says).
+            let serverNow = Int64(SystemWallClock().nowMillis()) &+ (try store.clock().offsetMillis)
+            try home.write(ConsentEdit.revoke(atMillis: serverNow), toRecordNamed: record.hex)
             print("Revoked. At your next sync, \(who) stops receiving your journal, and their devices delete what they hold of it.")
         }
     }
@@ -251,6 +254,10 @@ struct PatientsCommand: ParsableCommand {
         var latestEntry: String?
         /// Your notes about them with follow-up items.
         var notesWithFollowUps: Int
+        /// The last local day shared (for the table).
+        var untilDay: String? = nil
+
+        enum CodingKeys: String, CodingKey { case id, name, scope, sharedUntil, latestEntry, notesWithFollowUps }
     }
 
     struct Listing: Encodable {
@@ -265,17 +272,19 @@ struct PatientsCommand: ParsableCommand {
         let patients = try store.directory().filter { $0.role == .patient }.map { patient -> PatientJSON in
             let shared = subscriptions.filter { $0.channel == patient.member }
             let scope = shared.contains { $0.projection == .journal } ? "journal" : (shared.contains { $0.projection == .metrics } ? "metrics" : nil)
-            let until = shared.compactMap(\.untilMillis).max()
+            // The last day shared: none when some subscription has no end.
+            let until = shared.contains { $0.untilMillis == nil } ? nil : shared.compactMap(\.untilMillis).max()
             let latest = try store.journal(patient: patient.member).last?.at.map { String($0.prefix(10)) }
             return PatientJSON(
                 id: patient.member.hex, name: patient.name, scope: scope, sharedUntil: until.map(isoMillis), latestEntry: latest,
-                notesWithFollowUps: notes.filter { $0.patient == patient.member && $0.followUps > 0 }.count)
+                notesWithFollowUps: notes.filter { $0.patient == patient.member && $0.followUps > 0 }.count,
+                untilDay: until.map { isoDay($0 > 0 ? $0 - 1 : 0) })
         }
         if json { return try printJSON(Listing(patients: patients, notice: partTwoNotice)) }
         guard !patients.isEmpty else { return print("No patients: the center has assigned you none, or this device has not synced since.") }
         print(table(["NAME", "SHARED WITH YOU", "LATEST ENTRY", "FOLLOW-UPS", "ID"], patients.map { patient in
             [
-                terminalSafe(patient.name), patient.scope.map { $0 + (patient.sharedUntil.map { " until \($0.prefix(10))" } ?? "") } ?? "nothing",
+                terminalSafe(patient.name), patient.scope.map { $0 + (patient.untilDay.map { " through \($0)" } ?? "") } ?? "nothing",
                 patient.latestEntry ?? "-", String(patient.notesWithFollowUps), String(patient.id.prefix(8)),
             ]
         }))

@@ -28,9 +28,14 @@ enum DateInput {
     /// When the day after `day` begins in the local zone (ms since 1970): the end of `day`.
     static func startOfDay(after day: LocalDate, timeZone: TimeZone = .current) throws -> Int64 {
         let next = try LocalDate(daysSince1970: day.daysSince1970 + 1)
-        let naive = Int64(next.daysSince1970) * 86_400_000
-        let offset = timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(naive) / 1000))
-        return naive - Int64(offset) * 1000
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        // The zone's own midnight (or its first moment, where a change of offset skips it).
+        let parts = next.description.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 3, let midnight = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])) else {
+            throw CLIError.invalidDate("2026-11-25")
+        }
+        return Int64((calendar.startOfDay(for: midnight).timeIntervalSince1970 * 1000).rounded())
     }
 
     /// Now, in the local zone.

@@ -98,6 +98,9 @@ struct NoteJSON: Encodable {
     var followUps: [String]
     var text: [TextValueJSON]
     var conflict: Bool
+    /// A note another member wrote: its author, and the notice of 42 CFR §2.32.
+    var author: String?
+    var notice: String?
 
     init(_ note: MentorNote) {
         id = note.id.hex

@@ -83,7 +83,15 @@ struct NoteCommand: ParsableCommand {
 
         func run() throws {
             let note = try home.resolved.read(id, as: MentorNote.init, expected: "note")
-            if json { return try printJSON(NoteJSON(note)) }
+            // A note another member wrote (shared with this patient, or a supervised mentor's).
+            let author = try home.resolved.openStore().sources(of: note.id).first
+            if json {
+                var json = NoteJSON(note)
+                json.author = author?.hex
+                json.notice = author == nil ? nil : partTwoNotice
+                return try printJSON(json)
+            }
+            defer { if author != nil { print(partTwoNotice) } }
             let style = Style.current
             var lines = [style.bold("Note \(note.id.hex)")]
             lines.append("Patient:    \(note.patient.hex)")

@@ -25,7 +25,9 @@ enum PullRules {
             throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
         }
         let epoch = try store.epoch()
-        let heads = try grants.map { try store.channelHead($0.channel) }
+        // A one-record grant's head is its record's: a cursor then tells nothing of the
+        // channel's other changes (not even, by `epochChanged`, how many there are).
+        let heads = try grants.map { grant in try grant.record.map { try store.recordHead($0) } ?? store.channelHead(grant.channel) }
         let positions = starts(grants, epoch, heads)
         var pages: [ChannelPage] = []
         pages.reserveCapacity(grants.count)

@@ -162,7 +162,7 @@ enum PushRules {
         // refused above), and sequence numbers are handed out in the writer's order, so
         // what the channel gains between these two reads is this batch alone.
         let channelBefore = try store.channelHead(principal.member)
-        let (grown, removedText) = try merge(accepted, records: records, created: Set(owners.keys), in: store)
+        let (grown, removedText) = try merge(accepted, records: records, created: Set(owners.keys), nowMillis: nowMillis, in: store)
         // Every accepted change is the member's: the quota counts their channel's held bytes.
         if grown != 0 {
             let usage = try store.usage(of: principal.member)
@@ -231,7 +231,7 @@ enum PushRules {
     ///   must then leave the store's files.
     @discardableResult
     static func merge(
-        _ changes: [Change], records: [RecordID: StoredRecord], created: Set<RecordID>, in store: some PushWrites
+        _ changes: [Change], records: [RecordID: StoredRecord], created: Set<RecordID>, nowMillis: UInt64? = nil, in store: some PushWrites
     ) throws -> (grown: Int64, removedText: Bool) {
         var ids: [RecordID] = []
         var seen = Set<RecordID>()
@@ -292,7 +292,12 @@ enum PushRules {
         // patient's name, never does).
         for id in ids where touched.contains(id) && known[id]?.collection == .consent {
             if let state = after[id], let consent = Consent(state), consent.patient == known[id]?.owner {
-                try store.setConsent(ConsentTerms(consent))
+                var terms = ConsentTerms(consent)
+                // A revoke is in force from the moment it reaches the server, whatever time a
+                // device whose clock runs ahead wrote into it.
+                if let revoked = terms.revokedMillis, let nowMillis { terms.revokedMillis = min(revoked, Int64(clamping: nowMillis)) }
+                if let previous = try store.consentRevoked(id), let revoked = terms.revokedMillis { terms.revokedMillis = min(previous, revoked) }
+                try store.setConsent(terms)
             } else {
                 try store.deleteConsent(id)
             }

@@ -225,8 +225,16 @@ struct SQLiteTransaction: PushWrites, PullReads {
         return names
     }
 
+    func consentRevoked(_ id: RecordID) throws -> Int64? {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT revoked FROM consent WHERE record = ?"), arguments: [Data(id.bytes)])
+    }
+
     func notesShared(with patient: MemberID) throws -> [(note: RecordID, author: MemberID)] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT record, author FROM note WHERE patient = ? AND shared = 1 ORDER BY record"),
+        // Only a mentor's notes: one written before the role rules by anyone else grants nothing.
+        try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT n.record, n.author FROM note n JOIN member m ON m.id = n.author
+            WHERE n.patient = ? AND n.shared = 1 AND m.role = 'mentor' ORDER BY n.record
+            """),
                          arguments: [Data(patient.bytes)]).compactMap { row in
             guard let note = try? RecordID(bytes: row["record"] as Data), let author = try? MemberID(bytes: row["author"] as Data) else { return nil }
             return (note, author)

@@ -43,6 +43,8 @@ public protocol PushReads {
     func patients(of mentor: MemberID) throws -> Set<MemberID>
     /// A patient's care team: their assigned mentors and those mentors' supervisors.
     func careTeam(of patient: MemberID) throws -> Set<MemberID>
+    /// When the consent index says a consent was revoked (nil: not, or not indexed).
+    func consentRevoked(_ id: RecordID) throws -> Int64?
     /// The records the server holds among `ids`.
     func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord]
     /// Every change the server holds of these records, any field.

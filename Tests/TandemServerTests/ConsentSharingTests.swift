@@ -114,6 +114,13 @@ struct ConsentSharingTests {
         #expect(try !center.textOnDisk(of: "mentor"), "the purged text is gone from the mentor's files")
         // The patient's own devices keep everything, always.
         #expect(try center.patient.record(center.entry)?.heldChanges.contains { $0.field.rawValue == "text" } == true)
+
+        // A revoke written by a device whose clock runs a day ahead is in force at once.
+        let again = try await center.grant(.metrics)
+        #expect(try await center.held(by: center.mentor) != nil)
+        _ = try center.patient.write(ConsentEdit.revoke(atMillis: Int64(center.clock.nowMillis()) + 86_400_000), to: again, clock: SystemWallClock())
+        _ = try await Syncer(store: center.patient).sync()
+        #expect(try await center.held(by: center.mentor) == nil, "a revoke dated ahead is taken as of its arrival")
     }
 
     @Test func aConsentEndsAtItsExpiry_onTheServerAndOnTheDeviceOffline() async throws {
