@@ -207,16 +207,8 @@ enum ServerSchema {
             // Consents a store took before this version, from their held changes; only those
             // their own patient wrote (before v9, anyone could write one in another's name).
             let transaction = SQLiteTransaction(db)
-            for row in try Row.fetchAll(db, sql: "SELECT number, owner FROM record WHERE collection = 'consent'") {
-                var state = ReplicaState()
-                for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE record = ?", arguments: [row["number"] as Int64]) {
-                    state.apply(try Change(canonicalBytes: Array(bytes)))
-                }
-                for record in state.records.values {
-                    if let consent = Consent(record), Data(consent.patient.bytes) == row["owner"] as Data {
-                        try transaction.setConsent(ConsentTerms(consent))
-                    }
-                }
+            for (record, owner) in try mergedRecords(of: .consent, db) {
+                if let consent = Consent(record), consent.patient == owner { try transaction.setConsent(ConsentTerms(consent)) }
             }
         }
         migrator.registerMigration("v11-note-index") { db in
@@ -228,17 +220,25 @@ enum ServerSchema {
                 CREATE INDEX note_patient ON note (patient, shared);
                 """)
             let transaction = SQLiteTransaction(db)
-            for row in try Row.fetchAll(db, sql: "SELECT number, owner FROM record WHERE collection = 'note'") {
-                var state = ReplicaState()
-                for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE record = ?", arguments: [row["number"] as Int64]) {
-                    state.apply(try Change(canonicalBytes: Array(bytes)))
-                }
-                for record in state.records.values {
-                    guard let note = MentorNote(record), let author = try? MemberID(bytes: row["owner"] as Data) else { continue }
-                    try transaction.setNote(note.id, author: author, patient: note.patient, shared: note.isShared)
-                }
+            for (record, author) in try mergedRecords(of: .note, db) {
+                if let note = MentorNote(record) { try transaction.setNote(note.id, author: author, patient: note.patient, shared: note.isShared) }
             }
         }
         return migrator
+    }
+
+    /// Every record of one collection the store holds, merged from its held changes, with
+    /// its owner: what a migration that adds an index of such records fills it from.
+    static func mergedRecords(of collection: CollectionName, _ db: Database) throws -> [(record: RecordState, owner: MemberID)] {
+        var merged: [(record: RecordState, owner: MemberID)] = []
+        for row in try Row.fetchAll(db, sql: "SELECT id, number, owner FROM record WHERE collection = ?", arguments: [collection.rawValue]) {
+            guard let id = try? RecordID(bytes: row["id"] as Data), let owner = try? MemberID(bytes: row["owner"] as Data) else { continue }
+            var state = ReplicaState()
+            for bytes in try Data.fetchAll(db, sql: "SELECT change FROM held WHERE record = ?", arguments: [row["number"] as Int64]) {
+                state.apply(try Change(canonicalBytes: Array(bytes)))
+            }
+            if let record = state[id] { merged.append((record, owner)) }
+        }
+        return merged
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import TandemClient
 import TandemCore
 import TandemProtocol
@@ -209,5 +210,33 @@ struct ConsentSharingTests {
         #expect(try await center.fields(of: sharedNote, on: center.patient) == nil)
         // The author's own device keeps every note.
         #expect(try center.mentor.record(privateNote)?.heldChanges.contains { $0.field.rawValue == "text" } == true)
+    }
+
+    @Test func theIndexesAreFilledFromWhatAStoreHeldBeforeThem() async throws {
+        let center = try await Center()
+        defer { withExtendedLifetime(center.dir) {} }
+        _ = try await center.grant(.metrics)
+        var edit = NoteEdit()
+        edit.patient = center.sam
+        edit.text = "Shared before the index."
+        edit.shared = true
+        _ = try center.mentor.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+        _ = try await Syncer(store: center.mentor).sync()
+        // The store as a version before the indexes left it: no tables, migrations not run.
+        let path = center.dir.path("center.sqlite")
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: """
+                DROP TABLE consent; DROP TABLE note;
+                DELETE FROM grdb_migrations WHERE identifier IN ('v10-consent-index', 'v11-note-index')
+                """)
+        }
+        try queue.close()
+        let reopened = try SQLiteServerStorage(path: path)
+        let (sam, mia) = (center.sam, center.mia)
+        let consents = try await reopened.read { try $0.consents(to: mia) }
+        let notes = try await reopened.read { try $0.notesShared(with: sam) }
+        #expect(consents.map(\.patient) == [sam] && consents.first?.scope == .metrics)
+        #expect(notes.map(\.author) == [mia])
     }
 }

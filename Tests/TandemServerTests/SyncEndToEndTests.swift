@@ -233,6 +233,10 @@ struct SyncEndToEndTests {
         let patients = try JSONDecoder().decode(PatientsListing.self, from: Data(try await mentor.run(["patients", "--json"]).utf8))
         #expect(patients.patients.map(\.name) == ["Sam"] && patients.patients.first?.scope == "journal" && !patients.notice.isEmpty)
         #expect(try Self.homeHolds(mentor.home, planted))
+        // What the patient shared is theirs: the mentor's CLI refuses to change it.
+        let edit = try await TandemExecutable.run(["journal", "edit", entry, "--mood", "9"], home: mentor.home)
+        #expect(edit.status != 0 && edit.stderr.contains("only they can change it"), "\(edit.combined)")
+        #expect(try mentor.store().outbox().isEmpty)
         // The mentor's own journal is theirs alone: Sam's entry is not listed as the mentor's.
         #expect(try await mentor.run(["journal", "list", "--json"]) == "[]")
 
