@@ -66,7 +66,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
 
         var results: [DeviceResult] = []
         for round in 1...rounds {
-            let code = try storage.invite(role: role, name: "Bench", member: member, nowMillis: UInt64(now() * 1000))
+            let code = try await storage.invite(role: role, name: "Bench", member: member, nowMillis: UInt64(now() * 1000))
             let serverCPU = cpuSeconds()
             let output = try runSelf([
                 "initial-sync-device", "--server", "http://127.0.0.1:\(port)", "--code", code, "--work", folder + "/device-\(round)",
@@ -136,7 +136,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         var principals: [Principal] = []
         for (index, patient) in history.patients.enumerated() {
             let replica = patient.replicas[0]
-            let code = try storage.invite(role: .patient, name: "Patient \(index + 1)", nowMillis: wall)
+            let code = try await storage.invite(role: .patient, name: "Patient \(index + 1)", nowMillis: wall)
             let token = "bench-writer-\(index)"
             _ = try await storage.enroll(
                 codeHash: Secrets.hashCode(code), replica: replica, deviceName: "writer", tokenHash: Secrets.hash(token),
@@ -150,7 +150,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
             return (member, .patient, try storage.state(of: member).heldChanges.count)
         }
         // The mentor, assigned to every patient, each of whom grants a consent.
-        let code = try storage.invite(role: .mentor, name: "Mentor", nowMillis: wall)
+        let code = try await storage.invite(role: .mentor, name: "Mentor", nowMillis: wall)
         _ = try await storage.enroll(
             codeHash: Secrets.hashCode(code), replica: .random(), deviceName: "mentor", tokenHash: Secrets.hash("bench-mentor"),
             expectedRole: nil, expectedMember: nil, nowMillis: wall)

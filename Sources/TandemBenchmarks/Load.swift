@@ -29,7 +29,7 @@ struct BenchDevice: Sendable {
     /// their device.
     static func enroll(_ name: String, role: Role = .patient, into storage: SQLiteServerStorage) async throws -> BenchDevice {
         let clock = UInt64(now() * 1000)
-        let code = try storage.invite(role: role, name: name, nowMillis: clock)
+        let code = try await storage.invite(role: role, name: name, nowMillis: clock)
         let token = "bench-token-\(name)-\(UUID().uuidString)"
         let replica = ReplicaID.random()
         _ = try await storage.enroll(

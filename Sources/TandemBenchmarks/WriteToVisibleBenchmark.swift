@@ -51,7 +51,7 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
         do {
             let storage = try SQLiteServerStorage(path: db)
             _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
-            code = try storage.invite(role: .patient, name: "Bench", nowMillis: UInt64(now() * 1000))
+            code = try await storage.invite(role: .patient, name: "Bench", nowMillis: UInt64(now() * 1000))
             if loadRate > 0 {
                 for index in 0..<loadDevices { loaders.append(try await BenchDevice.enroll("load-\(index)", into: storage)) }
             }

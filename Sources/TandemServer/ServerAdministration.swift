@@ -33,7 +33,16 @@ public protocol ServerAdministration: Sendable {
     /// Adds an assignment (`present`) or removes it; false when there was nothing to do.
     /// Checks nothing: `assign` and `unassign` do.
     func setAssignment(_ assignment: Assignment, present: Bool, nowMillis: UInt64) async throws -> Bool
+    /// The merged state of one member's channel, as the store holds it: what a device of
+    /// that member holds once caught up. For inspection and tests; no device is served it.
+    func state(of channel: MemberID) async throws -> ReplicaState
 }
+
+/// A whole store of a center: what the sync server serves from (`ServerStorage`) and what
+/// the host's administrator changes (`ServerAdministration`). Every store implements both
+/// (SQLite embedded; PostgreSQL next), and every store-independent server test runs its
+/// body against each.
+public typealias CenterStore = ServerStorage & ServerAdministration
 
 /// One assignment of a care team: a mentor to a patient, or a supervisor to a mentor.
 /// A patient's care team is their mentors and those mentors' supervisors. An assignment
@@ -61,6 +70,12 @@ public struct Assignment: Sendable, Hashable {
 }
 
 extension ServerAdministration {
+    /// A one-time enrollment code for a new member (or, with `member`, another device of an
+    /// existing one), valid for 72 hours.
+    public func invite(role: Role, name: String, member: MemberID? = nil, nowMillis: UInt64) async throws -> String {
+        try await invite(role: role, name: name, member: member, nowMillis: nowMillis, validForMillis: 72 * 3_600_000)
+    }
+
     /// Assigns a mentor to a patient, or a supervisor to a mentor, after checking each
     /// member's role. Assigning twice changes nothing.
     /// - Returns: false when the assignment existed already.

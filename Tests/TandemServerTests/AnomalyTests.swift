@@ -32,9 +32,10 @@ struct AnomalyTests {
         }
     }
 
-    @Test func localWritesMadeWhileOfflineOrDuringASync_areNeverDropped() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func localWritesMadeWhileOfflineOrDuringASync_areNeverDropped(storeKind: ServerStoreKind) async throws {
         let failures = FailPushes(Int.max)
-        let (dir, server) = try await InProcessServer.center("tandem-anomaly", middleware: [failures])
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly", store: storeKind, middleware: [failures])
         let phone = try await server.device(dir, "phone")
         var written: [Change] = []
         for value in 0..<5 { written += try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()).1 }
@@ -56,13 +57,14 @@ struct AnomalyTests {
         _ = try await Syncer(store: phone).sync()
         #expect(try phone.outboxCount() == 0)
         let member = try #require(try phone.binding()?.member)
-        var held = try server.storage.state(of: member)
+        var held = try await server.storage.state(of: member)
         #expect(written.allSatisfy { !held.apply($0) }, "every local write reached the server")
         #expect(held[late]?.create != nil)
     }
 
-    @Test func aDeviceReadsItsOwnWrites_evenWhenItsOlderWritesComeBack() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-anomaly")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aDeviceReadsItsOwnWrites_evenWhenItsOlderWritesComeBack(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let (entry, _) = try phone.write(try moodEntry(5), to: nil, clock: SystemWallClock())
         // A newer write made after the push, before the pull brings the older one back.
@@ -80,8 +82,9 @@ struct AnomalyTests {
         #expect(try laptop.record(entry)?.value("mood") == .int(7))
     }
 
-    @Test func readsNeverGoBackwards() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-anomaly")
+    @Test(arguments: ServerStoreKind.allCases)
+    func readsNeverGoBackwards(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly", store: storeKind)
         let writer = try await server.device(dir, "writer")
         let reader = try await server.device(dir, "reader", linkedTo: writer)
         let (entry, _) = try writer.write(try moodEntry(0), to: nil, clock: SystemWallClock())
@@ -101,8 +104,9 @@ struct AnomalyTests {
         #expect(seen.last == 10 || seen.last == 9)
     }
 
-    @Test func theSameBatch_isNeverAppliedTwice() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-anomaly")
+    @Test(arguments: ServerStoreKind.allCases)
+    func theSameBatch_isNeverAppliedTwice(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly", store: storeKind)
         let phone = try await server.device(dir, "phone")
         for value in 0..<4 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         let batch = try Deflate.compress(ChangeBatch(try phone.outboxEntries(limit: .max).map(\.change)).encoded())
@@ -132,9 +136,10 @@ struct AnomalyTests {
         #expect(try phone.journal().count == rows)
     }
 
-    @Test func theUploadQueue_isNeverStuckAfterAFailure() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func theUploadQueue_isNeverStuckAfterAFailure(storeKind: ServerStoreKind) async throws {
         // Five failed pushes exhaust one sync's retries; the next sync drains the queue.
-        let (dir, server) = try await InProcessServer.center("tandem-anomaly", middleware: [FailPushes(5)])
+        let (dir, server) = try await InProcessServer.center("tandem-anomaly", store: storeKind, middleware: [FailPushes(5)])
         let phone = try await server.device(dir, "phone")
         for value in 0..<3 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         await #expect(throws: SyncError.self) { _ = try await Syncer(store: phone).sync() }
@@ -146,6 +151,6 @@ struct AnomalyTests {
         _ = try await Syncer(store: phone).sync()
         #expect(try phone.outboxCount() == 0)
         let member = try #require(try phone.binding()?.member)
-        #expect(try server.storage.state(of: member)[mine] != nil)
+        await #expect(try server.storage.state(of: member)[mine] != nil)
     }
 }

@@ -71,11 +71,11 @@ struct AuthorizationMatrixTests {
         var owner: [Kind: Caller] = [:]
     }
 
-    static func fixture() async throws -> Fixture {
+    static func fixture(_ storeKind: ServerStoreKind) async throws -> Fixture {
         let dir = try TemporaryDirectory("authorization-matrix")
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        let storage = try storeKind.create(in: dir)
         let start = SystemWallClock().nowMillis()
-        let (_, firstStaffToken) = try storage.initialize(staffName: "Admin", nowMillis: start)
+        let (_, firstStaffToken) = try await storage.initialize(staffName: "Admin", nowMillis: start)
         let clock = ManualWallClock(millis: start)
         let server = try await InProcessServer(storage: storage, wallClock: clock)
         var fixture = Fixture(server: server, dir: dir)
@@ -216,8 +216,9 @@ struct AuthorizationMatrixTests {
         return fields.contains("text") || fields.contains("date") || fields.contains("purpose") ? .everything : .metrics
     }
 
-    @Test func everyCallerAgainstEveryRecord_throughEveryEndpoint() async throws {
-        let fixture = try await Self.fixture()
+    @Test(arguments: ServerStoreKind.allCases)
+    func everyCallerAgainstEveryRecord_throughEveryEndpoint(storeKind: ServerStoreKind) async throws {
+        let fixture = try await Self.fixture(storeKind)
         defer { withExtendedLifetime(fixture.dir) {} }
         let server = fixture.server
         var cells = 0

@@ -21,8 +21,9 @@ struct CareTeamTests {
         var supervisors: [String]
     }
 
-    @Test func assignments_checkRoles_showInMembers_andGateNotes() async throws {
-        let (dir, server) = try await InProcessServer.center("care-teams")
+    @Test(arguments: ServerStoreKind.allCases)
+    func assignments_checkRoles_showInMembers_andGateNotes(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("care-teams", store: storeKind)
         defer { withExtendedLifetime(dir) {} }
         let db = dir.path("center.sqlite")
         let patient = try await server.device(dir, "patient", member: "Sam")
@@ -42,7 +43,7 @@ struct CareTeamTests {
             let refused = try await admin(["assign"] + wrong)
             #expect(refused.status != 0 && !refused.stderr.isEmpty, "\(wrong)")
         }
-        #expect(try server.storage.assignments().count == 2)
+        await #expect(try server.storage.assignments().count == 2)
 
         let listed = try await admin(["members", "--json"])
         let members = try JSONDecoder().decode([MemberJSON].self, from: Data(listed.stdout.utf8))
@@ -69,7 +70,7 @@ struct CareTeamTests {
         let (second, _) = try mentor.write(try note(), to: nil, clock: SystemWallClock())
         _ = try await Syncer(store: mentor).sync()
         #expect(try mentor.quarantined().map(\.change.record).contains(second))
-        let held = try server.storage.state(of: try #require(try mentor.binding()?.member))
+        let held = try await server.storage.state(of: try #require(try mentor.binding()?.member))
         #expect(held[first] != nil && held[second] == nil, "past notes stay with their author")
     }
 }

@@ -18,8 +18,9 @@ struct ChannelPositionTests {
         return try Cursor(parsing: text).sequence
     }
 
-    @Test func aDevicesPositions_sayNothingAboutOtherMembersWrites() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-positions")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aDevicesPositions_sayNothingAboutOtherMembersWrites(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-positions", store: storeKind)
         let patient = try await server.device(dir, "patient")
         let other = try await server.device(dir, "other")
         let member = try #require(try patient.binding()).member
@@ -49,8 +50,9 @@ struct ChannelPositionTests {
 
     /// A device that kept a `t1` cursor (all channels counted together) reads its channel
     /// again from zero, and is not told `epochChanged`: nothing is re-pushed.
-    @Test func aCursorFromBeforeChannelNumbering_readsAgainFromZero() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-positions-t1")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aCursorFromBeforeChannelNumbering_readsAgainFromZero(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-positions-t1", store: storeKind)
         let phone = try await server.device(dir, "phone")
         for value in 0..<3 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         let pushed = try await Syncer(store: phone).sync().pushed

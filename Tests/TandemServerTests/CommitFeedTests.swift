@@ -19,7 +19,7 @@ struct CommitFeedTests {
         let reader = try SQLiteServerStorage(path: dir.path("center.sqlite"))
         let feed = CommitFeed(storage: reader)
 
-        let code = try writer.invite(role: .patient, name: "Pat", nowMillis: now)
+        let code = try await writer.invite(role: .patient, name: "Pat", nowMillis: now)
         let store = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
         let replica = store.identity.replica
         let enrollment = try await writer.enroll(

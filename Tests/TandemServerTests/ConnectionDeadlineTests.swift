@@ -57,10 +57,11 @@ struct ConnectionDeadlineTests {
             + Array(repeating: UInt8(ascii: " "), count: sent)
     }
 
-    @Test func silentAndHalfSentConnections_areClosedAfterTheDeadline() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func silentAndHalfSentConnections_areClosedAfterTheDeadline(storeKind: ServerStoreKind) async throws {
         var limits = SyncServer.Limits()
         limits.firstRequestHead = .seconds(1)
-        let (dir, server) = try await InProcessServer.center("deadline", limits: limits)
+        let (dir, server) = try await InProcessServer.center("deadline", store: storeKind, limits: limits)
         defer { withExtendedLifetime(dir) {} }
         let port = server.port
         let silent = try RawConnection(port: port, sending: [])
@@ -75,10 +76,11 @@ struct ConnectionDeadlineTests {
         #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 200"), "a whole request is answered")
     }
 
-    @Test func aKeptAliveConnection_isAnswered_thenClosedWhenIdle() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func aKeptAliveConnection_isAnswered_thenClosedWhenIdle(storeKind: ServerStoreKind) async throws {
         var limits = SyncServer.Limits()
         limits.idleConnection = .seconds(1)
-        let (dir, server) = try await InProcessServer.center("deadline", limits: limits)
+        let (dir, server) = try await InProcessServer.center("deadline", store: storeKind, limits: limits)
         defer { withExtendedLifetime(dir) {} }
         let port = server.port
         // No `Connection: close`: HTTP/1.1 keeps the connection open for the next request.
@@ -103,11 +105,11 @@ struct ConnectionDeadlineTests {
         }
     }
 
-    @Test(arguments: ["/v1/enroll", "/v1/push", "/v1/link"])
-    func aBodyThatTrickles_gets408_andItsConnectionIsClosed(_ path: String) async throws {
+    @Test(arguments: ServerStoreKind.allCases, ["/v1/enroll", "/v1/push", "/v1/link"])
+    func aBodyThatTrickles_gets408_andItsConnectionIsClosed(storeKind: ServerStoreKind, _ path: String) async throws {
         var limits = SyncServer.Limits()
         limits.requestBody = .seconds(1)
-        let (dir, server) = try await InProcessServer.center("body-deadline", limits: limits)
+        let (dir, server) = try await InProcessServer.center("body-deadline", store: storeKind, limits: limits)
         defer { withExtendedLifetime(dir) {} }
         let slow = try RawConnection(port: server.port, sending: Self.slowPost(path, length: 1_000, sent: 10))
         // One more byte now and then keeps Hummingbird's idle timer from ever firing.
@@ -128,8 +130,9 @@ struct ConnectionDeadlineTests {
         }
     }
 
-    @Test func anEnrollmentBodyOver4KiB_isRefusedWith413() async throws {
-        let (dir, server) = try await InProcessServer.center("enroll-cap")
+    @Test(arguments: ServerStoreKind.allCases)
+    func anEnrollmentBodyOver4KiB_isRefusedWith413(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("enroll-cap", store: storeKind)
         defer { withExtendedLifetime(dir) {} }
         let body = #"{"code":"\#(String(repeating: "A", count: 5_000))","replica":"00112233445566778899aabbccddeeff","deviceName":"x"}"#
         let post = Array("POST /v1/enroll HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)

@@ -27,11 +27,11 @@ struct ConsentSharingTests {
 
         /// Sam (patient) wrote one entry with text and a tag; Mia mentors Sam, Noa
         /// supervises Mia, Max mentors nobody.
-        init() async throws {
+        init(_ storeKind: ServerStoreKind) async throws {
             dir = try TemporaryDirectory("consent-sharing")
-            let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+            let storage = try storeKind.create(in: dir)
             let now = SystemWallClock().nowMillis()
-            _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+            _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
             clock = ManualWallClock(millis: now)
             server = try await InProcessServer(storage: storage, wallClock: clock)
             patient = try await server.device(dir, "patient", member: "Sam")
@@ -88,8 +88,9 @@ struct ConsentSharingTests {
         }
     }
 
-    @Test func aConsentDeliversItsScope_andRevokingPurges() async throws {
-        let center = try await Center()
+    @Test(arguments: ServerStoreKind.allCases)
+    func aConsentDeliversItsScope_andRevokingPurges(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
         defer { withExtendedLifetime(center.dir) {} }
         // An assignment alone grants nothing.
         #expect(try await center.held(by: center.mentor) == nil)
@@ -124,8 +125,9 @@ struct ConsentSharingTests {
         #expect(try await center.held(by: center.mentor) == nil, "a revoke dated ahead is taken as of its arrival")
     }
 
-    @Test func aConsentEndsAtItsExpiry_onTheServerAndOnTheDeviceOffline() async throws {
-        let center = try await Center()
+    @Test(arguments: ServerStoreKind.allCases)
+    func aConsentEndsAtItsExpiry_onTheServerAndOnTheDeviceOffline(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
         defer { withExtendedLifetime(center.dir) {} }
         let hour: UInt64 = 3_600_000
         _ = try await center.grant(.journal, expiresMillis: Int64(center.clock.nowMillis() + hour))
@@ -145,8 +147,9 @@ struct ConsentSharingTests {
         #expect(try await center.held(by: center.mentor) == nil)
     }
 
-    @Test func unassigningAMentorEndsTheirConsents_andAConsentOutsideTheCareTeamIsRefused() async throws {
-        let center = try await Center()
+    @Test(arguments: ServerStoreKind.allCases)
+    func unassigningAMentorEndsTheirConsents_andAConsentOutsideTheCareTeamIsRefused(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
         defer { withExtendedLifetime(center.dir) {} }
         _ = try await center.grant(.metrics)
         #expect(try await center.held(by: center.mentor) != nil)
@@ -162,8 +165,9 @@ struct ConsentSharingTests {
         #expect(try await center.held(by: center.otherMentor) == nil)
     }
 
-    @Test func aNoteReachesItsPatientWhileShared_andItsAuthorsSupervisorAlways() async throws {
-        let center = try await Center()
+    @Test(arguments: ServerStoreKind.allCases)
+    func aNoteReachesItsPatientWhileShared_andItsAuthorsSupervisorAlways(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
         defer { withExtendedLifetime(center.dir) {} }
         let alex = try await center.server.device(center.dir, "alex", member: "Alex")
         func note(shared: Bool, text: String) throws -> RecordID {
@@ -212,8 +216,9 @@ struct ConsentSharingTests {
         #expect(try center.mentor.record(privateNote)?.heldChanges.contains { $0.field.rawValue == "text" } == true)
     }
 
-    @Test func theIndexesAreFilledFromWhatAStoreHeldBeforeThem() async throws {
-        let center = try await Center()
+    @Test(arguments: ServerStoreKind.allCases)
+    func theIndexesAreFilledFromWhatAStoreHeldBeforeThem(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
         defer { withExtendedLifetime(center.dir) {} }
         _ = try await center.grant(.metrics)
         var edit = NoteEdit()

@@ -40,28 +40,30 @@ struct EnrollmentCodeTests {
         return try RecordID(hex: device.id)
     }
 
-    @Test func revokingADevice_voidsTheLinkCodesItIssued_soNoDeviceEnrollsWithThem() async throws {
-        let (dir, server) = try await InProcessServer.center("codes-revoke-device")
+    @Test(arguments: ServerStoreKind.allCases)
+    func revokingADevice_voidsTheLinkCodesItIssued_soNoDeviceEnrollsWithThem(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("codes-revoke-device", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let laptop = try await server.device(dir, "laptop", linkedTo: phone)
         let stolen = try await Syncer(store: laptop).link().code
         let fromPhone = try await Syncer(store: phone).link().code
-        let listed = try server.storage.pendingCodes(nowMillis: SystemWallClock().nowMillis())
+        let listed = try await server.storage.pendingCodes(nowMillis: SystemWallClock().nowMillis())
         #expect(listed.count == 2)
         #expect(listed.contains { if case .device(_, "laptop") = $0.issuer { true } else { false } })
 
-        try server.storage.revokeDevice(try await Self.device(named: "laptop", of: phone, server))
+        try await server.storage.revokeDevice(try await Self.device(named: "laptop", of: phone, server))
         let refused = try await Self.enroll(server, code: stolen, name: "thief")
         #expect(refused.status == 403 && refused.error?.error == "invalid-code")
         let member = try #require(try phone.binding()?.member)
         #expect(try await server.storage.devices(of: member).contains { $0.name == "thief" } == false)
         // The phone's own code is untouched and still enrolls.
-        #expect(try server.storage.pendingCodes(nowMillis: SystemWallClock().nowMillis()).count == 1)
+        await #expect(try server.storage.pendingCodes(nowMillis: SystemWallClock().nowMillis()).count == 1)
         #expect(try await Self.enroll(server, code: fromPhone, name: "tablet").status == 200)
     }
 
-    @Test func aFourthUnusedLinkCode_isRefusedWith429_andUsingOneMakesRoom() async throws {
-        let (dir, server) = try await InProcessServer.center("codes-cap")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aFourthUnusedLinkCode_isRefusedWith429_andUsingOneMakesRoom(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("codes-cap", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let token = try #require(try phone.binding()?.token)
         var codes: [String] = []
@@ -76,16 +78,17 @@ struct EnrollmentCodeTests {
         #expect(try await Self.post(server.url, "/v1/link", token: token, json: [String: String]()).status == 200)
     }
 
-    @Test func revokingAMember_revokesEveryDeviceTokenAndCode() async throws {
-        let (dir, server) = try await InProcessServer.center("codes-revoke-member")
+    @Test(arguments: ServerStoreKind.allCases)
+    func revokingAMember_revokesEveryDeviceTokenAndCode(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("codes-revoke-member", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let laptop = try await server.device(dir, "laptop", linkedTo: phone)
         let linked = try await Syncer(store: laptop).link().code
         let member = try #require(try phone.binding()?.member)
-        let another = try server.storage.invite(role: .patient, name: "Sam", member: member, nowMillis: SystemWallClock().nowMillis())
+        let another = try await server.storage.invite(role: .patient, name: "Sam", member: member, nowMillis: SystemWallClock().nowMillis())
         let other = try await server.device(dir, "other member's phone")
 
-        let revoked = try server.storage.revokeMember(member)
+        let revoked = try await server.storage.revokeMember(member)
         #expect(revoked == MemberRevocation(devices: 2, tokens: 2, codes: 2))
         for store in [phone, laptop] {
             await #expect(throws: SyncError.server(status: 401, code: "revoked", message: ServerError.revoked.description)) {
@@ -96,33 +99,35 @@ struct EnrollmentCodeTests {
         #expect(try await server.storage.devices(of: member).allSatisfy(\.revoked))
         _ = try other.write(try moodEntry(5), to: nil, clock: SystemWallClock())
         #expect(try await Syncer(store: other).sync().pushed > 0, "another member is not affected")
-        #expect(throws: ServerError.self) {
-            _ = try server.storage.revokeMember(.random())
+        await #expect(throws: ServerError.self) {
+            _ = try await server.storage.revokeMember(.random())
         }
     }
 
-    @Test func rotatingTheStaffToken_refusesTheOldOne_andVoidsItsCodes() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func rotatingTheStaffToken_refusesTheOldOne_andVoidsItsCodes(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory("codes-staff")
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        let storage = try storeKind.create(in: dir)
         let now = SystemWallClock().nowMillis()
-        let (staff, old) = try storage.initialize(staffName: "Admin", nowMillis: now)
+        let (staff, old) = try await storage.initialize(staffName: "Admin", nowMillis: now)
         let server = try await InProcessServer(storage: storage)
         let linked = try await Self.post(server.url, "/v1/link", token: old, json: [String: String]())
         #expect(linked.status == 200)
-        #expect(try storage.pendingCodes(nowMillis: now).map(\.issuer) == [.staffToken(member: staff)])
+        await #expect(try storage.pendingCodes(nowMillis: now).map(\.issuer) == [.staffToken(member: staff)])
 
-        let (rotated, new) = try storage.rotateStaffToken(member: nil, nowMillis: now)
+        let (rotated, new) = try await storage.rotateStaffToken(member: nil, nowMillis: now)
         #expect(rotated == staff && new != old)
         let refused = try await Self.post(server.url, "/v1/link", token: old, json: [String: String]())
         #expect(refused.status == 401 && refused.error?.error == "revoked")
-        #expect(try storage.pendingCodes(nowMillis: now).isEmpty, "the old token's code is void")
+        await #expect(try storage.pendingCodes(nowMillis: now).isEmpty, "the old token's code is void")
         #expect(try await Self.post(server.url, "/v1/link", token: new, json: [String: String]()).status == 200)
     }
 
     /// Wherever `tandem admin` asks for a MEMBER, an id or a unique name works; a name
     /// several members share is refused with their ids, not guessed.
-    @Test func aMemberIsNamedByIdOrUniqueName_neverByAShared() async throws {
-        let (dir, server) = try await InProcessServer.center("codes-member-names")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aMemberIsNamedByIdOrUniqueName_neverByAShared(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("codes-member-names", store: storeKind)
         defer { withExtendedLifetime(dir) {} }
         let now = SystemWallClock().nowMillis()
         for name in ["Sam", "Alex", "alex"] {
@@ -140,27 +145,28 @@ struct EnrollmentCodeTests {
         for alex in alexes { #expect(try await admin.member(named: alex.id.hex) == alex) }
     }
 
-    @Test func aRevokedCode_enrollsNothing() async throws {
-        let (dir, server) = try await InProcessServer.center("codes-revoke-one")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aRevokedCode_enrollsNothing(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("codes-revoke-one", store: storeKind)
         defer { withExtendedLifetime(dir) {} }
         let now = SystemWallClock().nowMillis()
-        let code = try server.storage.invite(role: .mentor, name: "Alex", nowMillis: now)
-        let pending = try #require(try server.storage.pendingCodes(nowMillis: now).first)
+        let code = try await server.storage.invite(role: .mentor, name: "Alex", nowMillis: now)
+        let pending = try await #require(try server.storage.pendingCodes(nowMillis: now).first)
         #expect(pending.issuer == .administrator && pending.role == .mentor && pending.name == "Alex")
-        try server.storage.revokeCode(pending.id)
+        try await server.storage.revokeCode(pending.id)
         #expect(try await Self.enroll(server, code: code).status == 403)
-        #expect(throws: ServerError.self) { try server.storage.revokeCode(pending.id) }
+        await #expect(throws: ServerError.self) { try await server.storage.revokeCode(pending.id) }
     }
 
-    @Test(arguments: ["x\r\u{1B}[2K\u{1B}[1A\u{1B}[2K", "tab\there", "bell\u{07}", "del\u{7F}", "c1\u{9B}2K", "rtl\u{202E}olleh", ""])
-    func namesWithControlCharacters_areRefused(_ name: String) async throws {
-        let (dir, server) = try await InProcessServer.center("codes-names")
+    @Test(arguments: ServerStoreKind.allCases, ["x\r\u{1B}[2K\u{1B}[1A\u{1B}[2K", "tab\there", "bell\u{07}", "del\u{7F}", "c1\u{9B}2K", "rtl\u{202E}olleh", ""])
+    func namesWithControlCharacters_areRefused(storeKind: ServerStoreKind, _ name: String) async throws {
+        let (dir, server) = try await InProcessServer.center("codes-names", store: storeKind)
         defer { withExtendedLifetime(dir) {} }
-        let code = try server.storage.invite(role: .patient, name: "Sam", nowMillis: SystemWallClock().nowMillis())
+        let code = try await server.storage.invite(role: .patient, name: "Sam", nowMillis: SystemWallClock().nowMillis())
         let answer = try await Self.enroll(server, code: code, name: name)
         #expect(answer.status == 400)
         #expect(answer.error?.message.contains("deviceName") == true)
-        #expect(throws: ServerError.self) { _ = try server.storage.invite(role: .patient, name: name, nowMillis: 0) }
+        await #expect(throws: ServerError.self) { _ = try await server.storage.invite(role: .patient, name: name, nowMillis: 0) }
         #expect(try await Self.enroll(server, code: code, name: "Sam's phone").status == 200, "the refused enrollments used nothing up")
     }
 }

@@ -13,11 +13,11 @@ import Testing
 struct EnrollmentThrottleTests {
     /// A center whose clock stands still unless moved: the counts are per minute, and under
     /// ThreadSanitizer 500 requests through nginx took 172 s, past the minute.
-    static func center(_ prefix: String, limits: SyncServer.Limits = .init()) async throws -> (TemporaryDirectory, InProcessServer) {
+    static func center(_ prefix: String, store storeKind: ServerStoreKind, limits: SyncServer.Limits = .init()) async throws -> (TemporaryDirectory, InProcessServer) {
         let dir = try TemporaryDirectory(prefix)
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        let storage = try storeKind.create(in: dir)
         let now = SystemWallClock().nowMillis()
-        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+        _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
         return (dir, try await InProcessServer(storage: storage, limits: limits, wallClock: ManualWallClock(millis: now)))
     }
 
@@ -39,22 +39,24 @@ struct EnrollmentThrottleTests {
         return Int(status) ?? 0
     }
 
-    @Test func fiveHundredBadCodesFromOneAddress_neverBlockAValidCodeFromAnother() async throws {
-        let (dir, server) = try await Self.center("enroll-throttle")
+    @Test(arguments: ServerStoreKind.allCases)
+    func fiveHundredBadCodesFromOneAddress_neverBlockAValidCodeFromAnother(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await Self.center("enroll-throttle", store: storeKind)
         defer { withExtendedLifetime(dir) {} }
         let statuses = try await Self.badEnrollments(server.url, from: "127.0.0.2", count: 500)
         #expect(statuses.count == 500)
         #expect(statuses.prefix(20).allSatisfy { $0 == 403 }, "the first 20 are looked up")
         #expect(statuses.dropFirst(20).allSatisfy { $0 == 429 }, "then that address waits")
-        let code = try server.storage.invite(role: .patient, name: "Sam", nowMillis: SystemWallClock().nowMillis())
+        let code = try await server.storage.invite(role: .patient, name: "Sam", nowMillis: SystemWallClock().nowMillis())
         #expect(try await Self.enroll(server.url, code: code, from: "127.0.0.3") == 200)
         #expect(try await server.storage.enrollFailures(address: "127.0.0.2", sinceMillis: 0) == (20, 20))
     }
 
-    @Test func throughATrustedNginx_theClientsAddressCounts_notTheProxysNorAForgedHop() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func throughATrustedNginx_theClientsAddressCounts_notTheProxysNorAForgedHop(storeKind: ServerStoreKind) async throws {
         var limits = SyncServer.Limits()
         limits.trustedProxy = "127.0.0.1"
-        let (dir, server) = try await Self.center("enroll-throttle-proxy", limits: limits)
+        let (dir, server) = try await Self.center("enroll-throttle-proxy", store: storeKind, limits: limits)
         defer { withExtendedLifetime(dir) {} }
         let proxy = try await ReverseProxy(upstreamPort: server.port)
         // The guesser forges X-Forwarded-For hops; nginx appends the address it saw.
@@ -63,15 +65,16 @@ struct EnrollmentThrottleTests {
         #expect(statuses.count == 500)
         #expect(statuses.prefix(20).allSatisfy { $0 == 403 } && statuses.dropFirst(20).allSatisfy { $0 == 429 })
         #expect(try await server.storage.enrollFailures(address: "127.0.0.2", sinceMillis: 0).fromAddress == 20)
-        let code = try server.storage.invite(role: .patient, name: "Sam", nowMillis: SystemWallClock().nowMillis())
+        let code = try await server.storage.invite(role: .patient, name: "Sam", nowMillis: SystemWallClock().nowMillis())
         #expect(try await Self.enroll(proxy.url, code: code, from: "127.0.0.3") == 200, "another client behind the same proxy")
         await proxy.stop()
     }
 
-    @Test func theBackstop_countsEveryAddress_andIsConfigurable() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func theBackstop_countsEveryAddress_andIsConfigurable(storeKind: ServerStoreKind) async throws {
         var limits = SyncServer.Limits()
         limits.failedEnrollTotal = 30
-        let (dir, server) = try await Self.center("enroll-throttle-backstop", limits: limits)
+        let (dir, server) = try await Self.center("enroll-throttle-backstop", store: storeKind, limits: limits)
         defer { withExtendedLifetime(dir) {} }
         #expect(try await Self.badEnrollments(server.url, from: "127.0.0.2", count: 20).allSatisfy { $0 == 403 })
         #expect(try await Self.badEnrollments(server.url, from: "127.0.0.3", count: 10).allSatisfy { $0 == 403 })

@@ -17,7 +17,7 @@ struct GroupCommitTests {
         _ = try storage.initialize(staffName: "Admin", nowMillis: now)
         var devices: [(store: ReplicaStore, principal: Principal)] = []
         for index in 0..<8 {
-            let code = try storage.invite(role: .patient, name: "Patient \(index)", nowMillis: now)
+            let code = try await storage.invite(role: .patient, name: "Patient \(index)", nowMillis: now)
             let store = try ReplicaStore.create(at: dir.path("phone-\(index).sqlite"), name: "phone", role: .patient, wallMillis: now)
             _ = try await storage.enroll(
                 codeHash: Secrets.hashCode(code), replica: store.identity.replica, deviceName: "phone",

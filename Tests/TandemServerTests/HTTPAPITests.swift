@@ -241,11 +241,12 @@ struct AuthThrottleTests {
         return (Int(response.status.code), response.headers.first(name: "Retry-After"))
     }
 
-    @Test func repeatedFailures_get429WithRetryAfter_andValidTokensStillPass() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func repeatedFailures_get429WithRetryAfter_andValidTokensStillPass(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        let storage = try storeKind.create(in: dir)
         let now = SystemWallClock().nowMillis()
-        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+        _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
         var limits = SyncServer.Limits()
         limits.failedAuthPerToken = 3
         limits.failedAuthPerAddress = 5
@@ -254,7 +255,7 @@ struct AuthThrottleTests {
         // under ThreadSanitizer eleven requests can take longer than that.
         let clock = ManualWallClock(millis: now)
         let server = try await InProcessServer(storage: storage, limits: limits, wallClock: clock)
-        let code = try storage.invite(role: .patient, name: "Pat", nowMillis: now)
+        let code = try await storage.invite(role: .patient, name: "Pat", nowMillis: now)
         let enrollment = try await storage.enroll(
             codeHash: Secrets.hashCode(code), replica: .random(), deviceName: "phone", tokenHash: Secrets.hash("good-token"),
             expectedRole: nil, expectedMember: nil, nowMillis: now)
@@ -296,8 +297,9 @@ struct KnownTokenTests {
         return (Int(response.status.code), try? JSONDecoder().decode(ErrorResponse.self, from: Data(answer.readableBytesView)).error)
     }
 
-    @Test func aRevokedDevicesNextPull_isRefused_thoughItsTokenWasKnown() async throws {
-        let (dir, server) = try await InProcessServer.center("known-tokens")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aRevokedDevicesNextPull_isRefused_thoughItsTokenWasKnown(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("known-tokens", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let tablet = try await server.device(dir, "tablet", linkedTo: phone)
         let laptop = try await server.device(dir, "laptop", linkedTo: phone)
@@ -314,7 +316,7 @@ struct KnownTokenTests {
         let member = try #require(try phone.binding()?.member)
         for name in ["phone", "tablet"] {
             let device = try #require(try await server.storage.devices(of: member).first { $0.name == name })
-            try server.storage.revokeDevice(try RecordID(hex: device.id))
+            try await server.storage.revokeDevice(try RecordID(hex: device.id))
         }
         // The first pulls after the revocation, with tokens the server knew; then again.
         for _ in 0..<2 {

@@ -14,12 +14,13 @@ final class InProcessServer: @unchecked Sendable {
     let url: String
     /// The loopback port it listens on.
     let port: Int
-    let storage: SQLiteServerStorage
+    /// The store, reached only through the protocols every store implements.
+    let storage: any CenterStore
     let server: SyncServer
     let task: Task<Void, any Error>
 
     init(
-        storage: SQLiteServerStorage, policy: (any SharingPolicy)? = nil, limits: SyncServer.Limits = .init(),
+        storage: any CenterStore, policy: (any SharingPolicy)? = nil, limits: SyncServer.Limits = .init(),
         middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = [],
         wallClock: any WallClock = SyncServer.SystemClock()
     ) async throws {
@@ -38,18 +39,25 @@ final class InProcessServer: @unchecked Sendable {
         url = "http://127.0.0.1:\(port)"
     }
 
+    /// The store as the embedded SQLite store, for tests of that store's own mechanics.
+    var sqlite: SQLiteServerStorage {
+        get throws {
+            guard let store = storage as? SQLiteServerStorage else { throw LiveServerError.didNotStart("not a SQLite store") }
+            return store
+        }
+    }
+
     deinit { task.cancel() }
 }
 
 extension InProcessServer {
     /// A new center (its store initialized) served in this process, in a directory of its own.
     static func center(
-        _ prefix: String, limits: SyncServer.Limits = .init(),
+        _ prefix: String, store: ServerStoreKind = .sqlite, limits: SyncServer.Limits = .init(),
         middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = []
     ) async throws -> (TemporaryDirectory, InProcessServer) {
         let dir = try TemporaryDirectory(prefix)
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
+        let storage = try await store.center(in: dir)
         return (dir, try await InProcessServer(storage: storage, limits: limits, middleware: middleware))
     }
 
@@ -61,7 +69,7 @@ extension InProcessServer {
         let now = SystemWallClock().nowMillis()
         let code = try await {
             if let other { return try await Syncer(store: other).link().code }
-            return try storage.invite(role: role, name: member, nowMillis: now)
+            return try await storage.invite(role: role, name: member, nowMillis: now)
         }()
         let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: role, wallMillis: now)
         _ = try await Syncer.enroll(store: store, server: url, code: code, deviceName: name, role: nil, allowInsecure: false)

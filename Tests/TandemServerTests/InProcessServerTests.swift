@@ -28,9 +28,10 @@ struct InProcessServerTests {
     /// a preference is what the runtime promises. It may still run a job on the pool now
     /// and then (a CI run once saw one request of three there), which makes a starved
     /// server unlikely rather than impossible; the 30 s liveness bounds cover the rest.
-    @Test func requests_areHandledByTasksPreferringTheServersThreads() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func requests_areHandledByTasksPreferringTheServersThreads(storeKind: ServerStoreKind) async throws {
         let preferences = Preferences()
-        let (dir, server) = try await InProcessServer.center("in-process", middleware: [preferences])
+        let (dir, server) = try await InProcessServer.center("in-process", store: storeKind, middleware: [preferences])
         let phone = try await server.device(dir, "phone")
         _ = try phone.write(try moodEntry(3), to: nil, clock: SystemWallClock())
         _ = try await Syncer(store: phone).sync()

@@ -15,8 +15,9 @@ import Testing
 /// carries the cursor it already has. Anything another device wrote still comes.
 @Suite("Own pushes", .serialized)
 struct OwnPushesTests {
-    @Test func aDevicesOwnPushes_doNotComeBack_butOthersWritesDo() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-own")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aDevicesOwnPushes_doNotComeBack_butOthersWritesDo(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-own", store: storeKind)
         let phone = try await server.device(dir, "phone")
         _ = try await Syncer(store: phone).sync()
 
@@ -46,8 +47,9 @@ struct OwnPushesTests {
 
     /// A patient who wrote offline and then enrolls: the first sync sends the entries and
     /// receives none of them back ("6 sent, 0 received", not "6 sent, 6 received").
-    @Test func aFirstSyncIntoAnEmptyChannel_doesNotPullItsOwnWritesBack() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-own-first")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aFirstSyncIntoAnEmptyChannel_doesNotPullItsOwnWritesBack(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-own-first", store: storeKind)
         let phone = try await server.device(dir, "phone")
         for value in 0..<2 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         let first = try await Syncer(store: phone).sync()
@@ -62,8 +64,9 @@ struct OwnPushesTests {
         #expect(try phone.canonicalDump() == (try tablet.canonicalDump()))
     }
 
-    @Test func aLiveNoticeAboutItsOwnPush_carriesTheCursorTheDeviceHas() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-own")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aLiveNoticeAboutItsOwnPush_carriesTheCursorTheDeviceHas(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-own", store: storeKind)
         let phone = try await server.device(dir, "phone")
         _ = try await Syncer(store: phone).sync()
         let token = try #require(try phone.binding()).token

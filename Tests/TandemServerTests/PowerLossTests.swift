@@ -69,7 +69,7 @@ struct PowerLossTests {
         var generator = SeededGenerator(seed: seed)
         var devices: [(store: ReplicaStore, member: MemberID, written: [Change])] = []
         for index in 0..<4 {
-            let code = try storage.invite(role: .patient, name: "Patient \(index)", nowMillis: now)
+            let code = try await storage.invite(role: .patient, name: "Patient \(index)", nowMillis: now)
             let store = try ReplicaStore.create(at: dir.path("phone-\(index).sqlite"), name: "phone", role: .patient, wallMillis: now)
             _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: "phone", role: nil, allowInsecure: false)
             var written: [Change] = []

@@ -48,8 +48,9 @@ struct PullPagingTests {
         return (json, binary, type)
     }
 
-    @Test func theBinaryAnswer_carriesWhatTheJSONAnswerCarries_andTruncationsAreRefused() async throws {
-        let (dir, server) = try await InProcessServer.center("tandem-paging")
+    @Test(arguments: ServerStoreKind.allCases)
+    func theBinaryAnswer_carriesWhatTheJSONAnswerCarries_andTruncationsAreRefused(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("tandem-paging", store: storeKind)
         let phone = try await server.device(dir, "phone")
         for value in 0..<3 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         _ = try await Syncer(store: phone).sync()
@@ -73,11 +74,12 @@ struct PullPagingTests {
         #expect(throws: BinaryPullError.malformed) { _ = try BinaryPull.decode(forms.binary + [0]) }
     }
 
-    @Test func aLimitAboveTheServersMaximum_isServedAsTheMaximum() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func aLimitAboveTheServersMaximum_isServedAsTheMaximum(storeKind: ServerStoreKind) async throws {
         var limits = SyncServer.Limits()
         limits.pullPageSize = 2
         limits.maxPullPageSize = 5
-        let (dir, server) = try await InProcessServer.center("tandem-paging", limits: limits)
+        let (dir, server) = try await InProcessServer.center("tandem-paging", store: storeKind, limits: limits)
         let phone = try await server.device(dir, "phone")
         for value in 0..<4 { try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
         _ = try await Syncer(store: phone).sync()
@@ -91,7 +93,8 @@ struct PullPagingTests {
         #expect(one.changes.count == 1 && one.more)
     }
 
-    @Test func growingPages_bringTheWholeHistory() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func growingPages_bringTheWholeHistory(storeKind: ServerStoreKind) async throws {
         #expect((0..<8).map(Syncer.pageLimit) == [2_000, 4_000, 8_000, 16_000, 16_000, 16_000, 16_000, 16_000])
         #expect(Syncer.pageLimit(Int.max) <= SyncServer.Limits().maxPullPageSize)
 
@@ -99,7 +102,7 @@ struct PullPagingTests {
         // the writer holds.
         var limits = SyncServer.Limits()
         limits.maxPullPageSize = 3
-        let (dir, server) = try await InProcessServer.center("tandem-paging", limits: limits)
+        let (dir, server) = try await InProcessServer.center("tandem-paging", store: storeKind, limits: limits)
         let phone = try await server.device(dir, "phone")
         var records: [RecordID] = []
         for value in 0..<6 { records.append(try phone.write(try moodEntry(value), to: nil, clock: SystemWallClock()).0) }

@@ -21,8 +21,9 @@ struct ReplayIntegrityTests {
         }
     }
 
-    @Test func aHomePutBackFromABackup_losesNoEntryWrittenAfterwards() async throws {
-        let (dir, server) = try await InProcessServer.center("replay-restored-home")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aHomePutBackFromABackup_losesNoEntryWrittenAfterwards(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("replay-restored-home", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let start = SystemWallClock().nowMillis()
         let clock = ManualWallClock(millis: start)
@@ -77,8 +78,9 @@ struct ReplayIntegrityTests {
         return snapshot.mark
     }
 
-    @Test func theVeryChangeIsAReplay_andAnyOtherAtOrBelowTheMarkIsRefusedForARestamp() async throws {
-        let (dir, server) = try await InProcessServer.center("replay-ids")
+    @Test(arguments: ServerStoreKind.allCases)
+    func theVeryChangeIsAReplay_andAnyOtherAtOrBelowTheMarkIsRefusedForARestamp(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("replay-ids", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let token = try #require(try phone.binding()?.token)
         let principal = try await server.storage.authenticate(tokenHash: Secrets.hash(token))
@@ -121,8 +123,9 @@ struct ReplayIntegrityTests {
         }
     }
 
-    @Test func aRepushOutsideItsWindow_getsA400_andNothingIsStored() async throws {
-        let (dir, server) = try await InProcessServer.center("replay-repush")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aRepushOutsideItsWindow_getsA400_andNothingIsStored(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("replay-repush", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let token = try #require(try phone.binding()?.token)
         let principal = try await server.storage.authenticate(tokenHash: Secrets.hash(token))
@@ -130,7 +133,7 @@ struct ReplayIntegrityTests {
         await #expect(throws: ServerError.self) {
             _ = try await server.storage.push(written, from: principal, repush: true, nowMillis: SystemWallClock().nowMillis(), maxSkewMillis: 60_000)
         }
-        #expect(try server.storage.state(of: principal.member).canonicalDump() == ReplicaState().canonicalDump())
+        await #expect(try server.storage.state(of: principal.member).canonicalDump() == ReplicaState().canonicalDump())
         // The window opens for a device told `epochChanged`, and closes at its next pull.
         let device = try #require(principal.device)
         try await server.storage.setRepushWindow(device: device, epoch: try await server.storage.epoch())
@@ -142,13 +145,14 @@ struct ReplayIntegrityTests {
         }
     }
 
-    @Test func aRepush_neverTakesTheChangesOfARevokedDevice() async throws {
-        let (dir, server) = try await InProcessServer.center("replay-repush-revoked")
+    @Test(arguments: ServerStoreKind.allCases)
+    func aRepush_neverTakesTheChangesOfARevokedDevice(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("replay-repush-revoked", store: storeKind)
         let phone = try await server.device(dir, "phone")
         let laptop = try await server.device(dir, "laptop", linkedTo: phone)
         let (_, fromLaptop) = try laptop.write(try moodEntry(6), to: nil, clock: SystemWallClock())
         let (_, fromPhone) = try phone.write(try moodEntry(2), to: nil, clock: SystemWallClock())
-        try server.storage.revokeDevice(try await EnrollmentCodeTests.device(named: "laptop", of: phone, server))
+        try await server.storage.revokeDevice(try await EnrollmentCodeTests.device(named: "laptop", of: phone, server))
         let token = try #require(try phone.binding()?.token)
         let principal = try await server.storage.authenticate(tokenHash: Secrets.hash(token))
         try await server.storage.setRepushWindow(device: try #require(principal.device), epoch: try await server.storage.epoch())

@@ -19,8 +19,9 @@ struct RoleRuleTests {
         return (record, try store.quarantined().filter { $0.change.record == record }.map(\.reason))
     }
 
-    @Test func onlyAPatientWritesEntriesAndConsents_onlyAMentorWritesNotes_aboutRealMembers() async throws {
-        let (dir, server) = try await InProcessServer.center("roles")
+    @Test(arguments: ServerStoreKind.allCases)
+    func onlyAPatientWritesEntriesAndConsents_onlyAMentorWritesNotes_aboutRealMembers(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("roles", store: storeKind)
         defer { withExtendedLifetime(dir) {} }
         let patient = try await server.device(dir, "patient", member: "Sam")
         let other = try await server.device(dir, "other", member: "Alex")
@@ -54,7 +55,7 @@ struct RoleRuleTests {
             let (record, reasons) = try await push(edit, from: store)
             #expect(reasons.count >= 1 && reasons.allSatisfy { $0.contains(rule) }, "\(what): \(reasons)")
             let member = try #require(try store.binding()?.member)
-            #expect(try server.storage.state(of: member)[record] == nil, "\(what): the server holds none of it")
+            await #expect(try server.storage.state(of: member)[record] == nil, "\(what): the server holds none of it")
         }
 
         let admin: any ServerAdministration = server.storage
@@ -69,7 +70,7 @@ struct RoleRuleTests {
             let (record, reasons) = try await push(edit, from: store)
             #expect(reasons.isEmpty, "\(what): \(reasons)")
             let member = try #require(try store.binding()?.member)
-            #expect(try server.storage.state(of: member)[record] != nil, "\(what)")
+            await #expect(try server.storage.state(of: member)[record] != nil, "\(what)")
         }
     }
 }

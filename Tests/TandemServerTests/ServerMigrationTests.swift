@@ -44,7 +44,7 @@ struct ServerMigrationTests {
         let path = dir.path("center.sqlite")
         let storage = try SQLiteServerStorage(path: path)
         _ = try storage.initialize(staffName: "Admin", nowMillis: now)
-        let code = try storage.invite(role: .patient, name: "Pat", nowMillis: now)
+        let code = try await storage.invite(role: .patient, name: "Pat", nowMillis: now)
         let device = try ReplicaStore.create(at: dir.path("phone.sqlite"), name: "phone", role: .patient, wallMillis: now)
         _ = try await storage.enroll(
             codeHash: Secrets.hashCode(code), replica: device.identity.replica, deviceName: "phone", tokenHash: Secrets.hash("token"),

@@ -20,7 +20,7 @@ struct ServerScrubTests {
 
     @Test func editedAndDeletedText_leavesEveryFileOfTheServersStore() async throws {
         let (dir, server) = try await InProcessServer.center("server-scrub")
-        try server.storage.checkpointInBackground(every: .milliseconds(100), scrubWithin: .seconds(1))
+        try server.sqlite.checkpointInBackground(every: .milliseconds(100), scrubWithin: .seconds(1))
         let phone = try await server.device(dir, "phone")
         let first = "SCRUBMARKER-first-version-of-the-night"
         let second = "SCRUBMARKER-second-version-of-the-night"
@@ -30,7 +30,7 @@ struct ServerScrubTests {
         edit.text = first
         let (entry, _) = try phone.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
         _ = try await Syncer(store: phone).sync()
-        #expect(!Self.filesContaining(first, store: server.storage.path).isEmpty, "planted")
+        #expect(!Self.filesContaining(first, store: (try server.sqlite.path)).isEmpty, "planted")
 
         // An edit supersedes the first text; then the entry is deleted.
         var change = JournalEdit()
@@ -42,11 +42,11 @@ struct ServerScrubTests {
 
         // The bound is for liveness: the scrub is due 1 s after the removal here.
         try await within(.seconds(30)) {
-            while !(Self.filesContaining(first, store: server.storage.path) + Self.filesContaining(second, store: server.storage.path)).isEmpty {
+            while !(Self.filesContaining(first, store: (try server.sqlite.path)) + Self.filesContaining(second, store: (try server.sqlite.path))).isEmpty {
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
-        #expect(Self.filesContaining("SCRUBMARKER", store: server.storage.path).isEmpty)
+        #expect(Self.filesContaining("SCRUBMARKER", store: (try server.sqlite.path)).isEmpty)
         // The store still works.
         _ = try phone.write(try moodEntry(4), to: nil, clock: SystemWallClock())
         #expect(try await Syncer(store: phone).sync().pushed > 0)

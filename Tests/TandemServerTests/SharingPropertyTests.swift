@@ -23,14 +23,14 @@ struct SharingPropertyTests {
     static let names = ["Pat", "Quinn", "Mia", "Jo", "Noa"]
     static let roles: [Role] = [.patient, .patient, .mentor, .mentor, .supervisor]
 
-    @Test(arguments: Array(1...4) as [UInt64])
-    func everyDeviceHoldsExactlyWhatItMay_afterEveryStep(seed: UInt64) async throws {
+    @Test(arguments: ServerStoreKind.allCases, Array(1...4) as [UInt64])
+    func everyDeviceHoldsExactlyWhatItMay_afterEveryStep(storeKind: ServerStoreKind, seed: UInt64) async throws {
         var rng = SeededGenerator(seed: seed)
         let dir = try TemporaryDirectory("sharing-property")
         defer { withExtendedLifetime(dir) {} }
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        let storage = try storeKind.create(in: dir)
         let start = SystemWallClock().nowMillis()
-        _ = try storage.initialize(staffName: "Admin", nowMillis: start)
+        _ = try await storage.initialize(staffName: "Admin", nowMillis: start)
         let clock = ManualWallClock(millis: start)
         let server = try await InProcessServer(storage: storage, wallClock: clock)
         let admin: any ServerAdministration = storage

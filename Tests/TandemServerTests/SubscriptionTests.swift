@@ -26,7 +26,7 @@ struct SubscriptionTests {
     }
 
     func enroll(_ dir: TemporaryDirectory, _ name: String, _ role: Role, _ server: InProcessServer) async throws -> ReplicaStore {
-        let code = try server.storage.invite(role: role, name: name, nowMillis: SystemWallClock().nowMillis())
+        let code = try await server.storage.invite(role: role, name: name, nowMillis: SystemWallClock().nowMillis())
         let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: role, wallMillis: SystemWallClock().nowMillis())
         _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: name, role: role, allowInsecure: false)
         return store
@@ -38,10 +38,11 @@ struct SubscriptionTests {
         }
     }
 
-    @Test func projections_widen_narrow_andLeave_withPurges() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func projections_widen_narrow_andLeave_withPurges(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
+        let storage = try storeKind.create(in: dir)
+        _ = try await storage.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
         let policy = TestPolicy()
         let server = try await InProcessServer(storage: storage, policy: policy)
         let patient = try await enroll(dir, "patient", .patient, server)
@@ -78,11 +79,11 @@ struct SubscriptionTests {
         // 1. Metrics only, read from zero: current values, never superseded ones, no text or tags.
         policy.set(mentorMember, [Grant(channel: patientMember, projection: .metrics)])
         let first = try await Syncer(store: mentor).sync()
-        let carried = try storage.state(of: patientMember).heldChanges.filter { change in
+        let carried = try await storage.state(of: patientMember).heldChanges.filter { change in
             Schema.carries(.metrics, .journal, field: change.field)
         }
         // The mentor's own note is its first push into an empty channel: it does not come back.
-        #expect(try storage.state(of: mentorMember).heldChanges.isEmpty == false)
+        await #expect(try storage.state(of: mentorMember).heldChanges.isEmpty == false)
         #expect(first.pulled == carried.count, "a reader from zero gets held values only")
         var shared = try #require(try mentor.record(entry))
         #expect(shared.value("mood") == .int(5))

@@ -79,13 +79,14 @@ struct SyncRefusalTests {
         }
     }
 
-    @Test func lostAcknowledgementAfterASkewRefusal_isRetried_withoutDuplicates() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func lostAcknowledgementAfterASkewRefusal_isRetried_withoutDuplicates(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let storage = try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        _ = try storage.initialize(staffName: "Admin", nowMillis: now)
+        let storage = try storeKind.create(in: dir)
+        _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
         let dropper = LoseFirstAcknowledgement()
         let server = try await InProcessServer(storage: storage, middleware: [dropper])
-        let code = try storage.invite(role: .patient, name: "ahead", nowMillis: now)
+        let code = try await storage.invite(role: .patient, name: "ahead", nowMillis: now)
         let store = try ReplicaStore.create(at: dir.path("ahead.sqlite"), name: "ahead", role: .patient, wallMillis: now)
         _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: "ahead", role: nil, allowInsecure: false)
         let ahead = FixedWallClock(millis: now + Self.day)
@@ -103,7 +104,7 @@ struct SyncRefusalTests {
         #expect(report.waiting == 0)
 
         let member = try #require(try store.binding()?.member)
-        let held = try storage.state(of: member)
+        let held = try await storage.state(of: member)
         #expect(held.records.count == 2)
         #expect(held[first]?.create != nil && held[second]?.create != nil)
         #expect(try store.canonicalDump() == held.canonicalDump())
