@@ -21,9 +21,10 @@ struct CareTeamTests {
         var supervisors: [String]
     }
 
-    @Test(arguments: ServerStoreKind.allCases)
-    func assignments_checkRoles_showInMembers_andGateNotes(storeKind: ServerStoreKind) async throws {
-        let (dir, server) = try await InProcessServer.center("care-teams", store: storeKind)
+    /// `tandem admin` opens the store's SQLite file (`--db`): on that store until the CLI
+    /// can be pointed at another.
+    @Test func assignments_checkRoles_showInMembers_andGateNotes() async throws {
+        let (dir, server) = try await InProcessServer.center("care-teams", store: .sqlite)
         defer { withExtendedLifetime(dir) {} }
         let db = dir.path("center.sqlite")
         let patient = try await server.device(dir, "patient", member: "Sam")
