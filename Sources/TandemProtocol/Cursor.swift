@@ -24,14 +24,39 @@ public struct Cursor: Equatable, Sendable {
 
     /// - Throws: `CursorError.malformed` for anything but a well-formed cursor.
     public init(parsing text: String) throws(CursorError) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard text.utf8.count <= 200, parts.count == 4, parts[0] == "t2" || parts[0] == "t1", parts[1].count == 32,
-              parts[1].allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
-              !parts[2].isEmpty, parts[2].utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "-") }),
-              let sequence = Int64(parts[3]), sequence >= 0, String(sequence) == parts[3]
+        // On the UTF-8 bytes: a pull parses one cursor per subscription.
+        let utf8 = Array(text.utf8)
+        guard utf8.count <= 200 else { throw .malformed }
+        let parts = utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0].elementsEqual("t2".utf8) || parts[0].elementsEqual("t1".utf8), parts[1].count == 32,
+              parts[1].allSatisfy(Self.isLowercaseHex), !parts[2].isEmpty, parts[2].allSatisfy(Self.isKeyByte),
+              let sequence = Self.sequence(parts[3])
         else { throw .malformed }
-        self.init(epoch: String(parts[1]), key: String(parts[2]), sequence: sequence)
-        perChannel = parts[0] == "t2"
+        self.init(epoch: String(decoding: parts[1], as: UTF8.self), key: String(decoding: parts[2], as: UTF8.self), sequence: sequence)
+        perChannel = parts[0].elementsEqual("t2".utf8)
+    }
+
+    static func isLowercaseHex(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+    }
+
+    static func isKeyByte(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "-")
+    }
+
+    /// A non-negative Int64 in decimal, without leading zeros (nil otherwise).
+    static func sequence(_ digits: ArraySlice<UInt8>) -> Int64? {
+        guard let first = digits.first, digits.count <= 19, first != UInt8(ascii: "0") || digits.count == 1 else { return nil }
+        var value: Int64 = 0
+        for byte in digits {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            let (shifted, over) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overAdd) = shifted.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+            guard !over, !overAdd else { return nil }
+            value = sum
+        }
+        return value
     }
 }
 

@@ -31,7 +31,14 @@ enum PullRules {
         let positions = starts(grants, epoch, heads)
         var pages: [ChannelPage] = []
         pages.reserveCapacity(grants.count)
-        for (grant, start) in zip(grants, positions) { pages.append(try page(of: grant, after: start, limit: limit, in: store)) }
+        for (index, (grant, start)) in zip(grants, positions).enumerated() {
+            // A subscription at its head has nothing after it in this snapshot: no read.
+            if start == heads[index] {
+                pages.append(ChannelPage(changes: [], last: start, more: false))
+            } else {
+                pages.append(try page(of: grant, after: start, limit: limit, in: store))
+            }
+        }
         let mark = try principal.replica.flatMap { try store.mark(of: $0) }
         let repush = try principal.device.flatMap { try store.repushEpoch(of: $0) }
         let directory = try store.names(of: try Directory.members(for: principal, grants: grants, in: store))

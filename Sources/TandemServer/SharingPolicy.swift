@@ -87,7 +87,7 @@ public struct ConsentPolicy: SharingPolicy {
         // A supervisor reads every note of the mentors they supervise (a mentor's channel
         // holds notes only: the role rules let a mentor create nothing else).
         let supervised = principal.role == .supervisor
-            ? try store.assigned(.supervisor, to: principal.member).sorted { $0.hex < $1.hex }.map { Grant(channel: $0, projection: .sharedNote) }
+            ? try store.assigned(.supervisor, to: principal.member).sorted().map { Grant(channel: $0, projection: .sharedNote) }
             : []
         // Only a care team's mentors and supervisors are ever granted consent (PushRules).
         let now = Int64(clamping: clock.nowMillis())
@@ -105,7 +105,7 @@ public struct ConsentPolicy: SharingPolicy {
             }
         }
         let shared = until.map { grant, expires in Grant(channel: grant.channel, projection: grant.projection, untilMillis: expires) }
-            .sorted { ($0.channel.hex, $0.projection?.rawValue ?? "") < ($1.channel.hex, $1.projection?.rawValue ?? "") }
+            .sorted { ($0.channel, $0.projection?.rawValue ?? "") < ($1.channel, $1.projection?.rawValue ?? "") }
         return [own] + supervised + shared
     }
 }

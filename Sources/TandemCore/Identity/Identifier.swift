@@ -23,6 +23,18 @@ public struct Identifier<Kind: IdentifierKind>: Hashable, Comparable, Sendable, 
     /// - Throws: `TandemCoreError.invalidIdentifier` when `bytes` is not 16 bytes long.
     public init(bytes: some Collection<UInt8>) throws(TandemCoreError) {
         guard bytes.count == 16 else { throw .invalidIdentifier(kind: Kind.name) }
+        // Contiguous bytes (an array, a database blob) are read in place: every row a
+        // server reads names ids, and iterating a generic collection costs more than the rest.
+        if let (high, low) = bytes.withContiguousStorageIfAvailable({ buffer in
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for index in 0..<8 { high = high << 8 | UInt64(buffer[index]) }
+            for index in 8..<16 { low = low << 8 | UInt64(buffer[index]) }
+            return (high, low)
+        }) {
+            self.init(high: high, low: low)
+            return
+        }
         var high: UInt64 = 0
         var low: UInt64 = 0
         for (offset, byte) in bytes.enumerated() {
@@ -73,7 +85,16 @@ public struct Identifier<Kind: IdentifierKind>: Hashable, Comparable, Sendable, 
     }
 
     /// 32 lowercase hexadecimal digits.
-    public var hex: String { hexString(bytes) }
+    public var hex: String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            for index in 0..<16 {
+                let shift = UInt64(60 - 4 * index)
+                buffer[index] = hexDigit(UInt8(truncatingIfNeeded: high >> shift) & 0x0f)
+                buffer[16 + index] = hexDigit(UInt8(truncatingIfNeeded: low >> shift) & 0x0f)
+            }
+            return 32
+        }
+    }
 
     public var description: String { hex }
 
@@ -110,11 +131,16 @@ func hexValue(_ byte: UInt8) -> UInt8? {
 
 /// Lowercase hexadecimal digits of `bytes`.
 public func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
+    out.reserveCapacity(bytes.underestimatedCount * 2)
     for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 0x0f)])
+        out.append(hexDigit(byte >> 4))
+        out.append(hexDigit(byte & 0x0f))
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+@inline(__always)
+private func hexDigit(_ value: UInt8) -> UInt8 {
+    value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
 }
