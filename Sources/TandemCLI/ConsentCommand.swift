@@ -27,6 +27,36 @@ func personLabel(_ id: MemberID, _ entry: ReplicaStore.DirectoryEntry?) -> Strin
     return "\(terminalSafe(entry.name)) (\(entry.role.rawValue))"
 }
 
+/// The consents this device's patient has in force as far as it knows (neither revoked
+/// nor expired, to someone still in their care team), with the recipient as a person reads
+/// them: compared before and after a sync, the difference is consents an unassignment ended.
+func consentsInForce(_ store: ReplicaStore) throws -> [RecordID: String] {
+    guard store.identity.role == .patient, try store.directoryDigest() != nil else { return [:] }
+    let directory = Dictionary(try store.directory().map { ($0.member, $0) }, uniquingKeysWith: { first, _ in first })
+    let now = Int64(SystemWallClock().nowMillis())
+    var inForce: [RecordID: String] = [:]
+    for (consent, _) in try store.consents() where consent.patient == (try store.binding()?.member) {
+        guard ConsentJSON.status(consent, now: now, inTeam: directory[consent.recipient] != nil) == "active" else { continue }
+        inForce[consent.id] = personLabel(consent.recipient, directory[consent.recipient])
+    }
+    return inForce
+}
+
+/// What a patient is told after a sync in which consents ended because their recipient
+/// left the care team (nothing else ends a consent without the patient's own doing).
+func endedConsentsNotice(before: [RecordID: String], _ store: ReplicaStore) throws -> [String] {
+    let after = try consentsInForce(store)
+    let now = Int64(SystemWallClock().nowMillis())
+    let ended = Set(before.keys).subtracting(after.keys)
+    guard !ended.isEmpty else { return [] }
+    let consents = Dictionary(try store.consents().map { ($0.consent.id, $0.consent) }, uniquingKeysWith: { first, _ in first })
+    return ended.compactMap { id -> String? in
+        // Revoked (on another of the patient's devices) or expired: the patient's own doing.
+        guard let consent = consents[id], ConsentJSON.status(consent, now: now, inTeam: true) == "active", let who = before[id] else { return nil }
+        return "Your consent \(shortID(id)) to \(who) ended: they are no longer in your care team, and their devices no longer hold your data."
+    }.sorted()
+}
+
 /// The scope in plain words, for the consent's question and its listing.
 func scopeWords(_ scope: ConsentScope) -> String {
     switch scope {

@@ -68,12 +68,14 @@ struct SyncCommand: AsyncParsableCommand {
         if watch { return try await watchForever(home, store) }
         // A progress line on a terminal for long syncs; scripts get the summary or JSON only.
         let bar = ProgressBar(enabled: !json && ProgressBar().enabled)
+        let inForce = try consentsInForce(store)
         let report = try await home.withSyncLock {
             defer { bar.finish() }
             return try await Syncer(store: store, allowInsecure: allowInsecure).sync { bar.update($0) }
         }
         if json { return try printJSON(report) }
         print(Self.summary(report))
+        for line in try endedConsentsNotice(before: inForce, store) { print(line) }
     }
 
     /// A sync in the words a person uses: entries and notes, not fields.
@@ -106,7 +108,14 @@ struct SyncCommand: AsyncParsableCommand {
         let json = json
         let watch = LiveWatch(store: store, homeDirectory: home.path, allowInsecure: allowInsecure)
         try await watch.run(
-            sync: { pull in try await home.withSyncLock { try await Syncer(store: store, allowInsecure: allowInsecure).sync(pull: pull) } },
+            sync: { pull in
+                try await home.withSyncLock {
+                    let inForce = try consentsInForce(store)
+                    let report = try await Syncer(store: store, allowInsecure: allowInsecure).sync(pull: pull)
+                    if !json { for line in try endedConsentsNotice(before: inForce, store) { printLineNow(line) } }
+                    return report
+                }
+            },
             onEvent: { event in
                 switch event {
                 case .connected: printError("Connected; watching for changes (Ctrl-C stops).")

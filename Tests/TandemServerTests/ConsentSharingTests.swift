@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import Foundation
 import GRDB
+import NIOCore
+import NIOHTTP1
 import TandemClient
 import TandemCore
 import TandemProtocol
@@ -78,6 +81,21 @@ struct ConsentSharingTests {
             return try store.record(record).map { Set($0.heldChanges.map(\.field.rawValue)) }
         }
 
+        /// Whether the server answers a pull of `store`'s member with these cursors as from
+        /// another epoch: the one thing a crafted cursor could learn about a channel.
+        func epochChanged(_ store: ReplicaStore, cursors: [String: String]) async throws -> Bool {
+            var request = HTTPClientRequest(url: server.url + "/v1/pull")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(try #require(try store.binding()?.token))")
+            request.headers.add(name: WireProtocol.header, value: WireProtocol.version)
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: Array(try JSONEncoder().encode(PullRequest(cursors: cursors)))))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 64 << 20)
+            try #require(response.status == .ok)
+            return try JSONDecoder().decode(PullResponse.self, from: Data(body.readableBytesView)).epochChanged
+        }
+
         /// Whether the planted text is anywhere in a store's files (main file and WAL).
         func textOnDisk(of name: String, _ text: String = ConsentSharingTests.planted) throws -> Bool {
             let files = try FileManager.default.contentsOfDirectory(atPath: dir.url.path).filter { $0.hasPrefix(name + ".sqlite") }
@@ -151,11 +169,21 @@ struct ConsentSharingTests {
     func unassigningAMentorEndsTheirConsents_andAConsentOutsideTheCareTeamIsRefused(storeKind: ServerStoreKind) async throws {
         let center = try await Center(storeKind)
         defer { withExtendedLifetime(center.dir) {} }
-        _ = try await center.grant(.metrics)
-        #expect(try await center.held(by: center.mentor) != nil)
+        _ = try await center.grant(.journal)
+        #expect(try await center.held(by: center.mentor)?.contains("text") == true)
+        #expect(try center.textOnDisk(of: "mentor"))
+        var edit = NoteEdit()
+        edit.patient = center.sam
+        edit.text = "Before the unassignment."
+        let note = try center.mentor.write(try edit.recordEdit(), to: nil, clock: SystemWallClock()).0
+        _ = try await Syncer(store: center.mentor).sync()
         let admin: any ServerAdministration = center.server.storage
         _ = try await admin.unassign(.mentor, carer: try await admin.member(named: "Mia"), member: try await admin.member(named: "Sam"), nowMillis: 0)
         #expect(try await center.held(by: center.mentor) == nil, "an unassigned mentor's consents end")
+        #expect(try !center.textOnDisk(of: "mentor"), "and the patient's text is gone from the mentor's files")
+        // The mentor's past notes stay with them and with their supervisor.
+        #expect(try center.mentor.record(note) != nil)
+        #expect(try await center.fields(of: note, on: center.supervisor)?.contains("text") == true)
 
         // Max is in no care team of Sam's: the grant is refused for good, naming the rule.
         let max = try #require(try center.otherMentor.binding()?.member)
@@ -193,6 +221,17 @@ struct ConsentSharingTests {
         #expect(try await center.fields(of: privateNote, on: center.patient) == nil)
         let seen = try #require(try await center.fields(of: sharedNote, on: center.patient))
         #expect(seen.contains("text") && seen.contains("shared") && seen.contains { $0.hasPrefix("followup.") })
+        // The one-note subscription's cursor counts that note's changes only: the mentor's
+        // other writes do not move it, so it tells the patient nothing of them.
+        // A crafted cursor learns nothing of it either: one past the note's last change is
+        // past the subscription's head (another epoch), though the channel holds more.
+        let noteKey = try #require(try center.patient.cursors().keys.first { $0.hasPrefix("r-") })
+        let cursor = try Cursor(parsing: try #require(try center.patient.cursors()[noteKey]))
+        _ = try note(shared: false, text: "Another private note.")
+        _ = try await Syncer(store: center.mentor).sync()
+        let probe = Cursor(epoch: cursor.epoch, key: noteKey, sequence: cursor.sequence + 1).encoded
+        #expect(try await center.epochChanged(center.patient, cursors: [noteKey: probe]))
+        #expect(try await !center.epochChanged(center.patient, cursors: [noteKey: cursor.encoded]))
         #expect(try await center.fields(of: privateNote, on: center.supervisor)?.contains("text") == true)
         #expect(try await center.fields(of: sharedNote, on: center.supervisor) != nil)
         // Nobody else: not another patient, not another mentor.
