@@ -36,6 +36,9 @@ public protocol ServerAdministration: Sendable {
     /// The merged state of one member's channel, as the store holds it: what a device of
     /// that member holds once caught up. For inspection and tests; no device is served it.
     func state(of channel: MemberID) async throws -> ReplicaState
+    /// The accounting of disclosures: every entry of one subject's chain (or of every
+    /// chain, with nil), each chain in sequence order.
+    func disclosures(of subject: MemberID?) async throws -> [Disclosure]
 }
 
 /// A whole store of a center: what the sync server serves from (`ServerStorage`) and what

@@ -224,6 +224,17 @@ enum ServerSchema {
                 if let note = MentorNote(record) { try transaction.setNote(note.id, author: author, patient: note.patient, shared: note.isShared) }
             }
         }
+        migrator.registerMigration("v12-disclosures") { db in
+            // The accounting of disclosures: one hash chain per member whose records went
+            // to someone else (`Accounting.swift`). Appended before a page is sent.
+            try db.execute(sql: """
+                CREATE TABLE disclosure (
+                    subject BLOB NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, recipient BLOB NOT NULL, device BLOB,
+                    scope TEXT NOT NULL, consent BLOB, records BLOB NOT NULL, previous BLOB NOT NULL, hash BLOB NOT NULL,
+                    PRIMARY KEY (subject, seq)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 

@@ -63,6 +63,10 @@ public protocol ServerStorage: Sendable {
     /// policy's reads included, comes from one such call (`pull(for:policy:…)`, PullRules).
     func read<T: Sendable>(_ body: @escaping @Sendable (any PullReads) throws -> T) async throws -> T
 
+    /// Runs `body` in one write transaction, durable before this returns: the accounting
+    /// of disclosures appends a pull's entries through it before the pull is answered.
+    func account<T: Sendable>(_ body: @escaping @Sendable (any AccountingWrites) throws -> T) async throws -> T
+
     /// Opens (`epoch`) or closes (nil) a device's re-push window: a device told
     /// `epochChanged` may push with `Tandem-Repush: 1` until its next pull in that epoch
     /// (PROTOCOL.md §9.9).

@@ -25,12 +25,17 @@ public struct Grant: Sendable, Equatable, Hashable {
     public var untilMillis: Int64?
     /// One record of the channel only (a note shared with its patient); nil: the whole channel.
     public var record: RecordID?
+    /// The consent the grant stands on, which the accounting of disclosures names (nil:
+    /// none, as for a member's own channel or a note its author shared). Of several
+    /// consents behind one grant, the one that lasts longest.
+    public var consent: RecordID?
 
-    public init(channel: MemberID, projection: Projection?, untilMillis: Int64? = nil, record: RecordID? = nil) {
+    public init(channel: MemberID, projection: Projection?, untilMillis: Int64? = nil, record: RecordID? = nil, consent: RecordID? = nil) {
         self.channel = channel
         self.projection = projection
         self.untilMillis = untilMillis
         self.record = record
+        self.consent = consent
     }
 
     /// The subscription key: `own`, or `m-<member hex>-<projection>`. A change of
@@ -96,15 +101,26 @@ public struct ConsentPolicy: SharingPolicy {
         let patients = try store.carePatients(of: principal.member)
         // One grant per patient and scope; it lasts as long as the longest of its consents.
         var until: [Grant: Int64?] = [:]
+        var basis: [Grant: RecordID] = [:]
         for consent in active where patients.contains(consent.patient) {
             let grant = Grant(channel: consent.patient, projection: consent.scope.projection)
             switch (until[grant], consent.expiresMillis) {
-            case (nil, let expires): until[grant] = .some(expires)
-            case (.some(nil), _), (_, nil): until[grant] = .some(nil)
-            case (.some(.some(let a)), .some(let b)): until[grant] = .some(max(a, b))
+            case (nil, let expires):
+                until[grant] = .some(expires)
+                basis[grant] = consent.id
+            case (.some(nil), _):
+                break
+            case (_, nil):
+                until[grant] = .some(nil)
+                basis[grant] = consent.id
+            case (.some(.some(let a)), .some(let b)):
+                if b > a { basis[grant] = consent.id }
+                until[grant] = .some(max(a, b))
             }
         }
-        let shared = until.map { grant, expires in Grant(channel: grant.channel, projection: grant.projection, untilMillis: expires) }
+        let shared = until.map { grant, expires in
+            Grant(channel: grant.channel, projection: grant.projection, untilMillis: expires, consent: basis[grant])
+        }
             .sorted { ($0.channel, $0.projection?.rawValue ?? "") < ($1.channel, $1.projection?.rawValue ?? "") }
         return [own] + supervised + shared
     }

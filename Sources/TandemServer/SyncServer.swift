@@ -315,6 +315,19 @@ public struct SyncServer: Sendable {
         knownTokens.remember(principal, for: hash)
         let epoch = snapshot.epoch
         let epochChanged = Self.starts(cursors, keys: keys, epoch: epoch, heads: snapshot.heads).epochChanged
+        // The accounting of disclosures: what this answer delivers of other members'
+        // records is recorded, durably, before it is sent. If the answer then fails, the
+        // entry stays: the accounting may tell of more than arrived, never of less.
+        let deliveries = AccountingRules.deliveries(of: snapshot, to: principal)
+        if !deliveries.isEmpty {
+            let now = Int64(clamping: wallClock.nowMillis())
+            do {
+                _ = try await storage.account { try AccountingRules.record(deliveries, atMillis: now, in: $0) }
+            } catch {
+                throw ServerError.unavailable("The server cannot record this disclosure right now; try again later.")
+            }
+            log["disclosed"] = "\(deliveries.count)"
+        }
         var subscriptions: [Subscription] = []
         var heads: [BinaryPull.Head.Page] = []
         var deflated: [[UInt8]] = []

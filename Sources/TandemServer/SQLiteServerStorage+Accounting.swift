@@ -1,0 +1,54 @@
+import Foundation
+import GRDB
+public import TandemCore
+
+extension SQLiteServerStorage {
+    public func account<T: Sendable>(_ body: @escaping @Sendable (any AccountingWrites) throws -> T) async throws -> T {
+        try await pool.write { db in try body(SQLiteTransaction(db)) }
+    }
+
+    public func disclosures(of subject: MemberID?) async throws -> [Disclosure] {
+        try await pool.read { db in
+            let rows = try subject.map {
+                try Row.fetchAll(db, sql: "SELECT * FROM disclosure WHERE subject = ? ORDER BY seq", arguments: [Data($0.bytes)])
+            } ?? Row.fetchAll(db, sql: "SELECT * FROM disclosure ORDER BY subject, seq")
+            return try rows.map(Self.disclosure)
+        }
+    }
+
+    static func disclosure(_ row: Row) throws -> Disclosure {
+        let records = Array(row["records"] as Data)
+        guard records.count % 16 == 0 else { throw ServerError.unavailable("A disclosure entry's records are damaged.") }
+        return Disclosure(
+            subject: try MemberID(bytes: row["subject"] as Data), sequence: row["seq"], atMillis: row["at"],
+            recipient: try MemberID(bytes: row["recipient"] as Data), device: try (row["device"] as Data?).map { try RecordID(bytes: $0) },
+            scope: row["scope"], consent: try (row["consent"] as Data?).map { try RecordID(bytes: $0) },
+            records: try stride(from: 0, to: records.count, by: 16).map { try RecordID(bytes: records[$0..<($0 + 16)]) },
+            previous: Array(row["previous"] as Data), hash: Array(row["hash"] as Data))
+    }
+}
+
+extension SQLiteTransaction: AccountingWrites {
+    func chainHeads(of subjects: Set<MemberID>) throws -> [MemberID: (sequence: Int64, hash: [UInt8])] {
+        var heads: [MemberID: (sequence: Int64, hash: [UInt8])] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT seq, hash FROM disclosure WHERE subject = ? ORDER BY seq DESC LIMIT 1")
+        for subject in subjects {
+            guard let row = try Row.fetchOne(statement, arguments: [Data(subject.bytes)]) else { continue }
+            heads[subject] = (row["seq"], Array(row["hash"] as Data))
+        }
+        return heads
+    }
+
+    func append(_ disclosures: [Disclosure]) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO disclosure (subject, seq, at, recipient, device, scope, consent, records, previous, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for entry in disclosures {
+            try statement.execute(arguments: [
+                Data(entry.subject.bytes), entry.sequence, entry.atMillis, Data(entry.recipient.bytes), entry.device.map { Data($0.bytes) },
+                entry.scope, entry.consent.map { Data($0.bytes) }, Data(entry.records.flatMap(\.bytes)), Data(entry.previous), Data(entry.hash),
+            ])
+        }
+    }
+}
