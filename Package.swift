@@ -48,7 +48,8 @@ let package = Package(
         ),
         // The wire contract in code (Protocol/): request and answer bodies, cursors, the
         // binary pull answer, live messages. What devices and the server share, nothing more.
-        .target(name: "TandemProtocol", dependencies: ["TandemCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "TandemProtocol", dependencies: ["TandemCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         // The center's sync server: Hummingbird over a ServerStorage (SQLite embedded).
         .target(
             name: "TandemServer",

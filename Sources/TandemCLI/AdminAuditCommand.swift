@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TandemCore
+import TandemProtocol
 import TandemServer
 
 extension AdminCommand {
@@ -81,8 +82,12 @@ extension AdminCommand {
             entries.reduce(into: [:]) { $0[$1.subject, default: 0] += 1 }
         }
 
-        /// A CSV field, quoted when it holds a comma, a quote or a line break.
+        /// A CSV field, quoted when it holds a comma, a quote or a line break; a member's
+        /// name that a spreadsheet would take for a formula (`=`, `+`, `-`, `@`) is
+        /// prefixed with `'` so that opening the export runs nothing.
         static func csvField(_ text: String) -> String {
+            var text = text
+            if let first = text.first, "=+-@\t\r".contains(first) { text = "'" + text }
             guard text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return text }
             return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }

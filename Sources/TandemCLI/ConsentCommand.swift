@@ -42,8 +42,9 @@ func consentsInForce(_ store: ReplicaStore) throws -> [RecordID: String] {
     return inForce
 }
 
-/// What a patient is told after a sync in which consents ended because their recipient
-/// left the care team (nothing else ends a consent without the patient's own doing).
+/// What a patient is told after a sync in which consents went on hold because their
+/// recipient left the care team (nothing else stops a consent without the patient's own
+/// doing). A consent on hold resumes if its recipient joins the care team again.
 func endedConsentsNotice(before: [RecordID: String], _ store: ReplicaStore) throws -> [String] {
     let after = try consentsInForce(store)
     let now = Int64(SystemWallClock().nowMillis())
@@ -53,7 +54,9 @@ func endedConsentsNotice(before: [RecordID: String], _ store: ReplicaStore) thro
     return ended.compactMap { id -> String? in
         // Revoked (on another of the patient's devices) or expired: the patient's own doing.
         guard let consent = consents[id], ConsentJSON.status(consent, now: now, inTeam: true) == "active", let who = before[id] else { return nil }
-        return "Your consent \(shortID(id)) to \(who) ended: they are no longer in your care team, and their devices no longer hold your data."
+        return "Your consent \(shortID(id)) to \(who) is on hold: they are no longer in your care team, so they receive nothing of yours "
+            + "and their devices delete what they hold at their next sync. It resumes if they join your care team again; "
+            + "tandem consent revoke \(shortID(id)) ends it."
     }.sorted()
 }
 
@@ -166,7 +169,7 @@ struct ConsentCommand: ParsableCommand {
                     shortID(consent.id), personLabel(consent.recipient, directory[consent.recipient]), consent.scope.rawValue,
                     isoDay(granted), consent.expiresMillis.map { isoDay(UInt64(max(0, $0 - 1))) } ?? "until revoked",
                     inTeam(consent) || ConsentJSON.status(consent, now: now, inTeam: true) != "active"
-                        ? ConsentJSON.status(consent, now: now, inTeam: true) : "ended (left your care team)",
+                        ? ConsentJSON.status(consent, now: now, inTeam: true) : "on hold (left your care team)",
                     terminalSafe(consent.purpose ?? ""),
                 ]
             }))
@@ -215,7 +218,7 @@ struct ConsentJSON: Encodable {
     /// When it ends by itself (UTC), nil for never.
     var expiresAt: String?
     var revokedAt: String?
-    /// active, revoked, expired, or ended (the recipient left your care team).
+    /// active, revoked, expired, or on-hold (the recipient left your care team; it resumes if they join it again).
     var status: String
 
     init(_ consent: Consent, granted: UInt64, to entry: ReplicaStore.DirectoryEntry?, now: Int64, inTeam: Bool) {
@@ -235,7 +238,7 @@ struct ConsentJSON: Encodable {
     static func status(_ consent: Consent, now: Int64, inTeam: Bool) -> String {
         if let revoked = consent.revokedMillis, revoked <= now { return "revoked" }
         if let expires = consent.expiresMillis, expires <= now { return "expired" }
-        return inTeam ? "active" : "ended"
+        return inTeam ? "active" : "on-hold"
     }
 }
 

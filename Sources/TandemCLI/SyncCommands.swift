@@ -68,14 +68,16 @@ struct SyncCommand: AsyncParsableCommand {
         if watch { return try await watchForever(home, store) }
         // A progress line on a terminal for long syncs; scripts get the summary or JSON only.
         let bar = ProgressBar(enabled: !json && ProgressBar().enabled)
-        let inForce = try consentsInForce(store)
-        let report = try await home.withSyncLock {
+        let (report, onHold) = try await home.withSyncLock {
             defer { bar.finish() }
-            return try await Syncer(store: store, allowInsecure: allowInsecure).sync { bar.update($0) }
+            // Inside the lock: a `sync --watch` of this home tells of what it applied itself.
+            let inForce = try consentsInForce(store)
+            let report = try await Syncer(store: store, allowInsecure: allowInsecure).sync { bar.update($0) }
+            return (report, try endedConsentsNotice(before: inForce, store))
         }
         if json { return try printJSON(report) }
         print(Self.summary(report))
-        for line in try endedConsentsNotice(before: inForce, store) { print(line) }
+        for line in onHold { print(line) }
     }
 
     /// A sync in the words a person uses: entries and notes, not fields.

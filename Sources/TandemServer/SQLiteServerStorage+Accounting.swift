@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 public import TandemCore
+public import TandemProtocol
 
 extension SQLiteServerStorage {
     public func account<T: Sendable>(_ body: @escaping @Sendable (any AccountingWrites) throws -> T) async throws -> T {

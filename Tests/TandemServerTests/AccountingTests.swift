@@ -71,6 +71,7 @@ struct AccountingTests {
             #expect(!entry.records.isEmpty && entry.records == entry.records.sorted())
         }
         #expect(center.server.storage.brokenChains(disclosed).isEmpty)
+        #expect(Disclosure.firstBreak(in: Array(disclosed.dropFirst()))?.sequence == 2, "a chain starts at entry 1")
 
         // Caught up: nothing delivered, nothing recorded.
         try await center.sync(center.mentor, center.mentor)

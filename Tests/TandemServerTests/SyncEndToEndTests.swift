@@ -268,15 +268,15 @@ struct SyncEndToEndTests {
         print("consent e2e: revoke to purge on a watching device took \(took)")
         await watch.stop()
 
-        // Unassigning the mentor ends the patient's consent to them: the patient's next sync says so.
+        // Unassigning the mentor puts the patient's consent to them on hold: the patient's next sync says so.
         let third = try await phone.run(["consent", "grant", "--to", "Mia", "--scope", "metrics", "--yes"])
-        #expect(!(try await phone.run(["sync"])).contains("ended"), "a grant's own sync tells of no ending")
+        #expect(!(try await phone.run(["sync"])).contains("on hold"), "a grant's own sync tells of nothing on hold")
         let unassigned = try await TandemExecutable.run(["admin", "unassign", "--mentor", "Mia", "--patient", "Sam", "--db", center.db])
         #expect(unassigned.status == 0, "\(unassigned.combined)")
         let told = try await phone.run(["sync"])
         let id = String(try #require(third.split(separator: "\n").first { $0.count == 32 }).prefix(8))
-        #expect(told.contains("Your consent \(id) to Mia (mentor) ended: they are no longer in your care team"), "\(told)")
-        #expect(!(try await phone.run(["sync"])).contains("ended"), "told once")
-        #expect(try await phone.run(["consent", "list"]).contains("ended (left your care team)"))
+        #expect(told.contains("Your consent \(id) to Mia (mentor) is on hold: they are no longer in your care team"), "\(told)")
+        #expect(!(try await phone.run(["sync"])).contains("on hold"), "told once")
+        #expect(try await phone.run(["consent", "list"]).contains("on hold (left your care team)"))
     }
 }

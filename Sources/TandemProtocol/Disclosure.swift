@@ -1,0 +1,94 @@
+import Crypto
+public import TandemCore
+
+/// One delivery of someone's records to another member: who received which records, on
+/// which device, through which scope, under which consent, when; and its link in the
+/// chain of the member whose records they are.
+public struct Disclosure: Sendable, Equatable {
+    /// Whose records: the patient whose journal was read, or the mentor whose note was.
+    public var subject: MemberID
+    /// Its place in the subject's chain: 1, 2, 3…
+    public var sequence: Int64
+    /// When the server recorded it, before sending the page (ms since 1970, server clock).
+    public var atMillis: Int64
+    public var recipient: MemberID
+    /// The recipient's device (nil: a device-less caller).
+    public var device: RecordID?
+    /// The projection the records went through: `metrics`, `journal`, `shared-note`.
+    public var scope: String
+    /// The consent under which they went (nil: none needed, as for a note its author
+    /// shared or a supervisor's read of a supervised mentor's notes).
+    public var consent: RecordID?
+    /// The records delivered, in id order; each at most once per entry.
+    public var records: [RecordID]
+    /// The previous entry's hash (32 zero bytes before the first).
+    public var previous: [UInt8]
+    /// SHA-256 of `previous` followed by the entry's canonical bytes.
+    public var hash: [UInt8]
+
+    public init(
+        subject: MemberID, sequence: Int64, atMillis: Int64, recipient: MemberID, device: RecordID?, scope: String,
+        consent: RecordID?, records: [RecordID], previous: [UInt8], hash: [UInt8]
+    ) {
+        self.subject = subject
+        self.sequence = sequence
+        self.atMillis = atMillis
+        self.recipient = recipient
+        self.device = device
+        self.scope = scope
+        self.consent = consent
+        self.records = records
+        self.previous = previous
+        self.hash = hash
+    }
+
+    /// What the hash covers, in a fixed layout: a version tag, then every field (ids as
+    /// 16 bytes, an optional id as a presence byte 0 or 1 and then its 16 bytes if
+    /// present, integers as 8 bytes big-endian, the scope and the records length-prefixed).
+    public var canonicalBytes: [UInt8] {
+        var bytes = Array("tandem-disclosure-1".utf8)
+        func integer(_ value: Int64) { for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> Int64(shift))) } }
+        bytes += subject.bytes
+        integer(sequence)
+        integer(atMillis)
+        bytes += recipient.bytes
+        func optional(_ id: RecordID?) {
+            bytes.append(id == nil ? 0 : 1)
+            if let id { bytes += id.bytes }
+        }
+        optional(device)
+        let scope = Array(self.scope.utf8)
+        integer(Int64(scope.count))
+        bytes += scope
+        optional(consent)
+        integer(Int64(records.count))
+        for record in records { bytes += record.bytes }
+        return bytes
+    }
+
+    /// The hash of an entry with these fields after `previous`.
+    public static func chainHash(previous: [UInt8], _ canonicalBytes: [UInt8]) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data: previous)
+        hasher.update(data: canonicalBytes)
+        return Array(hasher.finalize())
+    }
+
+    /// The `previous` of a chain's first entry.
+    public static let genesis = [UInt8](repeating: 0, count: 32)
+
+    /// The first entry of a subject's chain, in sequence order, that does not follow from
+    /// the one before it (the first from the chain's start: sequence 1 after `genesis`):
+    /// edited, removed, reordered or inserted. nil: the chain holds. (Removing a chain's
+    /// last entries, or all of it, leaves nothing here to notice: the heads a patient's
+    /// devices saw are what tell.)
+    public static func firstBreak(in chain: [Disclosure]) -> Disclosure? {
+        var expected: (sequence: Int64, hash: [UInt8]) = (0, genesis)
+        for entry in chain {
+            if entry.sequence != expected.sequence + 1 || entry.previous != expected.hash { return entry }
+            guard Disclosure.chainHash(previous: entry.previous, entry.canonicalBytes) == entry.hash else { return entry }
+            expected = (entry.sequence, entry.hash)
+        }
+        return nil
+    }
+}
