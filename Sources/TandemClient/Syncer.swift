@@ -38,6 +38,11 @@ public struct Syncer: Sendable {
         /// Request and answer bodies, as they crossed the network.
         public var bytesSent: Int = 0
         public var bytesReceived: Int = 0
+        /// Entries of the member's own accounting of disclosures received (who was sent
+        /// their records), and where the server's chain stopped following from the entries
+        /// this device holds, if it did.
+        public var disclosuresReceived: Int = 0
+        public var accountingBrokenAt: Int64? = nil
     }
 
     /// How far a sync is, for a progress display: reported after every batch sent and
@@ -90,6 +95,45 @@ public struct Syncer: Sendable {
     }
 
     /// This member's devices, and the id of the one this home is (the server says which).
+    /// The member's whole accounting of disclosures as the server holds it now, from its
+    /// first entry (what `tandem audit verify` checks against the device's copy).
+    public func serverAccounting() async throws -> [DisclosureEntry] {
+        guard let binding = try store.binding() else { throw SyncError.notEnrolled }
+        let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
+        var entries: [DisclosureEntry] = []
+        while true {
+            let answer: AuditResponse = try await transport.get("/v1/audit?after=\(entries.last?.sequence ?? 0)", token: binding.token)
+            entries += answer.entries
+            guard answer.more, !answer.entries.isEmpty else { return entries }
+        }
+    }
+
+    /// What `verifyAccounting` found: how many entries the server's chain holds, the first
+    /// entry that breaks it or differs from what this device received (nil: none), and
+    /// the last head this device was shown that still holds before that.
+    public struct AccountingCheck: Sendable {
+        public var entries: Int
+        public var brokenAt: Int64?
+        public var confirmed: (head: AccountingHead, seenMillis: UInt64)?
+    }
+
+    /// Checks the server's accounting of disclosures now against itself (each entry follows
+    /// from the one before, from the chain's start) and against every entry and head this
+    /// device received: an entry edited, removed or reordered since is found.
+    public func verifyAccounting() async throws -> AccountingCheck {
+        guard let member = try store.binding()?.member else { throw SyncError.notEnrolled }
+        let server = try await serverAccounting()
+        let chain = server.compactMap { $0.disclosure(of: member) }
+        var brokenAt: Int64? = chain.count == server.count
+            ? Disclosure.firstBreak(in: chain)?.sequence : (server.first { $0.disclosure(of: member) == nil }?.sequence ?? 1)
+        let bySequence = Dictionary(server.map { ($0.sequence, $0.hash) }, uniquingKeysWith: { first, _ in first })
+        for entry in try store.disclosureEntries() where bySequence[entry.sequence] != entry.hash { brokenAt = min(brokenAt ?? .max, entry.sequence) }
+        let heads = try store.accountingHeads()
+        for (head, _) in heads where bySequence[head.sequence] != head.hash { brokenAt = min(brokenAt ?? .max, head.sequence) }
+        let confirmed = heads.filter { bySequence[$0.head.sequence] == $0.head.hash && $0.head.sequence < (brokenAt ?? .max) }.last
+        return AccountingCheck(entries: server.count, brokenAt: brokenAt, confirmed: confirmed)
+    }
+
     public func devicesMarkingThisOne() async throws -> (devices: [DeviceInfo], current: String?) {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
@@ -268,6 +312,7 @@ public struct Syncer: Sendable {
         // so the server's work and the device's overlap; the store saves each page's cursors
         // with its merge, so an interruption anywhere resumes from what was applied.
         var fetched = 0
+        var accounting: AccountingHead? = nil
         var next = fetchPage(transport, token: binding.token, cursors: try store.cursors(), limit: Self.pageLimit(fetched))
         defer { next.cancel() }
         while true {
@@ -305,6 +350,7 @@ public struct Syncer: Sendable {
             if let directory = answer.directory, let digest = answer.directoryDigest {
                 try store.replaceDirectory(try directory.map(Self.directoryEntry), digest: digest)
             }
+            if let head = answer.accounting { accounting = head }
             let result = try store.applyPulled(
                 page.pages, active: active, until: until, mark: answer.mark.flatMap(ChangeKey.timestamp), serverTimeMillis: answer.serverTime,
                 localMillis: wallClock.nowMillis())
@@ -318,12 +364,32 @@ public struct Syncer: Sendable {
             progress?(done)
             if !answer.more { break }
         }
+        if let accounting { try await fetchAccounting(to: accounting, transport, token: binding.token, &report) }
         if let overQuota { throw overQuota }
         try store.recordSync(nowMillis: wallClock.nowMillis())
         report.waiting = try store.outboxCount()
         report.recordsSent = try Self.byCollection(sentRecords, store)
         report.recordsReceived = try Self.byCollection(receivedRecords, store)
         return report
+    }
+
+    /// Keeps the head of the member's accounting of disclosures that the pull showed and,
+    /// when it is past what the device holds, fetches the entries up to it (PROTOCOL.md
+    /// §9.16), each checked against the one before.
+    private func fetchAccounting(to head: AccountingHead, _ transport: HTTPTransport, token: String, _ report: inout Report) async throws {
+        try store.noteAccountingHead(head, seenMillis: wallClock.nowMillis())
+        var tail = try store.accountingTail().sequence
+        while tail < head.sequence {
+            let answer: AuditResponse = try await transport.get("/v1/audit?after=\(tail)", token: token)
+            if let broken = try store.appendDisclosures(answer.entries) {
+                report.accountingBrokenAt = broken
+                return
+            }
+            report.disclosuresReceived += answer.entries.count
+            let last = try store.accountingTail().sequence
+            guard answer.more, last > tail else { break }
+            tail = last
+        }
     }
 
     static func directoryEntry(_ member: DirectoryMember) throws -> ReplicaStore.DirectoryEntry {

@@ -92,3 +92,106 @@ public struct Disclosure: Sendable, Equatable {
         return nil
     }
 }
+
+/// The head of a member's chain of disclosures, as a pull answer carries it: the last
+/// entry's sequence number and hash (hex). A device keeps every head it is shown, so that
+/// an entry removed or rewritten later on the server no longer matches (PROTOCOL.md §9.16).
+public struct AccountingHead: Codable, Sendable, Equatable {
+    public var sequence: Int64
+    public var hash: String
+
+    public init(sequence: Int64, hash: String) {
+        self.sequence = sequence
+        self.hash = hash
+    }
+}
+
+/// One entry of the caller's own chain, as `GET /v1/audit` answers it: the hashed fields,
+/// and for display the recipient's name and role and their device's name (not hashed).
+public struct DisclosureEntry: Codable, Sendable, Equatable {
+    public var sequence: Int64
+    public var at: Int64
+    public var recipient: String
+    public var recipientName: String?
+    public var recipientRole: String?
+    public var device: String?
+    public var deviceName: String?
+    public var scope: String
+    public var consent: String?
+    public var records: [String]
+    public var previous: String
+    public var hash: String
+
+    public init(_ entry: Disclosure, recipientName: String?, recipientRole: String?, deviceName: String?) {
+        sequence = entry.sequence
+        at = entry.atMillis
+        recipient = entry.recipient.hex
+        self.recipientName = recipientName
+        self.recipientRole = recipientRole
+        device = entry.device?.hex
+        self.deviceName = deviceName
+        scope = entry.scope
+        consent = entry.consent?.hex
+        records = entry.records.map(\.hex)
+        previous = hexString(entry.previous)
+        hash = hexString(entry.hash)
+    }
+
+    /// The entry as its chain holds it, of `subject`'s chain; nil when a field is malformed.
+    public func disclosure(of subject: MemberID) -> Disclosure? {
+        guard let recipient = try? MemberID(hex: recipient), let previous = Self.bytes(previous), let hash = Self.bytes(hash),
+              previous.count == 32, hash.count == 32, scope.utf8.count <= 64, records.count <= 100_000 else { return nil }
+        var ids: [RecordID] = []
+        for record in records {
+            guard let id = try? RecordID(hex: record) else { return nil }
+            ids.append(id)
+        }
+        var device: RecordID? = nil
+        if let text = self.device {
+            guard let id = try? RecordID(hex: text) else { return nil }
+            device = id
+        }
+        var consent: RecordID? = nil
+        if let text = self.consent {
+            guard let id = try? RecordID(hex: text) else { return nil }
+            consent = id
+        }
+        return Disclosure(
+            subject: subject, sequence: sequence, atMillis: at, recipient: recipient, device: device, scope: scope, consent: consent,
+            records: ids, previous: previous, hash: hash)
+    }
+
+    /// The bytes of lowercase hexadecimal digits (nil: anything else).
+    public static func bytes(_ hex: String) -> [UInt8]? {
+        let utf8 = Array(hex.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: utf8.count, by: 2) {
+            guard let high = Self.nibble(utf8[index]), let low = Self.nibble(utf8[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
+    }
+
+    static func nibble(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+}
+
+/// `GET /v1/audit?after=N`: the caller's own chain after entry N, in order.
+public struct AuditResponse: Codable, Sendable {
+    public var entries: [DisclosureEntry]
+    /// More entries follow: ask again after the last one.
+    public var more: Bool
+    public var serverTime: UInt64
+
+    public init(entries: [DisclosureEntry], more: Bool, serverTime: UInt64) {
+        self.entries = entries
+        self.more = more
+        self.serverTime = serverTime
+    }
+}

@@ -164,6 +164,8 @@ public struct PullResponse: Codable, Sendable {
     /// request named another digest (PROTOCOL.md §7.2).
     public var directoryDigest: String?
     public var directory: [DirectoryMember]?
+    /// The head of the caller's own chain of disclosures, when it has entries (§9.16).
+    public var accounting: AccountingHead?
 
     public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [PullPage], mark: String? = nil, serverTime: UInt64) {
         self.epoch = epoch
@@ -214,6 +216,8 @@ public enum BinaryPull {
         /// As in `PullResponse`.
         public var directoryDigest: String?
         public var directory: [DirectoryMember]?
+        /// As in `PullResponse`.
+        public var accounting: AccountingHead?
 
         /// Whether any subscription has another page.
         public var more: Bool { pages.contains(where: \.more) }

@@ -44,7 +44,9 @@ enum PullRules {
         let directory = try store.names(of: try Directory.members(for: principal, grants: grants, in: store))
             .map { DirectoryMember(member: $0.key.hex, name: $0.value.name, role: $0.value.role.rawValue) }
             .sorted { ($0.name, $0.member) < ($1.name, $1.member) }
-        return PullSnapshot(grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, directory: directory)
+        let accounting = try store.accountingHead(of: principal.member).map { AccountingHead(sequence: $0.sequence, hash: hexString($0.hash)) }
+        return PullSnapshot(
+            grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, directory: directory, accounting: accounting)
     }
 
     /// One page of a grant's channel after `sequence`, keeping only what the grant carries:

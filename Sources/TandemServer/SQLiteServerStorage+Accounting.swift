@@ -29,6 +29,26 @@ extension SQLiteServerStorage {
     }
 }
 
+extension SQLiteTransaction {
+    func accountingHead(of subject: MemberID) throws -> (sequence: Int64, hash: [UInt8])? {
+        try chainHeads(of: [subject])[subject]
+    }
+
+    func disclosures(of subject: MemberID, after sequence: Int64, limit: Int) throws -> [Disclosure] {
+        try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM disclosure WHERE subject = ? AND seq > ? ORDER BY seq LIMIT ?"),
+            arguments: [Data(subject.bytes), sequence, limit]
+        ).map(SQLiteServerStorage.disclosure)
+    }
+
+    func deviceNames(of devices: Set<RecordID>) throws -> [RecordID: String] {
+        var names: [RecordID: String] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT name FROM device WHERE id = ?")
+        for device in devices { names[device] = try String.fetchOne(statement, arguments: [Data(device.bytes)]) }
+        return names
+    }
+}
+
 extension SQLiteTransaction: AccountingWrites {
     func chainHeads(of subjects: Set<MemberID>) throws -> [MemberID: (sequence: Int64, hash: [UInt8])] {
         var heads: [MemberID: (sequence: Int64, hash: [UInt8])] = [:]

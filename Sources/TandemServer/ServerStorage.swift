@@ -170,6 +170,8 @@ public struct PullSnapshot: Sendable {
     public var pages: [ChannelPage]
     /// The names and roles of the members the caller deals with (`Directory`), by name.
     public var directory: [DirectoryMember] = []
+    /// The head of the caller's own chain of disclosures (nil: no entries).
+    public var accounting: AccountingHead? = nil
 }
 
 /// One page of a channel's changes, in sequence order.

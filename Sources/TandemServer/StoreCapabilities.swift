@@ -1,4 +1,5 @@
 public import TandemCore
+public import TandemProtocol
 
 // What the sync rules need of a store, and all they may do to it: small capabilities a
 // store implements over its own SQL, the way GRDB separates `DatabaseReader` from
@@ -163,4 +164,10 @@ public protocol PullReads {
     func held(of record: RecordID, in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow]
     /// The highest sequence number among one record's held changes (0: none).
     func recordHead(_ record: RecordID) throws -> Int64
+    /// The last entry of a member's chain of disclosures (nil: none yet).
+    func accountingHead(of subject: MemberID) throws -> (sequence: Int64, hash: [UInt8])?
+    /// At most `limit` entries of a member's chain after `sequence`, in order.
+    func disclosures(of subject: MemberID, after sequence: Int64, limit: Int) throws -> [Disclosure]
+    /// The name of each device among `devices` that exists.
+    func deviceNames(of devices: Set<RecordID>) throws -> [RecordID: String]
 }

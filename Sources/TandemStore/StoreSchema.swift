@@ -136,6 +136,14 @@ enum StoreSchema {
                 CREATE TABLE directory_digest (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), digest TEXT NOT NULL);
                 """)
         }
+        // The member's own accounting of disclosures, as the server answered it (each entry
+        // checked against the one before), and every head of that chain a pull showed.
+        migrator.registerMigration("v10-disclosures") { db in
+            try db.execute(sql: """
+                CREATE TABLE disclosure (sequence INTEGER PRIMARY KEY, entry TEXT NOT NULL);
+                CREATE TABLE disclosure_head (sequence INTEGER NOT NULL, hash TEXT NOT NULL, seen INTEGER NOT NULL, PRIMARY KEY (sequence, hash)) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

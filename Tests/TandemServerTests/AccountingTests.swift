@@ -138,9 +138,24 @@ struct AccountingTests {
             try db.execute(sql: "UPDATE disclosure SET recipient = ? WHERE seq = 2", arguments: [Data(center.mia.bytes)])
         }
         #expect(try await audit().status == 0)
+        // The patient's device has received the chain and its head. The last entry cut:
+        // the server's own check cannot tell, the patient's device can.
+        let synced = try await Syncer(store: center.patient).sync()
+        #expect(synced.disclosuresReceived == count && synced.accountingBrokenAt == nil)
+        #expect(try await Syncer(store: center.patient).verifyAccounting().brokenAt == nil)
+        try await queue.write { db in
+            try db.execute(sql: "CREATE TABLE saved AS SELECT * FROM disclosure WHERE seq = ?; DELETE FROM disclosure WHERE seq = ?", arguments: [count, count])
+        }
+        #expect(try await audit().status == 0, "nothing on the server tells of a cut end")
+        let check = try await Syncer(store: center.patient).verifyAccounting()
+        #expect(check.brokenAt == Int64(count) && check.confirmed?.head.sequence == nil, "the device saw a head at entry \(count)")
+        try await queue.write { db in try db.execute(sql: "INSERT INTO disclosure SELECT * FROM saved; DROP TABLE saved") }
+        #expect(try await Syncer(store: center.patient).verifyAccounting().brokenAt == nil)
         try await queue.write { db in try db.execute(sql: "DELETE FROM disclosure WHERE seq = 2") }
         broken = try await audit()
         #expect(broken.status == 1 && broken.stderr.contains("broken at entry 3"), "\(broken.combined)")
+        let removed = try await Syncer(store: center.patient).verifyAccounting()
+        #expect(removed.brokenAt == 2 && removed.confirmed == nil)
         try queue.close()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import TandemCore
 import TandemServer
 import TandemStore
@@ -233,6 +234,22 @@ struct SyncEndToEndTests {
         let patients = try JSONDecoder().decode(PatientsListing.self, from: Data(try await mentor.run(["patients", "--json"]).utf8))
         #expect(patients.patients.map(\.name) == ["Sam"] && patients.patients.first?.scope == "journal" && !patients.notice.isEmpty)
         #expect(try Self.homeHolds(mentor.home, planted))
+        // The patient's accounting: the next sync brings who received what, in plain words.
+        try await phone.run(["sync"])
+        let audit = try await phone.run(["audit"])
+        #expect(audit.contains("Mia (mentor) received 1 entry, the whole journal, on ") && audit.contains("under your consent of"), "\(audit)")
+        #expect(audit.contains("on 'mentor'"), "the recipient's device, by its name: \(audit)")
+        #expect(!audit.contains(planted))
+        #expect(try await phone.run(["audit", "verify"]).contains("The server's accounting holds: 1 entry"))
+        // An administrator rewrites who received it: the patient's device notices.
+        let queue = try DatabaseQueue(path: center.db)
+        try await queue.write { db in try db.execute(sql: "UPDATE disclosure SET at = at + 1 WHERE seq = 1") }
+        let tampered = try await TandemExecutable.run(["audit", "verify"], home: phone.home)
+        #expect(tampered.status == 1 && tampered.stdout.contains("entry 1 was edited, removed or reordered"), "\(tampered.combined)")
+        try await queue.write { db in try db.execute(sql: "UPDATE disclosure SET at = at - 1 WHERE seq = 1") }
+        try queue.close()
+        #expect(try await phone.run(["audit", "verify"]).contains("holds"))
+
         // What the patient shared is theirs: the mentor's CLI refuses to change it.
         let edit = try await TandemExecutable.run(["journal", "edit", entry, "--mood", "9"], home: mentor.home)
         #expect(edit.status != 0 && edit.stderr.contains("only they can change it"), "\(edit.combined)")
