@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import TandemClient
 import TandemCore
+import TandemProtocol
 import TandemServer
 import TandemStore
 import TandemTestSupport
@@ -78,6 +79,60 @@ struct CrashTests {
         #expect(Set(state.records.keys).isSuperset(of: records))
         #expect(state.records.count == records.count, "every entry once")
         #expect(try store.canonicalDump() == state.canonicalDump())
+        await server.stop()
+    }
+
+    /// kill -9 of the server while a mentor's new device reads a patient's journal under
+    /// consent, page after page: every record the device received is in an entry of the
+    /// patient's accounting (recorded before its page was sent), never less.
+    @Test func serverKilledDuringADisclosingPull_leavesAnEntryForEveryRecordDelivered() async throws {
+        let dir = try TemporaryDirectory("tandem-crash-accounting")
+        let db = dir.path("center.sqlite")
+        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
+        var server = try await LiveServer(dbPath: db)
+        let port = server.port
+        func enroll(_ name: String, _ role: Role) async throws -> ReplicaStore {
+            let code = try await TandemExecutable.run(["admin", "invite", "--db", db, "--role", role.rawValue, "--name", name]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: role, wallMillis: SystemWallClock().nowMillis())
+            _ = try await Syncer.enroll(store: store, server: server.url, code: code, deviceName: name, role: nil, allowInsecure: false)
+            return store
+        }
+        let patient = try await enroll("Sam", .patient)
+        var mentor = try await enroll("Mia", .mentor)
+        _ = try await TandemExecutable.run(["admin", "assign", "--mentor", "Mia", "--patient", "Sam", "--db", db])
+        let sam = try #require(try patient.binding()?.member)
+        let mia = try #require(try mentor.binding()?.member)
+        // Enough history for several pages (2,000 changes, then 4,000, …).
+        for index in 0..<700 { _ = try patient.write(try entry(index % 11), to: nil, clock: SystemWallClock()) }
+        _ = try patient.write(
+            ConsentEdit.grant(patient: sam, recipient: mia, scope: .journal, expiresMillis: nil, purpose: nil), to: nil, clock: SystemWallClock())
+        _ = try await Syncer(store: patient).sync()
+
+        var generator = SeededGenerator(seed: 43)
+        for round in 0..<3 {
+            // A new device of the mentor each round reads the journal from zero.
+            let code = try await Syncer(store: mentor).link().code
+            let device = try ReplicaStore.create(at: dir.path("mia-\(round).sqlite"), name: "mia-\(round)", role: .mentor, wallMillis: SystemWallClock().nowMillis())
+            _ = try await Syncer.enroll(store: device, server: server.url, code: code, deviceName: "mia-\(round)", role: nil, allowInsecure: false)
+            let sync = Task { try? await Syncer(store: device).sync() }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 5...150, using: &generator)))
+            await server.kill9()
+            _ = await sync.value
+            let received = Set(try device.state().records.keys)
+            let disclosed = Set(try await SQLiteServerStorage(path: db).disclosures(of: sam).filter { $0.recipient == mia }.flatMap(\.records))
+            let undisclosed = received.subtracting(disclosed).count
+            #expect(undisclosed == 0, "round \(round): \(undisclosed) of \(received.count) record(s) delivered without an entry")
+            server = try await LiveServer(dbPath: db, port: port)
+            _ = try await Syncer(store: device).sync()
+            let all = Set(try await SQLiteServerStorage(path: db).disclosures(of: sam).filter { $0.recipient == mia }.flatMap(\.records))
+            let after = Set(try device.state().records.keys)
+            #expect(after.subtracting(all).isEmpty && after.count == 700, "every entry received, each in an entry of the accounting")
+            mentor = device
+        }
+        let storage = try SQLiteServerStorage(path: db)
+        let check = try await storage.disclosures(of: sam)
+        #expect(storage.brokenChains(check).isEmpty, "the chain holds across the kills")
         await server.stop()
     }
 
