@@ -82,7 +82,7 @@ struct AuditCommand: AsyncParsableCommand {
             return order.map { group in
                 let entry = sample[group]!
                 let count = records[group]?.count ?? 0
-                let who = entry.recipientName.map { "\(terminalSafe($0)) (\(entry.recipientRole ?? "member"))" } ?? "member \(entry.recipient.prefix(8))"
+                let who = entry.recipientName.map { "\(terminalSafe($0)) (\(entry.recipientRole.flatMap(Role.init(rawValue:))?.rawValue ?? "member"))" } ?? "member \(entry.recipient.prefix(8))"
                 let scope = switch group.scope {
                 case "metrics": ", metrics only"
                 case "journal": ", the whole journal"

@@ -51,7 +51,7 @@ struct SyncCommand: AsyncParsableCommand {
     )
 
     @Flag(help: ArgumentHelp(
-        "Print JSON (docs/cli.md): {pushed, replayed, pulled, changedLocally, waiting, quarantined, restamped, purged, repushed, recordsSent, recordsReceived, bytesSent, bytesReceived}; counts are of changes (fields), recordsSent/recordsReceived of records by collection."))
+        "Print JSON (docs/cli.md): {pushed, replayed, pulled, changedLocally, waiting, quarantined, restamped, purged, repushed, recordsSent, recordsReceived, bytesSent, bytesReceived, disclosuresReceived, accountingBrokenAt?, accountingFailed?}; counts are of changes (fields), recordsSent/recordsReceived of records by collection."))
     var json = false
 
     @Flag(help: "Stay connected: sync whenever the server has news or this home is written to, until interrupted.")
@@ -78,6 +78,9 @@ struct SyncCommand: AsyncParsableCommand {
         if json { return try printJSON(report) }
         print(Self.summary(report))
         for line in onHold { print(line) }
+        if let broken = report.accountingBrokenAt {
+            print("The server's accounting of who received your records no longer follows from what this device holds (entry \(broken)); run tandem audit verify.")
+        }
     }
 
     /// A sync in the words a person uses: entries and notes, not fields.

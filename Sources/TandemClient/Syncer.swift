@@ -43,6 +43,8 @@ public struct Syncer: Sendable {
         /// this device holds, if it did.
         public var disclosuresReceived: Int = 0
         public var accountingBrokenAt: Int64? = nil
+        /// The accounting could not be fetched this time (the data itself synced).
+        public var accountingFailed: Bool? = nil
     }
 
     /// How far a sync is, for a progress display: reported after every batch sent and
@@ -102,7 +104,13 @@ public struct Syncer: Sendable {
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
         var entries: [DisclosureEntry] = []
         while true {
-            let answer: AuditResponse = try await transport.get("/v1/audit?after=\(entries.last?.sequence ?? 0)", token: binding.token)
+            let after = entries.last?.sequence ?? 0
+            let answer: AuditResponse = try await transport.get("/v1/audit?after=\(after)", token: binding.token)
+            // Each page must go on from the last: a server that repeats or skips is refused
+            // rather than followed forever.
+            guard answer.entries.first.map({ $0.sequence == after + 1 }) ?? true, entries.count + answer.entries.count <= 10_000_000 else {
+                throw SyncError.badAnswer("/v1/audit")
+            }
             entries += answer.entries
             guard answer.more, !answer.entries.isEmpty else { return entries }
         }
@@ -240,6 +248,7 @@ public struct Syncer: Sendable {
                     mark: answer.mark, serverTime: answer.serverTime)
                 head.directoryDigest = answer.directoryDigest
                 head.directory = answer.directory
+                head.accounting = answer.accounting
                 deflated = bytes
             }
             var pages: [ReplicaStore.PulledPage] = []
@@ -364,7 +373,11 @@ public struct Syncer: Sendable {
             progress?(done)
             if !answer.more { break }
         }
-        if let accounting { try await fetchAccounting(to: accounting, transport, token: binding.token, &report) }
+        if let accounting {
+            // The data is applied already: the accounting failing to arrive does not fail the
+            // sync; the next one fetches it.
+            do { try await fetchAccounting(to: accounting, transport, token: binding.token, &report) } catch { report.accountingFailed = true }
+        }
         if let overQuota { throw overQuota }
         try store.recordSync(nowMillis: wallClock.nowMillis())
         report.waiting = try store.outboxCount()
@@ -379,6 +392,11 @@ public struct Syncer: Sendable {
     private func fetchAccounting(to head: AccountingHead, _ transport: HTTPTransport, token: String, _ report: inout Report) async throws {
         try store.noteAccountingHead(head, seenMillis: wallClock.nowMillis())
         var tail = try store.accountingTail().sequence
+        // A head behind what this device holds: the server's chain lost entries.
+        if head.sequence < tail {
+            report.accountingBrokenAt = head.sequence + 1
+            return
+        }
         while tail < head.sequence {
             let answer: AuditResponse = try await transport.get("/v1/audit?after=\(tail)", token: token)
             if let broken = try store.appendDisclosures(answer.entries) {

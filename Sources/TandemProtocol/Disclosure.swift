@@ -1,4 +1,3 @@
-import Crypto
 public import TandemCore
 
 /// One delivery of someone's records to another member: who received which records, on
@@ -66,31 +65,8 @@ public struct Disclosure: Sendable, Equatable {
         return bytes
     }
 
-    /// The hash of an entry with these fields after `previous`.
-    public static func chainHash(previous: [UInt8], _ canonicalBytes: [UInt8]) -> [UInt8] {
-        var hasher = SHA256()
-        hasher.update(data: previous)
-        hasher.update(data: canonicalBytes)
-        return Array(hasher.finalize())
-    }
-
     /// The `previous` of a chain's first entry.
     public static let genesis = [UInt8](repeating: 0, count: 32)
-
-    /// The first entry of a subject's chain, in sequence order, that does not follow from
-    /// the one before it (the first from the chain's start: sequence 1 after `genesis`):
-    /// edited, removed, reordered or inserted. nil: the chain holds. (Removing a chain's
-    /// last entries, or all of it, leaves nothing here to notice: the heads a patient's
-    /// devices saw are what tell.)
-    public static func firstBreak(in chain: [Disclosure]) -> Disclosure? {
-        var expected: (sequence: Int64, hash: [UInt8]) = (0, genesis)
-        for entry in chain {
-            if entry.sequence != expected.sequence + 1 || entry.previous != expected.hash { return entry }
-            guard Disclosure.chainHash(previous: entry.previous, entry.canonicalBytes) == entry.hash else { return entry }
-            expected = (entry.sequence, entry.hash)
-        }
-        return nil
-    }
 }
 
 /// The head of a member's chain of disclosures, as a pull answer carries it: the last

@@ -149,6 +149,9 @@ struct AccountingTests {
         #expect(try await audit().status == 0, "nothing on the server tells of a cut end")
         let check = try await Syncer(store: center.patient).verifyAccounting()
         #expect(check.brokenAt == Int64(count) && check.confirmed?.head.sequence == nil, "the device saw a head at entry \(count)")
+        // Its next sync says so too: the head is now behind what it holds.
+        let resynced = try await Syncer(store: center.patient).sync()
+        #expect(resynced.accountingBrokenAt == Int64(count) && resynced.accountingFailed == nil)
         try await queue.write { db in try db.execute(sql: "INSERT INTO disclosure SELECT * FROM saved; DROP TABLE saved") }
         #expect(try await Syncer(store: center.patient).verifyAccounting().brokenAt == nil)
         try await queue.write { db in try db.execute(sql: "DELETE FROM disclosure WHERE seq = 2") }
