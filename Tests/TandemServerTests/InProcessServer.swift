@@ -4,6 +4,7 @@ import TandemCore
 import TandemProtocol
 import TandemStore
 import Logging
+import ServiceLifecycle
 import TandemServer
 import TandemTestSupport
 
@@ -18,6 +19,8 @@ final class InProcessServer: @unchecked Sendable {
     let storage: any CenterStore
     let server: SyncServer
     let task: Task<Void, any Error>
+    /// The service group the application runs in, as `tandem serve` runs it under SIGTERM.
+    private let group: ServiceGroup
 
     init(
         storage: any CenterStore, policy: (any SharingPolicy)? = nil, limits: SyncServer.Limits = .init(),
@@ -31,8 +34,10 @@ final class InProcessServer: @unchecked Sendable {
         self.server = server
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = server.application(host: "127.0.0.1", port: 0, middleware: middleware) { continuation.yield($0) }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        self.group = group
         // On threads of its own, as a server process would be: see `ThreadsExecutor`.
-        task = Task(executorPreference: ThreadsExecutor.servers) { try await app.run() }
+        task = Task(executorPreference: ThreadsExecutor.servers) { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw LiveServerError.didNotStart("no port") }
         self.port = port
@@ -45,6 +50,17 @@ final class InProcessServer: @unchecked Sendable {
             guard let store = storage as? SQLiteServerStorage else { throw LiveServerError.didNotStart("not a SQLite store") }
             return store
         }
+    }
+
+    /// Stops the server as SIGTERM stops `tandem serve` (a graceful shutdown: every connection
+    /// is told to wind down, and closed after the shutdown grace), and returns once it has.
+    ///
+    /// Cancelling the task is not the same: a cancelled server never tells its connections to
+    /// wind down, so a connection that has not sent its first request head yet holds it until
+    /// that head's deadline (a CI run once waited over 20 s).
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await task.result
     }
 
     deinit { task.cancel() }

@@ -97,10 +97,9 @@ struct PowerLossTests {
         // device saw acknowledged.
         for sync in syncs { sync.cancel() }
         for sync in syncs { await sync.value }
-        server.task.cancel()
         // Its requests and timers read the store until the server has stopped: closing the
         // pool under them is a race (ThreadSanitizer saw one).
-        try await within(.seconds(20)) { _ = await server.task.result }
+        try await within(.seconds(20)) { await server.stop() }
 
         // The disk as it is after the cut, read through the default VFS from a copy (this
         // process's dead connections keep their own view of the original).
