@@ -14,7 +14,8 @@ struct AdminCommand: AsyncParsableCommand {
         abstract: "Administer the center's server: run on the server's host, against its store.",
         subcommands: [
             Init.self, Invite.self, Invites.self, RevokeInvite.self, Members.self, Assign.self, Unassign.self, Devices.self,
-            RevokeDevice.self, RevokeMember.self, RotateStaffToken.self, Backup.self, Restore.self, Audit.self,
+            RevokeDevice.self, RevokeMember.self, RotateStaffToken.self, Backup.self, Restore.self, Audit.self, GrantEmergencyAccess.self,
+            Log.self,
         ]
     )
 
@@ -41,6 +42,7 @@ struct AdminCommand: AsyncParsableCommand {
         func run() async throws {
             let storage: any ServerAdministration = try SQLiteServerStorage(path: store.db)
             let (member, token) = try await storage.initialize(staffName: name, nowMillis: SystemWallClock().nowMillis())
+            try await logAction(storage, "init", "created the center; first staff member \(member.hex)")
             print("Created the center in \(store.db). Staff member \(member.hex).")
             print("Token (shown once, keep it secret): \(token)")
         }
@@ -65,6 +67,7 @@ struct AdminCommand: AsyncParsableCommand {
             guard (1...24 * 30).contains(expires) else { throw CLIError.invalidChoice("--expires must be from 1 to 720 hours.") }
             let storage = try store.open()
             let code = try await storage.invite(role: role, name: name, member: nil, nowMillis: SystemWallClock().nowMillis(), validForMillis: UInt64(expires) * 3_600_000)
+            try await logAction(storage, "invite", "a \(role.rawValue) named \(name), valid \(expires) h")
             print(code)
         }
     }
@@ -143,6 +146,7 @@ struct AdminCommand: AsyncParsableCommand {
             let storage = try store.open()
             let (kind, carer, member) = try await assignment.resolve(storage)
             let added = try await storage.assign(kind, carer: carer, member: member, nowMillis: SystemWallClock().nowMillis())
+            if added { try await logAction(storage, "assign", "\(kind.rawValue) \(carer.id.hex) to \(member.id.hex)") }
             let what = kind == .mentor ? "mentor of" : "supervisor of"
             print(added
                 ? "\(terminalSafe(carer.name)) is now \(what) \(terminalSafe(member.name))."
@@ -160,6 +164,7 @@ struct AdminCommand: AsyncParsableCommand {
             let storage = try store.open()
             let (kind, carer, member) = try await assignment.resolve(storage)
             try await storage.unassign(kind, carer: carer, member: member, nowMillis: SystemWallClock().nowMillis())
+            try await logAction(storage, "unassign", "\(kind.rawValue) \(carer.id.hex) from \(member.id.hex)")
             print("\(terminalSafe(carer.name)) is no longer \(kind == .mentor ? "mentor" : "supervisor") of \(terminalSafe(member.name)).")
         }
     }
@@ -195,7 +200,9 @@ struct AdminCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard let device = try? RecordID(hex: id) else { throw CLIError.invalidChoice("A device id is 32 hexadecimal digits.") }
-            try await store.open().revokeDevice(device)
+            let storage = try store.open()
+            try await storage.revokeDevice(device)
+            try await logAction(storage, "revoke-device", "device \(device.hex)")
             print("Revoked device \(device.hex) and voided the codes it issued.")
         }
     }
@@ -230,7 +237,9 @@ struct AdminCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard let code = try? RecordID(hex: id) else { throw CLIError.invalidChoice("A code id is 32 hexadecimal digits (tandem admin invites).") }
-            try await store.open().revokeCode(code)
+            let storage = try store.open()
+            try await storage.revokeCode(code)
+            try await logAction(storage, "revoke-invite", "code \(code.hex)")
             print("Voided code \(code.hex).")
         }
     }
@@ -249,6 +258,7 @@ struct AdminCommand: AsyncParsableCommand {
             let storage = try store.open()
             let id = try await storage.member(named: member).id
             let revoked = try await storage.revokeMember(id)
+            try await logAction(storage, "revoke-member", "member \(id.hex): \(revoked.devices) device(s), \(revoked.tokens) token(s), \(revoked.codes) code(s)")
             print("Revoked member \(id.hex): \(revoked.devices) device(s), \(revoked.tokens) token(s), \(revoked.codes) unused code(s).")
         }
     }
@@ -268,6 +278,7 @@ struct AdminCommand: AsyncParsableCommand {
             var id: MemberID? = nil
             if let member { id = try await storage.member(named: member).id }
             let (staff, token) = try await storage.rotateStaffToken(member: id, nowMillis: SystemWallClock().nowMillis())
+            try await logAction(storage, "rotate-staff-token", "staff member \(staff.hex)")
             print("Revoked the staff token of \(staff.hex); the old one is refused from now on.")
             print("Token (shown once, keep it secret): \(token)")
         }
@@ -282,7 +293,9 @@ struct AdminCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOption
 
         func run() async throws {
-            try await store.open().backup(to: file)
+            let storage = try store.open()
+            try await storage.backup(to: file)
+            try await logAction(storage, "backup", "to \(file)")
             print("Backed up \(store.db) to \(file).")
         }
     }
@@ -298,6 +311,7 @@ struct AdminCommand: AsyncParsableCommand {
 
         func run() async throws {
             try SQLiteServerStorage.restore(backup: file, to: store.db)
+            try await logAction(try store.open(), "restore", "from \(file), with a new epoch")
             print("Restored \(file) into \(store.db) with a new epoch. Start the server; devices catch up on their next sync.")
         }
     }

@@ -86,10 +86,17 @@ struct AuditCommand: AsyncParsableCommand {
                 let scope = switch group.scope {
                 case "metrics": ", metrics only"
                 case "journal": ", the whole journal"
+                case DisclosureScope.emergency: ", the whole journal, under emergency access"
                 default: ""
                 }
                 let device = entry.deviceName.map { " on '\(terminalSafe($0))'" } ?? group.device.map { " on device \($0.prefix(8))" } ?? ""
-                let consent = group.consent.map { id in granted[id].map { ", under your consent of \(day($0))" } ?? ", under consent \(id.prefix(8))" } ?? ""
+                let consent: String
+                if let emergency = entry.emergency, group.scope == DisclosureScope.emergency {
+                    // §2.51: for whom, where, and the nature of the emergency.
+                    consent = ", for \(terminalSafe(emergency.recipient)) at \(terminalSafe(emergency.facility)) (\(terminalSafe(emergency.reason)))"
+                } else {
+                    consent = group.consent.map { id in granted[id].map { ", under your consent of \(day($0))" } ?? ", under consent \(id.prefix(8))" } ?? ""
+                }
                 return "\(who) received \(count) \(count == 1 ? noun.0 : noun.1)\(scope), on \(day(UInt64(max(0, entry.at))))\(device)\(consent)."
             }
         }

@@ -51,7 +51,7 @@ struct SyncCommand: AsyncParsableCommand {
     )
 
     @Flag(help: ArgumentHelp(
-        "Print JSON (docs/cli.md): {pushed, replayed, pulled, changedLocally, waiting, quarantined, restamped, purged, repushed, recordsSent, recordsReceived, bytesSent, bytesReceived, disclosuresReceived, accountingBrokenAt?, accountingFailed?}; counts are of changes (fields), recordsSent/recordsReceived of records by collection."))
+        "Print JSON (docs/cli.md): {pushed, replayed, pulled, changedLocally, waiting, quarantined, restamped, purged, repushed, recordsSent, recordsReceived, bytesSent, bytesReceived, disclosuresReceived, accountingBrokenAt?, accountingFailed?, emergencyReads?}; counts are of changes (fields), recordsSent/recordsReceived of records by collection."))
     var json = false
 
     @Flag(help: "Stay connected: sync whenever the server has news or this home is written to, until interrupted.")
@@ -78,8 +78,25 @@ struct SyncCommand: AsyncParsableCommand {
         if json { return try printJSON(report) }
         print(Self.summary(report))
         for line in onHold { print(line) }
+        for line in Self.emergencyNotices(report) { print(line) }
         if let broken = report.accountingBrokenAt {
             print("The server's accounting of who received your records no longer follows from what this device holds (entry \(broken)); run tandem audit verify.")
+        }
+    }
+
+    /// A line for each read of the member's journal under emergency access that this sync
+    /// learned of (42 CFR §2.51): who read, for whom, where, when and why.
+    static func emergencyNotices(_ report: Syncer.Report) -> [String] {
+        (report.emergencyReads ?? []).map { entry in
+            let who = terminalSafe(entry.emergency?.staffName ?? entry.recipientName ?? "A staff member")
+            let day = isoDay(UInt64(max(0, entry.at)))
+            let count = "\(entry.records.count) entr\(entry.records.count == 1 ? "y" : "ies")"
+            guard let detail = entry.emergency else {
+                return "Your journal was read under emergency access: \(who) (staff) read \(count) on \(day). tandem audit lists it."
+            }
+            return "Your journal was read under emergency access: \(who) (staff) read \(count) on \(day) for "
+                + "\(terminalSafe(detail.recipient)) at \(terminalSafe(detail.facility)); the reason given: \(terminalSafe(detail.reason)). "
+                + "tandem audit lists it."
         }
     }
 
@@ -117,7 +134,10 @@ struct SyncCommand: AsyncParsableCommand {
                 try await home.withSyncLock {
                     let inForce = try consentsInForce(store)
                     let report = try await Syncer(store: store, allowInsecure: allowInsecure).sync(pull: pull)
-                    if !json { for line in try endedConsentsNotice(before: inForce, store) { printLineNow(line) } }
+                    if !json {
+                        for line in try endedConsentsNotice(before: inForce, store) { printLineNow(line) }
+                        for line in Self.emergencyNotices(report) { printLineNow(line) }
+                    }
                     return report
                 }
             },

@@ -45,6 +45,9 @@ public struct Syncer: Sendable {
         public var accountingBrokenAt: Int64? = nil
         /// The accounting could not be fetched this time (the data itself synced).
         public var accountingFailed: Bool? = nil
+        /// Entries received in this sync that record a read of the member's journal under
+        /// emergency access (42 CFR §2.51): the member is told of each (nil: none).
+        public var emergencyReads: [DisclosureEntry]? = nil
     }
 
     /// How far a sync is, for a progress display: reported after every batch sent and
@@ -114,6 +117,16 @@ public struct Syncer: Sendable {
             entries += answer.entries
             guard answer.more, !answer.entries.isEmpty else { return entries }
         }
+    }
+
+    /// A patient's journal, read under the caller's emergency access (a staff member's
+    /// device): nothing of it is kept on this device (PROTOCOL.md §9.17).
+    public func emergencyRead(patient: String) async throws -> EmergencyReadResponse {
+        guard let binding = try store.binding() else { throw SyncError.notEnrolled }
+        let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
+        var query = URLComponents()
+        query.queryItems = [URLQueryItem(name: "patient", value: patient)]
+        return try await transport.get("/v1/emergency/journal?\(query.percentEncodedQuery ?? "")", token: binding.token)
     }
 
     /// What `verifyAccounting` found: how many entries the server's chain holds, the first
@@ -399,11 +412,15 @@ public struct Syncer: Sendable {
         }
         while tail < head.sequence {
             let answer: AuditResponse = try await transport.get("/v1/audit?after=\(tail)", token: token)
-            if let broken = try store.appendDisclosures(answer.entries) {
+            let broken = try store.appendDisclosures(answer.entries)
+            let kept = answer.entries.filter { entry in broken.map { entry.sequence < $0 } ?? true }
+            report.disclosuresReceived += kept.count
+            let emergencies = kept.filter { $0.scope == DisclosureScope.emergency }
+            if !emergencies.isEmpty { report.emergencyReads = (report.emergencyReads ?? []) + emergencies }
+            if let broken {
                 report.accountingBrokenAt = broken
                 return
             }
-            report.disclosuresReceived += answer.entries.count
             let last = try store.accountingTail().sequence
             guard answer.more, last > tail else { break }
             tail = last

@@ -97,8 +97,12 @@ public struct DisclosureEntry: Codable, Sendable, Equatable {
     public var records: [String]
     public var previous: String
     public var hash: String
+    /// For an entry of scope `emergency`: what §2.51 asks to be recorded (not hashed).
+    public var emergency: EmergencyDetail?
 
-    public init(_ entry: Disclosure, recipientName: String?, recipientRole: String?, deviceName: String?) {
+    public init(
+        _ entry: Disclosure, recipientName: String?, recipientRole: String?, deviceName: String?, emergency: EmergencyDetail? = nil
+    ) {
         sequence = entry.sequence
         at = entry.atMillis
         recipient = entry.recipient.hex
@@ -111,6 +115,7 @@ public struct DisclosureEntry: Codable, Sendable, Equatable {
         records = entry.records.map(\.hex)
         previous = hexString(entry.previous)
         hash = hexString(entry.hash)
+        self.emergency = emergency
     }
 
     /// The entry as its chain holds it, of `subject`'s chain; nil when a field is malformed.

@@ -39,6 +39,38 @@ public protocol ServerAdministration: Sendable {
     /// The accounting of disclosures: every entry of one subject's chain (or of every
     /// chain, with nil), each chain in sequence order.
     func disclosures(of subject: MemberID?) async throws -> [Disclosure]
+    /// Keeps a new emergency access (`grantEmergencyAccess` checks it first).
+    func addEmergencyAccess(_ access: EmergencyAccess) async throws
+    /// Ends an emergency access at `atMillis`; false when there is no such access or it had
+    /// ended already.
+    func revokeEmergencyAccess(_ id: RecordID, atMillis: Int64) async throws -> Bool
+    /// Every emergency access ever granted, oldest first.
+    func emergencyAccesses() async throws -> [EmergencyAccess]
+    /// Appends one action to the center's trail of administration (`tandem admin log`).
+    func appendAdminLog(_ entry: AdminLogEntry) async throws
+    /// The trail of administration actions, oldest first.
+    func adminLog() async throws -> [AdminLogEntry]
+}
+
+/// One administration action on the center's store, as `tandem admin log` shows it: who
+/// (the operating-system user on the server's host), on which host, when, and what, in
+/// ids and names only (never health content).
+public struct AdminLogEntry: Sendable, Equatable {
+    public var atMillis: Int64
+    public var actor: String
+    public var host: String
+    /// The command: `invite`, `revoke-device`, `assign`, `emergency-access`, …
+    public var action: String
+    /// What it did, in ids and names.
+    public var detail: String
+
+    public init(atMillis: Int64, actor: String, host: String, action: String, detail: String) {
+        self.atMillis = atMillis
+        self.actor = actor
+        self.host = host
+        self.action = action
+        self.detail = detail
+    }
 }
 
 /// A whole store of a center: what the sync server serves from (`ServerStorage`) and what

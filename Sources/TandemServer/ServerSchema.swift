@@ -235,6 +235,21 @@ enum ServerSchema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v13-emergency-access-and-admin-log") { db in
+            // Emergency access (42 CFR §2.51, `EmergencyAccess.swift`) and the center's trail
+            // of administration actions (`tandem admin log`).
+            try db.execute(sql: """
+                CREATE TABLE emergency_access (
+                    id BLOB PRIMARY KEY, patient BLOB NOT NULL, staff BLOB NOT NULL, recipient TEXT NOT NULL, facility TEXT NOT NULL,
+                    reason TEXT NOT NULL, granted_by TEXT NOT NULL, granted_at INTEGER NOT NULL, expires INTEGER NOT NULL, revoked INTEGER
+                ) WITHOUT ROWID;
+                CREATE INDEX emergency_access_by_staff ON emergency_access (staff);
+                CREATE TABLE admin_log (
+                    id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, host TEXT NOT NULL, action TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 

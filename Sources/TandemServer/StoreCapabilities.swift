@@ -168,6 +168,10 @@ public protocol PullReads {
     func accountingHead(of subject: MemberID) throws -> (sequence: Int64, hash: [UInt8])?
     /// At most `limit` entries of a member's chain after `sequence`, in order.
     func disclosures(of subject: MemberID, after sequence: Int64, limit: Int) throws -> [Disclosure]
+    /// Every emergency access granted to a staff member, active or not.
+    func emergencyAccesses(staff: MemberID) throws -> [EmergencyAccess]
+    /// The emergency accesses among `ids` that exist.
+    func emergencyAccesses(ids: Set<RecordID>) throws -> [RecordID: EmergencyAccess]
     /// The name of each device among `devices` that exists.
     func deviceNames(of devices: Set<RecordID>) throws -> [RecordID: String]
 }

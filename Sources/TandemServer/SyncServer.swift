@@ -116,6 +116,7 @@ public struct SyncServer: Sendable {
     static let routes: [String: [HTTPRequest.Method]] = [
         "/health": [.get], "/metrics": [.get], "/v1/enroll": [.post], "/v1/link": [.post], "/v1/push": [.post],
         "/v1/pull": [.post], "/v1/devices": [.get], "/v1/live": [.get], "/v1/audit": [.get],
+        "/v1/emergency/journal": [.get],
     ]
 
     /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
@@ -140,6 +141,9 @@ public struct SyncServer: Sendable {
         router.post("v1/pull") { request, context in await handle("/v1/pull", request, context) { log in try await pull(request, &log) } }
         router.get("v1/devices") { request, context in await handle("/v1/devices", request, context) { log in try await devices(request, &log) } }
         router.get("v1/audit") { request, context in await handle("/v1/audit", request, context) { log in try await audit(request, &log) } }
+        router.get("v1/emergency/journal") { request, context in
+            await handle("/v1/emergency/journal", request, context) { log in try await emergencyRead(request, &log) }
+        }
         router.get("v1/live") { request, context in await handle("/v1/live", request, context) { log in try await liveRefusal(request, &log) } }
         var hummingbirdLogger = logger
         hummingbirdLogger.logLevel = max(logger.logLevel, .notice)
@@ -224,27 +228,6 @@ public struct SyncServer: Sendable {
         let principal = try await authenticate(request, &log)
         return try json(DevicesResponse(
             devices: try await storage.devices(of: principal.member), device: principal.device?.hex, serverTime: wallClock.nowMillis()))
-    }
-
-    /// The caller's own chain of disclosures after entry `after` (§9.16): who received
-    /// their records, with names for display; nobody reads another member's chain here.
-    func audit(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
-        let principal = try await authenticate(request, &log)
-        let text = request.uri.queryParameters["after"].map(String.init) ?? "0"
-        guard let after = Int64(text), after >= 0 else { throw ServerError.badRequest("after must be a non-negative entry number.") }
-        let limit = 1_000
-        let member = principal.member
-        let (entries, names, devices) = try await storage.read { store in
-            let entries = try store.disclosures(of: member, after: after, limit: limit + 1)
-            return (entries, try store.names(of: Set(entries.map(\.recipient))), try store.deviceNames(of: Set(entries.compactMap(\.device))))
-        }
-        return try json(AuditResponse(
-            entries: entries.prefix(limit).map { entry in
-                DisclosureEntry(
-                    entry, recipientName: names[entry.recipient]?.name, recipientRole: names[entry.recipient]?.role.rawValue,
-                    deviceName: entry.device.flatMap { devices[$0] })
-            },
-            more: entries.count > limit, serverTime: wallClock.nowMillis()))
     }
 
     func push(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {

@@ -1,0 +1,67 @@
+import Foundation
+import TandemCore
+import TandemServer
+import TandemTestSupport
+import Testing
+
+/// The center's own audit trail (issue 14): every `tandem admin` action that changes the
+/// store, or exports the accounting, is recorded with who ran it, on which host, when and
+/// what, and `tandem admin log` shows it. Run as `tandem admin` processes against the
+/// SQLite file (`--db`): the CLI cannot be pointed at another store yet.
+@Suite("Administration log")
+struct AdminLogTests {
+    struct EntryJSON: Decodable {
+        var at: String
+        var actor: String
+        var host: String
+        var action: String
+        var detail: String
+    }
+
+    @Test func everyAdministrationAction_isInTheLog_withWhoWhereAndWhat() async throws {
+        let (dir, server) = try await InProcessServer.center("admin-log", store: .sqlite)
+        defer { withExtendedLifetime(dir) {} }
+        let db = dir.path("center.sqlite")
+        _ = try await server.device(dir, "patient", member: "Sam")
+        _ = try await server.device(dir, "mentor", role: .mentor, member: "Mia")
+        _ = try await server.device(dir, "staff", role: .staff, member: "Dana")
+        func admin(_ arguments: [String], user: String = "dana", sudoUser: String = "") async throws -> TandemExecutable.Result {
+            try await TandemExecutable.run(["admin"] + arguments + ["--db", db], environment: ["USER": user, "SUDO_USER": sudoUser])
+        }
+        func log() async throws -> [EntryJSON] {
+            let listed = try await admin(["log", "--json"])
+            #expect(listed.status == 0, "\(listed.combined)")
+            return try JSONDecoder().decode([EntryJSON].self, from: Data(listed.stdout.utf8))
+        }
+        #expect(try await log().isEmpty)
+
+        let invited = try await admin(["invite", "--role", "patient", "--name", "Noor"])
+        let code = invited.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(invited.status == 0 && !code.isEmpty, "\(invited.combined)")
+        #expect(try await admin(["assign", "--mentor", "Mia", "--patient", "Sam"]).status == 0)
+        let granted = try await admin(
+            ["emergency-access", "--patient", "Sam", "--staff", "Dana", "--recipient", "Dr. Lee", "--facility", "City ED", "--reason", "overdose"],
+            user: "root", sudoUser: "ops")
+        #expect(granted.status == 0, "\(granted.combined)")
+        let access = try #require(try await server.storage.emergencyAccesses().first)
+        #expect(access.grantedBy.hasPrefix("ops (as root through sudo) on "))
+        #expect(try await admin(["emergency-access", "--revoke", access.id.hex]).status == 0)
+        #expect(try await admin(["unassign", "--mentor", "Mia", "--patient", "Sam"]).status == 0)
+        #expect(try await admin(["audit", "--patient", "Sam", "--json"]).status == 0)
+        // Refused actions change nothing, and are not in the log.
+        #expect(try await admin(["emergency-access", "--patient", "Mia", "--staff", "Dana", "--recipient", "x", "--facility", "y", "--reason", "z"]).status != 0)
+        #expect(try await admin(["emergency-access", "--patient", "Sam", "--staff", "Dana"]).status != 0)
+
+        let entries = try await log()
+        #expect(entries.map(\.action) == ["invite", "assign", "emergency-access", "emergency-access-revoke", "unassign", "audit"])
+        #expect(entries.allSatisfy { $0.host == ProcessInfo.processInfo.hostName && !$0.at.isEmpty })
+        #expect(entries.map(\.actor) == ["dana", "dana", "ops (as root through sudo)", "dana", "dana", "dana"])
+        #expect(entries[0].detail.contains("patient") && entries[0].detail.contains("Noor"))
+        #expect(entries[2].detail.contains(access.id.hex))
+        // The log holds no enrollment code and no reason for an emergency (that is the
+        // patient's to read, in their accounting).
+        let text = try await admin(["log"])
+        #expect(text.status == 0 && text.stdout.contains("emergency-access"))
+        #expect(!text.stdout.contains(code) && !text.stdout.contains("overdose"))
+    }
+}
