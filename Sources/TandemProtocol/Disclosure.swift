@@ -120,7 +120,7 @@ public struct DisclosureEntry: Codable, Sendable, Equatable {
 
     /// The entry as its chain holds it, of `subject`'s chain; nil when a field is malformed.
     public func disclosure(of subject: MemberID) -> Disclosure? {
-        guard let recipient = try? MemberID(hex: recipient), let previous = Self.bytes(previous), let hash = Self.bytes(hash),
+        guard let recipient = try? MemberID(hex: recipient), let previous = bytes(hex: previous), let hash = bytes(hex: hash),
               previous.count == 32, hash.count == 32, scope.utf8.count <= 64, records.count <= 100_000 else { return nil }
         var ids: [RecordID] = []
         for record in records {
@@ -140,26 +140,6 @@ public struct DisclosureEntry: Codable, Sendable, Equatable {
         return Disclosure(
             subject: subject, sequence: sequence, atMillis: at, recipient: recipient, device: device, scope: scope, consent: consent,
             records: ids, previous: previous, hash: hash)
-    }
-
-    /// The bytes of lowercase hexadecimal digits (nil: anything else).
-    public static func bytes(_ hex: String) -> [UInt8]? {
-        let utf8 = Array(hex.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: utf8.count, by: 2) {
-            guard let high = Self.nibble(utf8[index]), let low = Self.nibble(utf8[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return bytes
-    }
-
-    static func nibble(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        default: nil
-        }
     }
 }
 

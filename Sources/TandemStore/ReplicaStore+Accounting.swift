@@ -10,7 +10,7 @@ extension ReplicaStore {
         do {
             return try queue.read { db in
                 guard let text = try String.fetchOne(db, sql: "SELECT entry FROM disclosure ORDER BY sequence DESC LIMIT 1"),
-                      let entry = try? JSONDecoder().decode(DisclosureEntry.self, from: Data(text.utf8)), let hash = DisclosureEntry.bytes(entry.hash)
+                      let entry = try? JSONDecoder().decode(DisclosureEntry.self, from: Data(text.utf8)), let hash = bytes(hex: entry.hash)
                 else { return (0, Disclosure.genesis) }
                 return (entry.sequence, hash)
             }

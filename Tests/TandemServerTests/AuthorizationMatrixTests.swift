@@ -239,6 +239,8 @@ struct AuthorizationMatrixTests {
                 #expect(refusedAlike(try await Self.call(server, .GET, "/v1/devices", token: token).status), "\(caller) devices")
                 let link = try await Self.call(server, .POST, "/v1/link", token: token)
                 #expect(refusedAlike(link.status), "\(caller) link: \(link.status) \(String(decoding: link.body, as: UTF8.self))")
+                #expect(refusedAlike(try await Self.call(server, .GET, "/v1/audit?after=0", token: token).status), "\(caller) audit")
+                #expect(refusedAlike(try await Self.call(server, .GET, "/v1/emergency/journal?patient=Sam", token: token).status), "\(caller) emergency")
                 continue
             }
             // Each caller lists their own member's devices only.
@@ -271,6 +273,23 @@ struct AuthorizationMatrixTests {
                 cells += 1
             }
         }
+        // `GET /v1/audit` hands each caller their own chain only: after the reads above, the
+        // entries of Sam's chain (Mia read his journal) and of Mia's (Noa read her notes, Sam
+        // received her shared one) reach nobody else. Nobody holds an emergency access, so
+        // every emergency read is refused (403) whoever asks, Sam about himself included.
+        var entriesSeen = 0
+        for caller in Caller.allCases where Self.refused[caller] == nil {
+            let token = fixture.tokens[caller]
+            let audit = try await Self.call(server, .GET, "/v1/audit?after=0", token: token)
+            let entries = try JSONDecoder().decode(AuditResponse.self, from: audit.body).entries
+            let own = Set(Kind.allCases.filter { fixture.owner[$0] == caller }.compactMap { fixture.records[$0]?.hex })
+            let others = Set(fixture.records.values.map(\.hex)).subtracting(own)
+            #expect(audit.status == 200, "\(caller) audit")
+            for entry in entries { #expect(others.isDisjoint(with: entry.records), "\(caller)'s audit names another member's records: \(entry.records)") }
+            entriesSeen += entries.count
+            #expect(try await Self.call(server, .GET, "/v1/emergency/journal?patient=Sam", token: token).status == 403, "\(caller) emergency read")
+        }
+        #expect(entriesSeen > 0, "the reads above were recorded, and their owners see them")
         #expect(cells == Caller.allCases.count * Kind.allCases.count, "every cell is exercised")
         // The table covers every reading caller.
         #expect(Set(Self.sees.keys).union(Self.refused.keys) == Set(Caller.allCases))

@@ -47,19 +47,8 @@ public struct Identifier<Kind: IdentifierKind>: Hashable, Comparable, Sendable, 
     ///
     /// - Throws: `TandemCoreError.invalidIdentifier` for anything else.
     public init(hex: String) throws(TandemCoreError) {
-        let utf8 = Array(hex.utf8)
-        guard utf8.count == 32 else { throw .invalidIdentifier(kind: Kind.name) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16)
-        var index = 0
-        while index < 32 {
-            guard let hi = hexValue(utf8[index]), let lo = hexValue(utf8[index + 1]) else {
-                throw .invalidIdentifier(kind: Kind.name)
-            }
-            bytes.append(hi << 4 | lo)
-            index += 2
-        }
-        try self.init(bytes: bytes)
+        guard hex.utf8.count == 32, let digits = TandemCore.bytes(hex: hex) else { throw .invalidIdentifier(kind: Kind.name) }
+        try self.init(bytes: digits)
     }
 
     /// A new id from the system's secure random source.
@@ -127,6 +116,24 @@ func hexValue(_ byte: UInt8) -> UInt8? {
     case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
     default: nil
     }
+}
+
+/// The bytes that hexadecimal digits spell, two digits a byte (nil: an odd count, or
+/// anything but a digit).
+///
+/// ```swift
+/// bytes(hex: "00ff") == [0, 255]
+/// ```
+public func bytes(hex: String) -> [UInt8]? {
+    let utf8 = Array(hex.utf8)
+    guard utf8.count % 2 == 0 else { return nil }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(utf8.count / 2)
+    for index in stride(from: 0, to: utf8.count, by: 2) {
+        guard let high = hexValue(utf8[index]), let low = hexValue(utf8[index + 1]) else { return nil }
+        bytes.append(high << 4 | low)
+    }
+    return bytes
 }
 
 /// Lowercase hexadecimal digits of `bytes`.
