@@ -253,7 +253,8 @@ struct TeamCommand: ParsableCommand {
     @OptionGroup var home: HomeOptions
 
     struct MemberJSON: Encodable {
-        var id: String
+        /// Nil only in `tandem export` from a home not enrolled yet (no member id).
+        var id: String?
         var name: String
         var role: String
     }
