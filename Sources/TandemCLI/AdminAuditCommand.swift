@@ -36,7 +36,7 @@ extension AdminCommand {
             let entries = try await storage.disclosures(of: subject)
             try await logAction(storage, "audit", "exported the accounting of \(subject.map { "member \($0.hex)" } ?? "every member")\(verify ? ", verified" : "")")
             let names = Dictionary(try await storage.members().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-            let broken = verify ? storage.brokenChains(entries) : [:]
+            let broken = verify ? try await storage.brokenChains(entries) : [:]
             func who(_ id: MemberID) -> String { names[id].map { "\(terminalSafe($0.name)) (\($0.role.rawValue))" } ?? "member \(id.hex.prefix(8))" }
             if json {
                 try printJSON(AuditJSON(

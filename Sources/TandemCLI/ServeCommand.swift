@@ -31,6 +31,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The most each member may keep on the server, in MiB; pushes past it get 413.", valueName: "MiB"))
     var memberQuotaMib = 256
 
+    @Option(help: ArgumentHelp(
+        "How long the accounting of disclosures is kept, in years (at least 3, 42 CFR Part 2); older entries are pruned daily.",
+        valueName: "years"))
+    var accountingRetentionYears = 6
+
     func run() async throws {
         // Held while serving: `tandem admin restore` refuses to replace the store meanwhile.
         let serving = try ServingLock(store: db, exclusive: false)
@@ -44,8 +49,13 @@ struct ServeCommand: AsyncParsableCommand {
         limits.failedEnrollTotal = failedEnrollmentsTotal
         guard (1...1 << 20).contains(memberQuotaMib) else { throw ValidationError("--member-quota-mib must be from 1 to 1048576.") }
         limits.memberQuotaBytes = Int64(memberQuotaMib) << 20
+        guard (3...100).contains(accountingRetentionYears) else {
+            throw ValidationError("--accounting-retention-years must be from 3 to 100 (42 CFR Part 2 asks for at least 3).")
+        }
         let server = SyncServer(storage: storage, limits: limits)
-        let app = server.application(host: host, port: port) { port in
+        let pruner = AccountingPruner(
+            store: storage, retentionYears: accountingRetentionYears, wallClock: SyncServer.SystemClock(), logger: server.logger)
+        let app = server.application(host: host, port: port, services: [pruner]) { port in
             // Written straight to the file descriptor, so a parent reading a pipe sees it now.
             let line = "Tandem server listening on http://\(host):\(port) (store: \(storage.path))\n"
             _ = line.withCString { write(STDOUT_FILENO, $0, strlen($0)) }

@@ -99,23 +99,26 @@ public struct Syncer: Sendable {
         try await devicesMarkingThisOne().devices
     }
 
-    /// This member's devices, and the id of the one this home is (the server says which).
     /// The member's whole accounting of disclosures as the server holds it now, from its
-    /// first entry (what `tandem audit verify` checks against the device's copy).
-    public func serverAccounting() async throws -> [DisclosureEntry] {
+    /// first entry kept (what `tandem audit verify` checks against the device's copy), and
+    /// where it starts when it was pruned, with the server's time.
+    public func serverAccounting() async throws -> (start: ChainStart?, entries: [DisclosureEntry], serverTime: UInt64) {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
         var entries: [DisclosureEntry] = []
+        var start: ChainStart? = nil
         while true {
             let after = entries.last?.sequence ?? 0
             let answer: AuditResponse = try await transport.get("/v1/audit?after=\(after)", token: binding.token)
-            // Each page must go on from the last: a server that repeats or skips is refused
-            // rather than followed forever.
-            guard answer.entries.first.map({ $0.sequence == after + 1 }) ?? true, entries.count + answer.entries.count <= 10_000_000 else {
+            if entries.isEmpty, let first = answer.start { start = first }
+            // Each page must go on from the last (the first from the chain's start): a server
+            // that repeats or skips is refused rather than followed forever.
+            let from = entries.last?.sequence ?? start?.sequence ?? 0
+            guard answer.entries.first.map({ $0.sequence == from + 1 }) ?? true, entries.count + answer.entries.count <= 10_000_000 else {
                 throw SyncError.badAnswer("/v1/audit")
             }
             entries += answer.entries
-            guard answer.more, !answer.entries.isEmpty else { return entries }
+            guard answer.more, !answer.entries.isEmpty else { return (start, entries, answer.serverTime) }
         }
     }
 
@@ -143,14 +146,27 @@ public struct Syncer: Sendable {
     /// device received: an entry edited, removed or reordered since is found.
     public func verifyAccounting() async throws -> AccountingCheck {
         guard let member = try store.binding()?.member else { throw SyncError.notEnrolled }
-        let server = try await serverAccounting()
+        let (start, server, serverTime) = try await serverAccounting()
         let chain = server.compactMap { $0.disclosure(of: member) }
+        let from = start.flatMap { start in bytes(hex: start.hash).map { (start.sequence, $0) } }
         var brokenAt: Int64? = chain.count == server.count
-            ? Disclosure.firstBreak(in: chain)?.sequence : (server.first { $0.disclosure(of: member) == nil }?.sequence ?? 1)
-        let bySequence = Dictionary(server.map { ($0.sequence, $0.hash) }, uniquingKeysWith: { first, _ in first })
-        for entry in try store.disclosureEntries() where bySequence[entry.sequence] != entry.hash { brokenAt = min(brokenAt ?? .max, entry.sequence) }
+            ? Disclosure.firstBreak(in: chain, from: from)?.sequence : (server.first { $0.disclosure(of: member) == nil }?.sequence ?? 1)
+        // A start younger than the shortest retention, or unreadable, is entries removed.
+        if let start, from == nil || !start.isOldEnough(atServerMillis: Int64(clamping: serverTime)) {
+            brokenAt = min(brokenAt ?? .max, max(1, start.sequence))
+        }
+        var bySequence = Dictionary(server.map { ($0.sequence, $0.hash) }, uniquingKeysWith: { first, _ in first })
+        if let start { bySequence[start.sequence] = start.hash }
+        // What the device saw before the chain's start was pruned since: only the start's
+        // own entry is left to compare.
+        let pruned = { (sequence: Int64) in sequence < (start?.sequence ?? 0) }
+        for entry in try store.disclosureEntries() where !pruned(entry.sequence) && bySequence[entry.sequence] != entry.hash {
+            brokenAt = min(brokenAt ?? .max, entry.sequence)
+        }
         let heads = try store.accountingHeads()
-        for (head, _) in heads where bySequence[head.sequence] != head.hash { brokenAt = min(brokenAt ?? .max, head.sequence) }
+        for (head, _) in heads where head.sequence > 0 && !pruned(head.sequence) && bySequence[head.sequence] != head.hash {
+            brokenAt = min(brokenAt ?? .max, head.sequence)
+        }
         let confirmed = heads.filter { bySequence[$0.head.sequence] == $0.head.hash && $0.head.sequence < (brokenAt ?? .max) }.last
         return AccountingCheck(entries: server.count, brokenAt: brokenAt, confirmed: confirmed)
     }
@@ -412,7 +428,17 @@ public struct Syncer: Sendable {
         }
         while tail < head.sequence {
             let answer: AuditResponse = try await transport.get("/v1/audit?after=\(tail)", token: token)
-            let broken = try store.appendDisclosures(answer.entries)
+            // Entries pruned on the server before this device fetched them: it goes on from the
+            // chain's start, if the server kept them the shortest retention at least.
+            var start: (sequence: Int64, hash: [UInt8])? = nil
+            if let first = answer.start, first.sequence > tail {
+                guard first.isOldEnough(atServerMillis: Int64(clamping: answer.serverTime)), let hash = bytes(hex: first.hash) else {
+                    report.accountingBrokenAt = tail + 1
+                    return
+                }
+                start = (first.sequence, hash)
+            }
+            let broken = try store.appendDisclosures(answer.entries, from: start)
             let kept = answer.entries.filter { entry in broken.map { entry.sequence < $0 } ?? true }
             report.disclosuresReceived += kept.count
             let emergencies = kept.filter { $0.scope == DisclosureScope.emergency }

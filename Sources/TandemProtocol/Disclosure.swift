@@ -143,16 +143,45 @@ public struct DisclosureEntry: Codable, Sendable, Equatable {
     }
 }
 
+/// Where a pruned chain starts now: its last pruned entry's sequence number, hash and time
+/// (PROTOCOL.md §9.16). The first entry kept follows from it, so the chain stays verifiable
+/// from the oldest entry kept; entries are pruned only once older than the retention period.
+public struct ChainStart: Codable, Sendable, Equatable {
+    public var sequence: Int64
+    public var hash: String
+    /// When the last pruned entry was recorded (ms since 1970, server clock).
+    public var at: Int64
+
+    public init(sequence: Int64, hash: String, at: Int64) {
+        self.sequence = sequence
+        self.hash = hash
+        self.at = at
+    }
+
+    /// The shortest retention the accounting allows (42 CFR Part 2's window): 3 years, in
+    /// ms. A chain that starts later than this before the server's time was cut short.
+    public static let minimumRetentionMillis: Int64 = 3 * 365 * 86_400_000
+
+    /// Whether pruning through this start keeps `minimumRetentionMillis` at `serverMillis`.
+    public func isOldEnough(atServerMillis serverMillis: Int64) -> Bool {
+        at <= serverMillis - Self.minimumRetentionMillis
+    }
+}
+
 /// `GET /v1/audit?after=N`: the caller's own chain after entry N, in order.
 public struct AuditResponse: Codable, Sendable {
     public var entries: [DisclosureEntry]
     /// More entries follow: ask again after the last one.
     public var more: Bool
     public var serverTime: UInt64
+    /// Where the chain starts when entries up to or past N were pruned (nil: not pruned,
+    /// or pruned only before N).
+    public var start: ChainStart?
 
-    public init(entries: [DisclosureEntry], more: Bool, serverTime: UInt64) {
+    public init(entries: [DisclosureEntry], more: Bool, serverTime: UInt64, start: ChainStart? = nil) {
         self.entries = entries
         self.more = more
         self.serverTime = serverTime
+        self.start = start
     }
 }

@@ -71,15 +71,31 @@ enum AccountingRules {
 }
 
 extension ServerAdministration {
-    /// Where each subject's chain among `disclosures` first breaks (subjects whose chain
-    /// holds are absent): what `tandem admin audit --verify` reports.
-    public func brokenChains(_ disclosures: [Disclosure]) -> [MemberID: Disclosure] {
+    /// Where each subject's chain among `disclosures` first breaks, each checked from its
+    /// start (`chainStarts`, for a pruned chain): what `tandem admin audit --verify` reports.
+    /// Subjects whose chain holds are absent.
+    public func brokenChains(_ disclosures: [Disclosure]) async throws -> [MemberID: Disclosure] {
+        let starts = try await chainStarts()
         var chains: [MemberID: [Disclosure]] = [:]
         for entry in disclosures { chains[entry.subject, default: []].append(entry) }
         var broken: [MemberID: Disclosure] = [:]
         for (subject, chain) in chains {
-            if let entry = Disclosure.firstBreak(in: chain.sorted { $0.sequence < $1.sequence }) { broken[subject] = entry }
+            let start = starts[subject].flatMap { start in bytes(hex: start.hash).map { (start.sequence, $0) } }
+            if let entry = Disclosure.firstBreak(in: chain.sorted { $0.sequence < $1.sequence }, from: start) { broken[subject] = entry }
         }
         return broken
+    }
+
+    /// Prunes the accounting to `retentionYears` before `nowMillis`: each chain's entries
+    /// recorded earlier go, and the chain stays verifiable from the oldest entry kept.
+    /// Returns how many entries went.
+    /// - Throws: `ServerError.badRequest` for a retention under 3 years (Part 2's window).
+    @discardableResult
+    public func pruneAccounting(retentionYears: Int, nowMillis: Int64) async throws -> Int {
+        let retention = Int64(retentionYears) * 365 * 86_400_000
+        guard retention >= ChainStart.minimumRetentionMillis, retentionYears <= 100 else {
+            throw ServerError.badRequest("The accounting's retention is 3 to 100 years (42 CFR Part 2 asks for at least 3).")
+        }
+        return try await pruneDisclosures(recordedBefore: nowMillis - retention)
     }
 }

@@ -17,6 +17,40 @@ extension SQLiteServerStorage {
         }
     }
 
+    public func chainStarts() async throws -> [MemberID: ChainStart] {
+        try await pool.read { db in
+            var starts: [MemberID: ChainStart] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM disclosure_start") {
+                starts[try MemberID(bytes: row["subject"] as Data)] = Self.chainStart(row)
+            }
+            return starts
+        }
+    }
+
+    public func pruneDisclosures(recordedBefore cutoff: Int64) async throws -> Int {
+        try await pool.write { db in
+            var pruned = 0
+            for subject in try Data.fetchAll(db, sql: "SELECT DISTINCT subject FROM disclosure WHERE at < ?", arguments: [cutoff]) {
+                // The chain's oldest entries, up to the first one recorded at or after the cutoff.
+                let kept = try Int64.fetchOne(db, sql: "SELECT min(seq) FROM disclosure WHERE subject = ? AND at >= ?", arguments: [subject, cutoff])
+                guard let last = try Row.fetchOne(
+                    db, sql: "SELECT seq, hash, at FROM disclosure WHERE subject = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
+                    arguments: [subject, kept ?? .max])
+                else { continue }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO disclosure_start (subject, seq, hash, at) VALUES (?, ?, ?, ?)",
+                    arguments: [subject, last["seq"] as Int64, last["hash"] as Data, last["at"] as Int64])
+                try db.execute(sql: "DELETE FROM disclosure WHERE subject = ? AND seq <= ?", arguments: [subject, last["seq"] as Int64])
+                pruned += db.changesCount
+            }
+            return pruned
+        }
+    }
+
+    static func chainStart(_ row: Row) -> ChainStart {
+        ChainStart(sequence: row["seq"], hash: hexString(row["hash"] as Data), at: row["at"])
+    }
+
     static func disclosure(_ row: Row) throws -> Disclosure {
         let records = Array(row["records"] as Data)
         guard records.count % 16 == 0 else { throw ServerError.unavailable("A disclosure entry's records are damaged.") }
@@ -41,6 +75,11 @@ extension SQLiteTransaction {
         ).map(SQLiteServerStorage.disclosure)
     }
 
+    func chainStart(of subject: MemberID) throws -> ChainStart? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash, at FROM disclosure_start WHERE subject = ?"), arguments: [Data(subject.bytes)])
+            .map(SQLiteServerStorage.chainStart)
+    }
+
     func deviceNames(of devices: Set<RecordID>) throws -> [RecordID: String] {
         var names: [RecordID: String] = [:]
         let statement = try db.cachedStatement(sql: "SELECT name FROM device WHERE id = ?")
@@ -53,8 +92,11 @@ extension SQLiteTransaction: AccountingWrites {
     func chainHeads(of subjects: Set<MemberID>) throws -> [MemberID: (sequence: Int64, hash: [UInt8])] {
         var heads: [MemberID: (sequence: Int64, hash: [UInt8])] = [:]
         let statement = try db.cachedStatement(sql: "SELECT seq, hash FROM disclosure WHERE subject = ? ORDER BY seq DESC LIMIT 1")
+        // A chain pruned to nothing goes on from its start.
+        let start = try db.cachedStatement(sql: "SELECT seq, hash FROM disclosure_start WHERE subject = ?")
         for subject in subjects {
-            guard let row = try Row.fetchOne(statement, arguments: [Data(subject.bytes)]) else { continue }
+            guard let row = try Row.fetchOne(statement, arguments: [Data(subject.bytes)]) ?? Row.fetchOne(start, arguments: [Data(subject.bytes)])
+            else { continue }
             heads[subject] = (row["seq"], Array(row["hash"] as Data))
         }
         return heads

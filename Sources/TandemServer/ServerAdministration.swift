@@ -39,6 +39,12 @@ public protocol ServerAdministration: Sendable {
     /// The accounting of disclosures: every entry of one subject's chain (or of every
     /// chain, with nil), each chain in sequence order.
     func disclosures(of subject: MemberID?) async throws -> [Disclosure]
+    /// Where each pruned chain of disclosures starts now (chains never pruned are absent).
+    func chainStarts() async throws -> [MemberID: ChainStart]
+    /// Prunes each chain's oldest entries recorded before `cutoff` (up to its first entry
+    /// recorded at or after it), keeping the last pruned entry as the chain's start; returns
+    /// how many entries went. `pruneAccounting` decides the cutoff.
+    func pruneDisclosures(recordedBefore cutoff: Int64) async throws -> Int
     /// Keeps a new emergency access (`grantEmergencyAccess` checks it first).
     func addEmergencyAccess(_ access: EmergencyAccess) async throws
     /// Ends an emergency access at `atMillis`; false when there is no such access or it had

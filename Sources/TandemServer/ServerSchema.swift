@@ -250,6 +250,14 @@ enum ServerSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v14-chain-starts") { db in
+            // Where each pruned chain of disclosures starts: its last pruned entry.
+            try db.execute(sql: """
+                CREATE TABLE disclosure_start (
+                    subject BLOB PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL, at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 

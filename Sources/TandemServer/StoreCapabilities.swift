@@ -166,6 +166,8 @@ public protocol PullReads {
     func recordHead(_ record: RecordID) throws -> Int64
     /// The last entry of a member's chain of disclosures (nil: none yet).
     func accountingHead(of subject: MemberID) throws -> (sequence: Int64, hash: [UInt8])?
+    /// Where a member's chain starts once pruned (nil: never pruned).
+    func chainStart(of subject: MemberID) throws -> ChainStart?
     /// At most `limit` entries of a member's chain after `sequence`, in order.
     func disclosures(of subject: MemberID, after sequence: Int64, limit: Int) throws -> [Disclosure]
     /// Every emergency access granted to a staff member, active or not.

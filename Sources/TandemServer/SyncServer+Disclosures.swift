@@ -15,11 +15,13 @@ extension SyncServer {
         guard let after = Int64(text), after >= 0 else { throw ServerError.badRequest("after must be a non-negative entry number.") }
         let limit = 1_000
         let member = principal.member
-        let (entries, names, devices, emergencies) = try await storage.read { store in
-            let entries = try store.disclosures(of: member, after: after, limit: limit + 1)
+        let (start, entries, names, devices, emergencies) = try await storage.read { store in
+            // A pruned chain goes on from its start: entries up to it are gone.
+            let start = try store.chainStart(of: member).flatMap { $0.sequence > after ? $0 : nil }
+            let entries = try store.disclosures(of: member, after: max(after, start?.sequence ?? 0), limit: limit + 1)
             let emergencies = try store.emergencyAccesses(ids: Set(entries.filter { $0.scope == DisclosureScope.emergency }.compactMap(\.consent)))
             let people = Set(entries.map(\.recipient)).union(emergencies.values.map(\.staff))
-            return (entries, try store.names(of: people), try store.deviceNames(of: Set(entries.compactMap(\.device))), emergencies)
+            return (start, entries, try store.names(of: people), try store.deviceNames(of: Set(entries.compactMap(\.device))), emergencies)
         }
         return try json(AuditResponse(
             entries: entries.prefix(limit).map { entry in
@@ -30,7 +32,7 @@ extension SyncServer {
                     deviceName: entry.device.flatMap { devices[$0] },
                     emergency: emergency.map { $0.detail(staffName: names[$0.staff]?.name ?? "") })
             },
-            more: entries.count > limit, serverTime: wallClock.nowMillis()))
+            more: entries.count > limit, serverTime: wallClock.nowMillis(), start: start))
     }
 
     /// `GET /v1/emergency/journal?patient=…`: a patient's journal for the staff member who

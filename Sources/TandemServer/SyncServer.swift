@@ -6,6 +6,7 @@ import HummingbirdWebSocket
 public import Logging
 import NIOCore
 import NIOHTTP1
+public import ServiceLifecycle
 import TandemCompression
 public import TandemCore
 import TandemProtocol
@@ -120,10 +121,11 @@ public struct SyncServer: Sendable {
     ]
 
     /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
-    /// every route (an embedding application's own, or a test's fault injection).
+    /// every route (an embedding application's own, or a test's fault injection); `services`
+    /// run beside the server and stop with it (`AccountingPruner`).
     public func application(
         host: String, port: Int, middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = [],
-        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+        services: [any Service] = [], onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: TandemRequestContext.self)
         router.add(middleware: UnmatchedRoutes(routes: Self.routes, server: self))
@@ -165,6 +167,7 @@ public struct SyncServer: Sendable {
                     limit: TimeAmount(limits.firstRequestHead), shutdownGrace: TimeAmount(limits.shutdownGrace))
             },
             configuration: .init(address: .hostname(host, port: port), serverName: "tandem"),
+            services: services,
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: hummingbirdLogger)
     }

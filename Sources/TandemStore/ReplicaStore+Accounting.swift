@@ -20,11 +20,13 @@ extension ReplicaStore {
     }
 
     /// Appends entries of the member's own chain, in order, each checked against the one
-    /// before (the device's last, for the first). Stops at the first that does not follow
-    /// and returns its sequence number (nil: all appended).
-    public func appendDisclosures(_ entries: [DisclosureEntry]) throws -> Int64? {
+    /// before (the device's last, for the first; or the chain's `start` when the server
+    /// pruned past the device's last). Stops at the first that does not follow and returns
+    /// its sequence number (nil: all appended).
+    public func appendDisclosures(_ entries: [DisclosureEntry], from start: (sequence: Int64, hash: [UInt8])? = nil) throws -> Int64? {
         guard let member = try binding()?.member else { return nil }
         var (sequence, hash) = try accountingTail()
+        if let start, start.sequence > sequence { (sequence, hash) = start }
         var accepted: [(Int64, String)] = []
         var broken: Int64? = nil
         for entry in entries {
