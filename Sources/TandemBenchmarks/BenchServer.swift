@@ -6,7 +6,7 @@ import TandemServer
 
 /// The sync server on `storage`, in this process, on a free loopback port, logging
 /// nothing; cancel the task to stop it.
-func startServer(_ storage: SQLiteServerStorage) async throws -> (port: Int, task: Task<Void, any Error>) {
+func startServer(_ storage: any ServerStorage) async throws -> (port: Int, task: Task<Void, any Error>) {
     let (ports, portSink) = AsyncStream<Int>.makeStream()
     var quiet = Logger(label: "tandem-bench")
     quiet.logLevel = .critical

@@ -37,6 +37,9 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
     @Option(help: "Rounds; their median counts.")
     var rounds = 7
 
+    @Flag(help: "Alternate rounds between the server with its accounting of disclosures and the same server without (UnaccountedStorage), and compare their medians; also the disk bytes per entry.")
+    var compareAccounting = false
+
     func run() async throws {
         let benchFolder = try BenchFolder()
         defer { benchFolder.remove() }
@@ -47,6 +50,8 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
         guard let scope = ConsentScope(rawValue: scope) else { throw BenchError.badInput("--scope is metrics or journal") }
         guard patients >= 1 else { throw BenchError.badInput("--patients is at least 1") }
+        // A patient reading their own records discloses nothing: nothing to compare.
+        guard !compareAccounting || patients > 1 else { throw BenchError.badInput("--compare-accounting needs --patients above 1 (a mentor's reads)") }
         let (member, role, winning) = try await Self.fillHistory(storage, atLeast: changes, patients: patients, days: days, scope: scope)
         let whose = patients == 1 ? "one member" : "\(patients) patients, read by their mentor under \(scope.rawValue) consents"
         print("History: \(winning) winning changes of \(whose), stored in \(format(now() - started, 1)) s; server store \(fileBytes(folder + "/center.sqlite")) bytes (\(format(Double(fileBytes(folder + "/center.sqlite")) / Double(winning), 1)) B per held change).")
@@ -63,9 +68,15 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
 
         let (port, serverTask) = try await startServer(storage)
         defer { serverTask.cancel() }
+        // The same store served without the accounting, for --compare-accounting's odd rounds.
+        let (unaccountedPort, unaccountedTask) = compareAccounting ? try await startServer(UnaccountedStorage(base: storage)) : (port, serverTask)
+        defer { unaccountedTask.cancel() }
 
         var results: [DeviceResult] = []
-        for round in 1...rounds {
+        var unaccounted: [DeviceResult] = []
+        for round in 1...(compareAccounting ? 2 * rounds : rounds) {
+            let accounted = !compareAccounting || round % 2 == 0
+            let port = accounted ? port : unaccountedPort
             let code = try await storage.invite(role: role, name: "Bench", member: member, nowMillis: UInt64(now() * 1000))
             let serverCPU = cpuSeconds()
             let output = try runSelf([
@@ -77,8 +88,8 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
                 throw BenchError.childFailed("device output: \(output)")
             }
             result.serverCPU = serverSeconds
-            print("Round \(round): sync \(format(result.syncSeconds, 3)) s, local apply \(format(result.applySeconds, 3)) s, ratio \(format(result.syncSeconds / result.applySeconds, 2)) (sorted by record: \(format(result.sortedApplySeconds, 3)) s), received \(result.bytesReceived) B (\(format(Double(result.bytesReceived) / Double(result.pulled), 2)) B/change), device CPU \(format(result.deviceCPU, 2)) s, server CPU \(format(serverSeconds, 2)) s")
-            results.append(result)
+            print("Round \(round)\(compareAccounting ? (accounted ? " (accounting on)" : " (accounting off)") : ""): sync \(format(result.syncSeconds, 3)) s, local apply \(format(result.applySeconds, 3)) s, ratio \(format(result.syncSeconds / result.applySeconds, 2)) (sorted by record: \(format(result.sortedApplySeconds, 3)) s), received \(result.bytesReceived) B (\(format(Double(result.bytesReceived) / Double(result.pulled), 2)) B/change), device CPU \(format(result.deviceCPU, 2)) s, server CPU \(format(serverSeconds, 2)) s")
+            if accounted { results.append(result) } else { unaccounted.append(result) }
         }
         guard let last = results.last else { return }
         // This machine's disk makes single rounds move by a third: the median of the rounds
@@ -99,6 +110,21 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
           bytes received       \(last.bytesReceived) (\(format(Double(last.bytesReceived) / Double(last.pulled), 2)) B/change), sent \(last.bytesSent)
           CPU                  device \(format(median(results.map(\.deviceCPU)), 2)) s, server \(format(median(results.map(\.serverCPU)), 2)) s
         """)
+        if compareAccounting, !unaccounted.isEmpty {
+            // What the accounting of disclosures costs: the same store, alternate rounds.
+            let off = median(unaccounted.map(\.syncSeconds))
+            let entries = try await storage.disclosures(of: nil)
+            try storage.backup(to: folder + "/after.sqlite")
+            let disclosureBytes = try await DatabaseQueue(path: folder + "/after.sqlite").read { db in
+                try Int64.fetchOne(db, sql: "SELECT sum(pgsize) FROM dbstat WHERE name = 'disclosure'") ?? 0
+            }
+            let records = entries.reduce(0) { $0 + $1.records.count }
+            print("""
+              accounting off       \(format(off, 3)) s (\(format(unaccounted.map(\.syncSeconds).min()!, 3))), server CPU \(format(median(unaccounted.map(\.serverCPU)), 2)) s
+              accounting cost      \(format((sync / off - 1) * 100, 1)) % of the sync   target ≤ 10 %: \(sync <= off * 1.1 ? "met" : "NOT met")
+              disclosure entries   \(entries.count) from \(rounds) rounds, \(records) records named; \(disclosureBytes) B on disk (compacted): \(format(Double(disclosureBytes) / Double(max(1, entries.count)), 1)) B per entry, \(format(Double(disclosureBytes) / Double(max(1, records)), 1)) B per record named
+            """)
+        }
     }
 
     /// Pushes seeded patients' journals (one device each, enrolled with the workload's

@@ -29,7 +29,9 @@ extension AdminCommand {
         @Option(help: ArgumentHelp("Their facility.", valueName: "name"))
         var facility: String?
 
-        @Option(help: ArgumentHelp("The nature of the emergency.", valueName: "text"))
+        @Option(help: ArgumentHelp(
+            "The nature of the emergency; - reads it from standard input, which keeps it out of the process list, shell history and sudo's log.",
+            valueName: "text"))
         var reason: String?
 
         @Option(help: ArgumentHelp("How long the access lasts (1 to 72 hours).", valueName: "hours"))
@@ -63,13 +65,17 @@ extension AdminCommand {
             if list { return try await printList(storage, now: now) }
             if let revoke {
                 guard let id = try? RecordID(hex: revoke) else { throw CLIError.invalidChoice("An access id is 32 hexadecimal digits (--list shows them).") }
-                guard try await storage.revokeEmergencyAccess(id, atMillis: now) else {
+                guard try await storage.endEmergencyAccess(id, nowMillis: now) else {
                     throw CLIError.invalidChoice("No emergency access \(id.hex) is in force (--list shows them).")
                 }
                 try await logAction(storage, "emergency-access-revoke", "access \(id.hex)")
                 return print("Ended emergency access \(id.hex); reads under it are refused from now on.")
             }
-            guard let patient, let staff, let recipient, let facility, let reason else { return }
+            guard let patient, let staff, let recipient, let facility, var reason else { return }
+            if reason == "-" {
+                // The rule above the store says how long it may be.
+                reason = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            }
             let patientMember = try await storage.member(named: patient)
             let staffMember = try await storage.member(named: staff)
             let grantedBy = "\(AdminActor.current) on \(ProcessInfo.processInfo.hostName)"

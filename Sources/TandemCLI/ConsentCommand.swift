@@ -27,17 +27,33 @@ func personLabel(_ id: MemberID, _ entry: ReplicaStore.DirectoryEntry?) -> Strin
     return "\(terminalSafe(entry.name)) (\(entry.role.rawValue))"
 }
 
+/// Who this device knows to be in its patient's care team: the people its directory names,
+/// once a directory arrived. The one rule `consent list` and the on-hold notice share.
+struct KnownTeam {
+    let directory: [MemberID: ReplicaStore.DirectoryEntry]
+    /// A directory arrived (before one does, nobody is known to have left).
+    let known: Bool
+
+    init(_ store: ReplicaStore) throws {
+        directory = Dictionary(try store.directory().map { ($0.member, $0) }, uniquingKeysWith: { first, _ in first })
+        known = try store.directoryDigest() != nil
+    }
+
+    /// Whether a consent to `member` may be in force: they are in the team, or no directory arrived yet.
+    func includes(_ member: MemberID) -> Bool { !known || directory[member] != nil }
+}
+
 /// The consents this device's patient has in force as far as it knows (neither revoked
 /// nor expired, to someone still in their care team), with the recipient as a person reads
 /// them: compared before and after a sync, the difference is consents an unassignment ended.
 func consentsInForce(_ store: ReplicaStore) throws -> [RecordID: String] {
-    guard store.identity.role == .patient, try store.directoryDigest() != nil else { return [:] }
-    let directory = Dictionary(try store.directory().map { ($0.member, $0) }, uniquingKeysWith: { first, _ in first })
+    let team = try KnownTeam(store)
+    guard store.identity.role == .patient, team.known else { return [:] }
     let now = Int64(SystemWallClock().nowMillis())
     var inForce: [RecordID: String] = [:]
     for (consent, _) in try store.consents() where consent.patient == (try store.binding()?.member) {
-        guard ConsentJSON.status(consent, now: now, inTeam: directory[consent.recipient] != nil) == "active" else { continue }
-        inForce[consent.id] = personLabel(consent.recipient, directory[consent.recipient])
+        guard ConsentJSON.status(consent, now: now, inTeam: team.includes(consent.recipient)) == "active" else { continue }
+        inForce[consent.id] = personLabel(consent.recipient, team.directory[consent.recipient])
     }
     return inForce
 }
@@ -152,10 +168,10 @@ struct ConsentCommand: ParsableCommand {
 
         func run() throws {
             let store = try home.resolved.openStore()
-            let directory = Dictionary(try store.directory().map { ($0.member, $0) }, uniquingKeysWith: { first, _ in first })
             // A recipient who left the care team (unassigned) reads nothing any more.
-            let known = try store.directoryDigest() != nil
-            func inTeam(_ consent: Consent) -> Bool { !known || directory[consent.recipient] != nil }
+            let team = try KnownTeam(store)
+            let directory = team.directory
+            func inTeam(_ consent: Consent) -> Bool { team.includes(consent.recipient) }
             let now = Int64(SystemWallClock().nowMillis())
             let consents = try store.consents()
             if json {

@@ -63,12 +63,12 @@ struct ExportContent {
 
         journal = try store.journal().compactMap { row in try store.record(row.id).flatMap { JournalEntry($0) } }
 
-        let directory = Dictionary(try store.directory().map { ($0.member, $0) }, uniquingKeysWith: { first, _ in first })
         // As `consent list`: a recipient who left the care team reads nothing any more.
-        let directoryKnown = try store.directoryDigest() != nil
+        let team = try KnownTeam(store)
+        let directory = team.directory
         let now = Int64(clamping: nowMillis)
         consents = try store.consents().map { consent, granted in
-            let inTeam = !directoryKnown || directory[consent.recipient] != nil
+            let inTeam = team.includes(consent.recipient)
             return GrantedConsent(
                 consent: consent, grantedMillis: granted, recipient: directory[consent.recipient], inTeam: inTeam,
                 status: ConsentJSON.status(consent, now: now, inTeam: inTeam))

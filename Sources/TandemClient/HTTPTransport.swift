@@ -52,8 +52,7 @@ public struct HTTPTransport: Sendable {
     /// GETs `path` and decodes the JSON answer.
     func get<Answer: Decodable>(_ path: String, token: String) async throws(SyncError) -> Answer {
         let data = try await send(.GET, path, token: token, contentType: nil, body: nil).data
-        // The path alone names the answer: a query may hold a name.
-        do { return try JSONDecoder().decode(Answer.self, from: data) } catch { throw .badAnswer(String(path.prefix { $0 != "?" })) }
+        do { return try JSONDecoder().decode(Answer.self, from: data) } catch { throw .badAnswer(path) }
     }
 
     /// POSTs `body` and returns the answer's bytes, or throws the server's error.

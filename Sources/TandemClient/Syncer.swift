@@ -127,9 +127,7 @@ public struct Syncer: Sendable {
     public func emergencyRead(patient: String) async throws -> EmergencyReadResponse {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
-        var query = URLComponents()
-        query.queryItems = [URLQueryItem(name: "patient", value: patient)]
-        return try await transport.get("/v1/emergency/journal?\(query.percentEncodedQuery ?? "")", token: binding.token)
+        return try await transport.postJSON("/v1/emergency/journal", token: binding.token, EmergencyReadRequest(patient: patient))
     }
 
     /// What `verifyAccounting` found: how many entries the server's chain holds, the first
@@ -148,13 +146,11 @@ public struct Syncer: Sendable {
         guard let member = try store.binding()?.member else { throw SyncError.notEnrolled }
         let (start, server, serverTime) = try await serverAccounting()
         let chain = server.compactMap { $0.disclosure(of: member) }
-        let from = start.flatMap { start in bytes(hex: start.hash).map { (start.sequence, $0) } }
+        let from = start?.link
         var brokenAt: Int64? = chain.count == server.count
             ? Disclosure.firstBreak(in: chain, from: from)?.sequence : (server.first { $0.disclosure(of: member) == nil }?.sequence ?? 1)
-        // A start younger than the shortest retention, or unreadable, is entries removed.
-        if let start, from == nil || !start.isOldEnough(atServerMillis: Int64(clamping: serverTime)) {
-            brokenAt = min(brokenAt ?? .max, max(1, start.sequence))
-        }
+        // A start pruned too early, as far as this device can tell, is entries removed.
+        if let start, let early = try prunedEarly(start, serverTime: serverTime) { brokenAt = min(brokenAt ?? .max, early) }
         var bySequence = Dictionary(server.map { ($0.sequence, $0.hash) }, uniquingKeysWith: { first, _ in first })
         if let start { bySequence[start.sequence] = start.hash }
         // What the device saw before the chain's start was pruned since: only the start's
@@ -415,6 +411,26 @@ public struct Syncer: Sendable {
         return report
     }
 
+    /// Where a server's chain start shows entries pruned before the shortest retention, as far
+    /// as this device can tell (nil: it cannot tell so). The start's own time is the
+    /// server's word; what the device itself holds is not: every entry it holds up to the
+    /// start must be that old at the server's time, its entry at the start must be the
+    /// start, and every head it saw before the start must have been seen that long ago (the
+    /// entries after that head did not exist yet, and the start is one of them).
+    private func prunedEarly(_ start: ChainStart, serverTime: UInt64) throws -> Int64? {
+        guard start.link != nil else { return 1 }
+        let limit = Int64(clamping: serverTime) - ChainStart.minimumRetentionMillis
+        guard start.isOldEnough(atServerMillis: Int64(clamping: serverTime)) else { return start.sequence }
+        for entry in try store.disclosureEntries() where entry.sequence <= start.sequence {
+            if entry.at > limit { return entry.sequence }
+            if entry.sequence == start.sequence, entry.hash != start.hash || entry.at != start.at { return entry.sequence }
+        }
+        for (head, seen) in try store.accountingHeads() where head.sequence > 0 && head.sequence < start.sequence {
+            if Int64(clamping: seen) > limit { return head.sequence + 1 }
+        }
+        return nil
+    }
+
     /// Keeps the head of the member's accounting of disclosures that the pull showed and,
     /// when it is past what the device holds, fetches the entries up to it (PROTOCOL.md
     /// §9.16), each checked against the one before.
@@ -432,11 +448,11 @@ public struct Syncer: Sendable {
             // chain's start, if the server kept them the shortest retention at least.
             var start: (sequence: Int64, hash: [UInt8])? = nil
             if let first = answer.start, first.sequence > tail {
-                guard first.isOldEnough(atServerMillis: Int64(clamping: answer.serverTime)), let hash = bytes(hex: first.hash) else {
-                    report.accountingBrokenAt = tail + 1
+                if let early = try prunedEarly(first, serverTime: answer.serverTime) {
+                    report.accountingBrokenAt = early
                     return
                 }
-                start = (first.sequence, hash)
+                start = first.link
             }
             let broken = try store.appendDisclosures(answer.entries, from: start)
             let kept = answer.entries.filter { entry in broken.map { entry.sequence < $0 } ?? true }

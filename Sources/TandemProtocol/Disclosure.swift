@@ -158,9 +158,20 @@ public struct ChainStart: Codable, Sendable, Equatable {
         self.at = at
     }
 
+    /// A year of retention, in ms: 366 days, so that N such years are never shorter than N
+    /// calendar years.
+    public static let yearMillis: Int64 = 366 * 86_400_000
+
     /// The shortest retention the accounting allows (42 CFR Part 2's window): 3 years, in
     /// ms. A chain that starts later than this before the server's time was cut short.
-    public static let minimumRetentionMillis: Int64 = 3 * 365 * 86_400_000
+    public static let minimumRetentionMillis: Int64 = 3 * yearMillis
+
+    /// The start as the link its chain goes on from (sequence, hash bytes); nil when it is
+    /// malformed: a sequence out of range, or a hash that is not 32 bytes of hex.
+    public var link: (sequence: Int64, hash: [UInt8])? {
+        guard sequence >= 1, sequence < Int64.max / 2, let bytes = bytes(hex: hash), bytes.count == 32 else { return nil }
+        return (sequence, bytes)
+    }
 
     /// Whether pruning through this start keeps `minimumRetentionMillis` at `serverMillis`.
     public func isOldEnough(atServerMillis serverMillis: Int64) -> Bool {
@@ -174,8 +185,8 @@ public struct AuditResponse: Codable, Sendable {
     /// More entries follow: ask again after the last one.
     public var more: Bool
     public var serverTime: UInt64
-    /// Where the chain starts when entries up to or past N were pruned (nil: not pruned,
-    /// or pruned only before N).
+    /// Where the chain starts when it was pruned past entry N (the start's sequence is above
+    /// N); nil otherwise.
     public var start: ChainStart?
 
     public init(entries: [DisclosureEntry], more: Bool, serverTime: UInt64, start: ChainStart? = nil) {

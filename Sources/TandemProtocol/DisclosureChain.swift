@@ -1,5 +1,5 @@
 import Crypto
-public import TandemCore
+import TandemCore
 
 // The chain's hashing (swift-crypto), apart from the wire types in Disclosure.swift: the
 // fuzz build (scripts/fuzz) compiles the parsers without swift-crypto, and they never hash.

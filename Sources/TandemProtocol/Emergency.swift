@@ -58,7 +58,16 @@ public struct EmergencyJournalEntry: Codable, Sendable, Equatable {
     }
 }
 
-/// `GET /v1/emergency/journal?patient=…`: a patient's journal, read under the caller's
+/// `POST /v1/emergency/journal`: whose journal to read under the caller's emergency access.
+/// In the body, not the URL, so that a patient's name never reaches a proxy's access log.
+public struct EmergencyReadRequest: Codable, Sendable {
+    /// The patient's member id, or their name.
+    public var patient: String
+
+    public init(patient: String) { self.patient = patient }
+}
+
+/// `POST /v1/emergency/journal`'s answer: a patient's journal, read under the caller's
 /// emergency access; the read is in the patient's accounting before this is sent.
 public struct EmergencyReadResponse: Codable, Sendable {
     /// The emergency access the read stood on (its id).

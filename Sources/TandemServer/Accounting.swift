@@ -80,8 +80,11 @@ extension ServerAdministration {
         for entry in disclosures { chains[entry.subject, default: []].append(entry) }
         var broken: [MemberID: Disclosure] = [:]
         for (subject, chain) in chains {
-            let start = starts[subject].flatMap { start in bytes(hex: start.hash).map { (start.sequence, $0) } }
-            if let entry = Disclosure.firstBreak(in: chain.sorted { $0.sequence < $1.sequence }, from: start) { broken[subject] = entry }
+            let start = starts[subject]?.link
+            // Entries at or before the start were pruned since they were read (the server prunes
+            // while this runs): the chain is checked from its start.
+            let kept = chain.filter { $0.sequence > (start?.sequence ?? 0) }.sorted { $0.sequence < $1.sequence }
+            if let entry = Disclosure.firstBreak(in: kept, from: start) { broken[subject] = entry }
         }
         return broken
     }
@@ -92,10 +95,9 @@ extension ServerAdministration {
     /// - Throws: `ServerError.badRequest` for a retention under 3 years (Part 2's window).
     @discardableResult
     public func pruneAccounting(retentionYears: Int, nowMillis: Int64) async throws -> Int {
-        let retention = Int64(retentionYears) * 365 * 86_400_000
-        guard retention >= ChainStart.minimumRetentionMillis, retentionYears <= 100 else {
+        guard (3...100).contains(retentionYears) else {
             throw ServerError.badRequest("The accounting's retention is 3 to 100 years (42 CFR Part 2 asks for at least 3).")
         }
-        return try await pruneDisclosures(recordedBefore: nowMillis - retention)
+        return try await pruneDisclosures(recordedBefore: nowMillis - Int64(retentionYears) * ChainStart.yearMillis)
     }
 }

@@ -94,6 +94,15 @@ extension ServerAdministration {
     }
 }
 
+extension ServerAdministration {
+    /// Ends an emergency access now; false when there is no such access in force (unknown,
+    /// expired, or revoked already).
+    public func endEmergencyAccess(_ id: RecordID, nowMillis: Int64) async throws -> Bool {
+        guard let access = try await emergencyAccesses().first(where: { $0.id == id }), access.isActive(atMillis: nowMillis) else { return false }
+        return try await revokeEmergencyAccess(id, atMillis: nowMillis)
+    }
+}
+
 enum EmergencyRules {
     /// The most held changes one emergency read returns: a few years of daily entries.
     static let maxChanges = 200_000
@@ -106,7 +115,10 @@ enum EmergencyRules {
     static func read(
         patient patientText: String, by principal: Principal, nowMillis: Int64, storage: some ServerStorage
     ) async throws -> EmergencyReadResponse {
-        guard principal.role == .staff else { throw ServerError.forbidden("Only a staff member reads under emergency access.") }
+        // From the staff member's own enrolled device: not the device-less staff token.
+        guard principal.role == .staff, principal.device != nil else {
+            throw ServerError.forbidden("Only a staff member's enrolled device reads under emergency access.")
+        }
         let staff = principal.member
         let (access, patientName, entries) = try await storage.read { store -> (EmergencyAccess, String, [JournalEntry]) in
             let accesses = try store.emergencyAccesses(staff: staff).filter { $0.isActive(atMillis: nowMillis) }

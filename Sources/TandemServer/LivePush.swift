@@ -66,8 +66,9 @@ extension SyncServer {
         } catch {
             let refusal = error as? ServerError ?? .unavailable("The server failed; try again later.")
             log["error"] = "\(refusal.code)"
-            await answer(refusal, on: channel)
+            // Counted before it is answered: a client that reads the metrics next sees it.
             record(Self.livePath, status: refusal.status, since: started, log)
+            await answer(refusal, on: channel)
             return .dontUpgrade
         }
     }

@@ -22,8 +22,8 @@ extension SQLiteServerStorage {
     public func revokeEmergencyAccess(_ id: RecordID, atMillis: Int64) async throws -> Bool {
         try await pool.write { db in
             try db.execute(
-                sql: "UPDATE emergency_access SET revoked = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
-                arguments: [atMillis, Data(id.bytes), atMillis])
+                sql: "UPDATE emergency_access SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                arguments: [atMillis, Data(id.bytes)])
             return db.changesCount == 1
         }
     }

@@ -47,8 +47,8 @@ public protocol ServerAdministration: Sendable {
     func pruneDisclosures(recordedBefore cutoff: Int64) async throws -> Int
     /// Keeps a new emergency access (`grantEmergencyAccess` checks it first).
     func addEmergencyAccess(_ access: EmergencyAccess) async throws
-    /// Ends an emergency access at `atMillis`; false when there is no such access or it had
-    /// ended already.
+    /// Marks an emergency access revoked at `atMillis`; false when there is no such access
+    /// or it was revoked already. `endEmergencyAccess` checks it is in force first.
     func revokeEmergencyAccess(_ id: RecordID, atMillis: Int64) async throws -> Bool
     /// Every emergency access ever granted, oldest first.
     func emergencyAccesses() async throws -> [EmergencyAccess]

@@ -35,11 +35,13 @@ extension SyncServer {
             more: entries.count > limit, serverTime: wallClock.nowMillis(), start: start))
     }
 
-    /// `GET /v1/emergency/journal?patient=…`: a patient's journal for the staff member who
-    /// holds an emergency access to it now (§9.17), recorded before it is sent.
+    /// `POST /v1/emergency/journal`: a patient's journal for the staff member who holds an
+    /// emergency access to it now (§9.17), recorded before it is sent.
     func emergencyRead(_ request: Request, _ log: inout Logger.Metadata) async throws -> Response {
         let principal = try await authenticate(request, &log)
-        guard let patient = request.uri.queryParameters["patient"].map(String.init), !patient.isEmpty, patient.utf8.count <= 200 else {
+        let body: EmergencyReadRequest = try await decodeJSON(request, upTo: limits.maxEnrollBytes)
+        let patient = body.patient
+        guard !patient.isEmpty, patient.utf8.count <= 200 else {
             throw ServerError.badRequest("patient must name a patient: a member id or a name, at most 200 bytes.")
         }
         let answer = try await EmergencyRules.read(patient: patient, by: principal, nowMillis: Int64(wallClock.nowMillis()), storage: storage)

@@ -117,7 +117,7 @@ public struct SyncServer: Sendable {
     static let routes: [String: [HTTPRequest.Method]] = [
         "/health": [.get], "/metrics": [.get], "/v1/enroll": [.post], "/v1/link": [.post], "/v1/push": [.post],
         "/v1/pull": [.post], "/v1/devices": [.get], "/v1/live": [.get], "/v1/audit": [.get],
-        "/v1/emergency/journal": [.get],
+        "/v1/emergency/journal": [.post],
     ]
 
     /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
@@ -143,7 +143,7 @@ public struct SyncServer: Sendable {
         router.post("v1/pull") { request, context in await handle("/v1/pull", request, context) { log in try await pull(request, &log) } }
         router.get("v1/devices") { request, context in await handle("/v1/devices", request, context) { log in try await devices(request, &log) } }
         router.get("v1/audit") { request, context in await handle("/v1/audit", request, context) { log in try await audit(request, &log) } }
-        router.get("v1/emergency/journal") { request, context in
+        router.post("v1/emergency/journal") { request, context in
             await handle("/v1/emergency/journal", request, context) { log in try await emergencyRead(request, &log) }
         }
         router.get("v1/live") { request, context in await handle("/v1/live", request, context) { log in try await liveRefusal(request, &log) } }

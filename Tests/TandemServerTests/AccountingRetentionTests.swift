@@ -111,7 +111,61 @@ struct AccountingRetentionTests {
         try await center.read(9)
         let laptop = try await center.server.device(center.dir, "laptop", linkedTo: center.patient)
         let report = try await Syncer(store: laptop).sync()
-        #expect(report.accountingBrokenAt == 1, "entries pruned before 3 years are entries removed")
+        #expect(report.accountingBrokenAt != nil, "entries pruned before 3 years are entries removed")
         #expect(recorded.count >= 3)
+    }
+
+    /// An administrator who cuts recent entries and writes an old time into the chain's
+    /// start: the server's word on that time is not believed over what the device holds.
+    @Test func aForgedOldStart_isFoundByTheDeviceThatHeldTheCutEntries() async throws {
+        let center = try await Center(.sqlite)
+        defer { withExtendedLifetime(center.dir) {} }
+        _ = try await Syncer(store: center.patient).sync()
+        let held = try center.patient.disclosureEntries().count
+        try await center.read(5)
+        try await center.read(6)
+        let chain = try await center.chain()
+        let last = try #require(chain.last)
+        #expect(last.sequence > Int64(held))
+        let sqlite = try center.server.sqlite
+        try await sqlite.pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO disclosure_start (subject, seq, hash, at) VALUES (?, ?, ?, ?)",
+                arguments: [Data(center.sam.bytes), last.sequence, Data(last.hash), 946_684_800_000])
+            try db.execute(sql: "DELETE FROM disclosure WHERE subject = ?", arguments: [Data(center.sam.bytes)])
+        }
+        let report = try await Syncer(store: center.patient).sync()
+        #expect(report.accountingBrokenAt == 1, "the device holds entry 1, recorded seconds ago")
+        #expect(try await Syncer(store: center.patient).verifyAccounting().brokenAt == 1)
+    }
+
+    /// A start in the middle of a chain: entries recorded before the cutoff go, the later
+    /// ones stay and follow from the start; a device behind the start goes on from it.
+    @Test(arguments: ServerStoreKind.allCases)
+    func aStartInTheMiddle_keepsTheLaterEntries(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
+        defer { withExtendedLifetime(center.dir) {} }
+        let admin: any ServerAdministration = center.server.storage
+        let old = try await center.chain()
+        center.clock.advance(byMillis: 4 * Self.year)
+        try await center.read(8)
+        try await center.read(9)
+        let recent = try await center.chain().filter { $0.sequence > old.last?.sequence ?? 0 }
+        #expect(recent.count >= 2)
+        // Three years on, the old entries are past a 6-year retention, the recent ones not.
+        center.clock.advance(byMillis: 3 * Self.year)
+        #expect(try await admin.pruneAccounting(retentionYears: 6, nowMillis: Int64(center.clock.nowMillis())) == old.count)
+        let kept = try await center.chain()
+        #expect(kept.map(\.sequence) == recent.map(\.sequence))
+        #expect(try await admin.chainStarts()[center.sam]?.sequence == old.last?.sequence)
+        #expect(try await admin.brokenChains(kept).isEmpty)
+        // Sam's phone held the old entries: it goes on past the start.
+        let report = try await Syncer(store: center.patient).sync()
+        let phoneTail = try center.patient.disclosureEntries().last?.sequence
+        #expect(report.accountingBrokenAt == nil && phoneTail == kept.last?.sequence)
+        #expect(try await Syncer(store: center.patient).verifyAccounting().brokenAt == nil)
+        let laptop = try await center.server.device(center.dir, "laptop", linkedTo: center.patient)
+        #expect(try await Syncer(store: laptop).sync().disclosuresReceived == recent.count)
+        #expect(try await Syncer(store: laptop).verifyAccounting().brokenAt == nil)
     }
 }

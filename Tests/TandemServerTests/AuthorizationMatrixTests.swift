@@ -201,9 +201,10 @@ struct AuthorizationMatrixTests {
     }
 
     /// `GET /v1/devices` or `POST /v1/link` as `token`: the status and the body.
-    static func call(_ server: InProcessServer, _ method: HTTPMethod, _ path: String, token: String?) async throws -> (status: Int, body: Data) {
+    static func call(_ server: InProcessServer, _ method: HTTPMethod, _ path: String, token: String?, body: String? = nil) async throws -> (status: Int, body: Data) {
         var request = HTTPClientRequest(url: server.url + path)
         request.method = method
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.headers.add(name: WireProtocol.header, value: WireProtocol.version)
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
@@ -240,7 +241,7 @@ struct AuthorizationMatrixTests {
                 let link = try await Self.call(server, .POST, "/v1/link", token: token)
                 #expect(refusedAlike(link.status), "\(caller) link: \(link.status) \(String(decoding: link.body, as: UTF8.self))")
                 #expect(refusedAlike(try await Self.call(server, .GET, "/v1/audit?after=0", token: token).status), "\(caller) audit")
-                #expect(refusedAlike(try await Self.call(server, .GET, "/v1/emergency/journal?patient=Sam", token: token).status), "\(caller) emergency")
+                #expect(refusedAlike(try await Self.call(server, .POST, "/v1/emergency/journal", token: token, body: #"{"patient":"Sam"}"#).status), "\(caller) emergency")
                 continue
             }
             // Each caller lists their own member's devices only.
@@ -287,7 +288,7 @@ struct AuthorizationMatrixTests {
             #expect(audit.status == 200, "\(caller) audit")
             for entry in entries { #expect(others.isDisjoint(with: entry.records), "\(caller)'s audit names another member's records: \(entry.records)") }
             entriesSeen += entries.count
-            #expect(try await Self.call(server, .GET, "/v1/emergency/journal?patient=Sam", token: token).status == 403, "\(caller) emergency read")
+            #expect(try await Self.call(server, .POST, "/v1/emergency/journal", token: token, body: #"{"patient":"Sam"}"#).status == 403, "\(caller) emergency read")
         }
         #expect(entriesSeen > 0, "the reads above were recorded, and their owners see them")
         #expect(cells == Caller.allCases.count * Kind.allCases.count, "every cell is exercised")

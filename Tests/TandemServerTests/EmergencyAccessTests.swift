@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 import TandemClient
 import TandemCore
 import TandemProtocol
@@ -117,6 +120,15 @@ struct EmergencyAccessTests {
         #expect(try await center.readStatus(center.staff, patient: "Nobody") == 403)
         #expect(try await center.readStatus(center.staff, patient: MemberID.random().hex) == 403)
         #expect(try await center.chain().isEmpty)
+        // Dana's device-less staff token (the one `admin init` prints) does not read either:
+        // emergency reads come from her own enrolled device.
+        let (_, token) = try await center.server.storage.rotateStaffToken(member: center.dana.id, nowMillis: center.clock.nowMillis())
+        var request = HTTPClientRequest(url: center.server.url + "/v1/emergency/journal")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.body = .bytes(ByteBuffer(string: #"{"patient":"Sam"}"#))
+        #expect(try await HTTPClient.shared.execute(request, timeout: .seconds(30)).status.code == 403)
+        #expect(try await center.chain().isEmpty)
 
         // In force until its expiry, not a millisecond after.
         center.clock.advance(byMillis: 2 * 3_600_000 - 1)
@@ -128,8 +140,9 @@ struct EmergencyAccessTests {
         // Revoked: refused from then on.
         let second = try await center.grant()
         #expect(try await center.readStatus(center.staff, patient: "Sam") == 200)
-        #expect(try await center.server.storage.revokeEmergencyAccess(second.id, atMillis: Int64(center.clock.nowMillis())))
-        #expect(try await center.server.storage.revokeEmergencyAccess(second.id, atMillis: Int64(center.clock.nowMillis())) == false)
+        #expect(try await center.server.storage.endEmergencyAccess(second.id, nowMillis: Int64(center.clock.nowMillis())))
+        #expect(try await center.server.storage.endEmergencyAccess(second.id, nowMillis: Int64(center.clock.nowMillis())) == false)
+        #expect(try await center.server.storage.endEmergencyAccess(access.id, nowMillis: Int64(center.clock.nowMillis())) == false, "expired already")
         #expect(try await center.readStatus(center.staff, patient: "Sam") == 403)
         #expect(try await center.chain().count == 2)
         let listed = try await center.server.storage.emergencyAccesses()
