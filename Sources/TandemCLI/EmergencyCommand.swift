@@ -44,6 +44,7 @@ struct EmergencyCommand: AsyncParsableCommand {
             }
             let name = terminalSafe(answer.patientName)
             print("Emergency access to \(name)'s journal, until \(isoMillis(UInt64(max(0, answer.expiresAt)))).")
+            if answer.truncated == true { print("The journal is too long to read whole here: only its oldest part is shown.") }
             print("This read is recorded in \(name)'s accounting of disclosures\(answer.disclosure.map { " (entry \($0))" } ?? ""), and \(name) is told of it.")
             if answer.entries.isEmpty {
                 print("No journal entries.")
@@ -51,7 +52,7 @@ struct EmergencyCommand: AsyncParsableCommand {
                 print(table(["ID", "AT", "MOOD", "CRAVING", "SLEPT", "SYMPTOMS"], answer.entries.map { entry in
                     [
                         String(entry.id.prefix(8)), terminalSafe(entry.at ?? ""), entry.mood.map(String.init) ?? "",
-                        entry.craving.map(String.init) ?? "", hours(entry.hoursSlept.map { Int(($0 * 4).rounded()) }),
+                        entry.craving.map(String.init) ?? "", hours(entry.hoursSlept.flatMap { Int(exactly: ($0 * 4).rounded()) }),
                         terminalSafe(entry.symptoms.joined(separator: ", ")),
                     ]
                 }))

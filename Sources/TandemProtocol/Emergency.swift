@@ -80,11 +80,14 @@ public struct EmergencyReadResponse: Codable, Sendable {
     /// The patient's accounting entry this read became.
     public var disclosure: Int64?
     public var serverTime: UInt64
+    /// The journal was too long to read whole: these are its oldest changes' entries only.
+    public var truncated: Bool?
 
     public init(
         access: String, patient: String, patientName: String, expiresAt: Int64, entries: [EmergencyJournalEntry], disclosure: Int64?,
-        serverTime: UInt64
+        serverTime: UInt64, truncated: Bool? = nil
     ) {
+        self.truncated = truncated
         self.access = access
         self.patient = patient
         self.patientName = patientName

@@ -120,7 +120,7 @@ enum EmergencyRules {
             throw ServerError.forbidden("Only a staff member's enrolled device reads under emergency access.")
         }
         let staff = principal.member
-        let (access, patientName, entries) = try await storage.read { store -> (EmergencyAccess, String, [JournalEntry]) in
+        let (access, patientName, entries, truncated) = try await storage.read { store -> (EmergencyAccess, String, [JournalEntry], Bool) in
             let accesses = try store.emergencyAccesses(staff: staff).filter { $0.isActive(atMillis: nowMillis) }
             let names = try store.names(of: Set(accesses.map(\.patient)))
             let id = try? MemberID(hex: patientText)
@@ -136,11 +136,16 @@ enum EmergencyRules {
             var state = ReplicaState()
             var after: Int64 = 0
             var read = 0
+            var truncated = false
             while true {
                 let rows = try store.held(in: access.patient, after: after, limit: 10_000)
                 for row in rows where row.collection == .journal { state.apply(try Change(canonicalBytes: row.change)) }
                 read += rows.count
-                guard let last = rows.last, read < maxChanges else { break }
+                guard let last = rows.last else { break }
+                guard read < maxChanges else {
+                    truncated = true
+                    break
+                }
                 after = last.sequence
             }
             // Oldest first; entries without a time first, each group in id order.
@@ -152,7 +157,7 @@ enum EmergencyRules {
                 }
                 return left.id < right.id
             }
-            return (access, names[access.patient]?.name ?? "", entries)
+            return (access, names[access.patient]?.name ?? "", entries, truncated)
         }
         let delivery = Delivery(
             subject: access.patient, recipient: staff, device: principal.device, scope: DisclosureScope.emergency, consent: access.id,
@@ -160,6 +165,7 @@ enum EmergencyRules {
         let recorded = try await storage.account { writes in try AccountingRules.record([delivery], atMillis: nowMillis, in: writes) }
         return EmergencyReadResponse(
             access: access.id.hex, patient: access.patient.hex, patientName: patientName, expiresAt: access.expiresMillis,
-            entries: entries.map(EmergencyJournalEntry.init), disclosure: recorded.first?.sequence, serverTime: UInt64(nowMillis))
+            entries: entries.map(EmergencyJournalEntry.init), disclosure: recorded.first?.sequence, serverTime: UInt64(nowMillis),
+            truncated: truncated ? true : nil)
     }
 }

@@ -28,23 +28,27 @@ extension SQLiteServerStorage {
     }
 
     public func pruneDisclosures(recordedBefore cutoff: Int64) async throws -> Int {
-        try await pool.write { db in
-            var pruned = 0
-            for subject in try Data.fetchAll(db, sql: "SELECT DISTINCT subject FROM disclosure WHERE at < ?", arguments: [cutoff]) {
+        let subjects = try await pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT DISTINCT subject FROM disclosure WHERE at < ?", arguments: [cutoff])
+        }
+        // One short write transaction per chain: pulls that record wait for one chain at most.
+        var pruned = 0
+        for subject in subjects {
+            pruned += try await pool.write { db in
                 // The chain's oldest entries, up to the first one recorded at or after the cutoff.
                 let kept = try Int64.fetchOne(db, sql: "SELECT min(seq) FROM disclosure WHERE subject = ? AND at >= ?", arguments: [subject, cutoff])
                 guard let last = try Row.fetchOne(
                     db, sql: "SELECT seq, hash, at FROM disclosure WHERE subject = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
                     arguments: [subject, kept ?? .max])
-                else { continue }
+                else { return 0 }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO disclosure_start (subject, seq, hash, at) VALUES (?, ?, ?, ?)",
                     arguments: [subject, last["seq"] as Int64, last["hash"] as Data, last["at"] as Int64])
                 try db.execute(sql: "DELETE FROM disclosure WHERE subject = ? AND seq <= ?", arguments: [subject, last["seq"] as Int64])
-                pruned += db.changesCount
+                return db.changesCount
             }
-            return pruned
         }
+        return pruned
     }
 
     static func chainStart(_ row: Row) -> ChainStart {

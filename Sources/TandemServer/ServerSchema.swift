@@ -256,6 +256,7 @@ enum ServerSchema {
                 CREATE TABLE disclosure_start (
                     subject BLOB PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL, at INTEGER NOT NULL
                 ) WITHOUT ROWID;
+                CREATE INDEX disclosure_by_time ON disclosure (at);
                 """)
         }
         return migrator
