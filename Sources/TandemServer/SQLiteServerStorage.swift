@@ -61,8 +61,10 @@ public final class SQLiteServerStorage: ServerStorage {
         // A store a newer `tandem` migrated is never served by an older one: it would number
         // new changes below devices' cursors (v8 numbers per channel), and they would never
         // be delivered.
-        if try pool.read({ try ServerSchema.migrator.hasBeenSuperseded($0) }) { throw NewerStoreError(path: path) }
-        try ServerSchema.migrator.migrate(pool)
+        try MigrationLock.holding(for: path) {
+            if try pool.read({ try ServerSchema.migrator.hasBeenSuperseded($0) }) { throw NewerStoreError(path: path) }
+            try ServerSchema.migrator.migrate(pool)
+        }
     }
 
     /// Copies the WAL into the database on a connection of its own, every `interval`, so
