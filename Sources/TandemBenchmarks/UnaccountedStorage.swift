@@ -13,6 +13,7 @@ struct UnaccountedStorage: ServerStorage {
     struct Discarding: AccountingWrites {
         func chainHeads(of subjects: Set<MemberID>) throws -> [MemberID: (sequence: Int64, hash: [UInt8])] { [:] }
         func append(_ disclosures: [Disclosure]) throws {}
+        func chainStart(of subject: MemberID) throws -> ChainStart? { nil }
     }
 
     func account<T: Sendable>(_ body: @escaping @Sendable (any AccountingWrites) throws -> T) async throws -> T { try body(Discarding()) }

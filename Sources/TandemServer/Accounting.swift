@@ -35,6 +35,8 @@ public struct Delivery: Sendable, Equatable {
 public protocol AccountingWrites {
     /// The last entry of each subject's chain among `subjects` (those with one).
     func chainHeads(of subjects: Set<MemberID>) throws -> [MemberID: (sequence: Int64, hash: [UInt8])]
+    /// Where a member's chain starts once pruned (nil: never pruned).
+    func chainStart(of subject: MemberID) throws -> ChainStart?
     func append(_ disclosures: [Disclosure]) throws
 }
 
@@ -51,12 +53,18 @@ enum AccountingRules {
         }
     }
 
+    /// Where a chain without entries goes on from: its start once pruned to nothing, else
+    /// the chain's beginning (PROTOCOL.md §9.16).
+    static func emptyChainHead(of subject: MemberID, in store: some AccountingWrites) throws -> (sequence: Int64, hash: [UInt8]) {
+        try store.chainStart(of: subject)?.link ?? (0, Disclosure.genesis)
+    }
+
     /// Places each delivery at the end of its subject's chain and appends them all.
     static func record(_ deliveries: [Delivery], atMillis: Int64, in store: some AccountingWrites) throws -> [Disclosure] {
         var heads = try store.chainHeads(of: Set(deliveries.map(\.subject)))
         var entries: [Disclosure] = []
         for delivery in deliveries {
-            let head = heads[delivery.subject] ?? (0, Disclosure.genesis)
+            let head = try heads[delivery.subject] ?? Self.emptyChainHead(of: delivery.subject, in: store)
             var entry = Disclosure(
                 subject: delivery.subject, sequence: head.sequence + 1, atMillis: atMillis, recipient: delivery.recipient,
                 device: delivery.device, scope: delivery.scope, consent: delivery.consent, records: delivery.records,

@@ -44,7 +44,9 @@ enum PullRules {
         let directory = try store.names(of: try Directory.members(for: principal, grants: grants, in: store))
             .map { DirectoryMember(member: $0.key.hex, name: $0.value.name, role: $0.value.role.rawValue) }
             .sorted { ($0.name, $0.member) < ($1.name, $1.member) }
-        let accounting = try store.accountingHead(of: principal.member).map { AccountingHead(sequence: $0.sequence, hash: hexString($0.hash)) }
+        // A chain pruned to nothing shows its start as its head (§9.16).
+        let accounting = try (store.accountingHead(of: principal.member) ?? store.chainStart(of: principal.member)?.link)
+            .map { AccountingHead(sequence: $0.sequence, hash: hexString($0.hash)) }
         return PullSnapshot(
             grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, directory: directory, accounting: accounting)
     }

@@ -96,11 +96,8 @@ extension SQLiteTransaction: AccountingWrites {
     func chainHeads(of subjects: Set<MemberID>) throws -> [MemberID: (sequence: Int64, hash: [UInt8])] {
         var heads: [MemberID: (sequence: Int64, hash: [UInt8])] = [:]
         let statement = try db.cachedStatement(sql: "SELECT seq, hash FROM disclosure WHERE subject = ? ORDER BY seq DESC LIMIT 1")
-        // A chain pruned to nothing goes on from its start.
-        let start = try db.cachedStatement(sql: "SELECT seq, hash FROM disclosure_start WHERE subject = ?")
         for subject in subjects {
-            guard let row = try Row.fetchOne(statement, arguments: [Data(subject.bytes)]) ?? Row.fetchOne(start, arguments: [Data(subject.bytes)])
-            else { continue }
+            guard let row = try Row.fetchOne(statement, arguments: [Data(subject.bytes)]) else { continue }
             heads[subject] = (row["seq"], Array(row["hash"] as Data))
         }
         return heads

@@ -164,7 +164,7 @@ public protocol PullReads {
     func held(of record: RecordID, in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow]
     /// The highest sequence number among one record's held changes (0: none).
     func recordHead(_ record: RecordID) throws -> Int64
-    /// The last entry of a member's chain of disclosures (nil: none yet).
+    /// The last entry of a member's chain of disclosures (nil: none, yet or since pruning).
     func accountingHead(of subject: MemberID) throws -> (sequence: Int64, hash: [UInt8])?
     /// Where a member's chain starts once pruned (nil: never pruned).
     func chainStart(of subject: MemberID) throws -> ChainStart?
