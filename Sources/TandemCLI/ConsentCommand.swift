@@ -12,7 +12,7 @@ func resolveMember(_ text: String, what: String, in store: ReplicaStore) throws 
     let directory = try store.directory()
     let trimmed = text.trimmingCharacters(in: .whitespaces)
     if let id = try? MemberID(hex: trimmed) { return (id, directory.first { $0.member == id }) }
-    let named = directory.filter { $0.name.lowercased() == trimmed.lowercased() }
+    let named = directory.filter { Member.name($0.name, matches: trimmed) }
     guard named.count == 1, let entry = named.first else {
         throw CLIError.invalidChoice(named.isEmpty
             ? "No one named \(terminalSafe(trimmed)) is in your team; 'tandem team' lists who is (sync first), or give \(what) a member id."

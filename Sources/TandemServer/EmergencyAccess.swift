@@ -125,7 +125,7 @@ enum EmergencyRules {
             let names = try store.names(of: Set(accesses.map(\.patient)))
             let id = try? MemberID(hex: patientText)
             let matching = accesses.filter { access in
-                access.patient == id || names[access.patient]?.name.lowercased() == patientText.lowercased()
+                access.patient == id || names[access.patient].map { Member.name($0.name, matches: patientText) } == true
             }
             guard let access = matching.max(by: { $0.expiresMillis < $1.expiresMillis }) else {
                 throw ServerError.forbidden("You hold no emergency access to that patient now (tandem admin emergency-access grants one).")

@@ -147,7 +147,7 @@ extension ServerAdministration {
     public func member(named text: String) async throws -> Member {
         let members = try await members()
         if let id = try? MemberID(hex: text), let member = members.first(where: { $0.id == id }) { return member }
-        let named = members.filter { $0.name.lowercased() == text.lowercased() }
+        let named = members.filter { Member.name($0.name, matches: text) }
         guard named.count == 1, let member = named.first else {
             throw ServerError.badRequest(named.isEmpty
                 ? "No member has the id or name \(text) (tandem admin members lists them)."

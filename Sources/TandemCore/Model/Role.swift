@@ -14,4 +14,8 @@ public struct Member: Hashable, Sendable {
         self.name = name
         self.role = role
     }
+
+    /// Whether `text` names a member called `name`: the same name, letter case aside. The
+    /// one rule for every `--patient`, `--to`, `--staff` or `MEMBER` given as a name.
+    public static func name(_ name: String, matches text: String) -> Bool { name.lowercased() == text.lowercased() }
 }
