@@ -43,6 +43,7 @@ typedef struct {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *slowPrefix = NULL;  // syncs of files under it take `slowMicros` longer
 static int slowMicros = 0;
+static int keepPowersafe = 0;    // files under `slowPrefix` claim powersafe overwrite
 static Track *tracks = NULL;
 static Dead *deadPrefixes = NULL;
 static sqlite3_vfs *base = NULL;
@@ -166,10 +167,14 @@ static int pcFileControl(sqlite3_file *file, int op, void *arg) {
 static int pcSectorSize(sqlite3_file *file) { PCFile *f = (PCFile *)file; return f->real->pMethods->xSectorSize(f->real); }
 static int pcDeviceCharacteristics(sqlite3_file *file) {
     PCFile *f = (PCFile *)file;
-    // No claims of atomic or safe-append writes: SQLite must sync as on any disk.
-    return f->real->pMethods->xDeviceCharacteristics(f->real)
-        & ~(SQLITE_IOCAP_ATOMIC | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL | SQLITE_IOCAP_POWERSAFE_OVERWRITE
-            | SQLITE_IOCAP_BATCH_ATOMIC);
+    pthread_mutex_lock(&lock);
+    int powersafe = keepPowersafe && f->track && slowPrefix && startsWith(f->track->path, slowPrefix);
+    pthread_mutex_unlock(&lock);
+    // No claims of atomic or safe-append writes: SQLite must sync as on any disk. Without
+    // powersafe overwrite SQLite pads a WAL commit to a sector, writing after its fsync.
+    int cleared = SQLITE_IOCAP_ATOMIC | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL | SQLITE_IOCAP_BATCH_ATOMIC;
+    if (!powersafe) cleared |= SQLITE_IOCAP_POWERSAFE_OVERWRITE;
+    return f->real->pMethods->xDeviceCharacteristics(f->real) & ~cleared;
 }
 static int pcShmMap(sqlite3_file *file, int page, int size, int extend, void volatile **out) {
     PCFile *f = (PCFile *)file; return f->real->pMethods->xShmMap(f->real, page, size, extend, out);
@@ -303,9 +308,14 @@ long long tandem_powercut_cut(const char *prefix) {
 }
 
 void tandem_powercut_slow_syncs(const char *prefix, int micros) {
+    tandem_powercut_slow_syncs_powersafe(prefix, micros, 0);
+}
+
+void tandem_powercut_slow_syncs_powersafe(const char *prefix, int micros, int powersafe) {
     pthread_mutex_lock(&lock);
     free(slowPrefix);
     slowPrefix = prefix ? strdup(prefix) : NULL;
     slowMicros = micros;
+    keepPowersafe = prefix ? powersafe : 0;
     pthread_mutex_unlock(&lock);
 }

@@ -54,7 +54,15 @@ public struct LiveWatch: Sendable {
             }
             // Syncs one at a time; requests that arrive meanwhile collapse into one more sync,
             // which pulls if any of them asked for a pull.
+            // A sync that fails for now is asked for again after 1 s, 2 s … up to 30 s
+            // (unless something else asks sooner): what it was asked to fetch or send is
+            // not forgotten until a sync has done it.
             group.addTask {
+                var retry: Task<Void, Never>? = nil
+                defer { retry?.cancel() }
+                var backoff = Self.firstRetry
+                // What failed syncs were asked and no sync has done since.
+                var owed = Trigger.Request()
                 for await _ in trigger.wakeups {
                     guard let request = trigger.take() else { continue }
                     // A notice about what this device itself pushed (its cursors already
@@ -63,10 +71,22 @@ public struct LiveWatch: Sendable {
                     guard pull || request.push else { continue }
                     do {
                         onEvent(.synced(try await sync(pull)))
+                        backoff = Self.firstRetry
+                        // Every sync pushes; a pull fetches whatever the cursors say.
+                        owed.push = false
+                        if pull { owed = Trigger.Request() }
                     } catch let error as SyncError where !error.isTransient {
                         throw error
                     } catch {
                         onEvent(.syncFailed("\(error)"))
+                        owed.merge(request, pull: pull)
+                        let delay = backoff
+                        backoff = min(backoff * 2, Self.lastRetry)
+                        retry?.cancel()
+                        retry = Task { [owed] in
+                            do { try await Task.sleep(for: delay) } catch { return }
+                            trigger.restore(owed)
+                        }
                     }
                 }
             }
@@ -111,7 +131,13 @@ public struct LiveWatch: Sendable {
                             }
                             if let version { seen.empty(at: version) }
                         }
-                        try? await store.awaitOtherWriters()
+                        do {
+                            try await store.awaitOtherWriters()
+                        } catch {
+                            // Still locked, or unreadable: let a sync find out.
+                            if !Task.isCancelled { trigger.request(pull: false) }
+                            return
+                        }
                         guard !Task.isCancelled else { return }
                         if (try? store.outboxCount()) ?? 1 > 0 { trigger.request(pull: false) }
                     }
@@ -135,6 +161,10 @@ public struct LiveWatch: Sendable {
         noticed.contains { stored[$0.key] != $0.value }
     }
 
+    /// How soon a failed sync is tried again, at first and at most.
+    static let firstRetry: Duration = .seconds(1)
+    static let lastRetry: Duration = .seconds(30)
+
     /// When the outbox is looked at after a write to the home: at once, then ever more
     /// rarely for about 200 ms.
     static let outboxLooks: [Duration] = [0, 0.5, 1, 2, 3, 5, 10, 25, 50, 100].map { .microseconds(Int64($0 * 1000)) }
@@ -157,9 +187,12 @@ public struct LiveWatch: Sendable {
             do {
                 let close = try await WebSocketClient.connect(url: server + "/v1/live", configuration: configuration, logger: logger) { inbound, _, _ in
                     for try await message in inbound.messages(maxSize: 1 << 16) {
-                        guard case .text(let text) = message,
-                              let notice = LiveMessage(frame: text)
-                        else { continue }
+                        guard case .text(let text) = message else { continue }
+                        guard let notice = LiveMessage(frame: text) else {
+                            // A notice this device cannot read still says something changed.
+                            trigger.request(pull: true)
+                            continue
+                        }
                         if !connected.exchange(true, ordering: .relaxed) { onEvent(.connected) }
                         if notice.type == "advanced", let cursors = notice.cursors {
                             trigger.notice(cursors)
@@ -214,6 +247,13 @@ final class Trigger: @unchecked Sendable {
         /// The latest notice's cursor of each subscription it named: pull unless the store's
         /// cursors already are these.
         var noticed: [String: String] = [:]
+
+        /// Adds an older request's asks (`pull` as decided for it); this one's notices win.
+        mutating func merge(_ older: Request, pull: Bool) {
+            self.pull = self.pull || pull
+            push = push || older.push
+            noticed.merge(older.noticed) { mine, _ in mine }
+        }
     }
 
     let wakeups: AsyncStream<Void>
@@ -242,6 +282,16 @@ final class Trigger: @unchecked Sendable {
             var request = pending ?? Request()
             request.noticed.merge(cursors) { _, later in later }
             pending = request
+        }
+        wake.yield()
+    }
+
+    /// Asks again for what failed syncs were asked, merged with whatever was asked since.
+    func restore(_ request: Request) {
+        lock.withLock {
+            var merged = pending ?? Request()
+            merged.merge(request, pull: request.pull)
+            pending = merged
         }
         wake.yield()
     }

@@ -55,11 +55,26 @@ public actor CommitFeed {
 
     private func follow() async {
         var position: Int64? = nil
+        // Subscribers let go before the loop had a position: the commits made until it has
+        // one are announced to them as a reset, so none goes unannounced (PROTOCOL.md §9.12).
+        var releasedUnpositioned = false
         while !Task.isCancelled {
             do {
                 guard let from = position else {
-                    defer { if !positioned { markPositioned(position != nil) } }
-                    position = try await storage.head()
+                    let head: Int64
+                    do {
+                        head = try await storage.head()
+                    } catch {
+                        if !subscribers.isEmpty { releasedUnpositioned = true }
+                        if !positioned { markPositioned(false) }
+                        throw error
+                    }
+                    position = head
+                    if releasedUnpositioned {
+                        releasedUnpositioned = false
+                        for mailbox in subscribers.values { mailbox.post(Commits(head: head, channels: [:], reset: true)) }
+                    }
+                    if !positioned { markPositioned(true) }
                     continue
                 }
                 try await storage.awaitCommit(after: from, timeout: .seconds(1))

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRDB
 import TandemCore
 @testable import TandemServer
@@ -108,5 +109,38 @@ struct CommitFeedTests {
         let cancelled = Task { await CommitMailbox().next() }
         cancelled.cancel()
         #expect(await cancelled.value == nil)
+    }
+
+    /// A store whose first reads of the head fail (unreachable for a moment).
+    final class HeadFailsAtFirst: ForwardingStorage, @unchecked Sendable {
+        let base: any ServerStorage
+        private let failures = Mutex(0)
+        init(base: any ServerStorage, failing: Int) {
+            self.base = base
+            failures.withLock { $0 = failing }
+        }
+        func head() async throws -> Int64 {
+            let fail = failures.withLock { left in
+                defer { left = max(0, left - 1) }
+                return left > 0
+            }
+            if fail { throw ServerError.unavailable("the store is unreachable for a moment") }
+            return try await base.head()
+        }
+    }
+
+    /// A subscriber let go before the feed had its position (the store failed to answer) is
+    /// told of the commits made meanwhile, as a reset, once the feed has one: without it,
+    /// a commit between the device's `hello` pull and the feed's first position went
+    /// unannounced (PROTOCOL.md §9.12).
+    @Test func aSubscriberLetGoBeforeTheFeedHadAPosition_isToldOfTheCommitsMadeMeanwhile() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        _ = try store.initialize(staffName: "Admin", nowMillis: now)
+        let feed = CommitFeed(storage: HeadFailsAtFirst(base: store, failing: 1))
+        let (id, commits) = await feed.subscribe()
+        let told = try #require(try await within(.seconds(30)) { await commits.first { _ in true } })
+        #expect(told.reset, "every channel may have advanced while the feed had no position")
+        await feed.unsubscribe(id)
     }
 }

@@ -111,10 +111,10 @@ struct LivePushTests {
     /// write whose fsync outlasts the watcher's quick looks (about 200 ms) must still be
     /// pushed at once, not by the 30 s retry. The writer here has a slow disk (every fsync
     /// 400 ms longer, the test VFS); each write must reach the other device well within
-    /// that retry (15 s). (This did not fail before the watcher's last look, which waits
-    /// for other writers, was added: something after such a commit still wakes the
-    /// watcher here, so the benchmark's missed wake-up has another cause as well;
-    /// docs/benchmarks.md, write-to-visible.)
+    /// that retry (15 s). (This passes without the watcher's last look too: this VFS
+    /// drops powersafe overwrite, so SQLite pads each commit after its fsync, and that
+    /// write wakes the watcher. The test below keeps the property, as a real disk does,
+    /// and fails without the last look.)
     @Test func aWriteWhoseCommitOutlastsTheQuickLooks_isStillPushedAtOnce() async throws {
         let center = try await Center()
         let (phone, laptop, phoneWatch, laptopWatch) = try await center.patientWithTwoWatchingDevices()
@@ -134,6 +134,36 @@ struct LivePushTests {
             if !reached { late += 1 }
         }
         #expect(late == 0, "\(late) of 6 writes with a slow fsync waited for the retry; phone: \(phoneWatch.stderr)")
+        await phoneWatch.stop()
+        await laptopWatch.stop()
+    }
+
+    /// As on a real disk (SQLite's default VFS claims powersafe overwrite), a WAL commit
+    /// writes nothing after its fsync: the moment it becomes visible raises no file event.
+    /// A write whose fsync outlasts the watcher's quick looks (about 200 ms) must still
+    /// leave the outbox at once, not at the 30 s retry: the watcher's last look waits for
+    /// the writer. Without that look this fails every time (the write-to-visible
+    /// benchmark's missed wake-up: 3 of 8,320 writes, each seen only at the retry).
+    @Test func aWriteWithNoFileEventAfterItsSlowFsync_leavesTheOutboxAtOnce() async throws {
+        let center = try await Center()
+        let (phone, _, phoneWatch, laptopWatch) = try await center.patientWithTwoWatchingDevices()
+
+        #expect(tandem_powercut_register() == 0)
+        let path = phone + "/replica.sqlite"
+        // Before opening: SQLite reads the device's characteristics when it opens the WAL.
+        tandem_powercut_slow_syncs_powersafe(path, 1_000_000, 1)
+        defer { tandem_powercut_slow_syncs(nil, 0) }
+        let slow = try ReplicaStore.open(at: path, vfs: "powercut")
+        var stuck = 0
+        for mood in 0..<4 {
+            var edit = JournalEdit()
+            edit.mood = mood
+            _ = try slow.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+            // The phone's own outbox: only the watcher's noticing is tested here.
+            let pushed = await phoneWatch.wait(timeout: .seconds(10)) { _, _ in (try? slow.outboxCount()) == 0 }
+            if !pushed { stuck += 1 }
+        }
+        #expect(stuck == 0, "\(stuck) of 4 writes with a 1 s fsync stayed in the outbox for 10 s (the retry is at 30 s); phone: \(phoneWatch.stderr)")
         await phoneWatch.stop()
         await laptopWatch.stop()
     }

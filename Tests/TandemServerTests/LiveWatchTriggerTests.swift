@@ -40,4 +40,20 @@ struct LiveWatchTriggerTests {
         #expect(LiveWatch.needsPull(noticed: ["m-q-full": "t1.e.m-q-full.1"], stored: stored), "a subscription it has no cursor for")
         #expect(!LiveWatch.needsPull(noticed: [:], stored: stored))
     }
+
+    /// What a failed sync was asked is asked again (`restore`), merged with what came
+    /// since: a notice whose pull failed still pulls when a local write's push comes next.
+    @Test func aFailedSyncsRequest_isAskedAgain_mergedWithLaterOnes() {
+        let trigger = Trigger()
+        trigger.notice(["own": "t2.e.own.5"])
+        let failed = trigger.take()!
+        var owed = Trigger.Request()
+        owed.merge(failed, pull: true)
+        trigger.request(pull: false)
+        trigger.notice(["own": "t2.e.own.7"])
+        trigger.restore(owed)
+        #expect(trigger.take() == .init(push: true, pull: true, noticed: ["own": "t2.e.own.7"]), "the later notice's cursor, and the owed pull")
+        trigger.restore(Trigger.Request())
+        #expect(trigger.take() == .init(), "restoring nothing still wakes a sync, which asks for nothing")
+    }
 }
