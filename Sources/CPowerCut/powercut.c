@@ -38,12 +38,13 @@ typedef struct {
     sqlite3_file base;
     Track *track;
     sqlite3_file *real;
+    int powersafe;  // claims powersafe overwrite (decided at open: SQLite assumes it never changes)
 } PCFile;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *slowPrefix = NULL;  // syncs of files under it take `slowMicros` longer
 static int slowMicros = 0;
-static int keepPowersafe = 0;    // files under `slowPrefix` claim powersafe overwrite
+static int keepPowersafe = 0;    // files opened under `slowPrefix` claim powersafe overwrite
 static Track *tracks = NULL;
 static Dead *deadPrefixes = NULL;
 static sqlite3_vfs *base = NULL;
@@ -167,9 +168,7 @@ static int pcFileControl(sqlite3_file *file, int op, void *arg) {
 static int pcSectorSize(sqlite3_file *file) { PCFile *f = (PCFile *)file; return f->real->pMethods->xSectorSize(f->real); }
 static int pcDeviceCharacteristics(sqlite3_file *file) {
     PCFile *f = (PCFile *)file;
-    pthread_mutex_lock(&lock);
-    int powersafe = keepPowersafe && f->track && slowPrefix && startsWith(f->track->path, slowPrefix);
-    pthread_mutex_unlock(&lock);
+    int powersafe = f->powersafe;
     // No claims of atomic or safe-append writes: SQLite must sync as on any disk. Without
     // powersafe overwrite SQLite pads a WAL commit to a sector, writing after its fsync.
     int cleared = SQLITE_IOCAP_ATOMIC | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL | SQLITE_IOCAP_BATCH_ATOMIC;
@@ -213,6 +212,7 @@ static int pcOpen(sqlite3_vfs *self, sqlite3_filename name, sqlite3_file *file, 
     if (name) {  // a temporary file (no name) is not tracked: nothing of it survives anyway
         pthread_mutex_lock(&lock);
         f->track = trackFor(name, f->real);
+        f->powersafe = keepPowersafe && slowPrefix && startsWith(name, slowPrefix);
         pthread_mutex_unlock(&lock);
         if (!f->track) { f->real->pMethods->xClose(f->real); return SQLITE_NOMEM; }
     }

@@ -54,34 +54,53 @@ public struct LiveWatch: Sendable {
             }
             // Syncs one at a time; requests that arrive meanwhile collapse into one more sync,
             // which pulls if any of them asked for a pull.
-            // A sync that fails for now is asked for again after 1 s, 2 s … up to 30 s
-            // (unless something else asks sooner): what it was asked to fetch or send is
-            // not forgotten until a sync has done it.
+            // A sync that fails for now is asked for again after 1 s, 2 s … up to 30 s:
+            // what it was asked to fetch or send is not forgotten until a sync has done it.
+            // Until then a local write alone (a push) does not try sooner: it joins what is
+            // owed. A server notice does, since the server has just been heard from.
             group.addTask {
                 var retry: Task<Void, Never>? = nil
                 defer { retry?.cancel() }
                 var backoff = Self.firstRetry
+                var retryAt: ContinuousClock.Instant? = nil
                 // What failed syncs were asked and no sync has done since.
                 var owed = Trigger.Request()
                 for await _ in trigger.wakeups {
-                    guard let request = trigger.take() else { continue }
+                    guard var request = trigger.take() else { continue }
                     // A notice about what this device itself pushed (its cursors already
                     // stand where the notice says) needs no pull.
                     let pull = request.pull || Self.needsPull(noticed: request.noticed, stored: (try? store.cursors()) ?? [:])
                     guard pull || request.push else { continue }
+                    request.pull = pull
+                    if !pull, let retryAt, ContinuousClock.now < retryAt {
+                        owed.merge(request, pull: false)
+                        continue
+                    }
                     do {
                         onEvent(.synced(try await sync(pull)))
                         backoff = Self.firstRetry
+                        retryAt = nil
+                        retry?.cancel()
                         // Every sync pushes; a pull fetches whatever the cursors say.
                         owed.push = false
                         if pull { owed = Trigger.Request() }
+                        // A pull still owed goes now: the server answers again.
+                        if owed.pull || !owed.noticed.isEmpty {
+                            trigger.restore(owed)
+                            owed = Trigger.Request()
+                        }
                     } catch let error as SyncError where !error.isTransient {
                         throw error
                     } catch {
+                        // The watch is ending: nothing failed.
+                        if Task.isCancelled { return }
                         onEvent(.syncFailed("\(error)"))
-                        owed.merge(request, pull: pull)
+                        // The newer request's notices win.
+                        request.merge(owed, pull: owed.pull)
+                        owed = request
                         let delay = backoff
                         backoff = min(backoff * 2, Self.lastRetry)
+                        retryAt = ContinuousClock.now + delay
                         retry?.cancel()
                         retry = Task { [owed] in
                             do { try await Task.sleep(for: delay) } catch { return }

@@ -22,6 +22,8 @@ public struct Syncer: Sendable {
 
     /// What one sync did.
     public struct Report: Codable, Sendable, Equatable {
+        public init() {}
+
         public var pushed: Int = 0
         public var replayed: Int = 0
         public var pulled: Int = 0

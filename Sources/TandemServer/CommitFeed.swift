@@ -13,6 +13,8 @@ public actor CommitFeed {
     /// Whether the loop holds its starting position; subscribers wait for it.
     private var positioned = false
     private var waitingForPosition: [CheckedContinuation<Void, Never>] = []
+    /// Subscribers were let go before the loop had a position: they get a reset when it has one.
+    private var owesReset = false
 
     public init(storage: any ServerStorage) {
         self.storage = storage
@@ -40,11 +42,20 @@ public actor CommitFeed {
         if subscribers.isEmpty {
             loop?.cancel()
             loop = nil
+            owesReset = false
             markPositioned(false)
         }
     }
 
     public var subscriberCount: Int { subscribers.count }
+
+    /// Lets the waiting subscribers go although the loop has no position (the store did not
+    /// answer): they are owed a reset once it has one, since the commits made until then
+    /// cannot be told apart (PROTOCOL.md §9.12).
+    private func releaseUnpositioned() {
+        if !subscribers.isEmpty { owesReset = true }
+        markPositioned(false)
+    }
 
     private func markPositioned(_ value: Bool) {
         positioned = value
@@ -55,9 +66,6 @@ public actor CommitFeed {
 
     private func follow() async {
         var position: Int64? = nil
-        // Subscribers let go before the loop had a position: the commits made until it has
-        // one are announced to them as a reset, so none goes unannounced (PROTOCOL.md §9.12).
-        var releasedUnpositioned = false
         while !Task.isCancelled {
             do {
                 guard let from = position else {
@@ -65,13 +73,16 @@ public actor CommitFeed {
                     do {
                         head = try await storage.head()
                     } catch {
-                        if !subscribers.isEmpty { releasedUnpositioned = true }
-                        if !positioned { markPositioned(false) }
+                        // A loop cancelled meanwhile (its subscribers left) touches nothing:
+                        // a newer loop may serve newer subscribers.
+                        guard !Task.isCancelled else { return }
+                        if !positioned { releaseUnpositioned() }
                         throw error
                     }
+                    guard !Task.isCancelled else { return }
                     position = head
-                    if releasedUnpositioned {
-                        releasedUnpositioned = false
+                    if owesReset {
+                        owesReset = false
                         for mailbox in subscribers.values { mailbox.post(Commits(head: head, channels: [:], reset: true)) }
                     }
                     if !positioned { markPositioned(true) }
@@ -79,6 +90,7 @@ public actor CommitFeed {
                 }
                 try await storage.awaitCommit(after: from, timeout: .seconds(1))
                 let commits = try await storage.commits(after: from)
+                guard !Task.isCancelled else { return }
                 guard commits.head != from || commits.reset else { continue }
                 position = commits.head
                 for mailbox in subscribers.values { mailbox.post(commits) }

@@ -36,3 +36,14 @@ public struct TimedOut: Error, CustomStringConvertible {
     public var limit: Duration
     public var description: String { "did not finish within \(limit)" }
 }
+
+/// Whether `condition` holds within `limit`, looked at every 20 ms (and once more at the
+/// deadline: a busy machine may wake the test late).
+public func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while true {
+        if condition() { return true }
+        guard ContinuousClock.now < deadline else { return false }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+}

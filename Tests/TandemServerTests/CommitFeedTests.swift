@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import GRDB
 import TandemCore
 @testable import TandemServer
@@ -112,13 +111,10 @@ struct CommitFeedTests {
     }
 
     /// A store whose first reads of the head fail (unreachable for a moment).
-    final class HeadFailsAtFirst: ForwardingStorage, @unchecked Sendable {
+    struct HeadFailsAtFirst: ForwardingStorage {
         let base: any ServerStorage
-        private let failures = Mutex(0)
-        init(base: any ServerStorage, failing: Int) {
-            self.base = base
-            failures.withLock { $0 = failing }
-        }
+        let failures: Locked<Int>
+
         func head() async throws -> Int64 {
             let fail = failures.withLock { left in
                 defer { left = max(0, left - 1) }
@@ -137,10 +133,10 @@ struct CommitFeedTests {
         let dir = try TemporaryDirectory()
         let store = try SQLiteServerStorage(path: dir.path("center.sqlite"))
         _ = try store.initialize(staffName: "Admin", nowMillis: now)
-        let feed = CommitFeed(storage: HeadFailsAtFirst(base: store, failing: 1))
+        let feed = CommitFeed(storage: HeadFailsAtFirst(base: store, failures: Locked(1)))
         let (id, commits) = await feed.subscribe()
+        defer { Task { await feed.unsubscribe(id) } }
         let told = try #require(try await within(.seconds(30)) { await commits.first { _ in true } })
         #expect(told.reset, "every channel may have advanced while the feed had no position")
-        await feed.unsubscribe(id)
     }
 }

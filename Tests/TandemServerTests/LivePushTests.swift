@@ -168,6 +168,46 @@ struct LivePushTests {
         await laptopWatch.stop()
     }
 
+    /// A sync that fails for a moment (the server unreachable) is tried again by itself,
+    /// after 1 s, 2 s … and not forgotten: before, a failed pull waited for the server's
+    /// next notice. Local writes meanwhile join what is owed instead of trying sooner, so
+    /// an outage costs no sync per write. Here the watch's syncs fail three times, then work.
+    @Test func aFailedSync_isTriedAgainWithBackoff_andWritesMeanwhileJoinIt() async throws {
+        let center = try await Center()
+        let (phone, _) = try await center.patientWithTwoDevices()
+        let store = try ReplicaStore.open(at: phone + "/replica.sqlite")
+        let calls = Locked<[(at: ContinuousClock.Instant, pull: Bool)]>([])
+        let watch = Task {
+            try await LiveWatch(store: store, homeDirectory: phone, allowInsecure: true).run(
+                sync: { pull in
+                    let count = calls.withLock { $0.append((.now, pull)); return $0.count }
+                    if count <= 3 { throw SyncError.unreachable("the test's server, down for a moment") }
+                    return Syncer.Report()
+                },
+                onEvent: { _ in })
+        }
+        defer { watch.cancel() }
+        let failedTwice = await eventually(within: .seconds(15)) { calls.withLock { $0.count } >= 2 }
+        #expect(failedTwice, "the start and the connection's hello each ask for a sync")
+        // Writes while the sync is owed: each raises file events, none may start a sync.
+        for mood in 0..<3 {
+            var edit = JournalEdit()
+            edit.mood = mood
+            _ = try store.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let recovered = await eventually(within: .seconds(20)) { calls.withLock { $0.count } >= 4 }
+        #expect(recovered, "the failed pull was never tried again: \(calls.withLock { $0.count }) syncs")
+        try await Task.sleep(for: .milliseconds(500))
+        let seen = calls.withLock { $0 }
+        #expect(seen.count == 4, "one sync per retry, none per write: \(seen.count) syncs")
+        let allPull = seen.allSatisfy { $0.pull }
+        #expect(allPull, "every retry still pulls")
+        // The retries back off: after the first (1 s), one waits at least 2 s.
+        let gaps = zip(seen.dropFirst(), seen).map { $0.at - $1.at }
+        #expect(gaps.contains { $0 >= .milliseconds(1_900) }, "gaps between syncs: \(gaps)")
+    }
+
     /// Connects to /v1/live with `headers`; returns the first message and how it closed.
     /// With `leaveAfterHello`, the device closes the connection itself once greeted.
     @Sendable static func connect(

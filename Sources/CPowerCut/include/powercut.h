@@ -16,7 +16,7 @@ long long tandem_powercut_cut(const char *prefix);
 /// ends it.
 void tandem_powercut_slow_syncs(const char *prefix, int micros);
 
-/// As `tandem_powercut_slow_syncs`, and with `powersafe` those files keep SQLite's
+/// As `tandem_powercut_slow_syncs`, and with `powersafe` those files (opened from now on) keep SQLite's
 /// powersafe-overwrite property, as the default VFS on a real disk: a WAL commit then
 /// writes nothing after its fsync, so no file event follows the moment it becomes visible
 /// (without it, SQLite pads the commit to a sector after the fsync).
