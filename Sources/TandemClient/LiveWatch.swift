@@ -73,7 +73,7 @@ public struct LiveWatch: Sendable {
                     guard pull || request.push else { continue }
                     request.pull = pull
                     if !pull, let retryAt, ContinuousClock.now < retryAt {
-                        owed.merge(request, pull: false)
+                        owed.merge(request)
                         continue
                     }
                     do {
@@ -96,7 +96,7 @@ public struct LiveWatch: Sendable {
                         if Task.isCancelled { return }
                         onEvent(.syncFailed("\(error)"))
                         // The newer request's notices win.
-                        request.merge(owed, pull: owed.pull)
+                        request.merge(owed)
                         owed = request
                         let delay = backoff
                         backoff = min(backoff * 2, Self.lastRetry)
@@ -267,9 +267,9 @@ final class Trigger: @unchecked Sendable {
         /// cursors already are these.
         var noticed: [String: String] = [:]
 
-        /// Adds an older request's asks (`pull` as decided for it); this one's notices win.
-        mutating func merge(_ older: Request, pull: Bool) {
-            self.pull = self.pull || pull
+        /// Adds an older request's asks; this one's notices win.
+        mutating func merge(_ older: Request) {
+            pull = pull || older.pull
             push = push || older.push
             noticed.merge(older.noticed) { mine, _ in mine }
         }
@@ -309,7 +309,7 @@ final class Trigger: @unchecked Sendable {
     func restore(_ request: Request) {
         lock.withLock {
             var merged = pending ?? Request()
-            merged.merge(request, pull: request.pull)
+            merged.merge(request)
             pending = merged
         }
         wake.yield()
