@@ -36,11 +36,17 @@ let package = Package(
         // The system zlib (zlib1g-dev), for raw deflate of batches.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "TandemCompression", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        // SQLite's C API under GRDB's cached statements, for the hot paths of both stores.
+        .target(
+            name: "TandemSQLite",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
         // A device's replica: one SQLite file through GRDB.
         .target(
             name: "TandemStore",
             dependencies: [
-                "TandemCore", "TandemProtocol",
+                "TandemCore", "TandemProtocol", "TandemSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
@@ -54,7 +60,7 @@ let package = Package(
         .target(
             name: "TandemServer",
             dependencies: [
-                "TandemCore", "TandemCompression", "TandemProtocol",
+                "TandemCore", "TandemCompression", "TandemProtocol", "TandemSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -205,7 +205,7 @@ public enum BinaryPull {
     public static let mediaType = "application/vnd.tandem.pull"
 
     /// A pull answer without its pages' changes.
-    public struct Head: Codable, Sendable {
+    public struct Head: Codable, Sendable, Equatable {
         public var epoch: String
         public var epochChanged: Bool
         public var subscriptions: [Subscription]
@@ -231,7 +231,7 @@ public enum BinaryPull {
             self.serverTime = serverTime
         }
 
-        public struct Page: Codable, Sendable {
+        public struct Page: Codable, Sendable, Equatable {
             public var key: String
             /// The length of this page's raw-deflated batch in the body.
             public var bytes: Int
@@ -248,7 +248,7 @@ public enum BinaryPull {
     }
 
     public static func encode(_ head: Head, deflated: [[UInt8]]) throws -> [UInt8] {
-        let json = Array(try JSONEncoder().encode(head))
+        let json = head.json()
         var body: [UInt8] = []
         body.reserveCapacity(4 + json.count + deflated.reduce(0) { $0 + $1.count })
         let count = UInt32(json.count)

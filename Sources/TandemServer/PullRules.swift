@@ -27,7 +27,8 @@ enum PullRules {
         let epoch = try store.epoch()
         // A one-record grant's head is its record's: a cursor then tells nothing of the
         // channel's other changes (not even, by `epochChanged`, how many there are).
-        let heads = try grants.map { grant in try grant.record.map { try store.recordHead($0) } ?? store.channelHead(grant.channel) }
+        let channelHeads = try store.channelHeads(of: Set(grants.filter { $0.record == nil }.map(\.channel)))
+        let heads = try grants.map { grant in try grant.record.map { try store.recordHead($0) } ?? channelHeads[grant.channel] ?? 0 }
         let positions = starts(grants, epoch, heads)
         var pages: [ChannelPage] = []
         pages.reserveCapacity(grants.count)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TandemSQLite
 public import TandemCore
 import TandemProtocol
 
@@ -197,30 +198,38 @@ struct SQLiteTransaction: PushWrites, PullReads {
     }
 
     func carePatients(of member: MemberID) throws -> Set<MemberID> {
-        let key = Data(member.bytes)
-        return Set(try Data.fetchAll(db.cachedStatement(sql: """
-            SELECT member FROM assignment WHERE role = 'mentor' AND carer = ?
+        try members("""
+            SELECT member FROM assignment WHERE role = 'mentor' AND carer = ?1
             UNION SELECT m.member FROM assignment s JOIN assignment m ON m.role = 'mentor' AND m.carer = s.member
-            WHERE s.role = 'supervisor' AND s.carer = ?
-            """), arguments: [key, key]).compactMap { try? MemberID(bytes: $0) })
+            WHERE s.role = 'supervisor' AND s.carer = ?1
+            """) { $0.blob(member.bytes) }
     }
 
     func assigned(_ kind: Assignment.Kind, to carer: MemberID) throws -> Set<MemberID> {
-        Set(try Data.fetchAll(db.cachedStatement(sql: "SELECT member FROM assignment WHERE role = ? AND carer = ?"),
-                              arguments: [kind.rawValue, Data(carer.bytes)]).compactMap { try? MemberID(bytes: $0) })
+        try members("SELECT member FROM assignment WHERE role = ? AND carer = ?") { $0.text(kind.rawValue); $0.blob(carer.bytes) }
+    }
+
+    /// The members a query's first column names (every pull of a mentor asks some of these).
+    private func members(_ sql: String, _ bind: (inout Binder) -> Void) throws -> Set<MemberID> {
+        var members: Set<MemberID> = []
+        try db.query(sql, bind) { row in
+            if let member = try? MemberID(bytes: row.blob(0)) { members.insert(member) }
+        }
+        return members
     }
 
     func carers(_ kind: Assignment.Kind, of member: MemberID) throws -> Set<MemberID> {
-        Set(try Data.fetchAll(db.cachedStatement(sql: "SELECT carer FROM assignment WHERE role = ? AND member = ?"),
-                              arguments: [kind.rawValue, Data(member.bytes)]).compactMap { try? MemberID(bytes: $0) })
+        try members("SELECT carer FROM assignment WHERE role = ? AND member = ?") { $0.text(kind.rawValue); $0.blob(member.bytes) }
     }
 
     func names(of members: Set<MemberID>) throws -> [MemberID: (name: String, role: Role)] {
+        // One cached statement stepped per member through SQLite's C API: a mentor's pull
+        // asks of every patient, and GRDB's rows cost more than SQLite's lookups.
         var names: [MemberID: (name: String, role: Role)] = [:]
-        let statement = try db.cachedStatement(sql: "SELECT name, role FROM member WHERE id = ?")
         for member in members {
-            guard let row = try Row.fetchOne(statement, arguments: [Data(member.bytes)]), let role = Role(rawValue: row["role"]) else { continue }
-            names[member] = (row["name"], role)
+            try db.query("SELECT name, role FROM member WHERE id = ?", { $0.blob(member.bytes) }) { row in
+                if let role = Role(rawValue: row.text(1)) { names[member] = (row.text(0), role) }
+            }
         }
         return names
     }
@@ -257,13 +266,14 @@ struct SQLiteTransaction: PushWrites, PullReads {
     }
 
     func consents(to recipient: MemberID) throws -> [ConsentTerms] {
-        try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT record, patient, scope, expires, revoked FROM consent WHERE recipient = ? ORDER BY record
-            """), arguments: [Data(recipient.bytes)]).compactMap { row in
-            guard let id = try? RecordID(bytes: row["record"] as Data), let patient = try? MemberID(bytes: row["patient"] as Data),
-                  let scope = ConsentScope(rawValue: row["scope"]) else { return nil }
-            return ConsentTerms(id: id, patient: patient, recipient: recipient, scope: scope, expiresMillis: row["expires"], revokedMillis: row["revoked"])
+        var consents: [ConsentTerms] = []
+        try db.query("SELECT record, patient, scope, expires, revoked FROM consent WHERE recipient = ? ORDER BY record", { $0.blob(recipient.bytes) }) { row in
+            guard let id = try? RecordID(bytes: row.blob(0)), let patient = try? MemberID(bytes: row.blob(1)),
+                  let scope = ConsentScope(rawValue: row.text(2)) else { return }
+            consents.append(ConsentTerms(
+                id: id, patient: patient, recipient: recipient, scope: scope, expiresMillis: row.optionalInt(3), revokedMillis: row.optionalInt(4)))
         }
+        return consents
     }
 
     func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord] {
@@ -300,6 +310,15 @@ struct SQLiteTransaction: PushWrites, PullReads {
 
     func channelHead(_ channel: MemberID) throws -> Int64 {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM channel_head WHERE channel = ?"), arguments: [Data(channel.bytes)]) ?? 0
+    }
+
+    func channelHeads(of channels: Set<MemberID>) throws -> [MemberID: Int64] {
+        // As `names(of:)`: one cached statement, stepped per channel.
+        var heads: [MemberID: Int64] = [:]
+        for channel in channels {
+            try db.query("SELECT seq FROM channel_head WHERE channel = ?", { $0.blob(channel.bytes) }) { heads[channel] = $0.int(0) }
+        }
+        return heads
     }
 
     func usage(of member: MemberID) throws -> Int64 {

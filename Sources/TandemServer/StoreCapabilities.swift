@@ -139,7 +139,10 @@ public protocol PullReads {
     /// - Throws: `ServerError.unauthorized` or `.revoked`.
     func principal(tokenHash: [UInt8]) throws -> Principal
     func epoch() throws -> String
-    func channelHead(_ channel: MemberID) throws -> Int64
+    /// The highest sequence number of each channel among `channels` that holds anything
+    /// (a channel left out holds nothing: its head is 0). One read for all of a mentor's
+    /// patients.
+    func channelHeads(of channels: Set<MemberID>) throws -> [MemberID: Int64]
     /// At most `limit` held changes of a channel after `sequence`, in sequence order.
     func held(in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow]
     func mark(of replica: ReplicaID) throws -> HybridTimestamp?

@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import TandemSQLite
 import GRDBSQLite
 public import TandemCore
 

@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import TandemSQLite
 public import TandemCore
 import TandemProtocol
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TandemSQLite
 import TandemCore
 
 /// The typed rows of a record, recomputed from its merged state: what queries read.

@@ -1,54 +1,59 @@
-import Foundation
-import GRDB
-import GRDBSQLite
+public import GRDB
+public import GRDBSQLite
 
-/// Binds and steps GRDB's cached statements through the SQLite C API: the store's hot
-/// path (every merged change passes here) without GRDB's per-argument boxing.
-struct Binder {
-    let statement: OpaquePointer
+/// Binds and steps GRDB's cached statements through the SQLite C API: the hot paths of the
+/// device's store (every merged change passes here) and of the server's pull, without
+/// GRDB's per-argument boxing and its rows.
+public struct Binder {
+    public let statement: OpaquePointer
     private var index: Int32 = 1
 
-    init(_ statement: OpaquePointer) { self.statement = statement }
+    public init(_ statement: OpaquePointer) { self.statement = statement }
 
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    mutating func blob(_ bytes: [UInt8]) {
+    public mutating func blob(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { _ = sqlite3_bind_blob(statement, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), Self.transient) }
         index += 1
     }
 
-    mutating func text(_ value: String) {
+    public mutating func text(_ value: String) {
         _ = sqlite3_bind_text(statement, index, value, -1, Self.transient)
         index += 1
     }
 
-    mutating func int(_ value: Int64) {
+    public mutating func int(_ value: Int64) {
         _ = sqlite3_bind_int64(statement, index, value)
         index += 1
     }
 
-    mutating func int(_ value: Int?) {
+    public mutating func int(_ value: Int?) {
         if let value { _ = sqlite3_bind_int64(statement, index, Int64(value)) } else { _ = sqlite3_bind_null(statement, index) }
         index += 1
     }
 
-    mutating func text(_ value: String?) {
+    public mutating func text(_ value: String?) {
         if let value { text(value) } else { _ = sqlite3_bind_null(statement, index); index += 1 }
     }
 }
 
 /// Reads the columns of the current row.
-struct Columns {
-    let statement: OpaquePointer
+public struct Columns {
+    public let statement: OpaquePointer
 
-    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+    public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
 
-    func text(_ column: Int32) -> String {
+    /// nil for SQL NULL.
+    public func optionalInt(_ column: Int32) -> Int64? {
+        sqlite3_column_type(statement, column) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, column)
+    }
+
+    public func text(_ column: Int32) -> String {
         guard let pointer = sqlite3_column_text(statement, column) else { return "" }
         return String(cString: pointer)
     }
 
-    func blob(_ column: Int32) -> [UInt8] {
+    public func blob(_ column: Int32) -> [UInt8] {
         let count = Int(sqlite3_column_bytes(statement, column))
         guard count > 0, let pointer = sqlite3_column_blob(statement, column) else { return [] }
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
@@ -57,7 +62,7 @@ struct Columns {
 
 extension Database {
     /// Runs a cached statement once with `bind`'s arguments.
-    func run(_ sql: String, _ bind: (inout Binder) -> Void) throws {
+    public func run(_ sql: String, _ bind: (inout Binder) -> Void) throws {
         let statement = try cachedStatement(sql: sql).sqliteStatement
         var binder = Binder(statement)
         bind(&binder)
@@ -68,7 +73,7 @@ extension Database {
     }
 
     /// Runs a cached query, calling `row` for each result row.
-    func query(_ sql: String, _ bind: (inout Binder) -> Void, row: (Columns) throws -> Void) throws {
+    public func query(_ sql: String, _ bind: (inout Binder) -> Void, row: (Columns) throws -> Void) throws {
         let statement = try cachedStatement(sql: sql).sqliteStatement
         var binder = Binder(statement)
         bind(&binder)
