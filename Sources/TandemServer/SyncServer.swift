@@ -292,7 +292,10 @@ public struct SyncServer: Sendable {
         let body: PullRequest
         let cursors: [String: Cursor]
         do {
-            body = try await decodeJSON(request)
+            // Read by hand, not by `JSONDecoder`: a mentor's pull carries a cursor per patient.
+            do { body = try PullRequest(json: try await collect(request)) } catch is JSONReaderError {
+                throw ServerError.badRequest("The body is not the JSON this endpoint expects.")
+            }
             cursors = try body.cursors.mapValues { text in
                 do { return try Cursor(parsing: text) } catch { throw ServerError.badRequest("A cursor is malformed; pull again without it.") }
             }
