@@ -91,7 +91,10 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
             let answer = try JSONDecoder().decode(PullResponse.self, from: Data(first))
             var cursors: [String: String] = [:]
             for page in answer.pages { cursors[page.key] = Cursor(epoch: answer.epoch, key: page.key, sequence: channelHead).encoded }
-            bodies.append(Array(try JSONEncoder().encode(PullRequest(cursors: cursors))))
+            // As a device asks once it holds its subscriptions and directory (a compact answer).
+            let held = (answer.subscriptions ?? []).map { (key: $0.key, until: $0.until) }
+            bodies.append(Array(try JSONEncoder().encode(PullRequest(
+                cursors: cursors, directory: answer.directoryDigest, subscriptions: SubscriptionDigest.of(held)))))
         }
 
         // The mentor starts caught up too: each subscription at its channel's head.
@@ -100,14 +103,17 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
             let first = try await client.post("/v1/pull", token: mentor.token, json: PullRequest(cursors: [:], limit: 1))
             let answer = try JSONDecoder().decode(PullResponse.self, from: Data(first))
             var cursors: [String: String] = [:]
-            for subscription in answer.subscriptions {
+            let subscriptions = answer.subscriptions ?? []
+            for subscription in subscriptions {
                 let channel = try MemberID(hex: String(subscription.channel.dropFirst("member:".count)))
                 cursors[subscription.key] = Cursor(epoch: answer.epoch, key: subscription.key, sequence: allHeads[channel] ?? 0).encoded
             }
-            guard answer.subscriptions.count == min(mentorPatients, devices) + 1 else {
-                throw BenchError.childFailed("the mentor holds \(answer.subscriptions.count) subscriptions")
+            guard subscriptions.count == min(mentorPatients, devices) + 1 else {
+                throw BenchError.childFailed("the mentor holds \(subscriptions.count) subscriptions")
             }
-            mentorBody = Array(try JSONEncoder().encode(PullRequest(cursors: cursors, directory: answer.directoryDigest)))
+            mentorBody = Array(try JSONEncoder().encode(PullRequest(
+                cursors: cursors, directory: answer.directoryDigest,
+                subscriptions: SubscriptionDigest.of(subscriptions.map { (key: $0.key, until: $0.until) }))))
         }
 
         // The pushers: pre-encoded batches on an open-loop schedule, for both phases.

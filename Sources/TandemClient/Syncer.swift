@@ -253,7 +253,9 @@ public struct Syncer: Sendable {
     /// that answers JSON is read as well) and decodes them, in a task of its own.
     private func fetchPage(_ transport: HTTPTransport, token: String, cursors: [String: String], limit: Int) -> Task<FetchedPage, any Error> {
         Task {
-            let request = try JSONEncoder().encode(PullRequest(cursors: cursors, limit: limit, directory: try store.directoryDigest()))
+            let request = try JSONEncoder().encode(PullRequest(
+                cursors: cursors, limit: limit, directory: try store.directoryDigest(),
+                subscriptions: SubscriptionDigest.of(try store.heldSubscriptions())))
             let (data, type) = try await transport.postTyped(
                 "/v1/pull", token: token, contentType: "application/json", body: Array(request), headers: ["Accept": BinaryPull.mediaType])
             var head: BinaryPull.Head
@@ -367,20 +369,29 @@ public struct Syncer: Sendable {
             }
             if answer.more {
                 fetched += 1
-                next = fetchPage(
-                    transport, token: binding.token, cursors: Dictionary(page.pages.map { ($0.key, $0.cursor) }, uniquingKeysWith: { _, last in last }),
-                    limit: Self.pageLimit(fetched))
+                // The cursors this answer carries, and the held ones of the subscriptions a
+                // compact answer left out (they are caught up).
+                let cursors = try store.cursors().merging(page.pages.map { ($0.key, $0.cursor) }, uniquingKeysWith: { _, answered in answered })
+                next = fetchPage(transport, token: binding.token, cursors: cursors, limit: Self.pageLimit(fetched))
             }
             var active: [String: Projection?] = [:]
             var until: [String: UInt64] = [:]
-            for subscription in answer.subscriptions {
-                // A projection this version does not know carries nothing here (never every field).
-                if subscription.projection == "owner" {
-                    active[subscription.key] = .some(nil)
-                } else if let projection = Projection(rawValue: subscription.projection) {
-                    active[subscription.key] = projection
+            if let subscriptions = answer.subscriptions {
+                for subscription in subscriptions {
+                    // A projection this version does not know carries nothing here (never every field).
+                    if subscription.projection == "owner" {
+                        active[subscription.key] = .some(nil)
+                    } else if let projection = Projection(rawValue: subscription.projection) {
+                        active[subscription.key] = projection
+                    }
+                    if let end = subscription.until { until[subscription.key] = end }
                 }
-                if let end = subscription.until { until[subscription.key] = end }
+            } else {
+                // A compact answer: the server grants what this device holds.
+                for (key, end) in try store.heldSubscriptions() {
+                    if let projection = SubscriptionKey.projection(of: key) { active[key] = projection }
+                    if let end { until[key] = end }
+                }
             }
             // The people this member deals with, replaced whole when the server sends them.
             if let directory = answer.directory, let digest = answer.directoryDigest {

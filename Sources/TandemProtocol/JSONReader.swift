@@ -20,7 +20,9 @@ struct JSONReader {
         guard at == bytes.count else { throw .malformed }
     }
 
-    mutating func object(_ member: (inout JSONReader, String) throws(JSONReaderError) -> Void) throws(JSONReaderError) {
+    /// An object, each member's key given to `member`. A key given twice is refused, unless
+    /// `member` does that itself (`checksKeys`: a caller that keeps every key in a dictionary).
+    mutating func object(checksKeys: Bool = false, _ member: (inout JSONReader, String) throws(JSONReaderError) -> Void) throws(JSONReaderError) {
         try expect(UInt8(ascii: "{"))
         var keys: Set<String> = []
         whitespace()
@@ -31,7 +33,7 @@ struct JSONReader {
         while true {
             whitespace()
             let key = try string()
-            guard keys.insert(key).inserted else { throw .duplicateKey }
+            guard checksKeys || keys.insert(key).inserted else { throw .duplicateKey }
             try expect(UInt8(ascii: ":"))
             try member(&self, key)
             whitespace()
@@ -55,6 +57,11 @@ struct JSONReader {
             at += 1
         }
         guard at < bytes.count else { throw .malformed }
+        if bytes[at] == UInt8(ascii: "\"") {
+            at += 1
+            guard let text = String(validating: bytes[start..<(at - 1)], as: UTF8.self) else { throw .malformed }
+            return text
+        }
         var utf8 = Array(bytes[start..<at])
         while bytes[at] == UInt8(ascii: "\\") {
             at += 1
@@ -249,18 +256,22 @@ extension PullRequest {
         var cursors: [String: String]?
         var limit: Int?
         var directory: String?
+        var subscriptions: String?
         try reader.document { reader, key throws(JSONReaderError) in
             switch key {
             case "cursors":
                 var read: [String: String] = [:]
-                try reader.object { reader, key throws(JSONReaderError) in read[key] = try reader.string() }
+                try reader.object(checksKeys: true) { reader, key throws(JSONReaderError) in
+                    guard read.updateValue(try reader.string(), forKey: key) == nil else { throw .duplicateKey }
+                }
                 cursors = read
             case "limit": limit = try reader.optionalInteger()
             case "directory": directory = try reader.optionalString()
+            case "subscriptions": subscriptions = try reader.optionalString()
             default: try reader.skipValue()
             }
         }
         guard let cursors else { throw .malformed }
-        self.init(cursors: cursors, limit: limit, directory: directory)
+        self.init(cursors: cursors, limit: limit, directory: directory, subscriptions: subscriptions)
     }
 }

@@ -40,24 +40,42 @@ struct JSONText {
     mutating func string(_ value: String) {
         separate()
         bytes.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                bytes.append(contentsOf: [UInt8(ascii: "\\"), byte])
-            case 0x00..<0x20:
-                bytes.append(contentsOf: "\\u00".utf8)
-                bytes.append(contentsOf: [Self.hexDigit(byte >> 4), Self.hexDigit(byte & 0x0F)])
-            default:
-                bytes.append(byte)
+        var value = value
+        value.withUTF8 { utf8 in
+            // Most strings here (ids, keys, cursors) need no escape: copied in one piece.
+            guard utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+                bytes.append(contentsOf: utf8)
+                return
+            }
+            for byte in utf8 {
+                switch byte {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                    bytes.append(contentsOf: [UInt8(ascii: "\\"), byte])
+                case 0x00..<0x20:
+                    bytes.append(contentsOf: "\\u00".utf8)
+                    bytes.append(contentsOf: [Self.hexDigit(byte >> 4), Self.hexDigit(byte & 0x0F)])
+                default:
+                    bytes.append(byte)
+                }
             }
         }
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
     }
 
-    mutating func number<Integer: BinaryInteger>(_ value: Integer) {
+    /// An integer in decimal, its digits written straight into the bytes.
+    mutating func number<Integer: FixedWidthInteger>(_ value: Integer) {
         separate()
-        bytes.append(contentsOf: String(value).utf8)
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        // The magnitude's digits, least significant first, then reversed in place.
+        var magnitude = value.magnitude
+        let start = bytes.count
+        repeat {
+            let (quotient, digit) = magnitude.quotientAndRemainder(dividingBy: 10)
+            bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: digit))
+            magnitude = quotient
+        } while magnitude != 0
+        bytes[start...].reverse()
         needsComma = true
     }
 
@@ -80,17 +98,19 @@ extension BinaryPull.Head {
     /// This head as JSON, with the members `JSONEncoder` would write (an absent optional is
     /// left out), so any JSON decoder reads it as `Head`.
     func json() -> [UInt8] {
-        var text = JSONText(capacity: 256 + 160 * (subscriptions.count + pages.count) + 96 * (directory?.count ?? 0))
+        var text = JSONText(capacity: 256 + 160 * ((subscriptions?.count ?? 0) + pages.count) + 96 * (directory?.count ?? 0))
         text.object { text in
             text.key("epoch"); text.string(epoch)
             text.key("epochChanged"); text.bool(epochChanged)
-            text.key("subscriptions")
-            text.array(subscriptions) { text, subscription in
-                text.object { text in
-                    text.key("key"); text.string(subscription.key)
-                    text.key("channel"); text.string(subscription.channel)
-                    text.key("projection"); text.string(subscription.projection)
-                    if let until = subscription.until { text.key("until"); text.number(until) }
+            if let subscriptions {
+                text.key("subscriptions")
+                text.array(subscriptions) { text, subscription in
+                    text.object { text in
+                        text.key("key"); text.string(subscription.key)
+                        text.key("channel"); text.string(subscription.channel)
+                        text.key("projection"); text.string(subscription.projection)
+                        if let until = subscription.until { text.key("until"); text.number(until) }
+                    }
                 }
             }
             text.key("pages")

@@ -1,4 +1,6 @@
+import Crypto
 import Foundation
+import TandemCore
 
 /// JSON bodies of the HTTP API (Protocol/openapi.yaml, PROTOCOL.md §9).
 
@@ -103,10 +105,33 @@ public struct PullRequest: Codable, Sendable {
     /// The digest of the directory the device holds (`directoryDigest` of an earlier
     /// answer): the answer then carries the directory only when it changed.
     public var directory: String?
-    public init(cursors: [String: String], limit: Int? = nil, directory: String? = nil) {
+    /// The digest of the subscriptions the device holds (`SubscriptionDigest`): when the
+    /// server's list is the same, the answer is compact (PROTOCOL.md §9.4): it leaves the
+    /// list out, and the page of every subscription that is caught up at the cursor sent.
+    public var subscriptions: String?
+    public init(cursors: [String: String], limit: Int? = nil, directory: String? = nil, subscriptions: String? = nil) {
         self.cursors = cursors
         self.limit = limit
         self.directory = directory
+        self.subscriptions = subscriptions
+    }
+}
+
+/// How a device names the subscriptions it holds in a pull (`PullRequest.subscriptions`),
+/// and the server the ones it grants: the first 32 hex digits of the SHA-256 of the lines
+/// `KEY TAB UNTIL LF`, sorted by key (UNTIL in decimal, empty when the subscription does
+/// not end by itself). A key names its channel and projection, so the pair is the whole
+/// subscription.
+public enum SubscriptionDigest {
+    public static func of(_ subscriptions: [(key: String, until: UInt64?)]) -> String {
+        var lines: [UInt8] = []
+        for (key, until) in subscriptions.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+            lines.append(contentsOf: key.utf8)
+            lines.append(0x09)
+            if let until { lines.append(contentsOf: String(until).utf8) }
+            lines.append(0x0A)
+        }
+        return hexString(SHA256.hash(data: lines).prefix(16))
     }
 }
 
@@ -154,8 +179,9 @@ public struct PullResponse: Codable, Sendable {
     /// forgets its cursors and reads again from zero.
     public var epochChanged: Bool
     /// Every subscription the device holds now; data that none of them carries is purged.
-    public var subscriptions: [Subscription]
-    /// One page per subscription.
+    /// Absent from a compact answer: the device holds this list already.
+    public var subscriptions: [Subscription]?
+    /// One page per subscription (a compact answer leaves out the caught-up ones).
     public var pages: [PullPage]
     /// The pulling replica's mark, as in `PushResponse.mark`.
     public var mark: String?
@@ -167,7 +193,7 @@ public struct PullResponse: Codable, Sendable {
     /// The head of the caller's own chain of disclosures, when it has entries (§9.16).
     public var accounting: AccountingHead?
 
-    public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [PullPage], mark: String? = nil, serverTime: UInt64) {
+    public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription]?, pages: [PullPage], mark: String? = nil, serverTime: UInt64) {
         self.epoch = epoch
         self.epochChanged = epochChanged
         self.subscriptions = subscriptions
@@ -208,7 +234,8 @@ public enum BinaryPull {
     public struct Head: Codable, Sendable, Equatable {
         public var epoch: String
         public var epochChanged: Bool
-        public var subscriptions: [Subscription]
+        /// As in `PullResponse`: absent from a compact answer.
+        public var subscriptions: [Subscription]?
         public var pages: [Page]
         /// The pulling replica's mark, as in `PushResponse.mark`.
         public var mark: String?
@@ -222,7 +249,7 @@ public enum BinaryPull {
         /// Whether any subscription has another page.
         public var more: Bool { pages.contains(where: \.more) }
 
-        public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription], pages: [Page], mark: String? = nil, serverTime: UInt64) {
+        public init(epoch: String, epochChanged: Bool, subscriptions: [Subscription]?, pages: [Page], mark: String? = nil, serverTime: UInt64) {
             self.epoch = epoch
             self.epochChanged = epochChanged
             self.subscriptions = subscriptions

@@ -339,14 +339,26 @@ public struct SyncServer: Sendable {
             }
             log["disclosed"] = "\(deliveries.count)"
         }
+        // A compact answer (§9.4) when the device holds the very subscriptions granted: the
+        // list is left out, and so is the page of each subscription caught up at the cursor
+        // the device sent. A caught-up answer then costs no more bytes per subscription.
+        let compact = !epochChanged && body.subscriptions.map { held in
+            held == SubscriptionDigest.of(zip(keys, grants).map { key, grant in (key, grant.untilMillis.map { UInt64(max(0, $0)) }) })
+        } ?? false
         var subscriptions: [Subscription] = []
         var heads: [BinaryPull.Head.Page] = []
         var deflated: [[UInt8]] = []
         var sent = 0
         for (grant, (key, page)) in zip(grants, zip(keys, snapshot.pages)) {
-            subscriptions.append(Subscription(
-                key: key, channel: "member:\(grant.channel.hex)", projection: grant.projection?.rawValue ?? "owner",
-                until: grant.untilMillis.map { UInt64(max(0, $0)) }))
+            if compact, page.changes.isEmpty, !page.more, let held = cursors[key],
+               held.perChannel, held.epoch == epoch, held.key == key, held.sequence == page.last {
+                continue
+            }
+            if !compact {
+                subscriptions.append(Subscription(
+                    key: key, channel: "member:\(grant.channel.hex)", projection: grant.projection?.rawValue ?? "owner",
+                    until: grant.untilMillis.map { UInt64(max(0, $0)) }))
+            }
             sent += page.changes.count
             let bytes = try Self.deflated(page.changes)
             deflated.append(bytes)
@@ -363,14 +375,14 @@ public struct SyncServer: Sendable {
             }
         }
         var head = BinaryPull.Head(
-            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: heads, mark: snapshot.mark.map { "\($0)" },
+            epoch: epoch, epochChanged: epochChanged, subscriptions: compact ? nil : subscriptions, pages: heads, mark: snapshot.mark.map { "\($0)" },
             serverTime: wallClock.nowMillis())
         // The directory travels only when it differs from the one the device holds.
         let digest = Secrets.directoryDigest(DirectoryMember.lines(snapshot.directory))
         head.directoryDigest = digest
         if body.directory != digest { head.directory = snapshot.directory }
         head.accounting = snapshot.accounting
-        if request.headers[.accept]?.contains(BinaryPull.mediaType) == true {
+        if let accept = request.headers[.accept], Self.names(accept, BinaryPull.mediaType) {
             var headers = HTTPFields()
             headers[.contentType] = BinaryPull.mediaType
             headers[HTTPField.Name("Tandem-Server-Time")!] = String(head.serverTime)
@@ -380,11 +392,20 @@ public struct SyncServer: Sendable {
             PullResponse.PullPage(key: page.key, changes: Data(bytes).base64EncodedString(), cursor: page.cursor, more: page.more)
         }
         var answer = PullResponse(
-            epoch: epoch, epochChanged: epochChanged, subscriptions: subscriptions, pages: pages, mark: head.mark, serverTime: head.serverTime)
+            epoch: epoch, epochChanged: epochChanged, subscriptions: head.subscriptions, pages: pages, mark: head.mark, serverTime: head.serverTime)
         answer.directoryDigest = head.directoryDigest
         answer.directory = head.directory
         answer.accounting = head.accounting
         return try json(answer)
+    }
+
+    /// Whether a header's value holds `text` (compared as UTF-8 bytes: `String.contains`
+    /// goes through Foundation's locale-aware search, on every pull).
+    static func names(_ value: String, _ text: String) -> Bool {
+        let needle = Array(text.utf8)
+        let haystack = Array(value.utf8)
+        guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
+        return (0...(haystack.count - needle.count)).contains { start in haystack[start..<(start + needle.count)].elementsEqual(needle) }
     }
 
     /// Where each subscription's page starts: its cursor's position, or zero for every one

@@ -125,6 +125,22 @@ extension ReplicaStore {
         }
     }
 
+    /// The subscriptions this device holds, as a pull names them (`SubscriptionDigest`):
+    /// every key it has a cursor for, with when it ends by itself. A pull answer leaves out
+    /// the list when the server grants the same (PROTOCOL.md §9.4).
+    public func heldSubscriptions() throws -> [(key: String, until: UInt64?)] {
+        do {
+            return try queue.read { db in
+                let until = Dictionary(
+                    try Row.fetchAll(db, sql: "SELECT key, until FROM subscription_until").map { ($0["key"] as String, UInt64(max(0, $0["until"] as Int64))) },
+                    uniquingKeysWith: min)
+                return try String.fetchAll(db, sql: "SELECT key FROM sync_cursor").map { ($0, until[$0]) }
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
     /// Every consent this device holds (a patient's own), newest first.
     public func consents() throws -> [(consent: Consent, grantedMillis: UInt64)] {
         do {

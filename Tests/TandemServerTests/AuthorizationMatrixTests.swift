@@ -169,7 +169,7 @@ struct AuthorizationMatrixTests {
             let bytes = try Deflate.decompress(Array(try #require(Data(base64Encoded: page.changes))), limit: 64 << 20)
             for change in try ChangeBatch(decoding: bytes).changes { fields[change.record, default: []].insert(change.field.rawValue) }
         }
-        return (200, fields, answer.subscriptions.map(\.key), Set((answer.directory ?? []).map(\.name)))
+        return (200, fields, try #require(answer.subscriptions).map(\.key), Set((answer.directory ?? []).map(\.name)))
     }
 
     /// Pushes one edit of `record` (its mood, or a note's date) as `caller`: the status and

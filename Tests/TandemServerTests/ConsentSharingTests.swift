@@ -30,13 +30,13 @@ struct ConsentSharingTests {
 
         /// Sam (patient) wrote one entry with text and a tag; Mia mentors Sam, Noa
         /// supervises Mia, Max mentors nobody.
-        init(_ storeKind: ServerStoreKind) async throws {
+        init(_ storeKind: ServerStoreKind, limits: SyncServer.Limits = .init()) async throws {
             dir = try TemporaryDirectory("consent-sharing")
             let storage = try storeKind.create(in: dir)
             let now = SystemWallClock().nowMillis()
             _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
             clock = ManualWallClock(millis: now)
-            server = try await InProcessServer(storage: storage, wallClock: clock)
+            server = try await InProcessServer(storage: storage, limits: limits, wallClock: clock)
             patient = try await server.device(dir, "patient", member: "Sam")
             mentor = try await server.device(dir, "mentor", role: .mentor, member: "Mia")
             supervisor = try await server.device(dir, "supervisor", role: .supervisor, member: "Noa")
@@ -163,6 +163,85 @@ struct ConsentSharingTests {
         center.clock.advance(byMillis: hour)
         #expect(try await center.held(by: fresh) == nil)
         #expect(try await center.held(by: center.mentor) == nil)
+    }
+
+    /// A pull as `store`'s device makes it, with its cursors and the digest of what it holds
+    /// (or `digest`), answered in JSON.
+    func pull(_ center: Center, as store: ReplicaStore, digest: String? = nil) async throws -> PullResponse {
+        var request = HTTPClientRequest(url: center.server.url + "/v1/pull")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(try #require(try store.binding()?.token))")
+        request.headers.add(name: WireProtocol.header, value: WireProtocol.version)
+        let held = SubscriptionDigest.of(try store.heldSubscriptions())
+        let body = PullRequest(cursors: try store.cursors(), subscriptions: digest ?? held)
+        request.body = .bytes(ByteBuffer(bytes: Array(try JSONEncoder().encode(body))))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let answer = try await response.body.collect(upTo: 64 << 20)
+        try #require(response.status == .ok)
+        return try JSONDecoder().decode(PullResponse.self, from: Data(answer.readableBytesView))
+    }
+
+    /// A device that holds the subscriptions the server grants gets a compact answer: no
+    /// list, and no page for a subscription caught up at its cursor (PROTOCOL.md §9.4).
+    /// Any difference in the list (a wrong digest, a revocation) brings the whole answer.
+    @Test(arguments: ServerStoreKind.allCases)
+    func aDeviceHoldingItsSubscriptions_getsACompactAnswer_untilTheyChange(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
+        defer { withExtendedLifetime(center.dir) {} }
+        let consent = try await center.grant(.metrics)
+        #expect(try await center.held(by: center.mentor) != nil)
+        let samKey = SubscriptionKey.key(channel: center.sam, projection: .metrics)
+        #expect(Set(try center.mentor.heldSubscriptions().map(\.key)) == [SubscriptionKey.own, samKey])
+
+        let caughtUp = try await pull(center, as: center.mentor)
+        #expect(caughtUp.subscriptions == nil && caughtUp.pages.isEmpty && !caughtUp.epochChanged)
+
+        // A new entry of Sam's: its page alone, with the changes.
+        let second = try center.patient.write(try moodEntry(5), to: nil, clock: SystemWallClock()).0
+        _ = try await Syncer(store: center.patient).sync()
+        let oneNew = try await pull(center, as: center.mentor)
+        #expect(oneNew.subscriptions == nil && oneNew.pages.map(\.key) == [samKey])
+        // The device applies it and keeps what the answer left out.
+        let report = try await Syncer(store: center.mentor).sync()
+        #expect(report.pulled > 0 && report.purged == 0)
+        #expect(try center.mentor.record(second) != nil && (try center.mentor.record(center.entry)) != nil)
+        #expect(Set(try center.mentor.heldSubscriptions().map(\.key)) == [SubscriptionKey.own, samKey])
+
+        // Another list than the server's: the whole answer, every subscription and page.
+        let whole = try await pull(center, as: center.mentor, digest: String(repeating: "0", count: 32))
+        #expect(whole.subscriptions?.map(\.key).sorted() == [samKey, SubscriptionKey.own].sorted())
+        #expect(whole.pages.map(\.key).sorted() == [samKey, SubscriptionKey.own].sorted())
+
+        // A revocation changes the list: the answer is whole again, and the device purges.
+        try await center.revoke(consent)
+        let revoked = try await pull(center, as: center.mentor)
+        #expect(revoked.subscriptions?.map(\.key) == [SubscriptionKey.own])
+        #expect(try await center.held(by: center.mentor) == nil)
+        #expect(try center.mentor.record(second) == nil)
+    }
+
+    /// A compact answer in a pull of several pages: the next page is asked for with the
+    /// cursors of the subscriptions it left out too, so none is read again from zero.
+    @Test(arguments: ServerStoreKind.allCases)
+    func aPagedPull_keepsTheCursorsACompactAnswerLeftOut(storeKind: ServerStoreKind) async throws {
+        var limits = SyncServer.Limits()
+        limits.maxPullPageSize = 2
+        let center = try await Center(storeKind, limits: limits)
+        defer { withExtendedLifetime(center.dir) {} }
+        _ = try await center.grant(.metrics)
+        var edit = NoteEdit()
+        edit.patient = center.sam
+        edit.text = "The mentor's own note."
+        _ = try center.mentor.write(try edit.recordEdit(), to: nil, clock: SystemWallClock()).0
+        _ = try await Syncer(store: center.mentor).sync()
+
+        var entries: [RecordID] = []
+        for value in 0..<4 { entries.append(try center.patient.write(try moodEntry(value), to: nil, clock: SystemWallClock()).0) }
+        _ = try await Syncer(store: center.patient).sync()
+        let report = try await Syncer(store: center.mentor).sync()
+        // Exactly the new entries' current state arrives: nothing of the mentor's own channel again.
+        let delivered = try entries.reduce(0) { sum, id in sum + (try #require(try center.mentor.record(id)).heldChanges.count) }
+        #expect(delivered > 2 && report.pulled == delivered, "pulled \(report.pulled), the new entries hold \(delivered)")
     }
 
     @Test(arguments: ServerStoreKind.allCases)

@@ -19,11 +19,12 @@ struct PullRequestJSONTests {
         return PullRequest(
             cursors: cursors,
             limit: Bool.random(using: &random) ? Int.random(in: Int.min...Int.max, using: &random) : nil,
-            directory: Bool.random(using: &random) ? text(&random) : nil)
+            directory: Bool.random(using: &random) ? text(&random) : nil,
+            subscriptions: Bool.random(using: &random) ? text(&random) : nil)
     }
 
     static func same(_ a: PullRequest, _ b: PullRequest) -> Bool {
-        a.cursors == b.cursors && a.limit == b.limit && a.directory == b.directory
+        a.cursors == b.cursors && a.limit == b.limit && a.directory == b.directory && a.subscriptions == b.subscriptions
     }
 
     /// What Foundation reads, or nil when it refuses.
