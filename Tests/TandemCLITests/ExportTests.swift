@@ -59,7 +59,7 @@ struct ExportTests {
     }
 
     @Test func export_writesThePatientsRecords_toAFileOnlyTheyRead_refusesToOverwrite_andItsFHIRBundleValidates() async throws {
-        let dir = try TemporaryDirectory("tandem-export")
+        let dir = try TemporaryDirectory("export-test")
         let home = dir.path("patient")
         try await run(["init", "--name", "Sam", "--role", "patient"], home)
         let planted = "PLANTED-export-7d1e"
@@ -160,7 +160,7 @@ struct ExportTests {
     /// A real server: the consent the patient granted, the note a mentor shared with them,
     /// and the accounting of the mentor's read are all in the patient's export.
     @Test func export_carriesConsents_notesSharedWithThePatient_andTheAccountingOfDisclosures() async throws {
-        let dir = try TemporaryDirectory("tandem-export")
+        let dir = try TemporaryDirectory("export-test")
         let db = dir.path("center.sqlite")
         let initialized = try await TandemExecutable.run(["admin", "init", "--db", db])
         #expect(initialized.status == 0, "\(initialized.stderr)")
