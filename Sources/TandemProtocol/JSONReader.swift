@@ -59,7 +59,10 @@ struct JSONReader {
         guard at < bytes.count else { throw .malformed }
         if bytes[at] == UInt8(ascii: "\"") {
             at += 1
-            guard let text = String(validating: bytes[start..<(at - 1)], as: UTF8.self) else { throw .malformed }
+            let text = bytes[start..<(at - 1)]
+            // ASCII (keys, cursors, digests) is valid UTF-8 as it is: no validation pass.
+            if text.allSatisfy({ $0 < 0x80 }) { return String(decoding: text, as: UTF8.self) }
+            guard let text = String(validating: text, as: UTF8.self) else { throw .malformed }
             return text
         }
         var utf8 = Array(bytes[start..<at])

@@ -99,31 +99,36 @@ public struct ConsentPolicy: SharingPolicy {
         let active = try store.consents(to: principal.member).filter { $0.isActive(atMillis: now) }
         guard !active.isEmpty else { return [own] + supervised }
         let patients = try store.carePatients(of: principal.member)
-        // One grant per patient and scope; it lasts as long as the longest of its consents.
-        var until: [Grant: Int64?] = [:]
-        var basis: [Grant: RecordID] = [:]
+        // One grant per patient and scope; it lasts as long as the longest of its consents,
+        // which is the one the accounting names.
+        var longest: [ConsentScopeKey: (until: Int64?, consent: RecordID)] = [:]
         for consent in active where patients.contains(consent.patient) {
-            let grant = Grant(channel: consent.patient, projection: consent.scope.projection)
-            switch (until[grant], consent.expiresMillis) {
-            case (nil, let expires):
-                until[grant] = .some(expires)
-                basis[grant] = consent.id
-            case (.some(nil), _):
+            let scope = ConsentScopeKey(patient: consent.patient, projection: consent.scope.projection)
+            guard let held = longest[scope] else {
+                longest[scope] = (consent.expiresMillis, consent.id)
+                continue
+            }
+            switch (held.until, consent.expiresMillis) {
+            case (.none, _):
                 break
-            case (_, nil):
-                until[grant] = .some(nil)
-                basis[grant] = consent.id
-            case (.some(.some(let a)), .some(let b)):
-                if b > a { basis[grant] = consent.id }
-                until[grant] = .some(max(a, b))
+            case (.some, .none):
+                longest[scope] = (nil, consent.id)
+            case (.some(let a), .some(let b)):
+                longest[scope] = b > a ? (b, consent.id) : held
             }
         }
-        let shared = until.map { grant, expires in
-            Grant(channel: grant.channel, projection: grant.projection, untilMillis: expires, consent: basis[grant])
+        let shared = longest.map { scope, held in
+            Grant(channel: scope.patient, projection: scope.projection, untilMillis: held.until, consent: held.consent)
         }
             .sorted { ($0.channel, $0.projection?.rawValue ?? "") < ($1.channel, $1.projection?.rawValue ?? "") }
         return [own] + supervised + shared
     }
+}
+
+/// One patient's consents of one scope, which make one grant.
+private struct ConsentScopeKey: Hashable {
+    let patient: MemberID
+    let projection: Projection
 }
 
 /// The people a member deals with, whose names and roles their devices receive (the

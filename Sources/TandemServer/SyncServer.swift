@@ -413,9 +413,9 @@ public struct SyncServer: Sendable {
     /// restored server). A `t1` cursor, from before channels were numbered apart, starts
     /// its subscription at zero (PROTOCOL.md §9.4).
     static func starts(_ cursors: [String: Cursor], keys: [String], epoch: String, heads: [Int64]) -> (positions: [Int64], epochChanged: Bool) {
-        let headOf = Dictionary(zip(keys, heads), uniquingKeysWith: max)
-        let changed = cursors.contains { key, cursor in
-            cursor.epoch != epoch || (cursor.perChannel && headOf[key].map { cursor.sequence > $0 } ?? false)
+        // Keys name distinct subscriptions (a key is its channel, record and projection).
+        let changed = cursors.values.contains { $0.epoch != epoch } || zip(keys, heads).contains { key, head in
+            cursors[key].map { $0.perChannel && $0.sequence > head } ?? false
         }
         return (keys.map { key in
             guard !changed, let cursor = cursors[key], cursor.perChannel else { return 0 }
