@@ -238,6 +238,9 @@ public struct Syncer: Sendable {
         var pages: [ReplicaStore.PulledPage]
         var sent: Int
         var received: Int
+        /// The subscriptions the request named (`PullRequest.subscriptions`): a compact
+        /// answer grants exactly these, whatever the store has applied since it was read.
+        var held: [(key: String, until: UInt64?)]
     }
 
     /// How many changes a pull asks for in its `n`th page (from 0) of one sync: 2,000 at
@@ -251,11 +254,15 @@ public struct Syncer: Sendable {
 
     /// Asks for the pages after `cursors` (in the binary answer, PROTOCOL.md §9.4; a server
     /// that answers JSON is read as well) and decodes them, in a task of its own.
-    private func fetchPage(_ transport: HTTPTransport, token: String, cursors: [String: String], limit: Int) -> Task<FetchedPage, any Error> {
-        Task {
+    /// What the request names (its cursors, the directory and the subscriptions held) is
+    /// read now, before the caller applies the page it holds: what the answer is read
+    /// against does not depend on how far that apply has come.
+    private func fetchPage(_ transport: HTTPTransport, token: String, cursors: [String: String], limit: Int) throws -> Task<FetchedPage, any Error> {
+        let held = try store.heldSubscriptions()
+        let directory = try store.directoryDigest()
+        return Task {
             let request = try JSONEncoder().encode(PullRequest(
-                cursors: cursors, limit: limit, directory: try store.directoryDigest(),
-                subscriptions: SubscriptionDigest.of(try store.heldSubscriptions())))
+                cursors: cursors, limit: limit, directory: directory, subscriptions: SubscriptionDigest.of(held)))
             let (data, type) = try await transport.postTyped(
                 "/v1/pull", token: token, contentType: "application/json", body: Array(request), headers: ["Accept": BinaryPull.mediaType])
             var head: BinaryPull.Head
@@ -287,7 +294,7 @@ public struct Syncer: Sendable {
                 else { throw SyncError.badAnswer("pull") }
                 pages.append(.init(key: page.key, changes: batch.changes, cursor: page.cursor))
             }
-            return FetchedPage(answer: head, pages: pages, sent: request.count, received: data.count)
+            return FetchedPage(answer: head, pages: pages, sent: request.count, received: data.count, held: held)
         }
     }
 
@@ -351,7 +358,7 @@ public struct Syncer: Sendable {
         // with its merge, so an interruption anywhere resumes from what was applied.
         var fetched = 0
         var accounting: AccountingHead? = nil
-        var next = fetchPage(transport, token: binding.token, cursors: try store.cursors(), limit: Self.pageLimit(fetched))
+        var next = try fetchPage(transport, token: binding.token, cursors: try store.cursors(), limit: Self.pageLimit(fetched))
         defer { next.cancel() }
         while true {
             let page = try await next.value
@@ -364,7 +371,7 @@ public struct Syncer: Sendable {
                 report.repushed += try await repush(transport, token: binding.token)
                 try store.startNewEpoch(answer.epoch)
                 fetched = 0
-                next = fetchPage(transport, token: binding.token, cursors: try store.cursors(), limit: Self.pageLimit(fetched))
+                next = try fetchPage(transport, token: binding.token, cursors: try store.cursors(), limit: Self.pageLimit(fetched))
                 continue
             }
             if answer.more {
@@ -372,7 +379,7 @@ public struct Syncer: Sendable {
                 // The cursors this answer carries, and the held ones of the subscriptions a
                 // compact answer left out (they are caught up).
                 let cursors = try store.cursors().merging(page.pages.map { ($0.key, $0.cursor) }, uniquingKeysWith: { _, answered in answered })
-                next = fetchPage(transport, token: binding.token, cursors: cursors, limit: Self.pageLimit(fetched))
+                next = try fetchPage(transport, token: binding.token, cursors: cursors, limit: Self.pageLimit(fetched))
             }
             var active: [String: Projection?] = [:]
             var until: [String: UInt64] = [:]
@@ -387,8 +394,10 @@ public struct Syncer: Sendable {
                     if let end = subscription.until { until[subscription.key] = end }
                 }
             } else {
-                // A compact answer: the server grants what this device holds.
-                for (key, end) in try store.heldSubscriptions() {
+                // A compact answer: the server grants what the request named, read when it
+                // was made. Not what the store holds now: a page applied meanwhile may have
+                // added a subscription the server has since ended, which must be purged.
+                for (key, end) in page.held {
                     if let projection = SubscriptionKey.projection(of: key) { active[key] = projection }
                     if let end { until[key] = end }
                 }

@@ -7,7 +7,8 @@
 struct JSONReader {
     private let bytes: [UInt8]
     private var at = 0
-    /// The deepest nesting skipped in an unknown member's value (as `JSONDecoder`'s limit).
+    /// The most containers nested in a body, the body's own object included (as
+    /// `JSONDecoder`'s limit).
     static let maxDepth = 512
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
@@ -271,7 +272,8 @@ extension PullRequest {
             case "limit": limit = try reader.optionalInteger()
             case "directory": directory = try reader.optionalString()
             case "subscriptions": subscriptions = try reader.optionalString()
-            default: try reader.skipValue()
+            // The body's object is the first level of nesting.
+            default: try reader.skipValue(depth: 1)
             }
         }
         guard let cursors else { throw .malformed }

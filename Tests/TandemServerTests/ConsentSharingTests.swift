@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import GRDB
+import Hummingbird
 import NIOCore
 import NIOHTTP1
 import TandemClient
@@ -30,13 +31,16 @@ struct ConsentSharingTests {
 
         /// Sam (patient) wrote one entry with text and a tag; Mia mentors Sam, Noa
         /// supervises Mia, Max mentors nobody.
-        init(_ storeKind: ServerStoreKind, limits: SyncServer.Limits = .init()) async throws {
+        init(
+            _ storeKind: ServerStoreKind, limits: SyncServer.Limits = .init(),
+            middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = []
+        ) async throws {
             dir = try TemporaryDirectory("consent-sharing")
             let storage = try storeKind.create(in: dir)
             let now = SystemWallClock().nowMillis()
             _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
             clock = ManualWallClock(millis: now)
-            server = try await InProcessServer(storage: storage, limits: limits, wallClock: clock)
+            server = try await InProcessServer(storage: storage, limits: limits, middleware: middleware, wallClock: clock)
             patient = try await server.device(dir, "patient", member: "Sam")
             mentor = try await server.device(dir, "mentor", role: .mentor, member: "Mia")
             supervisor = try await server.device(dir, "supervisor", role: .supervisor, member: "Noa")
@@ -242,6 +246,53 @@ struct ConsentSharingTests {
         // Exactly the new entries' current state arrives: nothing of the mentor's own channel again.
         let delivered = try entries.reduce(0) { sum, id in sum + (try #require(try center.mentor.record(id)).heldChanges.count) }
         #expect(delivered > 2 && report.pulled == delivered, "pulled \(report.pulled), the new entries hold \(delivered)")
+    }
+
+    /// Runs `hook` once, before the `after`-th pull it sees once armed.
+    final class BeforePull: RouterMiddleware, Sendable {
+        typealias Context = TandemRequestContext
+        let state = Locked<(armed: Bool, seen: Int, hook: (@Sendable () async throws -> Void)?)>((false, 0, nil))
+        let after: Int
+        init(after: Int) { self.after = after }
+
+        func arm(_ hook: @escaping @Sendable () async throws -> Void) { state.withLock { $0 = (true, 0, hook) } }
+
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            if request.uri.path == "/v1/pull" {
+                let hook = state.withLock { state -> (@Sendable () async throws -> Void)? in
+                    guard state.armed else { return nil }
+                    state.seen += 1
+                    guard state.seen == after, let hook = state.hook else { return nil }
+                    state.hook = nil
+                    return hook
+                }
+                if let hook { try await hook() }
+            }
+            return try await next(request, context)
+        }
+    }
+
+    /// A consent revoked between two pages of one pull, while the device applies the first
+    /// (which brought the new subscription): the next request names the subscriptions held
+    /// before that page, the server grants exactly those again, and its compact answer
+    /// must still purge what the first page brought.
+    @Test(arguments: ServerStoreKind.allCases)
+    func aRevokeBetweenTwoPagesOfOnePull_stillPurges(storeKind: ServerStoreKind) async throws {
+        var limits = SyncServer.Limits()
+        limits.maxPullPageSize = 2
+        let hook = BeforePull(after: 2)
+        let center = try await Center(storeKind, limits: limits, middleware: [hook])
+        defer { withExtendedLifetime(center.dir) {} }
+        _ = try await Syncer(store: center.mentor).sync()
+        for value in 0..<4 { _ = try center.patient.write(try moodEntry(value), to: nil, clock: SystemWallClock()) }
+        _ = try await Syncer(store: center.patient).sync()
+        let consent = try await center.grant(.metrics)
+        // The mentor's first page brings Sam's subscription with more to come; before the
+        // server reads the second request, Sam revokes.
+        hook.arm { try await center.revoke(consent) }
+        _ = try await Syncer(store: center.mentor).sync()
+        #expect(try center.mentor.record(center.entry) == nil, "a revoked subscription's records are purged")
+        #expect(try center.mentor.heldSubscriptions().map(\.key) == [SubscriptionKey.own])
     }
 
     @Test(arguments: ServerStoreKind.allCases)

@@ -114,6 +114,14 @@ struct PullRequestJSONTests {
         #expect(throws: Never.self) { try PullRequest(json: Array(#"{"cursors": {}, "x": \#(shallow)}"#.utf8)) }
     }
 
+    /// The nesting limit is Foundation's: 512 containers, the body's object included.
+    @Test(arguments: [510, 511, 512, 513])
+    func nestingAtTheLimit_isReadAsFoundationReadsIt(arrays: Int) {
+        let body = Array(#"{"cursors": {}, "x": \#(String(repeating: "[", count: arrays) + String(repeating: "]", count: arrays))}"#.utf8)
+        #expect(((try? PullRequest(json: body)) != nil) == (Self.reference(body) != nil))
+        #expect(((try? PullRequest(json: body)) != nil) == (arrays < 512))
+    }
+
     @Test func invalidUTF8_isRefused() {
         #expect(throws: JSONReaderError.malformed) { try PullRequest(json: Array(#"{"cursors": {"own": ""#.utf8) + [0xFF] + Array(#""}}"#.utf8)) }
     }
