@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // No I/O: ids, clock, models, changes, merge, policy tables, wire encoding.
@@ -129,6 +130,24 @@ let package = Package(
         .target(
             name: "TandemTestSupport",
             dependencies: ["TandemCore", "TandemWorkload"],
+            swiftSettings: swiftSettings
+        ),
+        // The PostgreSQL store (issue 15): SQL and connection handling only; the one module
+        // that imports PostgresNIO.
+        .target(
+            name: "TandemServerPostgres",
+            dependencies: [
+                "TandemCore", "TandemServer",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TandemServerPostgresTests",
+            dependencies: ["TandemServerPostgres", "TandemTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,100 @@
+public import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// One connection to PostgreSQL whose calls block until PostgreSQL answers. The server's
+/// rules are synchronous code over a store's capabilities (`PushReads`, `PullReads`), run
+/// inside one transaction; on PostgreSQL that transaction lives on a connection driven
+/// from a thread of the store's own, which may block (never from Swift's cooperative pool
+/// in the serving path). Start-up (migrations) uses it too.
+public final class BlockingConnection: @unchecked Sendable {
+    // @unchecked: `connection` is immutable and PostgresNIO's connection is thread-safe; a
+    // BlockingConnection is used by one thread at a time (one transaction at a time).
+    let connection: PostgresConnection
+    let logger: Logger
+
+    private init(connection: PostgresConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// Connects (without TLS: loopback or a trusted network; TLS is not supported yet).
+    public static func open(_ location: PostgresLocation, logger: Logger = Logger(label: "tandem.postgres")) throws -> BlockingConnection {
+        let configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: .disable)
+        do {
+            let connection = try PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: 1, logger: logger
+            ).wait()
+            return BlockingConnection(connection: connection, logger: logger)
+        } catch {
+            throw PostgresStoreError.unreachable("Cannot connect to PostgreSQL at \(location): \(Self.reason(error))")
+        }
+    }
+
+    /// Runs one statement (no parameters; SQL of this module or of an operator's tools).
+    public func execute(_ sql: String) throws {
+        _ = try rows(sql)
+    }
+
+    /// Runs one statement and returns its first column as text (`SELECT x::text …`).
+    public func texts(_ sql: String) throws -> [String] {
+        do { return try rows(sql).map { try $0.decode(String.self) } } catch let error as PostgresStoreError { throw error } catch {
+            throw PostgresStoreError.statementFailed("a value is not text: \(Self.reason(error))")
+        }
+    }
+
+    /// Runs one statement (no parameters) and returns its rows.
+    @discardableResult
+    func rows(_ sql: String) throws -> [PostgresRow] {
+        try run(PostgresQuery(unsafeSQL: sql))
+    }
+
+    /// Runs one statement with parameters (`$1`, `$2`…) and returns its rows.
+    @discardableResult
+    func run(_ query: PostgresQuery) throws -> [PostgresRow] {
+        do {
+            return Array(try connection.query(query, logger: logger).wait().rows)
+        } catch {
+            throw PostgresStoreError.statementFailed(Self.reason(error))
+        }
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    public func transaction<T>(_ body: (BlockingConnection) throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let result = try body(self)
+            try execute("COMMIT")
+            return result
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    public func close() {
+        try? connection.close().wait()
+    }
+
+    /// PostgreSQL's own message for an error, when there is one (never the query's values).
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? PSQLError, let message = error.serverInfo?[.message] { return message }
+        return String(describing: type(of: error))
+    }
+}
+
+/// Why the PostgreSQL store could not do something.
+public enum PostgresStoreError: Error, Equatable, CustomStringConvertible {
+    case unreachable(String)
+    case statementFailed(String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let message): message
+        case .statementFailed(let message): "PostgreSQL refused a statement: \(message)"
+        }
+    }
+}

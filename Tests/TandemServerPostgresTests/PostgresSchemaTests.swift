@@ -1,0 +1,132 @@
+import Foundation
+import TandemServerPostgres
+import TandemTestSupport
+import Testing
+
+/// The PostgreSQL cluster the tests use: `scripts/test` starts a throwaway one
+/// (`scripts/postgres`) and sets `TANDEM_TEST_POSTGRES_URL`; it also sets
+/// `TANDEM_REQUIRE_POSTGRES=1`, under which a missing cluster fails instead of skipping.
+enum TestCluster {
+    static let url = ProcessInfo.processInfo.environment["TANDEM_TEST_POSTGRES_URL"]
+    static let required = ProcessInfo.processInfo.environment["TANDEM_REQUIRE_POSTGRES"] == "1"
+
+    /// A new, empty database of its own, dropped after `body`.
+    static func withDatabase<T>(_ body: (PostgresLocation) throws -> T) throws -> T {
+        let admin = try PostgresLocation(url: try #require(url))
+        let name = "tandem_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let connection = try BlockingConnection.open(admin)
+        defer { connection.close() }
+        try connection.execute("CREATE DATABASE \(name)")
+        defer { _ = try? connection.execute("DROP DATABASE \(name) WITH (FORCE)") }
+        var location = admin
+        location.database = name
+        return try body(location)
+    }
+
+    static func tables(_ connection: BlockingConnection) throws -> Set<String> {
+        Set(try connection.texts("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'"))
+    }
+}
+
+@Suite("PostgreSQL schema")
+struct PostgresSchemaTests {
+    @Test func theClusterIsThere_whenTheTestCommandRuns() throws {
+        guard TestCluster.required else { return }
+        let url = try #require(TestCluster.url, "scripts/test starts PostgreSQL and sets TANDEM_TEST_POSTGRES_URL")
+        let connection = try BlockingConnection.open(try PostgresLocation(url: url))
+        defer { connection.close() }
+        #expect(try connection.texts("SELECT current_setting('synchronous_commit')") == ["on"])
+    }
+
+    @Test(.enabled(if: TestCluster.url != nil))
+    func instancesStartingAtOnce_migrateOnce_andAllSucceed() throws {
+        try TestCluster.withDatabase { location in
+            let results = Locked<[Result<[String], any Error>]>([])
+            let group = DispatchGroup()
+            for _ in 0..<4 {
+                group.enter()
+                Thread.detachNewThread {
+                    defer { group.leave() }
+                    let result = Result<[String], any Error> {
+                        let connection = try BlockingConnection.open(location)
+                        defer { connection.close() }
+                        return try PostgresSchema.migrate(connection)
+                    }
+                    results.withLock { $0.append(result) }
+                }
+            }
+            group.wait()
+            let applied = try results.withLock { $0 }.map { try $0.get() }
+            // One of them applied every migration; the others found nothing to do.
+            #expect(applied.filter { !$0.isEmpty } == [PostgresSchema.migrations.map(\.name)])
+            let connection = try BlockingConnection.open(location)
+            defer { connection.close() }
+            #expect(try connection.texts("SELECT count(*)::text FROM tandem_migration") == ["\(PostgresSchema.migrations.count)"])
+            #expect(try TestCluster.tables(connection).isSuperset(of: ["center", "tandem_migration"]))
+        }
+    }
+
+    @Test(.enabled(if: TestCluster.url != nil))
+    func aMigrationThatFails_leavesTheDatabaseAsItWas() throws {
+        try TestCluster.withDatabase { location in
+            let connection = try BlockingConnection.open(location)
+            defer { connection.close() }
+            try PostgresSchema.migrate(connection)
+            let before = try TestCluster.tables(connection)
+            let broken = PostgresSchema.migrations + [
+                .init("v2-a-table", ["CREATE TABLE a_table (x integer)"]),
+                .init("v3-broken", ["CREATE TABLE b_table (x integer)", "SELECT no_such_column FROM center"]),
+            ]
+            #expect(throws: PostgresStoreError.self) { try PostgresSchema.migrate(connection, migrations: broken) }
+            #expect(try TestCluster.tables(connection) == before)
+            #expect(try connection.texts("SELECT name FROM tandem_migration ORDER BY name") == PostgresSchema.migrations.map(\.name).sorted())
+            // The connection is usable after the rollback, and a later good run applies.
+            #expect(try PostgresSchema.migrate(connection, migrations: PostgresSchema.migrations + [broken[broken.count - 2]]) == ["v2-a-table"])
+        }
+    }
+
+    @Test(.enabled(if: TestCluster.url != nil))
+    func aDatabaseANewerTandemMigrated_isRefused_andLeftAlone() throws {
+        try TestCluster.withDatabase { location in
+            let connection = try BlockingConnection.open(location)
+            defer { connection.close() }
+            try PostgresSchema.migrate(connection)
+            try connection.execute("INSERT INTO tandem_migration (name) VALUES ('v99-from-the-future')")
+            #expect(throws: NewerDatabaseError(migrations: ["v99-from-the-future"])) { try PostgresSchema.migrate(connection) }
+            #expect(try connection.texts("SELECT count(*)::text FROM tandem_migration") == ["\(PostgresSchema.migrations.count + 1)"])
+        }
+    }
+
+    @Test(.enabled(if: TestCluster.url != nil))
+    func anUnreachableServer_isSaidPlainly() throws {
+        // A port nothing listens on (the cluster's own, plus one, is never bound by it).
+        var location = try PostgresLocation(url: try #require(TestCluster.url))
+        location.port = location.port == 65_535 ? 1 : location.port + 1
+        #expect {
+            _ = try BlockingConnection.open(location)
+        } throws: { error in
+            guard case .unreachable(let message) = error as? PostgresStoreError else { return false }
+            return message.contains("Cannot connect to PostgreSQL at postgres://tandem@127.0.0.1:\(location.port)/")
+        }
+    }
+}
+
+@Suite("PostgreSQL location")
+struct PostgresLocationTests {
+    @Test func aURL_isReadIntoItsParts() throws {
+        let location = try PostgresLocation(url: "postgres://tandem:s%40cret@db.example:6543/center")
+        #expect(location == PostgresLocation(host: "db.example", port: 6543, user: "tandem", password: "s@cret", database: "center"))
+        #expect(location.description == "postgres://tandem:***@db.example:6543/center", "the password is never shown")
+        #expect(try PostgresLocation(url: "postgresql://me@[::1]/db") == PostgresLocation(host: "::1", user: "me", database: "db"))
+        #expect(try PostgresLocation(url: "postgres://me@localhost/db").port == 5432)
+    }
+
+    @Test(arguments: [
+        "mysql://me@host/db", "postgres://host/db", "postgres://me@host", "postgres://me@host/", "postgres://me@host:0/db",
+        "postgres://me@host:99999/db", "postgres://me@host:port/db", "postgres://me@:5432/db", "postgres://me@host/db?sslmode=require",
+        "postgres://m%zz@host/db", "postgres://@host/db",
+    ])
+    func aURLThatCannotBeUsed_isRefused_withTheReason(url: String) {
+        #expect(throws: PostgresLocationError.self) { try PostgresLocation(url: url) }
+    }
+}
