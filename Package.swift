@@ -147,7 +147,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TandemServerPostgresTests",
-            dependencies: ["TandemServerPostgres", "TandemTestSupport"],
+            dependencies: ["TandemServerPostgres", "TandemServer", "TandemTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

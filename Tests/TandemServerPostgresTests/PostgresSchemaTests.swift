@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import TandemServer
 import TandemServerPostgres
 import TandemTestSupport
 import Testing
@@ -66,6 +68,41 @@ struct PostgresSchemaTests {
         }
     }
 
+    /// One set of rules reads and writes both stores: every table and column of the
+    /// embedded store is in the PostgreSQL store, of the same kind and nullability.
+    @Test(.enabled(if: TestCluster.url != nil))
+    func theTables_areTheEmbeddedStoresColumnForColumn() throws {
+        let dir = try TemporaryDirectory("pg-parity")
+        let path = dir.path("center.sqlite")
+        _ = try SQLiteServerStorage(path: path)
+        let sqlite = try DatabaseQueue(path: path).read { db -> Set<String> in
+            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations'")
+            var columns = Set<String>()
+            for table in tables {
+                for row in try Row.fetchAll(db, sql: "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", arguments: [table]) {
+                    let kind = ["INTEGER": "integer", "BLOB": "bytes", "TEXT": "text"][(row["type"] as String).uppercased()] ?? "other"
+                    let nullable = (row["notnull"] as Int) == 0 && (row["pk"] as Int) == 0
+                    columns.insert("\(table).\(row["name"] as String) \(kind)\(nullable ? " null" : "")")
+                }
+            }
+            return columns
+        }
+        let postgres = try TestCluster.withDatabase { location in
+            let connection = try BlockingConnection.open(location)
+            defer { connection.close() }
+            try PostgresSchema.migrate(connection)
+            return Set(try connection.texts("""
+                SELECT table_name || '.' || column_name || ' ' ||
+                    CASE data_type WHEN 'bigint' THEN 'integer' WHEN 'integer' THEN 'integer' WHEN 'bytea' THEN 'bytes' WHEN 'text' THEN 'text' ELSE 'other' END ||
+                    CASE is_nullable WHEN 'YES' THEN ' null' ELSE '' END
+                FROM information_schema.columns WHERE table_schema = 'public' AND table_name != 'tandem_migration'
+                """))
+        }
+        #expect(sqlite.count > 60)
+        #expect(postgres.subtracting(sqlite).sorted() == [], "in PostgreSQL only")
+        #expect(sqlite.subtracting(postgres).sorted() == [], "in SQLite only")
+    }
+
     @Test(.enabled(if: TestCluster.url != nil))
     func aMigrationThatFails_leavesTheDatabaseAsItWas() throws {
         try TestCluster.withDatabase { location in
@@ -74,14 +111,14 @@ struct PostgresSchemaTests {
             try PostgresSchema.migrate(connection)
             let before = try TestCluster.tables(connection)
             let broken = PostgresSchema.migrations + [
-                .init("v2-a-table", ["CREATE TABLE a_table (x integer)"]),
-                .init("v3-broken", ["CREATE TABLE b_table (x integer)", "SELECT no_such_column FROM center"]),
+                .init("v90-a-table", ["CREATE TABLE a_table (x integer)"]),
+                .init("v91-broken", ["CREATE TABLE b_table (x integer)", "SELECT no_such_column FROM center"]),
             ]
             #expect(throws: PostgresStoreError.self) { try PostgresSchema.migrate(connection, migrations: broken) }
             #expect(try TestCluster.tables(connection) == before)
             #expect(try connection.texts("SELECT name FROM tandem_migration ORDER BY name") == PostgresSchema.migrations.map(\.name).sorted())
             // The connection is usable after the rollback, and a later good run applies.
-            #expect(try PostgresSchema.migrate(connection, migrations: PostgresSchema.migrations + [broken[broken.count - 2]]) == ["v2-a-table"])
+            #expect(try PostgresSchema.migrate(connection, migrations: PostgresSchema.migrations + [broken[broken.count - 2]]) == ["v90-a-table"])
         }
     }
 
