@@ -14,15 +14,31 @@ enum TestCluster {
 
     /// A new, empty database of its own, dropped after `body`.
     static func withDatabase<T>(_ body: (PostgresLocation) throws -> T) throws -> T {
+        let (location, drop) = try create()
+        defer { drop() }
+        return try body(location)
+    }
+
+    static func withDatabase<T>(_ body: (PostgresLocation) async throws -> T) async throws -> T {
+        let (location, drop) = try create()
+        defer { drop() }
+        return try await body(location)
+    }
+
+    private static func create() throws -> (PostgresLocation, () -> Void) {
         let admin = try PostgresLocation(url: try #require(url))
         let name = "tandem_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let connection = try BlockingConnection.open(admin)
-        defer { connection.close() }
-        try connection.execute("CREATE DATABASE \(name)")
-        defer { _ = try? connection.execute("DROP DATABASE \(name) WITH (FORCE)") }
+        do { try connection.execute("CREATE DATABASE \(name)") } catch {
+            connection.close()
+            throw error
+        }
         var location = admin
         location.database = name
-        return try body(location)
+        return (location, {
+            _ = try? connection.execute("DROP DATABASE \(name) WITH (FORCE)")
+            connection.close()
+        })
     }
 
     static func tables(_ connection: BlockingConnection) throws -> Set<String> {
