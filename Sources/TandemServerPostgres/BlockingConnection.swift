@@ -1,4 +1,5 @@
 public import Logging
+import Foundation
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -9,10 +10,12 @@ import PostgresNIO
 /// from a thread of the store's own, which may block (never from Swift's cooperative pool
 /// in the serving path). Start-up (migrations) uses it too.
 public final class BlockingConnection: @unchecked Sendable {
-    // @unchecked: `connection` is immutable and PostgresNIO's connection is thread-safe; a
-    // BlockingConnection is used by one thread at a time (one transaction at a time).
+    // @unchecked: `connection` is immutable and PostgresNIO's connection is thread-safe;
+    // `transactionLock` makes whole transactions take turns, so two threads never
+    // interleave their statements in one transaction.
     let connection: PostgresConnection
     let logger: Logger
+    private let transactionLock = NSLock()
 
     private init(connection: PostgresConnection, logger: Logger) {
         self.connection = connection
@@ -63,14 +66,23 @@ public final class BlockingConnection: @unchecked Sendable {
     }
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
-    public func transaction<T>(_ body: (BlockingConnection) throws -> T) throws -> T {
-        try execute("BEGIN")
+    /// A transaction that ended in an error is answered `ROLLBACK` to a `COMMIT`, without an
+    /// error: the commit's tag is checked, so nothing is reported written that was not.
+    /// A connection whose `ROLLBACK` fails is closed: it is never used again half-way.
+    public func transaction<T>(isolation: String = "READ COMMITTED", _ body: (BlockingConnection) throws -> T) throws -> T {
+        transactionLock.lock()
+        defer { transactionLock.unlock() }
+        try execute("BEGIN ISOLATION LEVEL \(isolation)")
         do {
             let result = try body(self)
-            try execute("COMMIT")
+            let tag: String
+            do { tag = try connection.query("COMMIT", logger: logger).wait().metadata.command } catch {
+                throw PostgresStoreError.statementFailed(Self.reason(error))
+            }
+            guard tag == "COMMIT" else { throw PostgresStoreError.statementFailed("the transaction was rolled back (\(tag))") }
             return result
         } catch {
-            _ = try? execute("ROLLBACK")
+            if (try? execute("ROLLBACK")) == nil { close() }
             throw error
         }
     }
@@ -79,10 +91,14 @@ public final class BlockingConnection: @unchecked Sendable {
         try? connection.close().wait()
     }
 
-    /// PostgreSQL's own message for an error, when there is one (never the query's values).
+    /// PostgreSQL's own message and SQLSTATE for an error, when there are (never the query's
+    /// values); else what the connection reports, by its code.
     static func reason(_ error: any Error) -> String {
-        if let error = error as? PSQLError, let message = error.serverInfo?[.message] { return message }
-        return String(describing: type(of: error))
+        guard let error = error as? PSQLError else { return String(describing: type(of: error)) }
+        if let message = error.serverInfo?[.message] {
+            return error.serverInfo?[.sqlState].map { "\(message) (SQLSTATE \($0))" } ?? message
+        }
+        return "the connection failed (\(error.code))"
     }
 }
 

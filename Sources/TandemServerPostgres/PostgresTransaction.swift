@@ -14,6 +14,17 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
 
     public init(_ db: BlockingConnection) { self.db = db }
 
+    /// The first statement of every push transaction: pushes take turns, as under SQLite's
+    /// one writer, from before they read what they merge with until they commit. Without
+    /// it two pushes into one channel could read the same head and the same field state.
+    /// (A finer lock, per channel, needs the channels before the first read; later.)
+    public func beginPush() throws {
+        try db.run("SELECT pg_advisory_xact_lock(\(Self.pushLockKey))")
+    }
+
+    /// The advisory lock pushes hold ("TandemW" in ASCII).
+    static let pushLockKey: Int64 = 0x54_61_6E_64_65_6D_57
+
     // MARK: Reads
 
     public func epoch() throws -> String {
@@ -180,8 +191,7 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     public func heldChanges(of records: [StoredRecord]) throws -> [Change] {
         var changes: [Change] = []
         for record in records {
-            // In the primary key's order, as SQLite reads them: the merge numbers changes in
-            // the order it meets them, and both stores then number alike.
+            // In the primary key's order, as SQLite reads them.
             for row in try db.run("""
                 SELECT change FROM held WHERE record = \(record.number) ORDER BY field COLLATE "C", kind, wall, counter, replica
                 """) {
@@ -362,9 +372,8 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
             """)
     }
 
-    /// Takes the commit feed's next position and stamps each advanced channel with it: the
-    /// `sequence` row is locked from here to the commit, so feed positions become visible in
-    /// the order they were taken (PROTOCOL.md §9.4a).
+    /// Takes the commit feed's next position and stamps each advanced channel with it
+    /// (pushes take turns, `beginPush`, so positions become visible in the order taken).
     public func advance(_ heads: [MemberID: Int64]) throws {
         guard let feed = try db.run("UPDATE sequence SET value = value + 1 RETURNING value").first.map({ try $0.decode(Int64.self) }) else {
             throw PostgresStoreError.statementFailed("the commit feed's sequence row is missing")

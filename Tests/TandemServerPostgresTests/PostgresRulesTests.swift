@@ -42,16 +42,28 @@ struct PostgresRulesTests {
         let now = clock.nowMillis()
         _ = try await admin.initialize(staffName: "Admin", nowMillis: now)
 
-        func enroll(_ name: String, _ role: Role) async throws -> (store: ReplicaStore, principal: Principal) {
-            let code = try await admin.invite(role: role, name: name, member: nil, nowMillis: now, validForMillis: 3_600_000)
+        /// A new member's first device; or, `linkedTo` one, another device of that member.
+        func enroll(
+            _ name: String, _ role: Role, linkedTo other: (store: ReplicaStore, principal: Principal, token: String)? = nil
+        ) async throws -> (store: ReplicaStore, principal: Principal, token: String) {
+            let code: String
+            if let other {
+                code = Secrets.newCode()
+                try await sqlite.link(
+                    other.principal, issuerToken: Secrets.hash(other.token), codeHash: Secrets.hashCode(code), nowMillis: now,
+                    expiresMillis: now + 600_000, maxUnused: 5)
+            } else {
+                code = try await admin.invite(role: role, name: name, member: nil, nowMillis: now, validForMillis: 3_600_000)
+            }
             let store = try ReplicaStore.create(at: dir.path("\(name).sqlite"), name: name, role: role, wallMillis: now)
             let token = Secrets.newToken()
             _ = try await sqlite.enroll(
                 codeHash: Secrets.hashCode(code), replica: store.identity.replica, deviceName: name, tokenHash: Secrets.hash(token),
                 expectedRole: nil, expectedMember: nil, nowMillis: now)
-            return (store, try await sqlite.authenticate(tokenHash: Secrets.hash(token)))
+            return (store, try await sqlite.authenticate(tokenHash: Secrets.hash(token)), token)
         }
         let sam = try await enroll("Sam", .patient)
+        let samsTablet = try await enroll("Sam's tablet", .patient, linkedTo: sam)
         let mia = try await enroll("Mia", .mentor)
         let max = try await enroll("Max", .mentor)
         _ = try await admin.assign(.mentor, carer: try await admin.member(named: "Mia"), member: try await admin.member(named: "Sam"), nowMillis: now)
@@ -74,7 +86,11 @@ struct PostgresRulesTests {
                     maxSkewMillis: 60_000, quotaBytes: 1 << 30)
                 let onPostgres: Result<PushOutcome, ServerError>
                 do {
-                    onPostgres = .success(try postgres.transaction { try PushRules.apply(request, in: PostgresTransaction($0)) })
+                    onPostgres = .success(try postgres.transaction { db in
+                        let transaction = PostgresTransaction(db)
+                        try transaction.beginPush()
+                        return try PushRules.apply(request, in: transaction)
+                    })
                 } catch let error as ServerError { onPostgres = .failure(error) }
                 #expect(onSQLite == onPostgres)
             }
@@ -86,9 +102,8 @@ struct PostgresRulesTests {
                 let onSQLite = try await sqlite.read { store in
                     try PullRules.read(for: principal, policy: policy, limit: 1_000, check: nil, starts: starts, in: store)
                 }
-                let onPostgres = try postgres.transaction { db in
-                    try db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    return try PullRules.read(for: principal, policy: policy, limit: 1_000, check: nil, starts: starts, in: PostgresTransaction(db))
+                let onPostgres = try postgres.transaction(isolation: "REPEATABLE READ") { db in
+                    try PullRules.read(for: principal, policy: policy, limit: 1_000, check: nil, starts: starts, in: PostgresTransaction(db))
                 }
                 #expect(onSQLite.grants == onPostgres.grants && onSQLite.epoch == onPostgres.epoch && onSQLite.heads == onPostgres.heads)
                 // The same changes in each page. Their order within one push is the merge's
@@ -141,6 +156,53 @@ struct PostgresRulesTests {
             try await pulls(sam.principal)
             try await pulls(mia.principal)
             try await pulls(max.principal, delivering: false)
+
+            // Pushes into one channel on two connections at once take turns: every change
+            // gets a number of its own, and the channel's head is the last of them.
+            var batches: [[Change]] = []
+            for value in 0..<40 {
+                var edit = JournalEdit()
+                edit.mood = value % 10
+                // Each device's own batches in its own order (a replica pushes in order).
+                batches.append(try (value % 2 == 0 ? sam : samsTablet).store.write(try edit.recordEdit(), to: nil, clock: clock).1)
+            }
+            let devices = [sam.principal, samsTablet.principal]
+            let all = batches
+            let channel = "'\\x" + hexString(sam.principal.member.bytes) + "'::bytea"
+            let heldBefore = try postgres.texts("SELECT count(*)::text FROM held WHERE channel = \(channel)")
+            let failures = Locked<[String]>([])
+            let group = DispatchGroup()
+            for half in 0..<2 {
+                group.enter()
+                Thread.detachNewThread {
+                    defer { group.leave() }
+                    do {
+                        let connection = try BlockingConnection.open(location)
+                        defer { connection.close() }
+                        for batch in stride(from: half, to: all.count, by: 2).map({ all[$0] }) {
+                            let request = PushRequest(
+                                changes: batch, principal: devices[half], replica: devices[half].replica!, repush: false, nowMillis: now,
+                                maxSkewMillis: 60_000, quotaBytes: 1 << 30)
+                            _ = try connection.transaction { db in
+                                let transaction = PostgresTransaction(db)
+                                try transaction.beginPush()
+                                return try PushRules.apply(request, in: transaction)
+                            }
+                        }
+                    } catch {
+                        failures.withLock { $0.append(String(describing: error)) }
+                    }
+                }
+            }
+            await withCheckedContinuation { done in group.notify(queue: .global()) { done.resume() } }
+            #expect(failures.withLock { $0 } == [])
+            let numbers = try postgres.texts("SELECT count(*)::text || ' ' || count(DISTINCT seq)::text || ' ' || max(seq)::text FROM held WHERE channel = \(channel)")
+            let head = try postgres.texts("SELECT seq::text FROM channel_head WHERE channel = \(channel)")
+            let parts = try #require(numbers.first).split(separator: " ").compactMap { Int($0) }
+            let before = try #require(heldBefore.first.flatMap { Int($0) })
+            #expect(parts.count == 3 && parts[0] == before + all.reduce(0) { $0 + $1.count }, "every change is held")
+            #expect(parts.count == 3 && parts[0] == parts[1], "no number is given twice")
+            #expect(parts.count == 3 && head == [String(parts[2])], "the head is the last number")
         }
     }
 }
