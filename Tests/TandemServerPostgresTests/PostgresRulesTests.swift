@@ -95,7 +95,8 @@ struct PostgresRulesTests {
                 #expect(onSQLite == onPostgres)
             }
 
-            /// What each store's snapshot gives `principal` from zero.
+            /// What each store's snapshot gives `principal` from zero; then the accounting of
+            /// what it delivered, recorded on each store: the same chain entries.
             func pulls(_ principal: Principal, delivering: Bool = true) async throws {
                 let policy = ConsentPolicy(clock: clock)
                 let starts: @Sendable ([Grant], String, [Int64]) -> [Int64] = { grants, _, _ in grants.map { _ in 0 } }
@@ -116,6 +117,16 @@ struct PostgresRulesTests {
                 #expect(onSQLite.mark == onPostgres.mark && onSQLite.repushEpoch == onPostgres.repushEpoch)
                 #expect(onSQLite.directory == onPostgres.directory && onSQLite.accounting == onPostgres.accounting)
                 #expect(onSQLite.pages.contains { !$0.changes.isEmpty } == delivering, "the comparison compares something")
+                let deliveries = AccountingRules.deliveries(of: onSQLite, to: principal)
+                let millis = Int64(now)
+                let recordedOnSQLite = try await sqlite.account { try AccountingRules.record(deliveries, atMillis: millis, in: $0) }
+                let recordedOnPostgres = try postgres.transaction { try AccountingRules.record(deliveries, atMillis: millis, in: PostgresTransaction($0)) }
+                #expect(recordedOnSQLite == recordedOnPostgres)
+                for subject in Set(deliveries.map(\.subject)) {
+                    let chainOnSQLite = try await sqlite.read { try $0.disclosures(of: subject, after: 0, limit: 100) }
+                    let chainOnPostgres = try postgres.transaction { try PostgresTransaction($0).disclosures(of: subject, after: 0, limit: 100) }
+                    #expect(!chainOnSQLite.isEmpty && chainOnSQLite == chainOnPostgres)
+                }
             }
 
             // Sam writes three entries, grants Mia their metrics, then edits one entry.
@@ -156,6 +167,21 @@ struct PostgresRulesTests {
             try await pulls(sam.principal)
             try await pulls(mia.principal)
             try await pulls(max.principal, delivering: false)
+
+            // Then Sam deletes an entry and revokes the consent, and Mia unshares her note
+            // and deletes it: tombstones, a revoked consent, a note no longer shared.
+            try await push(try sam.store.write(RecordEdit.delete(.journal), to: try #require(first), clock: clock).1, as: sam.principal)
+            try await push(try sam.store.write(ConsentEdit.revoke(atMillis: Int64(now)), to: try #require(consent.first?.record), clock: clock).1, as: sam.principal)
+            let (noteID, noteChanges) = try mia.store.write(try note.recordEdit(), to: nil, clock: clock)
+            var unshare = NoteEdit()
+            unshare.shared = false
+            try await push(noteChanges, as: mia.principal)
+            try await push(try mia.store.write(try unshare.recordEdit(), to: noteID, clock: clock).1, as: mia.principal)
+            try await pulls(sam.principal)
+            try await pulls(mia.principal)
+            try await push(try mia.store.write(RecordEdit.delete(.note), to: noteID, clock: clock).1, as: mia.principal)
+            try await pulls(sam.principal)
+            try await pulls(mia.principal)
 
             // Pushes into one channel on two connections at once take turns: every change
             // gets a number of its own, and the channel's head is the last of them.
