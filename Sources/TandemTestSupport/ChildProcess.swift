@@ -18,9 +18,13 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Set once this class reaped the child itself (`stop`, `kill9`): Foundation then never
     /// learns that it ended, and `process.isRunning` stays true.
-    private let reapedHere = Locked(false)
+    /// Its exit status or signal, as Foundation's `terminationStatus` gives them.
+    private let reapedHere = Locked<Int32?>(nil)
 
-    var isRunning: Bool { !reapedHere.withLock { $0 } && process.isRunning }
+    var isRunning: Bool { reapedHere.withLock { $0 } == nil && process.isRunning }
+
+    /// How it ended (call once it is not running).
+    var terminationStatus: Int32 { reapedHere.withLock { $0 } ?? process.terminationStatus }
     var pid: Int32 { process.processIdentifier }
 
     /// SIGKILL, as a crash or a pulled battery would end it; waits for it to end.
@@ -28,8 +32,13 @@ final class ChildProcess: @unchecked Sendable {
         guard isRunning else { return }
         let pid = process.processIdentifier
         kill(pid, SIGKILL)
-        _ = try? await offThePool { while !Self.reaped(pid) { usleep(20_000) } }
-        reapedHere.withLock { $0 = true }
+        let status = try? await offThePool { () -> Int32 in
+            while true {
+                if let status = Self.reaped(pid) { return status }
+                usleep(20_000)
+            }
+        }
+        if status != Self.reapedByFoundation { reapedHere.withLock { $0 = status ?? SIGKILL } }
     }
 
     /// SIGTERM; waits for it to finish what it was doing and end. A SIGTERM that arrives
@@ -42,25 +51,36 @@ final class ChildProcess: @unchecked Sendable {
         guard isRunning else { return }
         process.terminate()
         let pid = process.processIdentifier
-        _ = try? await offThePool {
+        let status = try? await offThePool { () -> Int32 in
             // Not `Process.waitUntilExit()`: under load Foundation can miss a child's exit
             // and spin forever beside its zombie (seen in a CI clone run under TSan, and
             // locally). The child is reaped here, or found reaped already.
             let deadline = ContinuousClock.now + patience
-            while !Self.reaped(pid), ContinuousClock.now < deadline { usleep(20_000) }
-            guard !Self.reaped(pid) else { return }
+            while ContinuousClock.now < deadline {
+                if let status = Self.reaped(pid) { return status }
+                usleep(20_000)
+            }
             FileHandle.standardError.write(Data("ChildProcess: pid \(pid) did not end on SIGTERM within \(patience); sent SIGKILL\n".utf8))
             kill(pid, SIGKILL)
-            while !Self.reaped(pid) { usleep(20_000) }
+            while true {
+                if let status = Self.reaped(pid) { return status }
+                usleep(20_000)
+            }
         }
-        reapedHere.withLock { $0 = true }
+        if status != Self.reapedByFoundation { reapedHere.withLock { $0 = status ?? SIGTERM } }
     }
 
-    /// Whether the child has ended: reaped now, or already (by Foundation).
-    private static func reaped(_ pid: Int32) -> Bool {
+    /// `reaped`'s answer when Foundation reaped the child first, and knows its status.
+    private static let reapedByFoundation: Int32 = -1
+
+    /// Its status once it has ended: reaped now (the exit code, or the signal that ended
+    /// it, as Foundation reports them), or `reapedByFoundation`;
+    /// nil while it runs.
+    private static func reaped(_ pid: Int32) -> Int32? {
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
-        return result == pid || (result == -1 && errno == ECHILD)
+        if result == pid { return status & 0x7F == 0 ? (status >> 8) & 0xFF : status & 0x7F }
+        return result == -1 && errno == ECHILD ? Self.reapedByFoundation : nil
     }
 
     deinit {

@@ -66,7 +66,7 @@ public final class RunningTandem: Sendable {
     public func waitForExit(timeout: Duration = .seconds(10)) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while child.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        return child.isRunning ? nil : child.process.terminationStatus
+        return child.isRunning ? nil : child.terminationStatus
     }
 
     /// SIGKILL, as a crash or a pulled battery would end it, and wait for it (off the pool).
