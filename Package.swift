@@ -175,7 +175,8 @@ let package = Package(
         .testTarget(
             name: "TandemServerTests",
             dependencies: [
-                "tandem", "TandemCore", "TandemCompression", "TandemStore", "TandemProtocol", "TandemServer", "TandemClient",
+                "tandem", "TandemCore", "TandemCompression", "TandemStore", "TandemProtocol", "TandemServer", "TandemServerPostgres",
+                "TandemClient",
                 "TandemTestSupport",
                 "TandemWorkload", "CPowerCut",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -104,8 +104,8 @@ public actor CommitFeed {
 }
 
 /// Wakes the waiters of one process at once when it commits; other processes' commits are
-/// seen by polling (`SQLiteServerStorage.awaitCommit`).
-final class CommitSignal: @unchecked Sendable {
+/// seen by polling (`SQLiteServerStorage.awaitCommit`) or by PostgreSQL's notifications.
+package final class CommitSignal: @unchecked Sendable {
     private struct Waiters {
         var next = 0
         /// How many times `fire()` was called: a waiter that read it before looking at the
@@ -118,13 +118,15 @@ final class CommitSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var state = Waiters()
 
+    package init() {}
+
     private func locked<T>(_ body: (inout Waiters) -> T) -> T {
         lock.lock()
         defer { lock.unlock() }
         return body(&state)
     }
 
-    func fire() {
+    package func fire() {
         let woken = locked { state in
             state.fired += 1
             defer { state.continuations.removeAll() }
@@ -134,11 +136,11 @@ final class CommitSignal: @unchecked Sendable {
     }
 
     /// The number of `fire()` calls so far, for `wait(since:upTo:)`.
-    var fired: Int { locked { $0.fired } }
+    package var fired: Int { locked { $0.fired } }
 
     /// Returns at the first `fire()` after the `since`-th (at once if there was one), or
     /// after `interval`.
-    func wait(since: Int, upTo interval: Duration) async {
+    package func wait(since: Int, upTo interval: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(for: interval) }
             group.addTask { await self.nextFire(since: since) }

@@ -8,12 +8,17 @@ import TandemCore
 /// all, applies each under its own savepoint (a refused batch rolls back alone, the others
 /// stay), and commits once: one fsync for the group. No batch is acknowledged before the
 /// commit that holds it has returned, so "durable before acknowledged" holds for each.
-final class GroupCommit: @unchecked Sendable {
+package final class GroupCommit: @unchecked Sendable {
     // @unchecked: every stored property is read and written under `lock`.
 
-    struct Batch: Sendable {
-        var request: PushRequest
-        var continuation: CheckedContinuation<PushOutcome, any Error>
+    package struct Batch: Sendable {
+        package var request: PushRequest
+        package var continuation: CheckedContinuation<PushOutcome, any Error>
+
+        package init(request: PushRequest, continuation: CheckedContinuation<PushOutcome, any Error>) {
+            self.request = request
+            self.continuation = continuation
+        }
     }
 
     private let lock = NSLock()
@@ -21,8 +26,10 @@ final class GroupCommit: @unchecked Sendable {
     private var scheduled = false
     private var counts = (groups: 0, batches: 0)
 
+    package init() {}
+
     /// Queues a batch; true when the caller must schedule a group (none is scheduled).
-    func enqueue(_ batch: Batch) -> Bool {
+    package func enqueue(_ batch: Batch) -> Bool {
         lock.withLock {
             waiting.append(batch)
             if scheduled { return false }
@@ -32,7 +39,7 @@ final class GroupCommit: @unchecked Sendable {
     }
 
     /// Every batch waiting, for the group about to commit.
-    func takeAll() -> [Batch] {
+    package func takeAll() -> [Batch] {
         lock.withLock {
             defer { waiting.removeAll(keepingCapacity: true) }
             if !waiting.isEmpty { counts = (counts.groups + 1, counts.batches + waiting.count) }
@@ -41,11 +48,11 @@ final class GroupCommit: @unchecked Sendable {
     }
 
     /// How many groups were committed, holding how many batches in all.
-    var statistics: (groups: Int, batches: Int) { lock.withLock { counts } }
+    package var statistics: (groups: Int, batches: Int) { lock.withLock { counts } }
 
     /// After a group's commit: true when batches arrived meanwhile and the caller must
     /// schedule the next group; false leaves nothing scheduled.
-    func finishGroup() -> Bool {
+    package func finishGroup() -> Bool {
         lock.withLock {
             if waiting.isEmpty { scheduled = false }
             return scheduled

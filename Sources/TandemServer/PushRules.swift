@@ -1,15 +1,27 @@
-import TandemCore
+package import TandemCore
 import TandemProtocol
 
 /// One device's batch, as the push rules take it.
-struct PushRequest: Sendable {
-    var changes: [Change]
-    var principal: Principal
-    var replica: ReplicaID
-    var repush: Bool
-    var nowMillis: UInt64
-    var maxSkewMillis: UInt64
-    var quotaBytes: Int64
+package struct PushRequest: Sendable {
+    package var changes: [Change]
+    package var principal: Principal
+    package var replica: ReplicaID
+    package var repush: Bool
+    package var nowMillis: UInt64
+    package var maxSkewMillis: UInt64
+    package var quotaBytes: Int64
+
+    package init(
+        changes: [Change], principal: Principal, replica: ReplicaID, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64, quotaBytes: Int64
+    ) {
+        self.changes = changes
+        self.principal = principal
+        self.replica = replica
+        self.repush = repush
+        self.nowMillis = nowMillis
+        self.maxSkewMillis = maxSkewMillis
+        self.quotaBytes = quotaBytes
+    }
 }
 
 /// What the server does with a pushed batch, whatever the store (PROTOCOL.md §9.3): which
@@ -17,11 +29,11 @@ struct PushRequest: Sendable {
 /// `TandemCore`'s rules and in which channel each held change is numbered. Written against
 /// `PushWrites`: the store opens the transaction (and, for a group commit, a savepoint per
 /// batch) and commits it; these rules never see SQL.
-enum PushRules {
+package enum PushRules {
     /// Validates one batch and merges it. Throws `ServerError.refused` (before writing
     /// anything) when any change is refused, and `ServerError.overQuota` after writing: the
     /// caller rolls the batch back.
-    static func apply(_ batch: PushRequest, in store: some PushWrites) throws -> PushOutcome {
+    package static func apply(_ batch: PushRequest, in store: some PushWrites) throws -> PushOutcome {
         let changes = batch.changes, principal = batch.principal, replica = batch.replica
         let repush = batch.repush, nowMillis = batch.nowMillis, maxSkewMillis = batch.maxSkewMillis
         if repush {

@@ -179,6 +179,15 @@ public struct PendingCode: Sendable, Equatable {
     /// The existing member a link code adds a device to; nil for a new member's invite.
     public var member: MemberID?
     public var expiresMillis: UInt64
+
+    public init(id: RecordID, issuer: Issuer, role: Role, name: String, member: MemberID?, expiresMillis: UInt64) {
+        self.id = id
+        self.issuer = issuer
+        self.role = role
+        self.name = name
+        self.member = member
+        self.expiresMillis = expiresMillis
+    }
 }
 
 /// What revoking a member took away.

@@ -113,6 +113,13 @@ public struct Enrollment: Sendable, Equatable, Codable {
     public var name: String
     public var role: String
     public var epoch: String
+
+    public init(member: String, name: String, role: String, epoch: String) {
+        self.member = member
+        self.name = name
+        self.role = role
+        self.epoch = epoch
+    }
 }
 
 /// What an accepted push did.

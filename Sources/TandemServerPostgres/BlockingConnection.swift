@@ -24,17 +24,21 @@ public final class BlockingConnection: @unchecked Sendable {
 
     /// Connects (without TLS: loopback or a trusted network; TLS is not supported yet).
     public static func open(_ location: PostgresLocation, logger: Logger = Logger(label: "tandem.postgres")) throws -> BlockingConnection {
-        let configuration = PostgresConnection.Configuration(
-            host: location.host, port: location.port, username: location.user, password: location.password,
-            database: location.database, tls: .disable)
         do {
             let connection = try PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: 1, logger: logger
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration(location), id: 1, logger: logger
             ).wait()
             return BlockingConnection(connection: connection, logger: logger)
         } catch {
             throw PostgresStoreError.unreachable("Cannot connect to PostgreSQL at \(location): \(Self.reason(error))")
         }
+    }
+
+    /// How PostgresNIO connects to `location` (without TLS).
+    static func configuration(_ location: PostgresLocation) -> PostgresConnection.Configuration {
+        PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: .disable)
     }
 
     /// Runs one statement (no parameters; SQL of this module or of an operator's tools).
@@ -61,8 +65,30 @@ public final class BlockingConnection: @unchecked Sendable {
         do {
             return Array(try connection.query(query, logger: logger).wait().rows)
         } catch {
-            throw PostgresStoreError.statementFailed(Self.reason(error))
+            throw Self.classified(error)
         }
+    }
+
+    /// Whether the connection is gone (PostgreSQL stopped, the network failed, or it was
+    /// closed after a failed rollback): the store opens another one.
+    public var isClosed: Bool { connection.isClosed }
+
+    /// A lost connection, or PostgreSQL shutting down or in recovery, is `unreachable`
+    /// (the server answers 503 and the client tries again); any other error is a statement
+    /// that failed.
+    static func classified(_ error: any Error) -> PostgresStoreError {
+        if let error = error as? PSQLError {
+            switch error.code {
+            case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .connectionError:
+                return .unreachable("The connection to PostgreSQL was lost (\(error.code)).")
+            default:
+                // Class 08: connection exceptions; 57P01-57P03: shut down, or starting up.
+                if let state = error.serverInfo?[.sqlState], state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state) {
+                    return .unreachable("PostgreSQL is not available: \(reason(error))")
+                }
+            }
+        }
+        return .statementFailed(reason(error))
     }
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
@@ -77,7 +103,7 @@ public final class BlockingConnection: @unchecked Sendable {
             let result = try body(self)
             let tag: String
             do { tag = try connection.query("COMMIT", logger: logger).wait().metadata.command } catch {
-                throw PostgresStoreError.statementFailed(Self.reason(error))
+                throw Self.classified(error)
             }
             guard tag == "COMMIT" else { throw PostgresStoreError.statementFailed("the transaction was rolled back (\(tag))") }
             return result

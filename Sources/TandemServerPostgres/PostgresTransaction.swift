@@ -76,7 +76,7 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
         var members: [ReplicaID: MemberID] = [:]
         for replica in replicas {
             let rows = try db.run("SELECT member FROM device WHERE replica = \(Data(replica.bytes)) AND revoked = 0")
-            members[replica] = try rows.first.flatMap { try? MemberID(bytes: try $0.decode(Data.self)) }
+            members[replica] = rows.first.flatMap { try? MemberID(bytes: try $0.decode(Data.self)) }
         }
         return members
     }
@@ -125,7 +125,7 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
 
     /// The members the rows' first column names.
     private func members(_ rows: [PostgresRow]) throws -> Set<MemberID> {
-        Set(try rows.compactMap { try? MemberID(bytes: try $0.decode(Data.self)) })
+        Set(rows.compactMap { try? MemberID(bytes: try $0.decode(Data.self)) })
     }
 
     public func names(of members: Set<MemberID>) throws -> [MemberID: (name: String, role: Role)] {

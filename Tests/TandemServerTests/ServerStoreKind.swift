@@ -1,17 +1,28 @@
+import Foundation
 import TandemCore
 import TandemServer
+import TandemServerPostgres
 import TandemStore
 import TandemTestSupport
 import Testing
 
 /// The stores a center can run on. A server test whose body does not depend on one store
 /// takes a `ServerStoreKind` argument (`@Test(arguments: ServerStoreKind.allCases)`) and
-/// reaches the store only through `CenterStore`, so it runs once against each kind: the
-/// PostgreSQL store joins this list and runs the same bodies. Tests of one store's own
-/// mechanics (SQLite's files, migrations, group commit, power loss) use that store directly.
+/// reaches the store only through `CenterStore`, so it runs once against each kind. Tests
+/// of one store's own mechanics (SQLite's files, migrations, group commit, power loss) use
+/// that store directly.
 enum ServerStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// The embedded store: one SQLite file.
     case sqlite
+    /// PostgreSQL: a new database of its own in the test cluster (`scripts/postgres`, which
+    /// `scripts/test` starts), named by `TANDEM_TEST_POSTGRES_URL`.
+    case postgres
+
+    /// SQLite always; PostgreSQL when the test cluster is there, or required
+    /// (`TANDEM_REQUIRE_POSTGRES=1`, as `scripts/test` sets: then a missing cluster fails).
+    static var allCases: [ServerStoreKind] {
+        TestCluster.url != nil || TestCluster.required ? [.sqlite, .postgres] : [.sqlite]
+    }
 
     var testDescription: String { rawValue }
 
@@ -19,6 +30,7 @@ enum ServerStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibl
     func create(in dir: TemporaryDirectory) throws -> any CenterStore {
         switch self {
         case .sqlite: try SQLiteServerStorage(path: dir.path("center.sqlite"))
+        case .postgres: try PostgresServerStorage(location: TestCluster.newDatabase(), connections: 4)
         }
     }
 
@@ -27,5 +39,36 @@ enum ServerStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibl
         let store = try create(in: dir)
         _ = try await store.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
         return store
+    }
+}
+
+/// The PostgreSQL cluster the tests run against.
+enum TestCluster {
+    static let url = ProcessInfo.processInfo.environment["TANDEM_TEST_POSTGRES_URL"]
+    static let required = ProcessInfo.processInfo.environment["TANDEM_REQUIRE_POSTGRES"] == "1"
+
+    /// One connection to the cluster's maintenance database, for `CREATE DATABASE`.
+    private static let admin = Locked<BlockingConnection?>(nil)
+
+    /// A new, empty database of the cluster's (left for the cluster's removal to delete).
+    static func newDatabase() throws -> PostgresLocation {
+        guard let url else {
+            throw TestClusterMissing()
+        }
+        let location = try PostgresLocation(url: url)
+        let name = "tandem_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try admin.withLock { connection in
+            if connection?.isClosed ?? true { connection = try BlockingConnection.open(location) }
+            try connection!.execute("CREATE DATABASE \(name)")
+        }
+        var database = location
+        database.database = name
+        return database
+    }
+
+    struct TestClusterMissing: Error, CustomStringConvertible {
+        var description: String {
+            "TANDEM_REQUIRE_POSTGRES=1 but TANDEM_TEST_POSTGRES_URL is not set: run the suite through scripts/test, or start a cluster with scripts/postgres."
+        }
     }
 }
