@@ -97,7 +97,7 @@ let package = Package(
             name: "TandemCLI",
             dependencies: [
                 "TandemCore", "TandemCompression", "TandemStore", "TandemWorkload", "TandemProtocol", "TandemServer",
-                "TandemClient",
+                "TandemServerPostgres", "TandemClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

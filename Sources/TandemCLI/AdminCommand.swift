@@ -20,14 +20,22 @@ struct AdminCommand: AsyncParsableCommand {
     )
 
     struct StoreOption: ParsableArguments {
-        @Option(help: ArgumentHelp("The server's store.", valueName: "path"))
-        var db = "tandem-server.sqlite"
+        @Option(help: ArgumentHelp("The server's SQLite store (default: tandem-server.sqlite).", valueName: "path"))
+        var db: String?
+
+        @Option(help: ArgumentHelp(
+            "The server's PostgreSQL database instead of --db (also read from TANDEM_DATABASE_URL; its password from PGPASSWORD).",
+            valueName: "postgres://user@host:port/database"))
+        var postgres: String?
+
+        var location: StoreLocation { get throws { try StoreLocation.resolve(db: db, postgres: postgres) } }
 
         /// The existing store: every command but `init` refuses a path with no store at it,
         /// instead of creating an empty one there.
         func open() throws -> any ServerAdministration {
-            guard FileManager.default.fileExists(atPath: db) else { throw CLIError.noServerStore(db) }
-            return try SQLiteServerStorage(path: db)
+            let location = try location
+            if case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) { throw CLIError.noServerStore(path) }
+            return try location.open()
         }
     }
 
@@ -40,10 +48,11 @@ struct AdminCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOption
 
         func run() async throws {
-            let storage: any ServerAdministration = try SQLiteServerStorage(path: store.db)
+            let location = try store.location
+            let storage: any ServerAdministration = try location.open()
             let (member, token) = try await storage.initialize(staffName: name, nowMillis: SystemWallClock().nowMillis())
             try await logAction(storage, "init", "created the center; first staff member \(member.hex)")
-            print("Created the center in \(store.db). Staff member \(member.hex).")
+            print("Created the center in \(location). Staff member \(member.hex).")
             print("Token (shown once, keep it secret): \(token)")
         }
     }
@@ -296,7 +305,7 @@ struct AdminCommand: AsyncParsableCommand {
             let storage = try store.open()
             try await storage.backup(to: file)
             try await logAction(storage, "backup", "to \(file)")
-            print("Backed up \(store.db) to \(file).")
+            print("Backed up \(try store.location) to \(file).")
         }
     }
 
@@ -310,9 +319,12 @@ struct AdminCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOption
 
         func run() async throws {
-            try SQLiteServerStorage.restore(backup: file, to: store.db)
+            guard case .sqlite(let path) = try store.location else {
+                throw ValidationError("On PostgreSQL, restore with pg_restore as docs/operations.md says (\"Backups on PostgreSQL\"), then give the center a new epoch.")
+            }
+            try SQLiteServerStorage.restore(backup: file, to: path)
             try await logAction(try store.open(), "restore", "from \(file), with a new epoch")
-            print("Restored \(file) into \(store.db) with a new epoch. Start the server; devices catch up on their next sync.")
+            print("Restored \(file) into \(path) with a new epoch. Start the server; devices catch up on their next sync.")
         }
     }
 }

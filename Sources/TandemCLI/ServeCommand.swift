@@ -2,15 +2,25 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import TandemServer
+import TandemServerPostgres
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the center's sync server on its embedded SQLite store. SIGINT or SIGTERM stops it cleanly."
+        abstract: "Run the center's sync server, on its embedded SQLite store or on PostgreSQL. SIGINT or SIGTERM stops it cleanly.",
+        discussion: """
+            Several instances may serve one PostgreSQL database behind a load balancer (docs/operations.md). \
+            The database URL may also come from TANDEM_DATABASE_URL, and its password from PGPASSWORD.
+            """
     )
 
-    @Option(help: ArgumentHelp("The server's store (created if missing).", valueName: "path"))
-    var db = "tandem-server.sqlite"
+    @Option(help: ArgumentHelp("The server's SQLite store, created if missing (default: tandem-server.sqlite).", valueName: "path"))
+    var db: String?
+
+    @Option(help: ArgumentHelp(
+        "The server's PostgreSQL database instead of --db, migrated if needed (also read from TANDEM_DATABASE_URL).",
+        valueName: "postgres://user@host:port/database"))
+    var postgres: String?
 
     @Option(help: "The address to listen on.")
     var host = "127.0.0.1"
@@ -37,11 +47,20 @@ struct ServeCommand: AsyncParsableCommand {
     var accountingRetentionYears = 6
 
     func run() async throws {
+        let location = try StoreLocation.resolve(db: db, postgres: postgres)
         // Held while serving: `tandem admin restore` refuses to replace the store meanwhile.
-        let serving = try ServingLock(store: db, exclusive: false)
+        var serving: ServingLock?
+        let storage: any CenterStore
+        switch location {
+        case .sqlite(let path):
+            serving = try ServingLock(store: path, exclusive: false)
+            let sqlite = try SQLiteServerStorage(path: path)
+            try sqlite.checkpointInBackground()
+            storage = sqlite
+        case .postgres(let database):
+            storage = try PostgresServerStorage(location: database)
+        }
         defer { withExtendedLifetime(serving) {} }
-        let storage = try SQLiteServerStorage(path: db)
-        try storage.checkpointInBackground()
         let host = host
         var limits = SyncServer.Limits()
         limits.trustedProxy = trustedProxy
@@ -57,7 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
             store: storage, retentionYears: accountingRetentionYears, wallClock: SyncServer.SystemClock(), logger: server.logger)
         let app = server.application(host: host, port: port, services: [pruner]) { port in
             // Written straight to the file descriptor, so a parent reading a pipe sees it now.
-            let line = "Tandem server listening on http://\(host):\(port) (store: \(storage.path))\n"
+            let line = "Tandem server listening on http://\(host):\(port) (store: \(location))\n"
             _ = line.withCString { write(STDOUT_FILENO, $0, strlen($0)) }
         }
         try await app.runService()

@@ -35,10 +35,15 @@ public final class BlockingConnection: @unchecked Sendable {
     }
 
     /// How PostgresNIO connects to `location` (without TLS).
+    /// Named `tandem` in `pg_stat_activity`; a host that does not answer within 5 s is
+    /// said to be unreachable rather than waited on.
     static func configuration(_ location: PostgresLocation) -> PostgresConnection.Configuration {
-        PostgresConnection.Configuration(
+        var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: .disable)
+        configuration.options.additionalStartupParameters = [("application_name", "tandem")]
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
     }
 
     /// Runs one statement (no parameters; SQL of this module or of an operator's tools).
@@ -59,14 +64,67 @@ public final class BlockingConnection: @unchecked Sendable {
         try run(PostgresQuery(unsafeSQL: sql))
     }
 
-    /// Runs one statement with parameters (`$1`, `$2`…) and returns its rows.
+    /// Runs one statement with parameters (`$1`, `$2`…) and returns its rows, after every
+    /// statement `send` queued.
     @discardableResult
     func run(_ query: PostgresQuery) throws -> [PostgresRow] {
+        try flush()
+        precondition(buffers.allSatisfy(\.isEmpty))
         do {
             return Array(try connection.query(query, logger: logger).wait().rows)
         } catch {
             throw Self.classified(error)
         }
+    }
+
+    /// Statements sent and not yet waited for, in the order sent (used by the one thread that
+    /// holds the transaction).
+    private var pending: [EventLoopFuture<PostgresQueryResult>] = []
+
+    /// Sends a statement whose rows nobody reads (a push's inserts) without waiting for it:
+    /// PostgreSQL runs the statements of a connection in the order sent, and the next `run`,
+    /// or the commit, first waits for all of them and throws the first one's error. A push
+    /// of 250 changes then waits for a few answers instead of a thousand.
+    func send(_ query: PostgresQuery) {
+        sendBuffered()
+        pending.append(connection.query(query, logger: logger))
+    }
+
+    /// Rows collected for one multi-row statement each (`buffer(_:)`).
+    private var buffers: [any BufferedRows] = []
+
+    /// The buffer of rows of type `B` in this transaction: rows added to it are sent as one
+    /// statement before any other statement (or the commit), so statements still run in the
+    /// order the rules made them.
+    func buffer<B: BufferedRows>(_ type: B.Type) -> B {
+        if let found = buffers.first(where: { $0 is B }) as? B { return found }
+        let made = B()
+        buffers.append(made)
+        return made
+    }
+
+    /// Drops the rows collected and not sent (a batch about to be rolled back).
+    func discardBuffered() {
+        for buffer in buffers where !buffer.isEmpty { _ = buffer.takeStatement() }
+    }
+
+    private func sendBuffered() {
+        for buffer in buffers where !buffer.isEmpty {
+            pending.append(connection.query(buffer.takeStatement(), logger: logger))
+        }
+    }
+
+    /// Waits for every statement sent (buffered rows first sent); throws the first one's error.
+    func flush() throws {
+        sendBuffered()
+        guard !pending.isEmpty else { return }
+        let sent = pending
+        pending = []
+        var failure: (any Error)?
+        for future in sent {
+            do { _ = try future.wait() } catch { if failure == nil { failure = error } }
+        }
+        if let failure { throw Self.classified(failure) }
     }
 
     /// Whether the connection is gone (PostgreSQL stopped, the network failed, or it was
@@ -101,6 +159,7 @@ public final class BlockingConnection: @unchecked Sendable {
         try execute("BEGIN ISOLATION LEVEL \(isolation)")
         do {
             let result = try body(self)
+            try flush()
             let tag: String
             do { tag = try connection.query("COMMIT", logger: logger).wait().metadata.command } catch {
                 throw Self.classified(error)
@@ -108,6 +167,8 @@ public final class BlockingConnection: @unchecked Sendable {
             guard tag == "COMMIT" else { throw PostgresStoreError.statementFailed("the transaction was rolled back (\(tag))") }
             return result
         } catch {
+            discardBuffered()
+            try? flush()
             if (try? execute("ROLLBACK")) == nil { close() }
             throw error
         }
@@ -126,6 +187,15 @@ public final class BlockingConnection: @unchecked Sendable {
         }
         return "the connection failed (\(error.code))"
     }
+}
+
+/// Rows a transaction inserts many of (a push's held changes), collected and sent as one
+/// statement (`BlockingConnection.buffer`).
+protocol BufferedRows: AnyObject {
+    init()
+    var isEmpty: Bool { get }
+    /// The statement that inserts the rows collected; empties the buffer.
+    func takeStatement() -> PostgresQuery
 }
 
 /// Why the PostgreSQL store could not do something.

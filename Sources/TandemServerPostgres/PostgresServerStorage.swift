@@ -317,9 +317,11 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
                     } catch let error as PostgresStoreError {
                         // The connection, not the batch: the whole group fails below.
                         if case .unreachable = error { throw error }
+                        db.discardBuffered()
                         try db.execute("ROLLBACK TO SAVEPOINT batch")
                         results.append(.failure(error))
                     } catch {
+                        db.discardBuffered()
                         try db.execute("ROLLBACK TO SAVEPOINT batch")
                         results.append(.failure(error))
                     }

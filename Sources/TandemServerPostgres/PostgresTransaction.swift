@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import PostgresNIO
 public import TandemCore
 public import TandemProtocol
@@ -55,28 +56,43 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func marks(of replicas: Set<ReplicaID>) throws -> [ReplicaID: HybridTimestamp] {
+        let keys = Array(replicas)
         var marks: [ReplicaID: HybridTimestamp] = [:]
-        for replica in replicas { marks[replica] = try mark(of: replica) }
+        for row in try db.run("""
+            SELECT k.i, m.wall, m.counter FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(replica, i)
+            JOIN replica_mark m ON m.replica = k.replica
+            """) {
+            let (index, wall, counter) = try row.decode((Int64, Int64, Int64).self)
+            marks[keys[Int(index) - 1]] = HybridTimestamp(wallMillis: UInt64(wall), counter: UInt16(clamping: counter))
+        }
         return marks
     }
 
     public func acceptedDigests(of ids: Set<ChangeID>) throws -> [ChangeID: [UInt8]] {
+        // One statement for the whole batch: the ids travel as three arrays.
+        let keys = Array(ids)
         var digests: [ChangeID: [UInt8]] = [:]
-        for id in ids {
-            let rows = try db.run("""
-                SELECT digest FROM accepted
-                WHERE replica = \(Data(id.replica.bytes)) AND wall = \(Int64(id.timestamp.wallMillis)) AND counter = \(Int64(id.timestamp.counter))
-                """)
-            digests[id] = try rows.first.map { Array(try $0.decode(Data.self)) }
+        for row in try db.run("""
+            SELECT k.i, a.digest FROM unnest(
+                \(keys.map { ByteBuffer(bytes: $0.replica.bytes) })::bytea[], \(keys.map { Int64($0.timestamp.wallMillis) })::bigint[],
+                \(keys.map { Int64($0.timestamp.counter) })::bigint[]) WITH ORDINALITY AS k(replica, wall, counter, i)
+            JOIN accepted a ON a.replica = k.replica AND a.wall = k.wall AND a.counter = k.counter
+            """) {
+            let (index, digest) = try row.decode((Int64, Data).self)
+            digests[keys[Int(index) - 1]] = Array(digest)
         }
         return digests
     }
 
     public func activeMembers(of replicas: Set<ReplicaID>) throws -> [ReplicaID: MemberID] {
+        let keys = Array(replicas)
         var members: [ReplicaID: MemberID] = [:]
-        for replica in replicas {
-            let rows = try db.run("SELECT member FROM device WHERE replica = \(Data(replica.bytes)) AND revoked = 0")
-            members[replica] = rows.first.flatMap { try? MemberID(bytes: try $0.decode(Data.self)) }
+        for row in try db.run("""
+            SELECT k.i, d.member FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(replica, i)
+            JOIN device d ON d.replica = k.replica AND d.revoked = 0
+            """) {
+            let (index, member) = try row.decode((Int64, Data).self)
+            members[keys[Int(index) - 1]] = try? MemberID(bytes: member)
         }
         return members
     }
@@ -86,11 +102,7 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func roles(of members: Set<MemberID>) throws -> [MemberID: Role] {
-        var roles: [MemberID: Role] = [:]
-        for member in members {
-            roles[member] = try db.run("SELECT role FROM member WHERE id = \(Data(member.bytes))").first.flatMap { Role(rawValue: try $0.decode(String.self)) }
-        }
-        return roles
+        try names(of: members).mapValues(\.role)
     }
 
     public func patients(of mentor: MemberID) throws -> Set<MemberID> {
@@ -129,11 +141,14 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func names(of members: Set<MemberID>) throws -> [MemberID: (name: String, role: Role)] {
+        let keys = Array(members)
         var names: [MemberID: (name: String, role: Role)] = [:]
-        for member in members {
-            guard let row = try db.run("SELECT name, role FROM member WHERE id = \(Data(member.bytes))").first else { continue }
-            let (name, role) = try row.decode((String, String).self)
-            if let role = Role(rawValue: role) { names[member] = (name, role) }
+        for row in try db.run("""
+            SELECT k.i, m.name, m.role FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+            JOIN member m ON m.id = k.id
+            """) {
+            let (index, name, role) = try row.decode((Int64, String, String).self)
+            if let role = Role(rawValue: role) { names[keys[Int(index) - 1]] = (name, role) }
         }
         return names
     }
@@ -178,38 +193,37 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord] {
+        let keys = Array(ids)
         var records: [RecordID: StoredRecord] = [:]
-        for id in ids {
-            guard let row = try db.run("SELECT number, owner, collection FROM record WHERE id = \(Data(id.bytes))").first else { continue }
-            let (number, owner, collection) = try row.decode((Int64, Data, String).self)
+        for row in try db.run("""
+            SELECT k.i, r.number, r.owner, r.collection FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+            JOIN record r ON r.id = k.id
+            """) {
+            let (index, number, owner, collection) = try row.decode((Int64, Int64, Data, String).self)
             guard let owner = try? MemberID(bytes: owner) else { continue }
-            records[id] = StoredRecord(number: number, owner: owner, collection: CollectionName(collection))
+            records[keys[Int(index) - 1]] = StoredRecord(number: number, owner: owner, collection: CollectionName(collection))
         }
         return records
     }
 
     public func heldChanges(of records: [StoredRecord]) throws -> [Change] {
-        var changes: [Change] = []
-        for record in records {
-            // In the primary key's order, as SQLite reads them.
-            for row in try db.run("""
-                SELECT change FROM held WHERE record = \(record.number) ORDER BY field COLLATE "C", kind, wall, counter, replica
-                """) {
-                changes.append(try Change(canonicalBytes: Array(try row.decode(Data.self))))
-            }
-        }
-        return changes
+        guard !records.isEmpty else { return [] }
+        // Record by record in the order given, each in its primary key's order, as SQLite reads them.
+        return try db.run("""
+            SELECT h.change FROM unnest(\(records.map(\.number))::bigint[]) WITH ORDINALITY AS k(number, i)
+            JOIN held h ON h.record = k.number ORDER BY k.i, h.field COLLATE "C", h.kind, h.wall, h.counter, h.replica
+            """).map { row in try Change(canonicalBytes: Array(try row.decode(Data.self))) }
     }
 
     public func covered(of records: [RecordID]) throws -> [(record: RecordID, field: FieldName, context: CausalContext)] {
-        var covered: [(record: RecordID, field: FieldName, context: CausalContext)] = []
-        for record in records {
-            for row in try db.run("SELECT field, context FROM covered WHERE record = \(Data(record.bytes)) ORDER BY field COLLATE \"C\"") {
-                let (field, context) = try row.decode((String, Data).self)
-                covered.append((record, try FieldName(field), try CausalContext(encoded: Array(context))))
-            }
+        guard !records.isEmpty else { return [] }
+        return try db.run("""
+            SELECT k.i, c.field, c.context FROM unnest(\(records.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(record, i)
+            JOIN covered c ON c.record = k.record ORDER BY k.i, c.field COLLATE "C"
+            """).map { row in
+            let (index, field, context) = try row.decode((Int64, String, Data).self)
+            return (records[Int(index) - 1], try FieldName(field), try CausalContext(encoded: Array(context)))
         }
-        return covered
     }
 
     public func channelHead(_ channel: MemberID) throws -> Int64 {
@@ -217,9 +231,14 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func channelHeads(of channels: Set<MemberID>) throws -> [MemberID: Int64] {
+        let keys = Array(channels)
         var heads: [MemberID: Int64] = [:]
-        for channel in channels {
-            if let row = try db.run("SELECT seq FROM channel_head WHERE channel = \(Data(channel.bytes))").first { heads[channel] = try row.decode(Int64.self) }
+        for row in try db.run("""
+            SELECT k.i, c.seq FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(channel, i)
+            JOIN channel_head c ON c.channel = k.channel
+            """) {
+            let (index, seq) = try row.decode((Int64, Int64).self)
+            heads[keys[Int(index) - 1]] = seq
         }
         return heads
     }
@@ -249,13 +268,14 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func chainHeads(of subjects: Set<MemberID>) throws -> [MemberID: (sequence: Int64, hash: [UInt8])] {
+        let keys = Array(subjects)
         var heads: [MemberID: (sequence: Int64, hash: [UInt8])] = [:]
-        for subject in subjects {
-            guard let row = try db.run("SELECT seq, hash FROM disclosure WHERE subject = \(Data(subject.bytes)) ORDER BY seq DESC LIMIT 1").first else {
-                continue
-            }
-            let (sequence, hash) = try row.decode((Int64, Data).self)
-            heads[subject] = (sequence, Array(hash))
+        for row in try db.run("""
+            SELECT k.i, d.seq, d.hash FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(subject, i)
+            JOIN LATERAL (SELECT seq, hash FROM disclosure WHERE subject = k.subject ORDER BY seq DESC LIMIT 1) d ON true
+            """) {
+            let (index, sequence, hash) = try row.decode((Int64, Int64, Data).self)
+            heads[keys[Int(index) - 1]] = (sequence, Array(hash))
         }
         return heads
     }
@@ -285,9 +305,14 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func deviceNames(of devices: Set<RecordID>) throws -> [RecordID: String] {
+        let keys = Array(devices)
         var names: [RecordID: String] = [:]
-        for device in devices {
-            names[device] = try db.run("SELECT name FROM device WHERE id = \(Data(device.bytes))").first.map { try $0.decode(String.self) }
+        for row in try db.run("""
+            SELECT k.i, d.name FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+            JOIN device d ON d.id = k.id
+            """) {
+            let (index, name) = try row.decode((Int64, String).self)
+            names[keys[Int(index) - 1]] = name
         }
         return names
     }
@@ -311,9 +336,9 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
 
     public func emergencyAccesses(ids: Set<RecordID>) throws -> [RecordID: EmergencyAccess] {
         var accesses: [RecordID: EmergencyAccess] = [:]
-        for id in ids {
-            guard let row = try db.run("\(unescaped: Self.emergencyColumns) WHERE id = \(Data(id.bytes))").first else { continue }
-            accesses[id] = try Self.emergencyAccess(row)
+        for row in try db.run("\(unescaped: Self.emergencyColumns) WHERE id = ANY(\(ids.map { ByteBuffer(bytes: $0.bytes) })::bytea[])") {
+            let access = try Self.emergencyAccess(row)
+            accesses[access.id] = access
         }
         return accesses
     }
@@ -331,45 +356,42 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     // MARK: Writes
+    // Those whose answer the rules do not read are sent without waiting (`BlockingConnection.send`).
 
     public func insertRecord(_ id: RecordID, owner: MemberID, collection: CollectionName) throws -> StoredRecord {
-        let rows = try db.run("""
-            INSERT INTO record (id, owner, collection) VALUES (\(Data(id.bytes)), \(Data(owner.bytes)), \(collection.rawValue)) RETURNING number
-            """)
-        guard let number = try rows.first.map({ try $0.decode(Int64.self) }) else {
-            throw PostgresStoreError.statementFailed("a new record was given no number")
+        let rows = db.buffer(RecordRows.self)
+        if !rows.hasNumber {
+            // Numbers come from the table's identity sequence, several at a time (one unused
+            // is a gap in an order, nothing more); the row itself is sent with the push's others.
+            rows.take(numbers: try db.run("""
+                SELECT nextval(pg_get_serial_sequence('record', 'number')) FROM generate_series(1, \(Int64(rows.nextFetch)))
+                """).map { try $0.decode(Int64.self) })
         }
-        return StoredRecord(number: number, owner: owner, collection: collection)
+        let record = StoredRecord(number: rows.nextNumber(), owner: owner, collection: collection)
+        rows.add(id, record)
+        return record
     }
 
     public func deleteHeld(of record: StoredRecord, field: FieldName, kind: MergeKind) throws {
-        try db.run("DELETE FROM held WHERE record = \(record.number) AND field = \(field.rawValue) AND kind = \(Int64(kind.rawValue))")
+        db.send("DELETE FROM held WHERE record = \(record.number) AND field = \(field.rawValue) AND kind = \(Int64(kind.rawValue))")
     }
 
     public func deleteValues(of record: StoredRecord) throws {
-        try db.run("""
+        db.send("""
             DELETE FROM held WHERE record = \(record.number) AND kind NOT IN (\(Int64(MergeKind.create.rawValue)), \(Int64(MergeKind.tombstone.rawValue)))
             """)
     }
 
     public func deleteCovered(of record: RecordID) throws {
-        try db.run("DELETE FROM covered WHERE record = \(Data(record.bytes))")
+        try db.send("DELETE FROM covered WHERE record = \(Data(record.bytes))")
     }
 
     public func insertHeld(_ change: Change, of record: StoredRecord, field: FieldName, kind: MergeKind, sequence: Int64) throws {
-        try db.run("""
-            INSERT INTO held (record, field, kind, wall, counter, replica, seq, channel, change)
-            VALUES (\(record.number), \(field.rawValue), \(Int64(kind.rawValue)), \(Int64(change.timestamp.wallMillis)),
-                    \(Int64(change.timestamp.counter)), \(Data(change.replica.bytes)), \(sequence), \(Data(record.owner.bytes)),
-                    \(Data(change.canonicalBytes)))
-            """)
+        db.buffer(HeldRows.self).add(change, of: record, field: field, kind: kind, sequence: sequence)
     }
 
     public func setCovered(_ context: CausalContext, of record: RecordID, field: FieldName) throws {
-        try db.run("""
-            INSERT INTO covered (record, field, context) VALUES (\(Data(record.bytes)), \(field.rawValue), \(Data(context.encoded)))
-            ON CONFLICT (record, field) DO UPDATE SET context = excluded.context
-            """)
+        db.buffer(CoveredRows.self).set(context, of: record, field: field)
     }
 
     /// Takes the commit feed's next position and stamps each advanced channel with it
@@ -379,7 +401,7 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
             throw PostgresStoreError.statementFailed("the commit feed's sequence row is missing")
         }
         for (channel, seq) in heads {
-            try db.run("""
+            try db.send("""
                 INSERT INTO channel_head (channel, seq, feed) VALUES (\(Data(channel.bytes)), \(seq), \(feed))
                 ON CONFLICT (channel) DO UPDATE SET seq = excluded.seq, feed = excluded.feed
                 """)
@@ -387,28 +409,25 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func setUsage(_ bytes: Int64, of member: MemberID) throws {
-        try db.run("""
+        try db.send("""
             INSERT INTO member_usage (member, bytes) VALUES (\(Data(member.bytes)), \(bytes))
             ON CONFLICT (member) DO UPDATE SET bytes = excluded.bytes
             """)
     }
 
     public func recordAccepted(_ id: ChangeID, digest: [UInt8]) throws {
-        try db.run("""
-            INSERT INTO accepted (replica, wall, counter, digest)
-            VALUES (\(Data(id.replica.bytes)), \(Int64(id.timestamp.wallMillis)), \(Int64(id.timestamp.counter)), \(Data(digest)))
-            """)
+        db.buffer(AcceptedRows.self).add(id, digest: digest)
     }
 
     public func setMark(_ mark: HybridTimestamp, of replica: ReplicaID) throws {
-        try db.run("""
+        try db.send("""
             INSERT INTO replica_mark (replica, wall, counter) VALUES (\(Data(replica.bytes)), \(Int64(mark.wallMillis)), \(Int64(mark.counter)))
             ON CONFLICT (replica) DO UPDATE SET wall = excluded.wall, counter = excluded.counter
             """)
     }
 
     public func setConsent(_ terms: ConsentTerms) throws {
-        try db.run("""
+        try db.send("""
             INSERT INTO consent (record, patient, recipient, scope, expires, revoked)
             VALUES (\(Data(terms.id.bytes)), \(Data(terms.patient.bytes)), \(Data(terms.recipient.bytes)), \(terms.scope.rawValue),
                     \(terms.expiresMillis), \(terms.revokedMillis))
@@ -418,17 +437,141 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func deleteConsent(_ id: RecordID) throws {
-        try db.run("DELETE FROM consent WHERE record = \(Data(id.bytes))")
+        try db.send("DELETE FROM consent WHERE record = \(Data(id.bytes))")
     }
 
     public func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool) throws {
-        try db.run("""
+        try db.send("""
             INSERT INTO note (record, author, patient, shared) VALUES (\(Data(id.bytes)), \(Data(author.bytes)), \(Data(patient.bytes)), \(Int64(shared ? 1 : 0)))
             ON CONFLICT (record) DO UPDATE SET author = excluded.author, patient = excluded.patient, shared = excluded.shared
             """)
     }
 
     public func deleteNote(_ id: RecordID) throws {
-        try db.run("DELETE FROM note WHERE record = \(Data(id.bytes))")
+        try db.send("DELETE FROM note WHERE record = \(Data(id.bytes))")
+    }
+}
+
+/// A push's held changes, inserted as one statement.
+final class HeldRows: BufferedRows {
+    private var record: [Int64] = [], field: [String] = [], kind: [Int64] = [], wall: [Int64] = [], counter: [Int64] = []
+    private var replica: [ByteBuffer] = [], seq: [Int64] = [], channel: [ByteBuffer] = [], change: [ByteBuffer] = []
+
+    init() {}
+
+    var isEmpty: Bool { record.isEmpty }
+
+    func add(_ change: Change, of record: StoredRecord, field: FieldName, kind: MergeKind, sequence: Int64) {
+        self.record.append(record.number)
+        self.field.append(field.rawValue)
+        self.kind.append(Int64(kind.rawValue))
+        wall.append(Int64(change.timestamp.wallMillis))
+        counter.append(Int64(change.timestamp.counter))
+        replica.append(ByteBuffer(bytes: change.replica.bytes))
+        seq.append(sequence)
+        channel.append(ByteBuffer(bytes: record.owner.bytes))
+        self.change.append(ByteBuffer(bytes: change.canonicalBytes))
+    }
+
+    func takeStatement() -> PostgresQuery {
+        defer {
+            (record, field, kind, wall, counter, seq) = ([], [], [], [], [], [])
+            (replica, channel, change) = ([], [], [])
+        }
+        return """
+            INSERT INTO held (record, field, kind, wall, counter, replica, seq, channel, change)
+            SELECT * FROM unnest(\(record)::bigint[], \(field)::text[], \(kind)::bigint[], \(wall)::bigint[], \(counter)::bigint[],
+                                 \(replica)::bytea[], \(seq)::bigint[], \(channel)::bytea[], \(change)::bytea[])
+            """
+    }
+}
+
+/// The ids and digests of a push's accepted changes, inserted as one statement.
+final class AcceptedRows: BufferedRows {
+    private var replica: [ByteBuffer] = [], wall: [Int64] = [], counter: [Int64] = [], digest: [ByteBuffer] = []
+
+    init() {}
+
+    var isEmpty: Bool { replica.isEmpty }
+
+    func add(_ id: ChangeID, digest: [UInt8]) {
+        replica.append(ByteBuffer(bytes: id.replica.bytes))
+        wall.append(Int64(id.timestamp.wallMillis))
+        counter.append(Int64(id.timestamp.counter))
+        self.digest.append(ByteBuffer(bytes: digest))
+    }
+
+    func takeStatement() -> PostgresQuery {
+        defer { (replica, wall, counter, digest) = ([], [], [], []) }
+        return """
+            INSERT INTO accepted (replica, wall, counter, digest)
+            SELECT * FROM unnest(\(replica)::bytea[], \(wall)::bigint[], \(counter)::bigint[], \(digest)::bytea[])
+            """
+    }
+}
+
+/// The causal contexts a push keeps, as one statement: the last one set for a field wins,
+/// as one `INSERT … ON CONFLICT DO UPDATE` per context would leave it.
+final class CoveredRows: BufferedRows {
+    private struct Key: Hashable {
+        var record: RecordID
+        var field: FieldName
+    }
+    private var order: [Key] = []
+    private var contexts: [Key: CausalContext] = [:]
+
+    init() {}
+
+    var isEmpty: Bool { order.isEmpty }
+
+    func set(_ context: CausalContext, of record: RecordID, field: FieldName) {
+        let key = Key(record: record, field: field)
+        if contexts.updateValue(context, forKey: key) == nil { order.append(key) }
+    }
+
+    func takeStatement() -> PostgresQuery {
+        defer { (order, contexts) = ([], [:]) }
+        let records = order.map { ByteBuffer(bytes: $0.record.bytes) }, fields = order.map(\.field.rawValue)
+        let encoded = order.map { ByteBuffer(bytes: contexts[$0]!.encoded) }
+        return """
+            INSERT INTO covered (record, field, context) SELECT * FROM unnest(\(records)::bytea[], \(fields)::text[], \(encoded)::bytea[])
+            ON CONFLICT (record, field) DO UPDATE SET context = excluded.context
+            """
+    }
+}
+
+/// A push's new records, inserted as one statement, numbered ahead from the identity sequence.
+final class RecordRows: BufferedRows {
+    private var number: [Int64] = [], id: [ByteBuffer] = [], owner: [ByteBuffer] = [], collection: [String] = []
+    /// Numbers taken from the sequence and not used yet (kept across this connection's transactions).
+    private var numbers: [Int64] = []
+    /// How many to take next: more each time a push needs more.
+    private(set) var nextFetch = 16
+
+    init() {}
+
+    var isEmpty: Bool { number.isEmpty }
+    var hasNumber: Bool { !numbers.isEmpty }
+
+    func take(numbers taken: [Int64]) {
+        numbers = taken.reversed()
+        nextFetch = min(nextFetch * 4, 1_024)
+    }
+
+    func nextNumber() -> Int64 { numbers.removeLast() }
+
+    func add(_ id: RecordID, _ record: StoredRecord) {
+        number.append(record.number)
+        self.id.append(ByteBuffer(bytes: id.bytes))
+        owner.append(ByteBuffer(bytes: record.owner.bytes))
+        collection.append(record.collection.rawValue)
+    }
+
+    func takeStatement() -> PostgresQuery {
+        defer { (number, id, owner, collection) = ([], [], [], []) }
+        return """
+            INSERT INTO record (number, id, owner, collection) OVERRIDING SYSTEM VALUE
+            SELECT * FROM unnest(\(number)::bigint[], \(id)::bytea[], \(owner)::bytea[], \(collection)::text[])
+            """
     }
 }

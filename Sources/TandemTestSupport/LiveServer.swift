@@ -3,15 +3,26 @@ import Foundation
 /// The real `tandem serve` process on a free loopback port, stopped when released.
 public final class LiveServer: Sendable {
     public let url: String
+    /// The store it serves: a SQLite file's path, or a PostgreSQL URL.
     public let dbPath: String
     let child: ChildProcess
 
     /// Starts a server on `dbPath` and waits until it listens, on `port` (0: any free one).
     /// With `logPath`, its log (at info) goes to that file; otherwise warnings are dropped.
     /// The wait for its first line happens off the concurrency pool (`offThePool`).
-    public init(dbPath: String, port: Int = 0, logPath: String? = nil) async throws {
-        self.dbPath = dbPath
-        let started = try await offThePool { try Self.start(dbPath: dbPath, port: port, logPath: logPath) }
+    public convenience init(dbPath: String, port: Int = 0, logPath: String? = nil) async throws {
+        try await self.init(store: ["--db", dbPath], named: dbPath, port: port, logPath: logPath)
+    }
+
+    /// Starts a server on a PostgreSQL database (`tandem serve --postgres URL`): several may
+    /// serve one database at once.
+    public convenience init(postgres url: String, port: Int = 0, logPath: String? = nil) async throws {
+        try await self.init(store: ["--postgres", url], named: url, port: port, logPath: logPath)
+    }
+
+    private init(store: [String], named: String, port: Int, logPath: String?) async throws {
+        self.dbPath = named
+        let started = try await offThePool { try Self.start(store: store, port: port, logPath: logPath) }
         child = ChildProcess(running: started.process)
         url = started.url
     }
@@ -22,10 +33,10 @@ public final class LiveServer: Sendable {
         let url: String
     }
 
-    private static func start(dbPath: String, port: Int, logPath: String?) throws -> Started {
+    private static func start(store: [String], port: Int, logPath: String?) throws -> Started {
         let process = Process()
         process.executableURL = TandemExecutable.url
-        process.arguments = ["serve", "--db", dbPath, "--port", String(port)]
+        process.arguments = ["serve"] + store + ["--port", String(port)]
         var env = ProcessInfo.processInfo.environment
         env["LOG_LEVEL"] = logPath == nil ? "warning" : "info"
         process.environment = env

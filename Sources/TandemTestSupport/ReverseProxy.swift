@@ -1,16 +1,22 @@
 public import Foundation
 
-/// Debian's nginx as a real reverse proxy on a free loopback port, in front of a server on
-/// `upstreamPort`: it adds the client's address to `X-Forwarded-For`, as a center's proxy
-/// would. Runs as one process (no master, no daemon) with everything in a directory of its
-/// own, and is stopped when released.
+/// Debian's nginx as a real reverse proxy on a free loopback port, in front of one server or
+/// several (`upstreamPorts`, which share one PostgreSQL store), configured as
+/// docs/operations.md tells an operator: it adds the client's address to `X-Forwarded-For`,
+/// passes WebSocket upgrades through, and sends a request that cannot reach one instance to
+/// the next. Runs as one process (no master, no daemon) with everything in a directory of
+/// its own, and is stopped when released.
 public final class ReverseProxy: Sendable {
     public let url: String
     public let port: Int
     let child: ChildProcess
     let directory: TemporaryDirectory
 
-    public init(upstreamPort: Int) async throws {
+    public convenience init(upstreamPort: Int) async throws {
+        try await self.init(upstreamPorts: [upstreamPort])
+    }
+
+    public init(upstreamPorts: [Int]) async throws {
         let directory = try TemporaryDirectory("tandem-nginx")
         let port = try FreePort.find()
         let prefix = directory.url.path
@@ -23,6 +29,11 @@ public final class ReverseProxy: Sendable {
             events { worker_connections 512; }
             http {
                 access_log off;
+                map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+                upstream tandem {
+            \(upstreamPorts.map { "        server 127.0.0.1:\($0) max_fails=1 fail_timeout=2s;" }.joined(separator: "\n"))
+                    keepalive 16;
+                }
                 client_body_temp_path \(prefix)/body;
                 proxy_temp_path \(prefix)/proxy;
                 fastcgi_temp_path \(prefix)/fastcgi;
@@ -31,9 +42,12 @@ public final class ReverseProxy: Sendable {
                 server {
                     listen 127.0.0.1:\(port);
                     location / {
-                        proxy_pass http://127.0.0.1:\(upstreamPort);
+                        proxy_pass http://tandem;
                         proxy_http_version 1.1;
-                        proxy_set_header Connection "";
+                        proxy_set_header Upgrade $http_upgrade;
+                        proxy_set_header Connection $connection_upgrade;
+                        proxy_read_timeout 1h;
+                        proxy_next_upstream error timeout http_502 http_503;
                         proxy_set_header Host $host;
                         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                     }
