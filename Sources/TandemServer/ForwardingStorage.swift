@@ -40,4 +40,5 @@ extension ForwardingStorage {
     public func head() async throws -> Int64 { try await base.head() }
     public func commits(after position: Int64) async throws -> Commits { try await base.commits(after: position) }
     public func awaitCommit(after position: Int64, timeout: Duration) async throws { try await base.awaitCommit(after: position, timeout: timeout) }
+    public func awaitRevocation(timeout: Duration) async { await base.awaitRevocation(timeout: timeout) }
 }

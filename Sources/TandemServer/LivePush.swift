@@ -165,11 +165,11 @@ extension SyncServer {
                 }
             }
             // Revocation is written by staff on the server's host, not through a push:
-            // each connection checks its token again every few seconds, and looks at its
-            // grants then too.
+            // each connection checks its token again every few seconds (at once when the
+            // store tells of a revocation), and looks at its grants then too.
             group.addTask {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: limits.liveRevocationCheck)
+                    await storage.awaitRevocation(timeout: limits.liveRevocationCheck)
                     do { _ = try await storage.authenticate(tokenHash: tokenHash) } catch let error as ServerError where error == .revoked || error == .unauthorized {
                         return .revoked
                     } catch {}

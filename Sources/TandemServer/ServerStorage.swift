@@ -83,9 +83,18 @@ public protocol ServerStorage: Sendable {
     /// Returns once the head may have moved past `position` (at once if it has), or after
     /// `timeout`. May return early; callers read `commits(after:)` to know.
     func awaitCommit(after position: Int64, timeout: Duration) async throws
+
+    /// Returns when a device, member or token may have been revoked (by this process, or by
+    /// another sharing the store), or after `timeout`: live connections check their tokens
+    /// again then. A store that cannot tell waits out `timeout` (the default).
+    func awaitRevocation(timeout: Duration) async
 }
 
 extension ServerStorage {
+    public func awaitRevocation(timeout: Duration) async {
+        try? await Task.sleep(for: timeout)
+    }
+
     /// A push with no quota (tests and tools).
     public func push(_ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64) async throws -> PushOutcome {
         try await push(changes, from: principal, repush: repush, nowMillis: nowMillis, maxSkewMillis: maxSkewMillis, quotaBytes: .max)

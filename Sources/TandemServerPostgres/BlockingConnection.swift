@@ -71,7 +71,7 @@ public final class BlockingConnection: @unchecked Sendable {
         try flush()
         precondition(buffers.allSatisfy(\.isEmpty))
         do {
-            return Array(try connection.query(query, logger: logger).wait().rows)
+            return Array(try answer(connection.query(query, logger: logger)).rows)
         } catch {
             throw Self.classified(error)
         }
@@ -122,9 +122,19 @@ public final class BlockingConnection: @unchecked Sendable {
         pending = []
         var failure: (any Error)?
         for future in sent {
-            do { _ = try future.wait() } catch { if failure == nil { failure = error } }
+            do { _ = try answer(future) } catch { if failure == nil { failure = error } }
         }
         if let failure { throw Self.classified(failure) }
+    }
+
+    /// Waits for a statement's answer, or for the connection to close: PostgresNIO does not
+    /// always fail a statement sent on a connection PostgreSQL has just closed (seen when
+    /// PostgreSQL restarts: the push connection's next `BEGIN` waited forever).
+    private func answer<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
+        let answered = future.eventLoop.makePromise(of: T.self)
+        future.cascade(to: answered)
+        connection.closeFuture.whenComplete { _ in answered.fail(PostgresStoreError.unreachable("PostgreSQL closed the connection.")) }
+        return try answered.futureResult.wait()
     }
 
     /// Whether the connection is gone (PostgreSQL stopped, the network failed, or it was
@@ -135,6 +145,7 @@ public final class BlockingConnection: @unchecked Sendable {
     /// (the server answers 503 and the client tries again); any other error is a statement
     /// that failed.
     static func classified(_ error: any Error) -> PostgresStoreError {
+        if let error = error as? PostgresStoreError { return error }
         if let error = error as? PSQLError {
             switch error.code {
             case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .connectionError:
@@ -161,7 +172,7 @@ public final class BlockingConnection: @unchecked Sendable {
             let result = try body(self)
             try flush()
             let tag: String
-            do { tag = try connection.query("COMMIT", logger: logger).wait().metadata.command } catch {
+            do { tag = try answer(connection.query("COMMIT", logger: logger)).metadata.command } catch {
                 throw Self.classified(error)
             }
             guard tag == "COMMIT" else { throw PostgresStoreError.statementFailed("the transaction was rolled back (\(tag))") }

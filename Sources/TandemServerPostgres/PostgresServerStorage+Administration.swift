@@ -59,6 +59,7 @@ extension PostgresServerStorage {
                 AND issuer_token IN (SELECT token_hash FROM credential WHERE device = \(key))
                 """)
             try db.run("UPDATE credential SET revoked = 1 WHERE device = \(key)")
+            try Self.notifyRevocation(db)
         }
     }
 
@@ -72,6 +73,7 @@ extension PostgresServerStorage {
                 """).count
             let devices = try db.run("UPDATE device SET revoked = 1 WHERE member = \(key) AND revoked = 0 RETURNING 1").count
             let tokens = try db.run("UPDATE credential SET revoked = 1 WHERE member = \(key) AND revoked = 0 RETURNING 1").count
+            try Self.notifyRevocation(db)
             return MemberRevocation(devices: devices, tokens: tokens, codes: codes)
         }
     }
@@ -103,6 +105,7 @@ extension PostgresServerStorage {
                 AND issuer_token IN (SELECT token_hash FROM credential WHERE member = \(key) AND device IS NULL)
                 """)
             try db.run("UPDATE credential SET revoked = 1 WHERE member = \(key) AND device IS NULL")
+            try Self.notifyRevocation(db)
             try db.run("""
                 INSERT INTO credential (token_hash, member, device, created_at) VALUES (\(Data(Secrets.hash(token))), \(key), NULL, \(Int64(nowMillis)))
                 """)

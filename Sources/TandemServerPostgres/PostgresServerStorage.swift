@@ -28,13 +28,17 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     let pool: ConnectionPool
     let logger: Logger
     let commitSignal = CommitSignal()
+    /// Fired when any instance revokes a device, member or token (`awaitRevocation`).
+    let revocationSignal = CommitSignal()
     let groupCommit = GroupCommit()
     private let pushQueue = DispatchQueue(label: "tandem.postgres.push")
     private var pushConnection: BlockingConnection?
     private let listener: Task<Void, Never>
 
-    /// The NOTIFY channel of commits that advanced a channel.
+    /// The NOTIFY channel every instance listens on: an empty payload for a commit that
+    /// advanced a channel, `revoke` for a revocation (`notifyRevocation`).
     static let commitChannel = "tandem_commit"
+    static let revocationPayload = "revoke"
 
     /// Connects to `location`, migrating its database first when needed (safe when several
     /// instances start at once, `PostgresSchema.migrate`).
@@ -49,7 +53,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
         }
         first.close()
         pool = ConnectionPool(location: location, capacity: max(1, connections), label: "tandem.postgres.pool", logger: logger)
-        listener = Self.listen(location, signal: commitSignal, logger: logger)
+        listener = Self.listen(location, commits: commitSignal, revocations: revocationSignal, logger: logger)
     }
 
     deinit {
@@ -62,7 +66,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     /// Hears other instances' commits: every notification wakes this instance's commit feed.
     /// A lost connection is opened again; the feed is woken then too, since notifications
     /// sent meanwhile were missed.
-    private static func listen(_ location: PostgresLocation, signal: CommitSignal, logger: Logger) -> Task<Void, Never> {
+    private static func listen(_ location: PostgresLocation, commits: CommitSignal, revocations: CommitSignal, logger: Logger) -> Task<Void, Never> {
         Task.detached {
             while !Task.isCancelled {
                 do {
@@ -71,8 +75,11 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
                         logger: logger)
                     do {
                         try await connection.listen(on: commitChannel) { notifications in
-                            signal.fire()
-                            for try await _ in notifications { signal.fire() }
+                            commits.fire()
+                            revocations.fire()
+                            for try await notification in notifications {
+                                if notification.payload == revocationPayload { revocations.fire() } else { commits.fire() }
+                            }
                         }
                     } catch {}
                     try? await connection.close()
@@ -367,7 +374,18 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
         }
     }
 
-    static let poll: Duration = .milliseconds(250)
+    static let poll: Duration = .seconds(1)
+
+    /// Returns when any instance revoked something (its notification), or after `timeout`.
+    public func awaitRevocation(timeout: Duration) async {
+        await revocationSignal.wait(since: revocationSignal.fired, upTo: timeout)
+    }
+
+    /// Tells every instance, at this transaction's commit, that something was revoked: their
+    /// live connections check their tokens at once instead of at their next look.
+    static func notifyRevocation(_ db: BlockingConnection) throws {
+        try db.run("SELECT pg_notify(\(commitChannel), \(revocationPayload))")
+    }
 }
 
 extension PostgresTransaction {

@@ -1,7 +1,11 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 import TandemCompression
 import TandemCore
 import TandemProtocol
@@ -27,8 +31,8 @@ struct SeveralInstancesTests {
     }
 
     /// A new center on a new database, with `devices` devices of one patient enrolled.
-    static func center(devices: Int) async throws -> (location: PostgresLocation, store: PostgresServerStorage, devices: [Device]) {
-        let location = try TestCluster.newDatabase()
+    static func center(devices: Int, on database: PostgresLocation? = nil) async throws -> (location: PostgresLocation, store: PostgresServerStorage, devices: [Device]) {
+        let location = try database ?? TestCluster.newDatabase()
         let store = try PostgresServerStorage(location: location, connections: 2)
         let now = SystemWallClock().nowMillis()
         _ = try await store.initialize(staffName: "Admin", nowMillis: now)
@@ -72,12 +76,12 @@ struct SeveralInstancesTests {
 
     /// Pushes one batch until the server takes it (a failed attempt is tried again: the
     /// server recognizes what it stored before as a replay).
-    static func push(_ changes: [Change], to base: String, token: String) async throws {
+    static func push(_ changes: [Change], to base: String, token: String, refusals: Locked<[(Int, String)]>? = nil) async throws {
         let body = try Deflate.compress(ChangeBatch(changes).encoded())
         for attempt in 1... {
-            if let answer = try? await post(base + "/v1/push", token: token, body: body, type: "application/octet-stream"), answer.status == 200 {
-                return
-            }
+            let answer = try? await post(base + "/v1/push", token: token, body: body, type: "application/octet-stream")
+            if let answer, answer.status == 200 { return }
+            if let answer { refusals?.withLock { $0.append((answer.status, String(decoding: answer.body, as: UTF8.self))) } }
             guard attempt < 200 else { throw LiveServerError.didNotStart("a push was never taken") }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -182,5 +186,199 @@ struct SeveralInstancesTests {
         await proxy.stop()
         await first.stop()
         await second.stop()
+    }
+
+    /// A device live on `url` (`/v1/live`): each message it hears, with when, until the
+    /// server closes the connection (returned with when it closed).
+    static func live(_ url: String, token: String, heard: Locked<[(LiveMessage, ContinuousClock.Instant)]>) async throws -> ContinuousClock.Instant {
+        var configuration = WebSocketClientConfiguration()
+        configuration.additionalHeaders[.authorization] = "Bearer \(token)"
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        _ = try await WebSocketClient.connect(url: url + "/v1/live", configuration: configuration, logger: logger) { inbound, _, _ in
+            for try await message in inbound.messages(maxSize: 1 << 16) {
+                guard case .text(let text) = message else { continue }
+                let decoded = try JSONDecoder().decode(LiveMessage.self, from: Data(text.utf8))
+                heard.withLock { $0.append((decoded, .now)) }
+            }
+        }
+        return .now
+    }
+
+    @Test func aPushToOneInstance_reachesADeviceLiveOnTheOtherAtOnce_andARevocationClosesItWithinFiveSeconds() async throws {
+        let (location, store, devices) = try await Self.center(devices: 2)
+        let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)"
+        let first = try await LiveServer(postgres: url)
+        let second = try await LiveServer(postgres: url)
+        defer { withExtendedLifetime(store) {} }
+
+        // The watcher is live on the first instance; its patient's other device pushes to the second.
+        let heard = Locked<[(LiveMessage, ContinuousClock.Instant)]>([])
+        let watcher = Task { try await Self.live(first.url, token: devices[0].token, heard: heard) }
+        try await within(.seconds(30)) { while heard.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) } }
+        #expect(heard.withLock { $0.first?.0.type } == "hello")
+        var writer = devices[1].writer
+        for round in 0..<5 {
+            let changes = try Self.entry(&writer, seed: round)
+            let before = heard.withLock { $0.count }
+            try await Self.push(changes, to: second.url, token: devices[1].token)
+            let acknowledged = ContinuousClock.now
+            let notice = try await within(.seconds(10)) { () -> (LiveMessage, ContinuousClock.Instant) in
+                while true {
+                    if let found = heard.withLock({ $0.dropFirst(before).first { $0.0.type == "advanced" } }) { return found }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            #expect(notice.0.subscriptions == ["own"])
+            // At once: a notification, not the feed's look at the store (every second).
+            #expect(notice.1 - acknowledged < .milliseconds(300), "round \(round): heard \(notice.1 - acknowledged) after the push")
+        }
+
+        // Revoked through the store (as `tandem admin revoke-device --postgres` does): the
+        // watcher's connection on the first instance closes within 5 s.
+        let device = try #require(try await store.devices(of: nil).first { $0.name == "device 0" })
+        let revoked = ContinuousClock.now
+        try await store.revokeDevice(try RecordID(hex: device.id))
+        let closed = try await within(.seconds(30)) { try await watcher.value }
+        #expect(closed - revoked < .seconds(5), "closed \(closed - revoked) after the revocation")
+        #expect(closed - revoked < .seconds(1), "told at once, not at the next 5 s check: \(closed - revoked)")
+        await first.stop()
+        await second.stop()
+    }
+
+    @Test func oneInstanceKilledMidPush_losesNothingAcknowledged_andClientsFailOverThroughTheProxy() async throws {
+        let (location, store, devices) = try await Self.center(devices: 9)
+        let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)"
+        let first = try await LiveServer(postgres: url)
+        let second = try await LiveServer(postgres: url)
+        let proxy = try await ReverseProxy(upstreamPorts: [first.port, second.port])
+        defer { withExtendedLifetime(store) {} }
+
+        // Eight pushers through the proxy, 40 batches of 50 changes each; the first instance
+        // is killed once a quarter of the batches are acknowledged.
+        let pushers = Array(devices.prefix(8)), reader = devices[8]
+        let batchesEach = 40, batch = 50
+        let acknowledgedBatches = Locked(0)
+        let killed = Task {
+            while acknowledgedBatches.withLock({ $0 }) < pushers.count * batchesEach / 4 { try await Task.sleep(for: .milliseconds(5)) }
+            await first.kill9()
+        }
+        let acknowledged = try await withThrowingTaskGroup(of: [ChangeID].self) { group in
+            for device in pushers {
+                group.addTask {
+                    var writer = device.writer
+                    var ids: [ChangeID] = []
+                    for round in 0..<batchesEach {
+                        var changes: [Change] = []
+                        while changes.count < batch { changes += try Self.entry(&writer, seed: round * batch + changes.count) }
+                        changes = Array(changes.prefix(batch))
+                        try await Self.push(changes, to: proxy.url, token: device.token)
+                        ids += changes.map(\.id)
+                        acknowledgedBatches.withLock { $0 += 1 }
+                    }
+                    return ids
+                }
+            }
+            var all: [ChangeID] = []
+            for try await ids in group { all += ids }
+            return Set(all)
+        }
+        try await killed.value
+        #expect(acknowledged.count == pushers.count * batchesEach * batch)
+        // A device reading through the proxy (only the second instance answers now) gets
+        // every acknowledged change, once.
+        let reading = try await Self.read(from: proxy.url, token: reader.token, expected: acknowledged.count, deadline: .now + .seconds(120))
+        #expect(reading.received == acknowledged)
+        #expect(reading.duplicates == 0 && reading.backwards == 0 && reading.gaps == 0)
+        await proxy.stop()
+        await second.stop()
+    }
+
+    /// A PostgreSQL cluster of one test's own (`scripts/postgres`), which it may restart
+    /// without disturbing the other tests' cluster.
+    final class OwnCluster: Sendable {
+        let directory: String
+        let url: String
+        static let script = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/postgres").path
+
+        init() async throws {
+            directory = NSTemporaryDirectory() + "tandem-own-pg-" + UUID().uuidString
+            try await Self.script("start", directory)
+            url = try String(contentsOfFile: directory + "/url", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        func restart() async throws { try await Self.script("restart", directory) }
+        func stop() async { try? await Self.script("stop", directory) }
+
+        /// Runs the script to its end. Its output goes nowhere: the server it starts would
+        /// hold a pipe open, and reading one to its end would never end.
+        static func script(_ command: String, _ directory: String) async throws {
+            try await offThePool {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/bin/bash")
+                process.arguments = [script, command, directory]
+                process.standardOutput = FileHandle.nullDevice
+                try process.run()
+                var status: Int32 = 0
+                while waitpid(process.processIdentifier, &status, WNOHANG) == 0 { usleep(20_000) }
+                guard status == 0 else { throw LiveServerError.didNotStart("scripts/postgres \(command) failed (\(status))") }
+            }
+        }
+    }
+
+    @Test func postgresRestartedUnderLoad_isAnswered503Plainly_andNothingAcknowledgedIsLost() async throws {
+        let cluster = try await OwnCluster()
+        let location = try PostgresLocation(url: cluster.url)
+        let (_, store, devices) = try await Self.center(devices: 5, on: location)
+        let first = try await LiveServer(postgres: cluster.url)
+        let second = try await LiveServer(postgres: cluster.url)
+        let proxy = try await ReverseProxy(upstreamPorts: [first.port, second.port])
+        defer { withExtendedLifetime(store) {} }
+
+        let pushers = Array(devices.prefix(4)), reader = devices[4]
+        let batchesEach = 30, batch = 50
+        let acknowledgedBatches = Locked(0)
+        let refusals = Locked<[(Int, String)]>([])
+        let restarted = Task {
+            while acknowledgedBatches.withLock({ $0 }) < pushers.count * batchesEach / 4 { try await Task.sleep(for: .milliseconds(5)) }
+            try await cluster.restart()
+        }
+        let acknowledged = try await withThrowingTaskGroup(of: [ChangeID].self) { group in
+            for device in pushers {
+                group.addTask {
+                    var writer = device.writer
+                    var ids: [ChangeID] = []
+                    for round in 0..<batchesEach {
+                        var changes: [Change] = []
+                        while changes.count < batch { changes += try Self.entry(&writer, seed: round * batch + changes.count) }
+                        changes = Array(changes.prefix(batch))
+                        try await Self.push(changes, to: proxy.url, token: device.token, refusals: refusals)
+                        ids += changes.map(\.id)
+                        acknowledgedBatches.withLock { $0 += 1 }
+                    }
+                    return ids
+                }
+            }
+            var all: [ChangeID] = []
+            for try await ids in group { all += ids }
+            return Set(all)
+        }
+        try await restarted.value
+        // While PostgreSQL was away, pushes were answered 503 with a message that says so.
+        let seen = refusals.withLock { $0 }
+        #expect(!seen.isEmpty, "no push met the restart")
+        #expect(seen.allSatisfy { $0.0 == 503 }, "\(seen.map(\.0))")
+        #expect(seen.allSatisfy { $0.1.contains("database is unreachable") }, "\(seen.first?.1 ?? "")")
+        // Both instances serve again, and a reader gets every acknowledged change once.
+        for instance in [first, second] {
+            let reading = try await Self.read(from: instance.url, token: reader.token, expected: acknowledged.count, deadline: .now + .seconds(60))
+            #expect(reading.received == acknowledged)
+            #expect(reading.duplicates == 0 && reading.backwards == 0 && reading.gaps == 0)
+        }
+        await proxy.stop()
+        await first.stop()
+        await second.stop()
+        await cluster.stop()
     }
 }
