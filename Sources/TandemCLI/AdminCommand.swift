@@ -3,6 +3,7 @@ import Foundation
 import TandemCore
 import TandemProtocol
 import TandemServer
+import TandemServerPostgres
 import TandemStore
 
 /// Administration on the server's host: these commands open the server's store directly
@@ -319,12 +320,13 @@ struct AdminCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOption
 
         func run() async throws {
-            guard case .sqlite(let path) = try store.location else {
-                throw ValidationError("On PostgreSQL, restore with pg_restore as docs/operations.md says (\"Backups on PostgreSQL\"), then give the center a new epoch.")
+            let location = try store.location
+            switch location {
+            case .sqlite(let path): try SQLiteServerStorage.restore(backup: file, to: path)
+            case .postgres(let database): try PostgresBackup.restore(backup: file, to: database)
             }
-            try SQLiteServerStorage.restore(backup: file, to: path)
             try await logAction(try store.open(), "restore", "from \(file), with a new epoch")
-            print("Restored \(file) into \(path) with a new epoch. Start the server; devices catch up on their next sync.")
+            print("Restored \(file) into \(location) with a new epoch. Start the server; devices catch up on their next sync.")
         }
     }
 }

@@ -23,10 +23,15 @@ public final class BlockingConnection: @unchecked Sendable {
     }
 
     /// Connects (without TLS: loopback or a trusted network; TLS is not supported yet).
-    public static func open(_ location: PostgresLocation, logger: Logger = Logger(label: "tandem.postgres")) throws -> BlockingConnection {
+    /// `applicationName` is what `pg_stat_activity` shows: `tandem` for a store's connections
+    /// (a restore refuses to run while any is open), something else for tools and tests.
+    public static func open(
+        _ location: PostgresLocation, applicationName: String = "tandem", logger: Logger = Logger(label: "tandem.postgres")
+    ) throws -> BlockingConnection {
         do {
             let connection = try PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration(location), id: 1, logger: logger
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration(location, applicationName: applicationName), id: 1,
+                logger: logger
             ).wait()
             return BlockingConnection(connection: connection, logger: logger)
         } catch {
@@ -37,11 +42,11 @@ public final class BlockingConnection: @unchecked Sendable {
     /// How PostgresNIO connects to `location` (without TLS).
     /// Named `tandem` in `pg_stat_activity`; a host that does not answer within 5 s is
     /// said to be unreachable rather than waited on.
-    static func configuration(_ location: PostgresLocation) -> PostgresConnection.Configuration {
+    static func configuration(_ location: PostgresLocation, applicationName: String = "tandem") -> PostgresConnection.Configuration {
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: .disable)
-        configuration.options.additionalStartupParameters = [("application_name", "tandem")]
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
         configuration.options.connectTimeout = .seconds(5)
         return configuration
     }
@@ -185,8 +190,12 @@ public final class BlockingConnection: @unchecked Sendable {
         }
     }
 
+    /// Closes the connection without waiting for it to close: a store is often released on
+    /// one of NIO's event loops (the last request that held it), where waiting would deadlock.
+    /// The connection is kept until it has closed (PostgresNIO requires it).
     public func close() {
-        try? connection.close().wait()
+        let connection = connection
+        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
     }
 
     /// PostgreSQL's own message and SQLSTATE for an error, when there are (never the query's

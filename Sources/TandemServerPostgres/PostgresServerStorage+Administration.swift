@@ -147,11 +147,10 @@ extension PostgresServerStorage {
         }
     }
 
-    /// On PostgreSQL a backup is the operator's `pg_dump` (docs/operations.md), which copies
-    /// a consistent snapshot while the instances serve; Tandem does not run it for them.
+    /// Writes a consistent snapshot of the database to a new file (`pg_dump`, run by
+    /// `PostgresBackup`), while the instances serve.
     public func backup(to path: String) async throws {
-        throw ServerError.badRequest(
-            "On PostgreSQL, back up with pg_dump --format=custom (see docs/operations.md, \"Backups on PostgreSQL\"); tandem admin backup writes SQLite files only.")
+        try PostgresBackup.backup(location, to: path)
     }
 
     public func assignments() async throws -> [Assignment] {

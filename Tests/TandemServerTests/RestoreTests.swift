@@ -1,6 +1,7 @@
 import Foundation
 import TandemCore
 import TandemServer
+import TandemServerPostgres
 import TandemStore
 import TandemTestSupport
 import Testing
@@ -16,12 +17,13 @@ struct RestoreTests {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test func restoringAnOlderBackup_losesNothingTheDevicesHold() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func restoringAnOlderBackup_losesNothingTheDevicesHold(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let db = dir.path("center.sqlite")
-        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
-        var server = try await LiveServer(dbPath: db)
-        let code = try await TandemExecutable.run(["admin", "invite", "--db", db, "--role", "patient", "--name", "Sam"]).stdout
+        let store = try storeKind.cliStore(in: dir)
+        _ = try await TandemExecutable.run(["admin", "init"] + store.arguments)
+        var server = try await store.server()
+        let code = try await TandemExecutable.run(["admin", "invite", "--role", "patient", "--name", "Sam"] + store.arguments).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let phone = dir.path("phone")
         let laptop = dir.path("laptop")
@@ -32,7 +34,8 @@ struct RestoreTests {
         _ = try await run(phone, ["sync"])
         _ = try await run(laptop, ["sync"])
 
-        #expect(try await TandemExecutable.run(["admin", "backup", "--db", db, dir.path("backup.sqlite")]).status == 0)
+        let backedUp = try await TandemExecutable.run(["admin", "backup", store.backup] + store.arguments)
+        #expect(backedUp.status == 0, "\(backedUp.stderr)")
 
         // After the backup: more writes, an edit, and a device the backup will not know.
         let after = try await run(laptop, ["journal", "add", "--mood", "7", "--craving", "2", "--text", "After the backup."])
@@ -44,9 +47,9 @@ struct RestoreTests {
         _ = try await run(phone, ["sync"])
 
         await server.stop()
-        let restored = try await TandemExecutable.run(["admin", "restore", dir.path("backup.sqlite"), "--db", db])
+        let restored = try await TandemExecutable.run(["admin", "restore", store.backup] + store.arguments)
         #expect(restored.status == 0, "\(restored.stderr)")
-        server = try await LiveServer(dbPath: db, port: server.port)
+        server = try await store.server(port: server.port)
 
         // The phone holds everything, the tablet's entry included: it re-pushes all of it
         // but the tablet's own changes (its replica is unknown to the restored server).
@@ -65,9 +68,9 @@ struct RestoreTests {
         _ = try await run(phone, ["sync"])
         _ = try await run(laptop, ["sync"])
 
-        let storage = try SQLiteServerStorage(path: db)
+        let storage = try store.open()
         let member = try #require(try ReplicaStore.open(at: phone + "/replica.sqlite").binding()?.member)
-        let serverView = try storage.state(of: member).canonicalDump()
+        let serverView = try await storage.state(of: member).canonicalDump()
         for home in [phone, laptop, tablet] {
             let store = try ReplicaStore.open(at: home + "/replica.sqlite")
             #expect(try store.canonicalDump() == serverView, "\(home)")
@@ -77,24 +80,26 @@ struct RestoreTests {
         }
     }
 
-    @Test func aRestoreWhileAServerHasTheStoreOpen_isRefused_andChangesNothing() async throws {
+    @Test(arguments: ServerStoreKind.allCases)
+    func aRestoreWhileAServerHasTheStoreOpen_isRefused_andChangesNothing(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let db = dir.path("center.sqlite")
-        _ = try await TandemExecutable.run(["admin", "init", "--db", db])
-        #expect(try await TandemExecutable.run(["admin", "backup", "--db", db, dir.path("backup.sqlite")]).status == 0)
-        let server = try await LiveServer(dbPath: db)
-        let epoch = try await SQLiteServerStorage(path: db).epoch()
-        let refused = try await TandemExecutable.run(["admin", "restore", dir.path("backup.sqlite"), "--db", db])
+        let store = try storeKind.cliStore(in: dir)
+        _ = try await TandemExecutable.run(["admin", "init"] + store.arguments)
+        #expect(try await TandemExecutable.run(["admin", "backup", store.backup] + store.arguments).status == 0)
+        let server = try await store.server()
+        let epoch = try await store.epoch()
+        let refused = try await TandemExecutable.run(["admin", "restore", store.backup] + store.arguments)
         #expect(refused.status != 0)
-        #expect(refused.stderr.contains("stop it"), "\(refused.stderr)")
-        #expect(try await SQLiteServerStorage(path: db).epoch() == epoch, "the store was not replaced")
+        #expect(refused.stderr.contains("stop"), "\(refused.stderr)")
+        #expect(try await store.epoch() == epoch, "the store was not replaced")
         await server.stop()
-        let backupBytes = try Data(contentsOf: URL(fileURLWithPath: dir.path("backup.sqlite")))
-        #expect(try await TandemExecutable.run(["admin", "restore", dir.path("backup.sqlite"), "--db", db]).status == 0)
-        #expect(try await SQLiteServerStorage(path: db).epoch() != epoch)
+        let backupBytes = try Data(contentsOf: URL(fileURLWithPath: store.backup))
+        let restored = try await TandemExecutable.run(["admin", "restore", store.backup] + store.arguments)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try await store.epoch() != epoch)
         // The backup itself was not opened, let alone migrated or given WAL files.
-        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.path("backup.sqlite"))) == backupBytes)
-        #expect(!FileManager.default.fileExists(atPath: dir.path("backup.sqlite-wal")))
-        #expect(!FileManager.default.fileExists(atPath: db + ".restoring"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: store.backup)) == backupBytes)
+        #expect(!FileManager.default.fileExists(atPath: store.backup + "-wal"))
+        #expect(!FileManager.default.fileExists(atPath: store.name + ".restoring"))
     }
 }

@@ -34,6 +34,19 @@ enum ServerStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibl
         }
     }
 
+    /// A new store of this kind for `tandem serve` and `tandem admin` processes, not yet
+    /// created (SQLite) or migrated (PostgreSQL).
+    func cliStore(in dir: TemporaryDirectory) throws -> CLIStore {
+        switch self {
+        case .sqlite:
+            return CLIStore(kind: self, arguments: ["--db", dir.path("center.sqlite")], name: dir.path("center.sqlite"), backup: dir.path("backup.sqlite"))
+        case .postgres:
+            let location = try TestCluster.newDatabase()
+            let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)"
+            return CLIStore(kind: self, arguments: ["--postgres", url], name: url, backup: dir.path("backup.dump"))
+        }
+    }
+
     /// A new center on a store of this kind: initialized, with its staff member "Admin".
     func center(in dir: TemporaryDirectory) async throws -> any CenterStore {
         let store = try create(in: dir)
@@ -69,6 +82,45 @@ enum TestCluster {
     struct TestClusterMissing: Error, CustomStringConvertible {
         var description: String {
             "TANDEM_REQUIRE_POSTGRES=1 but TANDEM_TEST_POSTGRES_URL is not set: run the suite through scripts/test, or start a cluster with scripts/postgres."
+        }
+    }
+}
+
+/// A store as the `tandem` processes name it: `--db PATH` or `--postgres URL`.
+struct CLIStore: Sendable {
+    var kind: ServerStoreKind
+    /// The arguments naming it, for `tandem serve` and `tandem admin`.
+    var arguments: [String]
+    /// Its path or URL.
+    var name: String
+    /// Where its backup goes: a SQLite file, or a `pg_dump` archive.
+    var backup: String
+
+    /// `tandem serve` on it.
+    func server(port: Int = 0) async throws -> LiveServer {
+        switch kind {
+        case .sqlite: try await LiveServer(dbPath: name, port: port)
+        case .postgres: try await LiveServer(postgres: name, port: port)
+        }
+    }
+
+    /// The center's epoch, read without opening the store as a server would (a PostgreSQL
+    /// restore refuses to run while a store's connections are open).
+    func epoch() async throws -> String {
+        switch kind {
+        case .sqlite: return try await SQLiteServerStorage(path: name).epoch()
+        case .postgres:
+            let connection = try BlockingConnection.open(try PostgresLocation(url: name), applicationName: "tandem-test")
+            defer { connection.close() }
+            return try #require(try connection.texts("SELECT encode(epoch, 'hex') FROM center").first)
+        }
+    }
+
+    /// The store, opened in this process.
+    func open() throws -> any CenterStore {
+        switch kind {
+        case .sqlite: try SQLiteServerStorage(path: name)
+        case .postgres: try PostgresServerStorage(location: try PostgresLocation(url: name), connections: 2)
         }
     }
 }
