@@ -109,7 +109,7 @@ let package = Package(
             name: "tandem-bench",
             dependencies: [
                 "TandemCore", "TandemStore", "TandemWorkload", "TandemCompression", "TandemProtocol", "TandemServer",
-                "TandemClient",
+                "TandemServerPostgres", "TandemClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,4 +1,5 @@
 import Foundation
+import TandemServerPostgres
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -24,9 +25,18 @@ func startServer(_ storage: any ServerStorage) async throws -> (port: Int, task:
 /// that a load generator in this process does not share its CPU time. Returns the child and
 /// its port; terminate the child to stop it.
 func spawnServer(db: String, echo: Bool = false) throws -> (process: Process, port: Int) {
+    try spawnServer(store: ["--db", db], echo: echo)
+}
+
+/// The sync server on a PostgreSQL database (`url`), in a child process of its own.
+func spawnServer(postgres url: String) throws -> (process: Process, port: Int) {
+    try spawnServer(store: ["--postgres", url], echo: false)
+}
+
+private func spawnServer(store: [String], echo: Bool) throws -> (process: Process, port: Int) {
     let server = Process()
     server.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    server.arguments = ["server-child", "--db", db] + (echo ? ["--echo"] : [])
+    server.arguments = ["server-child"] + store + (echo ? ["--echo"] : [])
     let pipe = Pipe()
     server.standardOutput = pipe
     try server.run()
@@ -61,4 +71,43 @@ func cpuSeconds(of pid: Int32) -> Double {
     // After the command: state is field 3; utime and stime are fields 14 and 15.
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Databases a PostgreSQL run creates in a cluster, named for the run, dropped at its end.
+struct BenchDatabases {
+    let maintenance: PostgresLocation
+    let prefix = "tandem_bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12)
+
+    init(maintenance url: String) throws {
+        maintenance = try PostgresLocation(url: url)
+    }
+
+    /// Creates the run's database `name` and returns where it is.
+    func create(_ name: String) throws -> PostgresLocation {
+        let connection = try BlockingConnection.open(maintenance, applicationName: "tandem-bench")
+        defer { connection.close() }
+        try connection.execute("CREATE DATABASE \(prefix)_\(name)")
+        return location(name)
+    }
+
+    func location(_ name: String) -> PostgresLocation {
+        var location = maintenance
+        location.database = "\(prefix)_\(name)"
+        return location
+    }
+
+    /// The URL of the run's database `name` (with the maintenance URL's password, if any).
+    func url(_ name: String) -> String {
+        let location = location(name)
+        let password = location.password.map { ":\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+        return "postgres://\(location.user)\(password)@\(location.host):\(location.port)/\(location.database)"
+    }
+
+    func drop() {
+        guard let connection = try? BlockingConnection.open(maintenance, applicationName: "tandem-bench") else { return }
+        defer { connection.close() }
+        for name in (try? connection.texts("SELECT datname::text FROM pg_database WHERE datname LIKE '\(prefix)_%'")) ?? [] {
+            try? connection.execute("DROP DATABASE \(name) WITH (FORCE)")
+        }
+    }
 }

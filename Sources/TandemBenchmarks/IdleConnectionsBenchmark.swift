@@ -8,6 +8,7 @@ import ServiceLifecycle
 import Synchronization
 import TandemCore
 import TandemServer
+import TandemServerPostgres
 
 /// Issue 5's idle-connections benchmark: the server's resident memory with N idle live
 /// connections open, against the same server with none, per connection. The server runs
@@ -87,7 +88,9 @@ struct IdleConnectionsBenchmark: AsyncParsableCommand {
 struct BenchServerChild: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "server-child", shouldDisplay: false)
 
-    @Option var db: String
+    @Option var db: String?
+
+    @Option var postgres: String?
 
     @Flag(help: "Also answer POST /bench/echo with the request's body (the pull benchmark's baseline).")
     var echo = false
@@ -97,8 +100,14 @@ struct BenchServerChild: AsyncParsableCommand {
         var quiet = Logger(label: "tandem-bench")
         quiet.logLevel = .critical
         let middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = echo ? [EchoMiddleware()] : []
-        let storage = try SQLiteServerStorage(path: db)
-        try storage.checkpointInBackground()  // as tandem serve does
+        let storage: any ServerStorage
+        if let postgres {
+            storage = try PostgresServerStorage(location: try PostgresLocation(url: postgres))
+        } else {
+            let sqlite = try SQLiteServerStorage(path: db ?? "server.sqlite")
+            try sqlite.checkpointInBackground()  // as tandem serve does
+            storage = sqlite
+        }
         let server = SyncServer(storage: storage, logger: quiet)
         let app = server.application(host: "127.0.0.1", port: 0, middleware: middleware) { port in
             let line = "\(port)\n"

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import TandemCore
 import TandemServer
+import TandemServerPostgres
 
 /// Issue 5's ingest benchmark, open loop: N devices together offer R changes/s in batches of
 /// B (pre-encoded, deflated), each device sending its next batch at its scheduled time (or
@@ -37,19 +38,45 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "A batch answered later than this after its scheduled send is not accepted on time (ms).")
     var deadlineMs = 1_000.0
 
+    @Option(help: ArgumentHelp(
+        "Run on PostgreSQL instead of SQLite: a URL of the cluster's maintenance database; the benchmark creates (and drops) its own databases.",
+        valueName: "postgres://user@host:port/postgres"))
+    var postgres: String?
+
+    @Option(help: "Server instances (PostgreSQL only): devices are spread over them.")
+    var instances = 1
+
     func run() async throws {
         raiseFileLimit()
         let folder = try BenchFolder()
         defer { folder.remove() }
 
-        // Devices enrolled straight into a store, which both runs start from (a copy each).
+        guard instances == 1 || postgres != nil else { throw ValidationError("--instances needs --postgres: several instances share PostgreSQL.") }
+        // Devices enrolled straight into a store, which both runs start from (a copy each;
+        // on PostgreSQL, the same replicas and tokens enrolled into two new databases).
         var enrolled: [BenchDevice] = []
-        do {
+        let databases = try postgres.map { try BenchDatabases(maintenance: $0) }
+        defer { databases?.drop() }
+        let baselineStore: any CenterStore
+        if let databases {
+            let server = try PostgresServerStorage(location: try databases.create("server"))
+            let baseline = try PostgresServerStorage(location: try databases.create("baseline"))
+            for store in [server, baseline] as [any CenterStore] { _ = try await store.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000)) }
+            for index in 0..<devices {
+                let device = try await BenchDevice.enroll("p\(index)", into: server)
+                _ = try await BenchDevice.enroll("p\(index)", into: baseline, replica: device.writer.replica, token: device.token)
+                enrolled.append(device)
+            }
+            baselineStore = baseline
+        } else {
             let storage = try SQLiteServerStorage(path: folder.path + "/template.sqlite")
             _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
             for index in 0..<devices { enrolled.append(try await BenchDevice.enroll("p\(index)", into: storage)) }
             try storage.backup(to: folder.path + "/baseline.sqlite")
             try storage.backup(to: folder.path + "/server.sqlite")
+            let baseline = try SQLiteServerStorage(path: folder.path + "/baseline.sqlite")
+            try baseline.checkpointInBackground()
+            baselineStore = baseline
         }
 
         // Each device's stream of journal entries, cut into batches, encoded and deflated
@@ -60,7 +87,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         let fleet = enrolled
         let offered = devices * perDevice
         print("""
-        Ingest, open loop: \(devices) devices offering \(rate) changes/s in batches of \(batch) \
+        Ingest, open loop, on \(postgres == nil ? "SQLite" : "PostgreSQL, \(instances) instance(s)"): \(devices) devices offering \(rate) changes/s in batches of \(batch) \
         (\(format(Double(rate) / Double(batch), 0)) batches/s; each device every \(format(interval * 1000, 0)) ms), \
         \(warmup) s warm-up + \(duration) s measured; \(offered) batches, \(format(Double(plan.wireBytes) / Double(offered * batch), 1)) B/change deflated \
         (\(format(Double(plan.rawBytes) / Double(offered * batch), 1)) raw).
@@ -69,8 +96,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         // Baseline: ServerStorage in this process, same batches, same schedule.
         var reasons: [String] = []
         if !skipBaseline {
-            let baselineStorage = try SQLiteServerStorage(path: folder.path + "/baseline.sqlite")
-            try baselineStorage.checkpointInBackground()
+            let baselineStorage = baselineStore
             let baseline = await openLoop(clients: fleet.count, perClient: perDevice, interval: interval, warmup: Double(warmup), deadline: deadlineMs) { device, index in
                 try await baselineStorage.push(
                     plan.batches[device][index], from: fleet[device].principal, repush: false, nowMillis: UInt64(now() * 1000),
@@ -78,20 +104,25 @@ struct IngestBenchmark: AsyncParsableCommand {
                 ).accepted
             }
             reasons += report("baseline: ServerStorage.push in-process", baseline, serverCPU: nil)
-            let baselineGroups = baselineStorage.groupCommitStatistics
+            let baselineGroups = (baselineStorage as? SQLiteServerStorage)?.groupCommitStatistics
+                ?? (baselineStorage as? PostgresServerStorage)?.groupCommitStatistics ?? (groups: 0, batches: 0)
             print("    group commits: \(baselineGroups.groups) for \(baselineGroups.batches) batches")
         }
 
-        // The server in its own process, over HTTP on loopback.
-        let (server, port) = try spawnServer(db: folder.path + "/server.sqlite")
-        defer { server.terminate() }
-        let client = PushClient(base: "http://127.0.0.1:\(port)", connections: fleet.count)
-        let serverCPUBefore = cpuSeconds(of: server.processIdentifier)
-        let measured = await openLoop(clients: fleet.count, perClient: perDevice, interval: interval, warmup: Double(warmup), deadline: deadlineMs) { device, index in
-            try await client.push(plan.bodies[device][index], token: fleet[device].token)
+        // The server in its own process (one per instance), over HTTP on loopback; device i
+        // pushes to instance i mod N.
+        let servers = try (0..<instances).map { _ in
+            try databases.map { try spawnServer(postgres: $0.url("server")) } ?? spawnServer(db: folder.path + "/server.sqlite")
         }
-        reasons += report("server over HTTP (loopback, own process)", measured, serverCPU: cpuSeconds(of: server.processIdentifier) - serverCPUBefore)
-        try await client.shutdown()
+        defer { for server in servers { server.process.terminate() } }
+        let clients = servers.map { PushClient(base: "http://127.0.0.1:\($0.port)", connections: (fleet.count + instances - 1) / instances) }
+        let serverCPUBefore = servers.map { cpuSeconds(of: $0.process.processIdentifier) }
+        let measured = await openLoop(clients: fleet.count, perClient: perDevice, interval: interval, warmup: Double(warmup), deadline: deadlineMs) { device, index in
+            try await clients[device % clients.count].push(plan.bodies[device][index], token: fleet[device].token)
+        }
+        let serverCPU = zip(servers, serverCPUBefore).map { cpuSeconds(of: $0.process.processIdentifier) - $1 }.reduce(0, +)
+        reasons += report("server over HTTP (loopback, \(instances) process(es))", measured, serverCPU: serverCPU)
+        for client in clients { try await client.shutdown() }
         if !reasons.isEmpty { throw BenchmarkFailure(reasons: reasons) }
     }
 

@@ -27,11 +27,15 @@ struct BenchDevice: Sendable {
 
     /// Invites a member named `name` (a patient unless told) and enrolls a new replica as
     /// their device.
-    static func enroll(_ name: String, role: Role = .patient, into storage: SQLiteServerStorage) async throws -> BenchDevice {
+    static func enroll(_ name: String, role: Role = .patient, into storage: any CenterStore) async throws -> BenchDevice {
+        try await enroll(name, role: role, into: storage, replica: .random(), token: "bench-token-\(name)-\(UUID().uuidString)")
+    }
+
+    /// Enrolls a given replica with a given token: the same device in two stores (a run and
+    /// its baseline), so one plan of changes serves both.
+    static func enroll(_ name: String, role: Role = .patient, into storage: any CenterStore, replica: ReplicaID, token: String) async throws -> BenchDevice {
         let clock = UInt64(now() * 1000)
         let code = try await storage.invite(role: role, name: name, nowMillis: clock)
-        let token = "bench-token-\(name)-\(UUID().uuidString)"
-        let replica = ReplicaID.random()
         _ = try await storage.enroll(
             codeHash: Secrets.hashCode(code), replica: replica, deviceName: name, tokenHash: Secrets.hash(token),
             expectedRole: nil, expectedMember: nil, nowMillis: clock)

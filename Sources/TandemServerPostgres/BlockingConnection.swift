@@ -20,6 +20,7 @@ public final class BlockingConnection: @unchecked Sendable {
     private init(connection: PostgresConnection, logger: Logger) {
         self.connection = connection
         self.logger = logger
+        watchClose()
     }
 
     /// Connects (without TLS: loopback or a trusted network; TLS is not supported yet).
@@ -138,8 +139,35 @@ public final class BlockingConnection: @unchecked Sendable {
     private func answer<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
         let answered = future.eventLoop.makePromise(of: T.self)
         future.cascade(to: answered)
-        connection.closeFuture.whenComplete { _ in answered.fail(PostgresStoreError.unreachable("PostgreSQL closed the connection.")) }
+        let closed = PostgresStoreError.unreachable("PostgreSQL closed the connection.")
+        let id: Int? = inFlightLock.withLock {
+            guard !connectionGone else { return nil }
+            nextInFlight += 1
+            inFlight[nextInFlight] = { answered.fail(closed) }
+            return nextInFlight
+        }
+        if id == nil { answered.fail(closed) }
+        defer { if let id { inFlightLock.withLock { _ = inFlight.removeValue(forKey: id) } } }
         return try answered.futureResult.wait()
+    }
+
+    // The statements waited for, failed all at once when the connection closes (one
+    // callback on `closeFuture` for the connection's life, not one per statement).
+    private let inFlightLock = NSLock()
+    private var inFlight: [Int: @Sendable () -> Void] = [:]
+    private var nextInFlight = 0
+    private var connectionGone = false
+
+    private func watchClose() {
+        connection.closeFuture.whenComplete { [weak self] _ in
+            guard let self else { return }
+            let waiting = self.inFlightLock.withLock {
+                self.connectionGone = true
+                defer { self.inFlight.removeAll() }
+                return Array(self.inFlight.values)
+            }
+            for fail in waiting { fail() }
+        }
     }
 
     /// Whether the connection is gone (PostgreSQL stopped, the network failed, or it was
