@@ -135,6 +135,18 @@ package final class CommitSignal: @unchecked Sendable {
         for continuation in woken { continuation.resume() }
     }
 
+    /// Returns once `head()` differs from `position` (at once if it does), or after
+    /// `timeout`: woken by `fire()`, and looking at `head()` every `poll` besides (commits
+    /// this signal does not hear of: another process's, a missed notification).
+    package func awaitHead(after position: Int64, timeout: Duration, poll: Duration, head: () async throws -> Int64) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            let since = fired
+            if try await head() != position { return }
+            await wait(since: since, upTo: min(poll, deadline - ContinuousClock.now))
+        }
+    }
+
     /// The number of `fire()` calls so far, for `wait(since:upTo:)`.
     package var fired: Int { locked { $0.fired } }
 

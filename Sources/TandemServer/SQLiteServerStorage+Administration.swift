@@ -113,22 +113,10 @@ extension SQLiteServerStorage: ServerAdministration {
         let chosen: MemberID = try pool.write { db in
             let holders = try Data.fetchAll(db, sql: """
                 SELECT DISTINCT m.id FROM member m JOIN credential c ON c.member = m.id
-                WHERE m.role = 'staff' AND c.device IS NULL AND (? IS NULL OR m.id = ?) ORDER BY m.created_at
-                """, arguments: [member.map { Data($0.bytes) }, member.map { Data($0.bytes) }])
-            let chosen: MemberID
-            if let member {
-                guard try Role(rawValue: String.fetchOne(db, sql: "SELECT role FROM member WHERE id = ?", arguments: [Data(member.bytes)]) ?? "") == .staff else {
-                    throw ServerError.badRequest("No staff member with id \(member.hex).")
-                }
-                chosen = member
-            } else {
-                guard holders.count == 1, let only = try? MemberID(bytes: holders[0]) else {
-                    throw ServerError.badRequest(holders.isEmpty
-                        ? "No staff member holds a staff token; name one with --member."
-                        : "\(holders.count) staff members hold staff tokens; name one with --member.")
-                }
-                chosen = only
-            }
+                WHERE m.role = 'staff' AND c.device IS NULL ORDER BY m.created_at
+                """).compactMap { try? MemberID(bytes: $0) }
+            let role = try member.flatMap { try String.fetchOne(db, sql: "SELECT role FROM member WHERE id = ?", arguments: [Data($0.bytes)]) }
+            let chosen = try Self.staffTokenHolder(named: member, roleOfNamed: role.flatMap(Role.init(rawValue:)), holders: holders)
             let key = Data(chosen.bytes)
             try db.execute(sql: """
                 UPDATE invite SET voided = 1 WHERE used = 0 AND voided = 0

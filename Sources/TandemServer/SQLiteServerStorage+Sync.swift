@@ -115,12 +115,7 @@ extension SQLiteServerStorage {
     /// This process's commits wake the waiter at once; another process's (several servers on
     /// one file) are seen within `crossProcessPoll`.
     public func awaitCommit(after position: Int64, timeout: Duration) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline, !Task.isCancelled {
-            let fired = commitSignal.fired
-            if try await head() != position { return }
-            await commitSignal.wait(since: fired, upTo: min(Self.crossProcessPoll, deadline - ContinuousClock.now))
-        }
+        try await commitSignal.awaitHead(after: position, timeout: timeout, poll: Self.crossProcessPoll) { try await head() }
     }
 
     static let crossProcessPoll: Duration = .milliseconds(20)

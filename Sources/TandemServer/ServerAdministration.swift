@@ -135,6 +135,23 @@ extension ServerAdministration {
         }
     }
 
+    /// Whose device-less staff token `rotateStaffToken` replaces: the member named, who must
+    /// be staff (`roleOfNamed` is their role), or else the one staff member who holds such a
+    /// token (`holders`).
+    /// - Throws: `ServerError.badRequest` when no, or more than one, staff member fits.
+    package static func staffTokenHolder(named member: MemberID?, roleOfNamed: Role?, holders: [MemberID]) throws -> MemberID {
+        if let member {
+            guard roleOfNamed == .staff else { throw ServerError.badRequest("No staff member with id \(member.hex).") }
+            return member
+        }
+        guard holders.count == 1, let only = holders.first else {
+            throw ServerError.badRequest(holders.isEmpty
+                ? "No staff member holds a staff token; name one with --member."
+                : "\(holders.count) staff members hold staff tokens; name one with --member.")
+        }
+        return only
+    }
+
     static func check(_ kind: Assignment.Kind, carer: Member, member: Member) throws {
         let (carerRole, memberRole) = kind.roles
         guard carer.role == carerRole else { throw ServerError.badRequest("\(carer.name) is a \(carer.role.rawValue), not a \(carerRole.rawValue).") }

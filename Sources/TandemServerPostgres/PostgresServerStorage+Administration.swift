@@ -83,22 +83,10 @@ extension PostgresServerStorage {
         let chosen: MemberID = try await write { db in
             let holders = try db.run("""
                 SELECT m.id FROM member m JOIN credential c ON c.member = m.id
-                WHERE m.role = 'staff' AND c.device IS NULL AND (\(member.map { Data($0.bytes) })::bytea IS NULL OR m.id = \(member.map { Data($0.bytes) }))
-                GROUP BY m.id, m.created_at ORDER BY m.created_at
-                """).map { try $0.decode(Data.self) }
-            let chosen: MemberID
-            if let member {
-                let role = try db.run("SELECT role FROM member WHERE id = \(Data(member.bytes))").first?.decode(String.self)
-                guard role == Role.staff.rawValue else { throw ServerError.badRequest("No staff member with id \(member.hex).") }
-                chosen = member
-            } else {
-                guard holders.count == 1, let only = try? MemberID(bytes: holders[0]) else {
-                    throw ServerError.badRequest(holders.isEmpty
-                        ? "No staff member holds a staff token; name one with --member."
-                        : "\(holders.count) staff members hold staff tokens; name one with --member.")
-                }
-                chosen = only
-            }
+                WHERE m.role = 'staff' AND c.device IS NULL GROUP BY m.id, m.created_at ORDER BY m.created_at
+                """).compactMap { try? MemberID(bytes: try $0.decode(Data.self)) }
+            let role = try member.flatMap { try db.run("SELECT role FROM member WHERE id = \(Data($0.bytes))").first?.decode(String.self) }
+            let chosen = try Self.staffTokenHolder(named: member, roleOfNamed: role.flatMap(Role.init(rawValue:)), holders: holders)
             let key = Data(chosen.bytes)
             try db.run("""
                 UPDATE invite SET voided = 1 WHERE used = 0 AND voided = 0

@@ -366,12 +366,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     /// Returns when the feed's head moved past `position`: woken by this instance's commits
     /// and by every instance's notifications, and looking at the head every `poll` besides.
     public func awaitCommit(after position: Int64, timeout: Duration) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline, !Task.isCancelled {
-            let fired = commitSignal.fired
-            if try await head() != position { return }
-            await commitSignal.wait(since: fired, upTo: min(Self.poll, deadline - ContinuousClock.now))
-        }
+        try await commitSignal.awaitHead(after: position, timeout: timeout, poll: Self.poll) { try await head() }
     }
 
     static let poll: Duration = .seconds(1)

@@ -87,6 +87,34 @@ struct SeveralInstancesTests {
         }
     }
 
+    /// Each pusher pushes `batches` batches of `batch` new changes to `base`, one after
+    /// another; returns the ids of every change acknowledged. `acknowledged` counts the
+    /// batches as they are; `refusals` keeps every answer other than 200.
+    static func pushAll(
+        _ pushers: [Device], to base: String, batches: Int, batch: Int, acknowledged: Locked<Int>, refusals: Locked<[(Int, String)]>? = nil
+    ) async throws -> Set<ChangeID> {
+        try await withThrowingTaskGroup(of: [ChangeID].self) { group in
+            for device in pushers {
+                group.addTask {
+                    var writer = device.writer
+                    var ids: [ChangeID] = []
+                    for round in 0..<batches {
+                        var changes: [Change] = []
+                        while changes.count < batch { changes += try Self.entry(&writer, seed: round * batch + changes.count) }
+                        changes = Array(changes.prefix(batch))
+                        try await Self.push(changes, to: base, token: device.token, refusals: refusals)
+                        ids += changes.map(\.id)
+                        acknowledged.withLock { $0 += 1 }
+                    }
+                    return ids
+                }
+            }
+            var all: Set<ChangeID> = []
+            for try await ids in group { all.formUnion(ids) }
+            return all
+        }
+    }
+
     /// What one reader saw: every change id once, and its cursor's positions in order.
     struct Reading: Sendable {
         var received: Set<ChangeID> = []
@@ -140,40 +168,26 @@ struct SeveralInstancesTests {
         let batch = 250, batchesEach = max(1, Self.changes / (pushers.count * batch))
         let expected = pushers.count * batchesEach * batch
         let deadline = ContinuousClock.now + .seconds(600)
-        let pushed = try await withThrowingTaskGroup(of: [ChangeID].self) { group in
-            for (index, device) in pushers.enumerated() {
-                let base = index % 2 == 0 ? first.url : second.url
-                group.addTask {
-                    var writer = device.writer
-                    var ids: [ChangeID] = []
-                    for round in 0..<batchesEach {
-                        var changes: [Change] = []
-                        while changes.count < batch { changes += try Self.entry(&writer, seed: round * batch + changes.count) }
-                        changes = Array(changes.prefix(batch))
-                        try await Self.push(changes, to: base, token: device.token)
-                        ids += changes.map(\.id)
-                    }
-                    return ids
+        // Readers pull through the proxy, which sends each pull to either instance.
+        let reading = Task {
+            try await withThrowingTaskGroup(of: Reading.self) { group in
+                for reader in readers {
+                    group.addTask { try await Self.read(from: proxy.url, token: reader.token, expected: expected, deadline: deadline) }
                 }
+                var readings: [Reading] = []
+                for try await result in group { readings.append(result) }
+                return readings
             }
-            // Readers pull through the proxy, which sends each pull to either instance.
-            let readings = Locked<[Reading]>([])
-            let reading = Task {
-                try await withThrowingTaskGroup(of: Reading.self) { readersGroup in
-                    for reader in readers {
-                        readersGroup.addTask { try await Self.read(from: proxy.url, token: reader.token, expected: expected, deadline: deadline) }
-                    }
-                    for try await result in readersGroup { readings.withLock { $0.append(result) } }
-                }
-            }
-            var all: [ChangeID] = []
-            for try await ids in group { all += ids }
-            try await reading.value
-            return (all, readings.withLock { $0 })
         }
-        let (ids, readings) = pushed
-        #expect(ids.count == expected)
-        let acknowledged = Set(ids)
+        defer { reading.cancel() }
+        let batchesDone = Locked(0)
+        async let viaFirst = Self.pushAll(
+            pushers.enumerated().filter { $0.offset % 2 == 0 }.map(\.element), to: first.url, batches: batchesEach, batch: batch, acknowledged: batchesDone)
+        async let viaSecond = Self.pushAll(
+            pushers.enumerated().filter { $0.offset % 2 == 1 }.map(\.element), to: second.url, batches: batchesEach, batch: batch, acknowledged: batchesDone)
+        let acknowledged = try await viaFirst.union(try await viaSecond)
+        let readings = try await reading.value
+        #expect(acknowledged.count == expected)
         #expect(readings.count == 4)
         for (index, reading) in readings.enumerated() {
             #expect(reading.received == acknowledged, "reader \(index): \(reading.received.count) of \(acknowledged.count)")
@@ -263,26 +277,7 @@ struct SeveralInstancesTests {
             while acknowledgedBatches.withLock({ $0 }) < pushers.count * batchesEach / 4 { try await Task.sleep(for: .milliseconds(5)) }
             await first.kill9()
         }
-        let acknowledged = try await withThrowingTaskGroup(of: [ChangeID].self) { group in
-            for device in pushers {
-                group.addTask {
-                    var writer = device.writer
-                    var ids: [ChangeID] = []
-                    for round in 0..<batchesEach {
-                        var changes: [Change] = []
-                        while changes.count < batch { changes += try Self.entry(&writer, seed: round * batch + changes.count) }
-                        changes = Array(changes.prefix(batch))
-                        try await Self.push(changes, to: proxy.url, token: device.token)
-                        ids += changes.map(\.id)
-                        acknowledgedBatches.withLock { $0 += 1 }
-                    }
-                    return ids
-                }
-            }
-            var all: [ChangeID] = []
-            for try await ids in group { all += ids }
-            return Set(all)
-        }
+        let acknowledged = try await Self.pushAll(pushers, to: proxy.url, batches: batchesEach, batch: batch, acknowledged: acknowledgedBatches)
         try await killed.value
         #expect(acknowledged.count == pushers.count * batchesEach * batch)
         // A device reading through the proxy (only the second instance answers now) gets
@@ -344,26 +339,8 @@ struct SeveralInstancesTests {
             while acknowledgedBatches.withLock({ $0 }) < pushers.count * batchesEach / 4 { try await Task.sleep(for: .milliseconds(5)) }
             try await cluster.restart()
         }
-        let acknowledged = try await withThrowingTaskGroup(of: [ChangeID].self) { group in
-            for device in pushers {
-                group.addTask {
-                    var writer = device.writer
-                    var ids: [ChangeID] = []
-                    for round in 0..<batchesEach {
-                        var changes: [Change] = []
-                        while changes.count < batch { changes += try Self.entry(&writer, seed: round * batch + changes.count) }
-                        changes = Array(changes.prefix(batch))
-                        try await Self.push(changes, to: proxy.url, token: device.token, refusals: refusals)
-                        ids += changes.map(\.id)
-                        acknowledgedBatches.withLock { $0 += 1 }
-                    }
-                    return ids
-                }
-            }
-            var all: [ChangeID] = []
-            for try await ids in group { all += ids }
-            return Set(all)
-        }
+        let acknowledged = try await Self.pushAll(
+            pushers, to: proxy.url, batches: batchesEach, batch: batch, acknowledged: acknowledgedBatches, refusals: refusals)
         try await restarted.value
         // While PostgreSQL was away, pushes were answered 503 with a message that says so.
         let seen = refusals.withLock { $0 }
