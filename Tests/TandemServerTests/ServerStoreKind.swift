@@ -47,6 +47,16 @@ enum ServerStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibl
         }
     }
 
+    /// Another instance on the same store as `store` (another `tandem serve` on the same file
+    /// or database), opened in this process.
+    func another(on store: any CenterStore) throws -> any CenterStore {
+        switch (self, store) {
+        case (.sqlite, let store as SQLiteServerStorage): try SQLiteServerStorage(path: store.path)
+        case (.postgres, let store as PostgresServerStorage): try PostgresServerStorage(location: store.location, connections: 2)
+        default: throw LiveServerError.didNotStart("a \(type(of: store)) is not a \(rawValue) store")
+        }
+    }
+
     /// A new center on a store of this kind: initialized, with its staff member "Admin".
     func center(in dir: TemporaryDirectory) async throws -> any CenterStore {
         let store = try create(in: dir)
