@@ -10,6 +10,8 @@ import Testing
 /// store, or exports the accounting, is recorded with who ran it, on which host, when and
 /// what, and `tandem admin log` shows it. Run as `tandem admin` processes against the
 /// SQLite file (`--db`): the CLI cannot be pointed at another store yet.
+///
+/// On SQLite only: it drives `tandem admin` processes with `--db`; the trail's SQL is the same on PostgreSQL, whose admin commands `RestoreTests` runs.
 @Suite("Administration log")
 struct AdminLogTests {
     struct EntryJSON: Decodable {

@@ -10,6 +10,8 @@ import Testing
 /// and a supervisor with a mentor, by id or unique name, checking roles; `admin members`
 /// shows the teams (in JSON too). Only an assigned mentor writes notes about a patient:
 /// unassigning ends it.
+///
+/// On SQLite only: it drives `tandem admin` and `tandem serve` processes on a file; the assignment rules it checks are store-independent and run on both stores in `AuthorizationMatrixTests` and `SharingPropertyTests`.
 @Suite("Care teams")
 struct CareTeamTests {
     struct MemberJSON: Decodable {

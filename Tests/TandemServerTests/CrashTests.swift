@@ -13,6 +13,8 @@ import Testing
 
 /// kill -9 of the server during a stream of pushes, and of the client during a sync: every
 /// acknowledged change survives, nothing is applied twice, and the next sync converges.
+///
+/// On SQLite only: kill -9 of a server on its file; on PostgreSQL `SeveralInstancesTests` kills an instance mid-push while another serves.
 @Suite("Crashes", .serialized)
 struct CrashTests {
     static let rounds = Int(ProcessInfo.processInfo.environment["TANDEM_CRASH_ROUNDS"] ?? "") ?? 10

@@ -6,6 +6,8 @@ import Testing
 /// The pull-cursor parser: well-formed cursors round-trip, everything else is refused (the
 /// server answers 400 with a message: `HTTPAPITests`); every input `scripts/fuzz` ever
 /// crashed it with is replayed.
+///
+/// No server store of its own concern: cursors' text form.
 @Suite("Cursors")
 struct CursorTests {
     static let epoch = "0123456789abcdef0123456789abcdef"

@@ -7,6 +7,8 @@ import Testing
 
 /// Group commit: concurrent pushes share one transaction and one fsync, and each batch is
 /// still all-or-nothing: a refused batch in a group leaves the others stored.
+///
+/// On SQLite only: it counts the SQLite store's groups; PostgreSQL's group commit runs under every push of the shared bodies and `SeveralInstancesTests`.
 @Suite("Group commit")
 struct GroupCommitTests {
     var now: UInt64 { SystemWallClock().nowMillis() }

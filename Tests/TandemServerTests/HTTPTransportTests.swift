@@ -3,6 +3,8 @@ import Testing
 
 /// The client sends a token over plain HTTP only to a loopback address, told by parsing
 /// the host as an address, never by its spelling.
+///
+/// No server store of its own concern: the device's transport.
 @Suite("HTTP transport")
 struct HTTPTransportTests {
     @Test(arguments: [

@@ -19,6 +19,8 @@ import Testing
 /// Live push against the real server process: `tandem sync --watch` devices see each
 /// other's writes without anyone running `sync`; tokens travel in the upgrade's header;
 /// revoked devices are disconnected; connections per device are capped.
+///
+/// On SQLite only: `tandem sync --watch` processes against a `tandem serve --db`; live notices and revocations across PostgreSQL instances are `SeveralInstancesTests`'.
 @Suite("Live push", .serialized)
 struct LivePushTests {
     struct Center {

@@ -4,6 +4,8 @@ import Testing
 /// `sync --watch` collapses what it is asked while a sync runs into one more sync, which
 /// pulls if any request needed a pull: a local write only pushes, a server notice pulls
 /// unless the device's cursors already stand where the notice says (its own push).
+///
+/// No server store of its own concern: the device's watcher.
 @Suite("Live watch requests")
 struct LiveWatchTriggerTests {
     @Test func requestsCollapse_andAPullIsNeverLost() {

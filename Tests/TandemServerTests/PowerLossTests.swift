@@ -14,6 +14,8 @@ import Testing
 /// remembers every write not yet fsynced and, at a simulated power cut, puts each file back
 /// to its last fsync. Every change a device saw acknowledged must survive the cut; and the
 /// same test, run against a store that acknowledges before the fsync, must find losses.
+///
+/// On SQLite only: a SQLite VFS cuts the power; PostgreSQL's durability is its own WAL fsync (`synchronous_commit = on` on every connection), which no test here can cut under; its restart under load is `SeveralInstancesTests`'.
 @Suite("Power loss", .serialized)
 struct PowerLossTests {
     static let rounds = Int(ProcessInfo.processInfo.environment["TANDEM_POWERLOSS_ROUNDS"] ?? "") ?? 5

@@ -9,6 +9,8 @@ import Testing
 /// A store written before records were numbered (`v3-records-numbered`) opens with the
 /// same state, answers the same pulls and takes pushes; one it cannot migrate whole is
 /// left as it was.
+///
+/// On SQLite only: the file store's own migrations; PostgreSQL's are `PostgresSchemaTests`'.
 @Suite("Server store migrations")
 struct ServerMigrationTests {
     var now: UInt64 { SystemWallClock().nowMillis() }

@@ -9,6 +9,8 @@ import Testing
 /// Text removed on the server (superseded by an edit, or deleted) leaves every file of the
 /// server's store soon after (PROTOCOL.md §9.15): `secure_delete` zeroes the database's
 /// pages, and a TRUNCATE checkpoint empties the WAL that still held the old frames.
+///
+/// On SQLite only: it reads the file's bytes after `secure_delete` and the WAL truncation; on PostgreSQL `PostgresDeletedTextTests` reads the tables (what PostgreSQL's files keep is in docs/operations.md).
 @Suite("Server scrub")
 struct ServerScrubTests {
     /// The store's files (database, WAL, shared memory) that hold `needle`'s bytes.

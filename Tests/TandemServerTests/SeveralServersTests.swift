@@ -6,6 +6,8 @@ import Testing
 /// Several `tandem serve` started at once on one store (issue 15): each migrates it under
 /// the store's migration lock, so all of them start, on a new store as on an existing one.
 /// Real processes on a SQLite file (the CLI serves that store; PostgreSQL has its own lock).
+///
+/// On SQLite only: the file store's migration lock; PostgreSQL's advisory lock is `PostgresSchemaTests`'.
 @Suite("Several servers on one store")
 struct SeveralServersTests {
     @Test func serversStartedTogetherOnANewStore_allStart_andMigrateItOnce() async throws {

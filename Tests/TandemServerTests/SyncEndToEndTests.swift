@@ -9,6 +9,8 @@ import Testing
 
 /// The real server process on a loopback port and real devices (the `tandem` executable
 /// on their own homes): changes written offline on one device reach the others.
+///
+/// On SQLite only: whole `tandem` processes on a file store; the same rules run on PostgreSQL through the shared bodies and `RestoreTests`, which run `tandem serve --postgres`.
 @Suite("Sync end to end", .serialized)
 struct SyncEndToEndTests {
     struct Device {
