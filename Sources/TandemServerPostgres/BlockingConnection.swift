@@ -57,6 +57,11 @@ public final class BlockingConnection: @unchecked Sendable {
         _ = try rows(sql)
     }
 
+    /// Runs statements separated by `;` (no parameters, no `;` inside them), one at a time.
+    func executeScript(_ sql: String) throws {
+        for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) { try execute(String(statement)) }
+    }
+
     /// Runs one statement and returns its first column as text (`SELECT x::text …`).
     public func texts(_ sql: String) throws -> [String] {
         do { return try rows(sql).map { try $0.decode(String.self) } } catch let error as PostgresStoreError { throw error } catch {
@@ -109,9 +114,12 @@ public final class BlockingConnection: @unchecked Sendable {
         return made
     }
 
-    /// Drops the rows collected and not sent (a batch about to be rolled back).
-    func discardBuffered() {
+    /// Before rolling back to a savepoint: drops the rows collected and not sent, and waits
+    /// for the statements sent, whose errors the rollback undoes (only a lost connection is
+    /// thrown: then nothing can be rolled back).
+    func discardBuffered() throws {
         for buffer in buffers where !buffer.isEmpty { _ = buffer.takeStatement() }
+        do { try flush() } catch PostgresStoreError.unreachable(let message) { throw PostgresStoreError.unreachable(message) } catch {}
     }
 
     private func sendBuffered() {
@@ -172,7 +180,10 @@ public final class BlockingConnection: @unchecked Sendable {
 
     /// Whether the connection is gone (PostgreSQL stopped, the network failed, or it was
     /// closed after a failed rollback): the store opens another one.
-    public var isClosed: Bool { connection.isClosed }
+    public var isClosed: Bool { inFlightLock.withLock { closing } || connection.isClosed }
+
+    /// `close()` was called (the connection may still be closing).
+    private var closing = false
 
     /// A lost connection, or PostgreSQL shutting down or in recovery, is `unreachable`
     /// (the server answers 503 and the client tries again); any other error is a statement
@@ -211,8 +222,7 @@ public final class BlockingConnection: @unchecked Sendable {
             guard tag == "COMMIT" else { throw PostgresStoreError.statementFailed("the transaction was rolled back (\(tag))") }
             return result
         } catch {
-            discardBuffered()
-            try? flush()
+            try? discardBuffered()
             if (try? execute("ROLLBACK")) == nil { close() }
             throw error
         }
@@ -222,6 +232,7 @@ public final class BlockingConnection: @unchecked Sendable {
     /// one of NIO's event loops (the last request that held it), where waiting would deadlock.
     /// The connection is kept until it has closed (PostgresNIO requires it).
     public func close() {
+        inFlightLock.withLock { closing = true }
         let connection = connection
         connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
     }

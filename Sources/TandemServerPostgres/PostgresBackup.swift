@@ -9,60 +9,87 @@ import TandemCore
 /// the backup lacks (PROTOCOL.md §9.9). The password, if any, reaches the tools through
 /// `PGPASSWORD`, never their command line.
 public enum PostgresBackup {
+    /// The session advisory lock every instance holds, shared, while it runs (on its
+    /// listening connection); a restore takes it exclusively ("TandemS").
+    static let servingLockKey: Int64 = 0x54_61_6E_64_65_6D_53
+
     /// Writes a consistent snapshot of the database to a new file at `path`
-    /// (`pg_dump --format=custom`), while the instances serve.
+    /// (`pg_dump --format=custom`), while the instances serve. The file is made 0600 before
+    /// anything is written to it.
     public static func backup(_ location: PostgresLocation, to path: String) throws {
-        guard !FileManager.default.fileExists(atPath: path) else {
-            throw ServerError.conflict("\(path) exists already; choose a new file for the backup.")
+        let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        guard fd >= 0 else {
+            throw ServerError.conflict("\(path) exists already or cannot be created; choose a new file for the backup.")
         }
-        try run("pg_dump", ["--format=custom", "--file=\(path)"] + connection(location) + [location.database], location)
-        try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        close(fd)
+        do {
+            try run("pg_dump", ["--format=custom", "--file=\(path)"] + connection(location) + [location.database], location)
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
     }
 
-    /// Replaces the database's contents by a backup and gives the center a new epoch. Every
-    /// `tandem serve` on the database must be stopped first: a restore while one is
-    /// connected is refused and changes nothing. The backup is restored in one transaction
-    /// (`pg_restore --single-transaction`): one that fails leaves the database as it was.
-    /// - Throws: `ServerError.conflict` while instances are connected; `ServerError.badRequest`
-    ///   when `backup` is missing or not a Tandem center's.
+    /// Replaces the database's contents by a backup and gives the center a new epoch, in one
+    /// transaction: the backup's tables and rows and the new epoch commit together, or
+    /// nothing changes (a failed or interrupted restore leaves the database as it was). Every
+    /// `tandem serve` on the database must be stopped first: a restore while one runs is
+    /// refused and changes nothing.
+    /// - Throws: `ServerError.conflict` while an instance runs; `ServerError.badRequest` when
+    ///   `backup` is missing or not a `pg_dump` of a Tandem center.
     public static func restore(backup: String, to location: PostgresLocation) throws {
         guard FileManager.default.fileExists(atPath: backup) else { throw ServerError.badRequest("No backup at \(backup).") }
+        // What the archive holds, before anything is touched.
+        let contents: String
+        do { contents = try run("pg_restore", ["--list", backup], location) } catch {
+            throw ServerError.badRequest("\(backup) is not a pg_dump archive (tandem admin backup --postgres writes one).")
+        }
+        guard contents.contains(" TABLE public center "), contents.contains(" TABLE public tandem_migration ") else {
+            throw ServerError.badRequest("\(backup) is not a backup of a Tandem center's database.")
+        }
         let connection = try BlockingConnection.open(location, applicationName: "tandem-admin")
         defer { connection.close() }
-        // Instances name their connections `tandem`. An instance stopped a moment ago may
-        // still be listed while PostgreSQL ends its sessions: asked again for 3 s.
-        var serving = "0"
-        for attempt in 0..<7 {
-            if attempt > 0 { Thread.sleep(forTimeInterval: 0.5) }
-            serving = try connection.texts("""
-                SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tandem'
-                """).first ?? "0"
-            if serving == "0" { break }
+        // Every instance holds the serving lock, shared, from its start (on its listening
+        // connection); held exclusively here until the restore is done, so none starts meanwhile.
+        guard try connection.texts("SELECT pg_try_advisory_lock(\(servingLockKey))::text").first == "true" else {
+            throw ServerError.conflict("A tandem serve instance runs on \(location); stop every instance first, then restore.")
         }
+        let serving = try connection.texts("""
+            SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tandem'
+            """).first ?? "0"
         guard serving == "0" else {
             throw ServerError.conflict("\(serving) connection(s) of tandem serve are open on \(location); stop every instance first, then restore.")
         }
+        // The archive as SQL, the new epoch after it, run as one transaction.
+        let script = NSTemporaryDirectory() + "tandem-restore-\(UUID().uuidString).sql"
+        let fd = Foundation.open(script, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        guard fd >= 0 else { throw ServerError.unavailable("Cannot write a temporary file for the restore.") }
+        close(fd)
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        try run("pg_restore", ["--clean", "--if-exists", "--no-owner", "--no-privileges", "--file=\(script)", backup], location)
+        let epoch = hexString(RecordID.random().bytes)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: script))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("\nUPDATE public.center SET epoch = '\\x\(epoch)'::bytea;\n".utf8))
+        try handle.close()
         do {
-            try run("pg_restore", ["--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error"]
-                + self.connection(location) + ["--dbname=\(location.database)", backup], location)
+            try run("psql", ["--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1", "--file=\(script)"]
+                + self.connection(location) + ["--dbname=\(location.database)"], location)
         } catch let error as ServerError {
-            throw ServerError.badRequest("\(backup) could not be restored (is it a pg_dump of a Tandem center?): \(error.description)")
+            throw ServerError.badRequest("\(backup) could not be restored; the database is as it was: \(error.description)")
         }
-        // Migrated to this tandem's tables, then the new epoch.
+        // Migrated to this tandem's tables (a backup taken by an older one).
         try PostgresSchema.migrate(connection)
-        try connection.transaction { db in
-            guard try db.run("UPDATE center SET epoch = \(Data(RecordID.random().bytes)) RETURNING 1").count == 1 else {
-                throw ServerError.badRequest("\(backup) holds no initialized Tandem center.")
-            }
-        }
     }
 
     private static func connection(_ location: PostgresLocation) -> [String] {
         ["--host=\(location.host)", "--port=\(location.port)", "--username=\(location.user)", "--no-password"]
     }
 
-    /// Runs one of PostgreSQL's tools to its end; its error output is the error's message.
-    private static func run(_ tool: String, _ arguments: [String], _ location: PostgresLocation) throws {
+    /// Runs one of PostgreSQL's tools to its end and returns its output; its error output is
+    /// the error's message.
+    @discardableResult
+    private static func run(_ tool: String, _ arguments: [String], _ location: PostgresLocation) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [tool] + arguments
@@ -70,19 +97,28 @@ public enum PostgresBackup {
         environment["PGPASSWORD"] = location.password
         environment["PGAPPNAME"] = "tandem-admin"
         process.environment = environment
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
+        // Output and errors go to files, not pipes: reading two pipes one after the other
+        // could deadlock on a tool that fills the other.
+        let output = NSTemporaryDirectory() + "tandem-\(tool)-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: output + ".out", contents: nil, attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(atPath: output + ".err", contents: nil, attributes: [.posixPermissions: 0o600])
+        defer {
+            try? FileManager.default.removeItem(atPath: output + ".out")
+            try? FileManager.default.removeItem(atPath: output + ".err")
+        }
+        process.standardOutput = FileHandle(forWritingAtPath: output + ".out")
+        process.standardError = FileHandle(forWritingAtPath: output + ".err")
         do { try process.run() } catch {
             throw ServerError.unavailable("\(tool) cannot be run: install PostgreSQL's client tools (Debian: postgresql-client).")
         }
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
+        let message = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
         guard process.terminationStatus == 0 else {
             if process.terminationStatus == 127 {
                 throw ServerError.unavailable("\(tool) is not installed: install PostgreSQL's client tools (Debian: postgresql-client).")
             }
             throw ServerError.unavailable("\(tool) failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
+        return (try? String(contentsOfFile: output + ".out", encoding: .utf8)) ?? ""
     }
 }

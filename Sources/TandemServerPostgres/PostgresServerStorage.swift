@@ -28,6 +28,9 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     let pool: ConnectionPool
     let logger: Logger
     let commitSignal = CommitSignal()
+    let poll: Duration
+    /// Whether this instance hears the others' notifications now.
+    let listening = Listening()
     /// Fired when any instance revokes a device, member or token (`awaitRevocation`).
     let revocationSignal = CommitSignal()
     let groupCommit = GroupCommit()
@@ -43,9 +46,14 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     /// Connects to `location`, migrating its database first when needed (safe when several
     /// instances start at once, `PostgresSchema.migrate`).
     /// - Throws: `PostgresStoreError.unreachable`, `NewerDatabaseError`.
-    public init(location: PostgresLocation, connections: Int = 8, logger: Logger = Logger(label: "tandem.postgres")) throws {
+    /// `poll`: how often the commit feed looks at the store besides its notifications (tests
+    /// set it long to show that notifications alone wake it).
+    public init(
+        location: PostgresLocation, connections: Int = 8, poll: Duration = .seconds(1), logger: Logger = Logger(label: "tandem.postgres")
+    ) throws {
         self.location = location
         self.logger = logger
+        self.poll = poll
         let first = try ConnectionPool.open(location, logger: logger)
         do { try PostgresSchema.migrate(first) } catch {
             first.close()
@@ -53,7 +61,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
         }
         first.close()
         pool = ConnectionPool(location: location, capacity: max(1, connections), label: "tandem.postgres.pool", logger: logger)
-        listener = Self.listen(location, commits: commitSignal, revocations: revocationSignal, logger: logger)
+        listener = Self.listen(location, commits: commitSignal, revocations: revocationSignal, listening: listening, logger: logger)
     }
 
     deinit {
@@ -66,7 +74,9 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     /// Hears other instances' commits: every notification wakes this instance's commit feed.
     /// A lost connection is opened again; the feed is woken then too, since notifications
     /// sent meanwhile were missed.
-    private static func listen(_ location: PostgresLocation, commits: CommitSignal, revocations: CommitSignal, logger: Logger) -> Task<Void, Never> {
+    private static func listen(
+        _ location: PostgresLocation, commits: CommitSignal, revocations: CommitSignal, listening: Listening, logger: Logger
+    ) -> Task<Void, Never> {
         Task.detached {
             while !Task.isCancelled {
                 do {
@@ -74,7 +84,10 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
                         on: MultiThreadedEventLoopGroup.singleton.any(), configuration: BlockingConnection.configuration(location), id: 2,
                         logger: logger)
                     do {
+                        // Held while this instance runs: `tandem admin restore` refuses while any is.
+                        _ = try await connection.query("SELECT pg_advisory_lock_shared(\(PostgresBackup.servingLockKey))", logger: logger)
                         try await connection.listen(on: commitChannel) { notifications in
+                            listening.set(true)
                             commits.fire()
                             revocations.fire()
                             for try await notification in notifications {
@@ -82,6 +95,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
                             }
                         }
                     } catch {}
+                    listening.set(false)
                     try? await connection.close()
                 } catch {}
                 try? await Task.sleep(for: .milliseconds(500))
@@ -93,22 +107,24 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
 
     /// Runs `body` in one read-only snapshot (`REPEATABLE READ`): every read of a pull.
     func snapshot<T: Sendable>(_ body: @escaping @Sendable (PostgresTransaction) throws -> T) async throws -> T {
-        try await Self.mapped {
+        try await mapped {
             try await pool.run { db in try db.transaction(isolation: "REPEATABLE READ READ ONLY") { try body(PostgresTransaction($0)) } }
         }
     }
 
     /// Runs `body` in one write transaction at `READ COMMITTED`, durable when this returns.
     func write<T: Sendable>(_ body: @escaping @Sendable (BlockingConnection) throws -> T) async throws -> T {
-        try await Self.mapped {
+        try await mapped {
             try await pool.run { db in try db.transaction(isolation: "READ COMMITTED") { try body($0) } }
         }
     }
 
-    /// PostgreSQL out of reach is the server's 503, said plainly (never a query's values).
-    static func mapped<T>(_ body: () async throws -> T) async throws -> T {
+    /// PostgreSQL out of reach is the server's 503, said plainly to the device; where the
+    /// database is (its address) and why goes to the server's log only.
+    func mapped<T>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch PostgresStoreError.unreachable(let message) {
-            throw ServerError.unavailable("The center's database is unreachable; try again shortly. (\(message))")
+            logger.error("database unreachable", metadata: ["reason": "\(message)"])
+            throw ServerError.unavailable("The center's database is unreachable; try again shortly.")
         }
     }
 
@@ -264,7 +280,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
         _ changes: [Change], from principal: Principal, repush: Bool, nowMillis: UInt64, maxSkewMillis: UInt64, quotaBytes: Int64
     ) async throws -> PushOutcome {
         guard let replica = principal.replica else { throw ServerError.forbidden("Only an enrolled device pushes changes.") }
-        return try await Self.mapped {
+        return try await mapped {
             try await withCheckedThrowingContinuation { continuation in
                 let request = PushRequest(
                     changes: changes, principal: principal, replica: replica, repush: repush, nowMillis: nowMillis,
@@ -324,11 +340,11 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
                     } catch let error as PostgresStoreError {
                         // The connection, not the batch: the whole group fails below.
                         if case .unreachable = error { throw error }
-                        db.discardBuffered()
+                        try db.discardBuffered()
                         try db.execute("ROLLBACK TO SAVEPOINT batch")
                         results.append(.failure(error))
                     } catch {
-                        db.discardBuffered()
+                        try db.discardBuffered()
                         try db.execute("ROLLBACK TO SAVEPOINT batch")
                         results.append(.failure(error))
                     }
@@ -366,10 +382,9 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     /// Returns when the feed's head moved past `position`: woken by this instance's commits
     /// and by every instance's notifications, and looking at the head every `poll` besides.
     public func awaitCommit(after position: Int64, timeout: Duration) async throws {
-        try await commitSignal.awaitHead(after: position, timeout: timeout, poll: Self.poll) { try await head() }
+        try await commitSignal.awaitHead(after: position, timeout: timeout, poll: poll) { try await head() }
     }
 
-    static let poll: Duration = .seconds(1)
 
     /// Returns when any instance revoked something (its notification), or after `timeout`.
     public func awaitRevocation(timeout: Duration) async {
@@ -388,4 +403,14 @@ extension PostgresTransaction {
     func feedHead() throws -> Int64 {
         try db.run("SELECT value FROM sequence").first?.decode(Int64.self) ?? 0
     }
+}
+
+/// Whether an instance's listening connection is up (tests wait for it).
+final class Listening: @unchecked Sendable {
+    // @unchecked: `value` is read and written under `lock` only.
+    private let lock = NSLock()
+    private var value = false
+
+    func set(_ new: Bool) { lock.withLock { value = new } }
+    var isOn: Bool { lock.withLock { value } }
 }

@@ -93,6 +93,12 @@ struct RestoreTests {
         #expect(refused.stderr.contains("stop"), "\(refused.stderr)")
         #expect(try await store.epoch() == epoch, "the store was not replaced")
         await server.stop()
+        // A file that is no backup of a center is refused, and changes nothing.
+        let garbage = dir.path("not-a-backup")
+        try Data((0..<4096).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: garbage))
+        let notABackup = try await TandemExecutable.run(["admin", "restore", garbage] + store.arguments)
+        #expect(notABackup.status != 0)
+        #expect(try await store.epoch() == epoch, "nothing changed")
         let backupBytes = try Data(contentsOf: URL(fileURLWithPath: store.backup))
         let restored = try await TandemExecutable.run(["admin", "restore", store.backup] + store.arguments)
         #expect(restored.status == 0, "\(restored.stderr)")
