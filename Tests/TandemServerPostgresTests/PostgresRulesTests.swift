@@ -89,11 +89,11 @@ struct PostgresRulesTests {
                     maxSkewMillis: 60_000, quotaBytes: 1 << 30)
                 let onPostgres: Result<PushOutcome, ServerError>
                 do {
-                    onPostgres = .success(try postgres.transaction { db in
+                    onPostgres = .success(try await offThePool { try postgres.transaction { db in
                         let transaction = PostgresTransaction(db)
                         try transaction.beginPush()
                         return try PushRules.apply(request, in: transaction)
-                    })
+                    } })
                 } catch let error as ServerError { onPostgres = .failure(error) }
                 #expect(onSQLite == onPostgres)
             }
@@ -106,8 +106,10 @@ struct PostgresRulesTests {
                 let onSQLite = try await sqlite.read { store in
                     try PullRules.read(for: principal, policy: policy, limit: 1_000, check: nil, starts: starts, in: store)
                 }
-                let onPostgres = try postgres.transaction(isolation: "REPEATABLE READ") { db in
-                    try PullRules.read(for: principal, policy: policy, limit: 1_000, check: nil, starts: starts, in: PostgresTransaction(db))
+                let onPostgres = try await offThePool {
+                    try postgres.transaction(isolation: "REPEATABLE READ") { db in
+                        try PullRules.read(for: principal, policy: policy, limit: 1_000, check: nil, starts: starts, in: PostgresTransaction(db))
+                    }
                 }
                 #expect(onSQLite.grants == onPostgres.grants && onSQLite.epoch == onPostgres.epoch && onSQLite.heads == onPostgres.heads)
                 // The same changes in each page. Their order within one push is the merge's
@@ -123,11 +125,15 @@ struct PostgresRulesTests {
                 let deliveries = AccountingRules.deliveries(of: onSQLite, to: principal)
                 let millis = Int64(clock.nowMillis())
                 let recordedOnSQLite = try await sqlite.account { try AccountingRules.record(deliveries, atMillis: millis, in: $0) }
-                let recordedOnPostgres = try postgres.transaction { try AccountingRules.record(deliveries, atMillis: millis, in: PostgresTransaction($0)) }
+                let recordedOnPostgres = try await offThePool {
+                    try postgres.transaction { try AccountingRules.record(deliveries, atMillis: millis, in: PostgresTransaction($0)) }
+                }
                 #expect(recordedOnSQLite == recordedOnPostgres)
                 for subject in Set(deliveries.map(\.subject)) {
                     let chainOnSQLite = try await sqlite.read { try $0.disclosures(of: subject, after: 0, limit: 100) }
-                    let chainOnPostgres = try postgres.transaction { try PostgresTransaction($0).disclosures(of: subject, after: 0, limit: 100) }
+                    let chainOnPostgres = try await offThePool {
+                        try postgres.transaction { try PostgresTransaction($0).disclosures(of: subject, after: 0, limit: 100) }
+                    }
                     #expect(!chainOnSQLite.isEmpty && chainOnSQLite == chainOnPostgres)
                 }
             }

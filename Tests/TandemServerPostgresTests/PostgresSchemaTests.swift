@@ -19,13 +19,14 @@ enum TestCluster {
         return try body(location)
     }
 
+    /// Created and dropped off the concurrency pool (both block on the cluster).
     static func withDatabase<T>(_ body: (PostgresLocation) async throws -> T) async throws -> T {
-        let (location, drop) = try create()
-        defer { drop() }
+        let (location, drop) = try await offThePool { try create() }
+        defer { Thread.detachNewThread { drop() } }
         return try await body(location)
     }
 
-    private static func create() throws -> (PostgresLocation, () -> Void) {
+    private static func create() throws -> (PostgresLocation, @Sendable () -> Void) {
         let admin = try PostgresLocation(url: try #require(url))
         let name = "tandem_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let connection = try BlockingConnection.open(admin)

@@ -73,7 +73,7 @@ struct AuthorizationMatrixTests {
 
     static func fixture(_ storeKind: ServerStoreKind) async throws -> Fixture {
         let dir = try TemporaryDirectory("authorization-matrix")
-        let storage = try storeKind.create(in: dir)
+        let storage = try await storeKind.create(in: dir)
         let start = SystemWallClock().nowMillis()
         let (_, firstStaffToken) = try await storage.initialize(staffName: "Admin", nowMillis: start)
         let clock = ManualWallClock(millis: start)

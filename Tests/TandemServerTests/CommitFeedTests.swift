@@ -17,7 +17,7 @@ struct CommitFeedTests {
     func anotherInstancesCommit_reachesTheFeed_withItsChannel(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
         let writer = try await storeKind.center(in: dir)
-        let reader = try storeKind.another(on: writer)
+        let reader = try await storeKind.another(on: writer)
         let feed = CommitFeed(storage: reader)
 
         let code = try await writer.invite(role: .patient, name: "Pat", nowMillis: now)

@@ -36,7 +36,7 @@ struct ConsentSharingTests {
             middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = []
         ) async throws {
             dir = try TemporaryDirectory("consent-sharing")
-            let storage = try storeKind.create(in: dir)
+            let storage = try await storeKind.create(in: dir)
             let now = SystemWallClock().nowMillis()
             _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
             clock = ManualWallClock(millis: now)

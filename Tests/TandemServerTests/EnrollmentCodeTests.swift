@@ -107,7 +107,7 @@ struct EnrollmentCodeTests {
     @Test(arguments: ServerStoreKind.allCases)
     func rotatingTheStaffToken_refusesTheOldOne_andVoidsItsCodes(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory("codes-staff")
-        let storage = try storeKind.create(in: dir)
+        let storage = try await storeKind.create(in: dir)
         let now = SystemWallClock().nowMillis()
         let (staff, old) = try await storage.initialize(staffName: "Admin", nowMillis: now)
         let server = try await InProcessServer(storage: storage)

@@ -15,7 +15,7 @@ struct EnrollmentThrottleTests {
     /// ThreadSanitizer 500 requests through nginx took 172 s, past the minute.
     static func center(_ prefix: String, store storeKind: ServerStoreKind, limits: SyncServer.Limits = .init()) async throws -> (TemporaryDirectory, InProcessServer) {
         let dir = try TemporaryDirectory(prefix)
-        let storage = try storeKind.create(in: dir)
+        let storage = try await storeKind.create(in: dir)
         let now = SystemWallClock().nowMillis()
         _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
         return (dir, try await InProcessServer(storage: storage, limits: limits, wallClock: ManualWallClock(millis: now)))

@@ -244,7 +244,7 @@ struct AuthThrottleTests {
     @Test(arguments: ServerStoreKind.allCases)
     func repeatedFailures_get429WithRetryAfter_andValidTokensStillPass(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let storage = try storeKind.create(in: dir)
+        let storage = try await storeKind.create(in: dir)
         let now = SystemWallClock().nowMillis()
         _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
         var limits = SyncServer.Limits()

@@ -20,7 +20,7 @@ struct RestoreTests {
     @Test(arguments: ServerStoreKind.allCases)
     func restoringAnOlderBackup_losesNothingTheDevicesHold(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let store = try storeKind.cliStore(in: dir)
+        let store = try await storeKind.cliStore(in: dir)
         _ = try await TandemExecutable.run(["admin", "init"] + store.arguments)
         var server = try await store.server()
         let code = try await TandemExecutable.run(["admin", "invite", "--role", "patient", "--name", "Sam"] + store.arguments).stdout
@@ -68,7 +68,7 @@ struct RestoreTests {
         _ = try await run(phone, ["sync"])
         _ = try await run(laptop, ["sync"])
 
-        let storage = try store.open()
+        let storage = try await store.open()
         let member = try #require(try ReplicaStore.open(at: phone + "/replica.sqlite").binding()?.member)
         let serverView = try await storage.state(of: member).canonicalDump()
         for home in [phone, laptop, tablet] {
@@ -83,7 +83,7 @@ struct RestoreTests {
     @Test(arguments: ServerStoreKind.allCases)
     func aRestoreWhileAServerHasTheStoreOpen_isRefused_andChangesNothing(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let store = try storeKind.cliStore(in: dir)
+        let store = try await storeKind.cliStore(in: dir)
         _ = try await TandemExecutable.run(["admin", "init"] + store.arguments)
         #expect(try await TandemExecutable.run(["admin", "backup", store.backup] + store.arguments).status == 0)
         let server = try await store.server()

@@ -26,22 +26,29 @@ enum ServerStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibl
 
     var testDescription: String { rawValue }
 
-    /// A new store of this kind, not yet initialized, kept in (or named after) `dir`.
-    func create(in dir: TemporaryDirectory) throws -> any CenterStore {
-        switch self {
-        case .sqlite: try SQLiteServerStorage(path: dir.path("center.sqlite"))
-        case .postgres: try PostgresServerStorage(location: TestCluster.newDatabase(), connections: 4)
+    /// A new store of this kind, not yet initialized, kept in (or named after) `dir`. Made
+    /// off the concurrency pool: opening a store blocks (PostgreSQL's `CREATE DATABASE` and
+    /// migrations wait on the cluster), and the pool has one thread per core, shared by
+    /// every test running at once (blocked under ThreadSanitizer, it starved other tests'
+    /// 30 s bounds).
+    func create(in dir: TemporaryDirectory) async throws -> any CenterStore {
+        let path = dir.path("center.sqlite")
+        return try await offThePool { () throws -> any CenterStore in
+            switch self {
+            case .sqlite: try SQLiteServerStorage(path: path)
+            case .postgres: try PostgresServerStorage(location: TestCluster.newDatabase(), connections: 4)
+            }
         }
     }
 
     /// A new store of this kind for `tandem serve` and `tandem admin` processes, not yet
     /// created (SQLite) or migrated (PostgreSQL).
-    func cliStore(in dir: TemporaryDirectory) throws -> CLIStore {
+    func cliStore(in dir: TemporaryDirectory) async throws -> CLIStore {
         switch self {
         case .sqlite:
             return CLIStore(kind: self, arguments: ["--db", dir.path("center.sqlite")], name: dir.path("center.sqlite"), backup: dir.path("backup.sqlite"))
         case .postgres:
-            let location = try TestCluster.newDatabase()
+            let location = try await offThePool { try TestCluster.newDatabase() }
             let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)"
             return CLIStore(kind: self, arguments: ["--postgres", url], name: url, backup: dir.path("backup.dump"))
         }
@@ -49,17 +56,19 @@ enum ServerStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibl
 
     /// Another instance on the same store as `store` (another `tandem serve` on the same file
     /// or database), opened in this process.
-    func another(on store: any CenterStore) throws -> any CenterStore {
-        switch (self, store) {
-        case (.sqlite, let store as SQLiteServerStorage): try SQLiteServerStorage(path: store.path)
-        case (.postgres, let store as PostgresServerStorage): try PostgresServerStorage(location: store.location, connections: 2)
-        default: throw LiveServerError.didNotStart("a \(type(of: store)) is not a \(rawValue) store")
+    func another(on store: any CenterStore) async throws -> any CenterStore {
+        try await offThePool { () throws -> any CenterStore in
+            switch (self, store) {
+            case (.sqlite, let store as SQLiteServerStorage): try SQLiteServerStorage(path: store.path)
+            case (.postgres, let store as PostgresServerStorage): try PostgresServerStorage(location: store.location, connections: 2)
+            default: throw LiveServerError.didNotStart("a \(type(of: store)) is not a \(self.rawValue) store")
+            }
         }
     }
 
     /// A new center on a store of this kind: initialized, with its staff member "Admin".
     func center(in dir: TemporaryDirectory) async throws -> any CenterStore {
-        let store = try create(in: dir)
+        let store = try await create(in: dir)
         _ = try await store.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
         return store
     }
@@ -120,17 +129,24 @@ struct CLIStore: Sendable {
         switch kind {
         case .sqlite: return try await SQLiteServerStorage(path: name).epoch()
         case .postgres:
-            let connection = try BlockingConnection.open(try PostgresLocation(url: name), applicationName: "tandem-test")
-            defer { connection.close() }
-            return try #require(try connection.texts("SELECT encode(epoch, 'hex') FROM center").first)
+            let name = name
+            let epoch = try await offThePool {
+                let connection = try BlockingConnection.open(try PostgresLocation(url: name), applicationName: "tandem-test")
+                defer { connection.close() }
+                return try connection.texts("SELECT encode(epoch, 'hex') FROM center").first
+            }
+            return try #require(epoch)
         }
     }
 
     /// The store, opened in this process.
-    func open() throws -> any CenterStore {
-        switch kind {
-        case .sqlite: try SQLiteServerStorage(path: name)
-        case .postgres: try PostgresServerStorage(location: try PostgresLocation(url: name), connections: 2)
+    func open() async throws -> any CenterStore {
+        let (kind, name) = (kind, name)
+        return try await offThePool { () throws -> any CenterStore in
+            switch kind {
+            case .sqlite: try SQLiteServerStorage(path: name)
+            case .postgres: try PostgresServerStorage(location: try PostgresLocation(url: name), connections: 2)
+            }
         }
     }
 }

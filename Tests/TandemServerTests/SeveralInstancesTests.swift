@@ -32,8 +32,9 @@ struct SeveralInstancesTests {
 
     /// A new center on a new database, with `devices` devices of one patient enrolled.
     static func center(devices: Int, on database: PostgresLocation? = nil) async throws -> (location: PostgresLocation, store: PostgresServerStorage, devices: [Device]) {
-        let location = try database ?? TestCluster.newDatabase()
-        let store = try PostgresServerStorage(location: location, connections: 2)
+        // Off the concurrency pool: creating and migrating a database blocks.
+        let location = try await offThePool { try database ?? TestCluster.newDatabase() }
+        let store = try await offThePool { try PostgresServerStorage(location: location, connections: 2) }
         let now = SystemWallClock().nowMillis()
         _ = try await store.initialize(staffName: "Admin", nowMillis: now)
         var enrolled: [Device] = []

@@ -28,7 +28,7 @@ struct SharingPropertyTests {
         var rng = SeededGenerator(seed: seed)
         let dir = try TemporaryDirectory("sharing-property")
         defer { withExtendedLifetime(dir) {} }
-        let storage = try storeKind.create(in: dir)
+        let storage = try await storeKind.create(in: dir)
         let start = SystemWallClock().nowMillis()
         _ = try await storage.initialize(staffName: "Admin", nowMillis: start)
         let clock = ManualWallClock(millis: start)

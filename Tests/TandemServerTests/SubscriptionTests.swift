@@ -41,7 +41,7 @@ struct SubscriptionTests {
     @Test(arguments: ServerStoreKind.allCases)
     func projections_widen_narrow_andLeave_withPurges(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let storage = try storeKind.create(in: dir)
+        let storage = try await storeKind.create(in: dir)
         _ = try await storage.initialize(staffName: "Admin", nowMillis: SystemWallClock().nowMillis())
         let policy = TestPolicy()
         let server = try await InProcessServer(storage: storage, policy: policy)

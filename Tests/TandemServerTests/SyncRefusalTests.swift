@@ -82,7 +82,7 @@ struct SyncRefusalTests {
     @Test(arguments: ServerStoreKind.allCases)
     func lostAcknowledgementAfterASkewRefusal_isRetried_withoutDuplicates(storeKind: ServerStoreKind) async throws {
         let dir = try TemporaryDirectory()
-        let storage = try storeKind.create(in: dir)
+        let storage = try await storeKind.create(in: dir)
         _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
         let dropper = LoseFirstAcknowledgement()
         let server = try await InProcessServer(storage: storage, middleware: [dropper])
