@@ -174,6 +174,9 @@ struct AuthorizationMatrixTests {
 
     /// Pushes one edit of `record` (its mood, or a note's date) as `caller`: the status and
     /// the refusal's reason.
+    /// The last time an edit of `pushEdit` was stamped with.
+    static let lastStamp = Locked<UInt64>(0)
+
     static func pushEdit(_ server: InProcessServer, token: String?, replica: ReplicaID?, record: RecordID, kind: Kind) async throws -> (status: Int, reason: String?) {
         var writer = ChangeWriter(replica: replica ?? .random())
         var edit = RecordEdit(collection: kind == .sharedNote || kind == .privateNote ? .note : kind == .consent ? .consent : .journal)
@@ -186,7 +189,14 @@ struct AuthorizationMatrixTests {
         var state = ReplicaState()
         state.apply(Change(id: ChangeID(timestamp: HybridTimestamp(wallMillis: 1, counter: 0), replica: .random()), record: record, kind: .create,
                            value: .map([CreateKey.collection: .string(edit.collection.rawValue)])))
-        let changes = try writer.write(edit, to: record, current: state[record], wallMillis: SystemWallClock().nowMillis())
+        // Stamped at the server's clock (a manual one, which the test does not move with the
+        // real time: under ThreadSanitizer the test runs for minutes, and edits stamped at
+        // the real time were refused as from the future), each edit after the last.
+        let wallMillis = Self.lastStamp.withLock { last in
+            last = max(last + 1, server.server.wallClock.nowMillis())
+            return last
+        }
+        let changes = try writer.write(edit, to: record, current: state[record], wallMillis: wallMillis)
         var request = HTTPClientRequest(url: server.url + "/v1/push")
         request.method = .POST
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
