@@ -98,9 +98,7 @@ struct BenchDatabases {
 
     /// The URL of the run's database `name` (with the maintenance URL's password, if any).
     func url(_ name: String) -> String {
-        let location = location(name)
-        let password = location.password.map { ":\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
-        return "postgres://\(location.user)\(password)@\(location.host):\(location.port)/\(location.database)"
+        location(name).url
     }
 
     func drop() {

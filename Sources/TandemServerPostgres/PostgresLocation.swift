@@ -1,3 +1,4 @@
+import Foundation
 /// Where a center's PostgreSQL is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
 /// (`postgresql://` too), as `tandem serve --postgres URL` or `TANDEM_DATABASE_URL` give it.
 /// User and password may be percent-encoded. `description` never shows the password.
@@ -59,8 +60,18 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "postgres://\(user)\(password == nil ? "" : ":***")@\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
+        "postgres://\(user)\(password == nil ? "" : ":***")@\(hostPart):\(port)/\(database)"
     }
+
+    /// The URL that names this location, its password included (user and password
+    /// percent-escaped): for a child process's arguments on a machine of one's own (tests,
+    /// benchmarks), never a log.
+    public var url: String {
+        let escaped = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text }
+        return "postgres://\(escaped(user))\(password.map { ":\(escaped($0))" } ?? "")@\(hostPart):\(port)/\(escaped(database))"
+    }
+
+    private var hostPart: String { host.contains(":") ? "[\(host)]" : host }
 
     private static func decoded(_ text: Substring) throws(PostgresLocationError) -> String {
         guard let decoded = String(text).removingPercentEncodingStrictly else { throw .malformed("a percent escape is malformed") }

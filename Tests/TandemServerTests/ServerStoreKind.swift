@@ -49,8 +49,7 @@ enum ServerStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertibl
             return CLIStore(kind: self, arguments: ["--db", dir.path("center.sqlite")], name: dir.path("center.sqlite"), backup: dir.path("backup.sqlite"))
         case .postgres:
             let location = try await offThePool { try TestCluster.newDatabase() }
-            let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)"
-            return CLIStore(kind: self, arguments: ["--postgres", url], name: url, backup: dir.path("backup.dump"))
+            return CLIStore(kind: self, arguments: ["--postgres", location.url], name: location.url, backup: dir.path("backup.dump"))
         }
     }
 

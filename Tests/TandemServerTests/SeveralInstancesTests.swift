@@ -52,6 +52,13 @@ struct SeveralInstancesTests {
         return (location, store, enrolled)
     }
 
+    /// Two `tandem serve --postgres` instances on `location`, and nginx in front of both.
+    static func twoInstances(on location: PostgresLocation) async throws -> (LiveServer, LiveServer, ReverseProxy) {
+        let first = try await LiveServer(postgres: location.url)
+        let second = try await LiveServer(postgres: location.url)
+        return (first, second, try await ReverseProxy(upstreamPorts: [first.port, second.port]))
+    }
+
     /// A journal entry's changes (five fields of a new record): none supersedes another, so
     /// the server holds each change pushed, and a channel's numbers advance by one per change.
     static func entry(_ writer: inout ChangeWriter, seed: Int) throws -> [Change] {
@@ -158,10 +165,7 @@ struct SeveralInstancesTests {
 
     @Test func sixteenPushersOverTwoInstances_fourReadersReceiveEveryChangeOnce_andNoCursorGoesBack() async throws {
         let (location, store, devices) = try await Self.center(devices: 20)
-        let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)"
-        let first = try await LiveServer(postgres: url)
-        let second = try await LiveServer(postgres: url)
-        let proxy = try await ReverseProxy(upstreamPorts: [first.port, second.port])
+        let (first, second, proxy) = try await Self.twoInstances(on: location)
         defer { withExtendedLifetime(store) {} }
 
         // 16 pushers, half of them straight to each instance, in batches of 250 changes.
@@ -222,9 +226,8 @@ struct SeveralInstancesTests {
 
     @Test func aPushToOneInstance_reachesADeviceLiveOnTheOtherAtOnce_andARevocationClosesItWithinFiveSeconds() async throws {
         let (location, store, devices) = try await Self.center(devices: 2)
-        let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)"
-        let first = try await LiveServer(postgres: url)
-        let second = try await LiveServer(postgres: url)
+        let first = try await LiveServer(postgres: location.url)
+        let second = try await LiveServer(postgres: location.url)
         defer { withExtendedLifetime(store) {} }
 
         // The watcher is live on the first instance; its patient's other device pushes to the second.
@@ -262,10 +265,7 @@ struct SeveralInstancesTests {
 
     @Test func oneInstanceKilledMidPush_losesNothingAcknowledged_andClientsFailOverThroughTheProxy() async throws {
         let (location, store, devices) = try await Self.center(devices: 9)
-        let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)"
-        let first = try await LiveServer(postgres: url)
-        let second = try await LiveServer(postgres: url)
-        let proxy = try await ReverseProxy(upstreamPorts: [first.port, second.port])
+        let (first, second, proxy) = try await Self.twoInstances(on: location)
         defer { withExtendedLifetime(store) {} }
 
         // Eight pushers through the proxy, 40 batches of 50 changes each; the first instance
@@ -334,9 +334,7 @@ struct SeveralInstancesTests {
     func restartUnderLoad(_ cluster: OwnCluster) async throws {
         let location = try PostgresLocation(url: cluster.url)
         let (_, store, devices) = try await Self.center(devices: 5, on: location)
-        let first = try await LiveServer(postgres: cluster.url)
-        let second = try await LiveServer(postgres: cluster.url)
-        let proxy = try await ReverseProxy(upstreamPorts: [first.port, second.port])
+        let (first, second, proxy) = try await Self.twoInstances(on: location)
         defer { withExtendedLifetime(store) {} }
 
         let pushers = Array(devices.prefix(4)), reader = devices[4]
