@@ -86,6 +86,9 @@ struct RestoreTests {
         let store = try await storeKind.cliStore(in: dir)
         _ = try await TandemExecutable.run(["admin", "init"] + store.arguments)
         #expect(try await TandemExecutable.run(["admin", "backup", store.backup] + store.arguments).status == 0)
+        // A backup holds everything the center holds: readable by its owner only.
+        let mode = try FileManager.default.attributesOfItem(atPath: store.backup)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "backup mode \(String(mode ?? 0, radix: 8))")
         let server = try await store.server()
         let epoch = try await store.epoch()
         let refused = try await TandemExecutable.run(["admin", "restore", store.backup] + store.arguments)
