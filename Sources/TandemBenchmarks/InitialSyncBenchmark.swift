@@ -48,7 +48,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         let storage = try SQLiteServerStorage(path: folder + "/center.sqlite")
         let started = now()
         _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
-        guard let scope = ConsentScope(rawValue: scope) else { throw BenchError.badInput("--scope is metrics or journal") }
+        guard let scope = ConsentScope(rawValue: scope), scope.projection != nil else { throw BenchError.badInput("--scope is metrics or journal") }
         guard patients >= 1 else { throw BenchError.badInput("--patients is at least 1") }
         // A patient reading their own records discloses nothing: nothing to compare.
         guard !compareAccounting || patients > 1 else { throw BenchError.badInput("--compare-accounting needs --patients above 1 (a mentor's reads)") }
@@ -192,7 +192,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
             let state = try storage.state(of: principal.member)
             carried += state.heldChanges.filter { change in
                 guard let collection = state[change.record]?.collection else { return false }
-                return collection == .journal && Schema.carries(scope.projection, collection, field: change.field)
+                return collection == .journal && scope.projection.map { Schema.carries($0, collection, field: change.field) } ?? false
             }.count
         }
         return (mentor, .mentor, carried)

@@ -11,6 +11,7 @@ let partTwoNotice = "42 CFR part 2 prohibits unauthorized disclosure of these re
 func resolveMember(_ text: String, what: String, in store: ReplicaStore) throws -> (id: MemberID, entry: ReplicaStore.DirectoryEntry?) {
     let directory = try store.directory()
     let trimmed = text.trimmingCharacters(in: .whitespaces)
+    if trimmed.lowercased() == "center" { return (.center, nil) }
     if let id = try? MemberID(hex: trimmed) { return (id, directory.first { $0.member == id }) }
     let named = directory.filter { Member.name($0.name, matches: trimmed) }
     guard named.count == 1, let entry = named.first else {
@@ -23,6 +24,7 @@ func resolveMember(_ text: String, what: String, in store: ReplicaStore) throws 
 
 /// How a person is named to the user: their name and role, else the start of their id.
 func personLabel(_ id: MemberID, _ entry: ReplicaStore.DirectoryEntry?) -> String {
+    if id == .center { return "the center (de-identified statistics)" }
     guard let entry else { return "member \(id.hex.prefix(8))" }
     return "\(terminalSafe(entry.name)) (\(entry.role.rawValue))"
 }
@@ -40,7 +42,7 @@ struct KnownTeam {
     }
 
     /// Whether a consent to `member` may be in force: they are in the team, or no directory arrived yet.
-    func includes(_ member: MemberID) -> Bool { !known || directory[member] != nil }
+    func includes(_ member: MemberID) -> Bool { member == .center || !known || directory[member] != nil }
 }
 
 /// The consents this device's patient has in force as far as it knows (neither revoked
@@ -81,6 +83,9 @@ func scopeWords(_ scope: ConsentScope) -> String {
     switch scope {
     case .metrics: "your journal's numbers: mood, craving, hours slept, withdrawal symptoms and when each entry was written; never your free text or tags"
     case .journal: "your whole journal: every entry's mood, craving, sleep, symptoms, tags and free text"
+    case .aggregate:
+        "your journal's numbers (mood, craving, sleep, withdrawal symptoms), counted with at least ten other patients' in the center's "
+            + "de-identified statistics; nobody is shown your entries, your name or your dates, and never your free text or tags"
     }
 }
 
@@ -95,10 +100,12 @@ struct ConsentCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Let a member of your care team read your journal, in a scope; print the consent's id.")
 
-        @Option(help: ArgumentHelp("Who may read: a name from 'tandem team', or a member id.", valueName: "member"))
+        @Option(help: ArgumentHelp("Who may read: a name from 'tandem team', a member id, or center (with --scope aggregate).", valueName: "member"))
         var to: String
 
-        @Option(help: ArgumentHelp("What they may read: metrics (numbers, never text) or journal (everything).", valueName: "scope"))
+        @Option(help: ArgumentHelp(
+            "What they may read: metrics (numbers, never text) or journal (everything); aggregate lets the center count your numbers, de-identified.",
+            valueName: "scope"))
         var scope: String
 
         @Option(help: ArgumentHelp("The last day they may read (default: until you revoke), like 2027-03-01.", valueName: "date"))
@@ -117,8 +124,11 @@ struct ConsentCommand: ParsableCommand {
             let store = try home.openStore()
             guard let binding = try store.binding() else { throw CLIError.invalidChoice("Enroll this device first (tandem enroll): a consent is granted to a member of your center.") }
             guard store.identity.role == .patient else { throw CLIError.invalidChoice("Only a patient grants consent to their journal.") }
-            guard let scope = ConsentScope(rawValue: scope.lowercased()) else { throw CLIError.invalidChoice("--scope is metrics or journal.") }
+            guard let scope = ConsentScope(rawValue: scope.lowercased()) else { throw CLIError.invalidChoice("--scope is metrics, journal or aggregate.") }
             let (recipient, entry) = try resolveMember(to, what: "--to", in: store)
+            guard (scope == .aggregate) == (recipient == .center) else {
+                throw CLIError.invalidChoice("The center is counted in, with --to center --scope aggregate; a person reads with --scope metrics or journal.")
+            }
             guard recipient != binding.member else { throw CLIError.invalidChoice("A consent is granted to someone else.") }
             if let entry, entry.role == .patient || entry.role == .staff {
                 throw CLIError.invalidChoice("\(personLabel(recipient, entry)) is not in your care team: consent goes to your mentors and their supervisors.")
@@ -140,7 +150,9 @@ struct ConsentCommand: ParsableCommand {
             lines.append("This covers the entries you wrote before today as well as new ones.")
             lines.append("Purpose: \(purpose.map { terminalSafe($0) } ?? "not stated")")
             lines.append("Until:   \(until.map { "the end of \($0)" } ?? "you revoke it")")
-            lines.append("You can revoke it at any time with 'tandem consent revoke ID'. Their devices then delete what they hold of your journal at their next sync; what they read before stays read.")
+            lines.append(recipient == .center
+                ? "You can revoke it at any time with 'tandem consent revoke ID'. Every statistic computed afterwards leaves you out; figures published before stay published."
+                : "You can revoke it at any time with 'tandem consent revoke ID'. Their devices then delete what they hold of your journal at their next sync; what they read before stays read.")
             print(lines.joined(separator: "\n"))
             if !yes {
                 guard isatty(STDIN_FILENO) == 1 else { throw CLIError.invalidChoice("Nothing was granted: confirm with --yes when not asked on a terminal.") }
@@ -217,7 +229,9 @@ struct ConsentCommand: ParsableCommand {
             // takes a revoke as of its arrival, whatever the device's clock says).
             let serverNow = Int64(SystemWallClock().nowMillis()) &+ (try store.clock().offsetMillis)
             try home.write(ConsentEdit.revoke(atMillis: serverNow), toRecordNamed: record.hex)
-            print("Revoked. At your next sync, \(who) stops receiving your journal, and their devices delete what they hold of it.")
+            print(consent.recipient == .center
+                ? "Revoked. From your next sync, every statistic the center computes leaves you out."
+                : "Revoked. At your next sync, \(who) stops receiving your journal, and their devices delete what they hold of it.")
         }
     }
 }
@@ -241,7 +255,7 @@ struct ConsentJSON: Encodable {
         id = consent.id.hex
         patient = consent.patient.hex
         recipient = consent.recipient.hex
-        recipientName = entry?.name
+        recipientName = consent.recipient == .center ? "center" : entry?.name
         recipientRole = entry?.role.rawValue
         scope = consent.scope.rawValue
         purpose = consent.purpose

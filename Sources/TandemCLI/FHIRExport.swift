@@ -135,6 +135,7 @@ enum FHIRExport {
         let scope = switch consent.scope {
         case .metrics: "Metrics: mood, craving, sleep, symptoms and when; no text or tags"
         case .journal: "The whole journal, text and tags included"
+        case .aggregate: "Counted, de-identified, in the center's statistics"
         }
         // On hold is still the patient's active consent: the center's care-team rule, not
         // the patient, stops it, and it resumes if the recipient joins the team again.

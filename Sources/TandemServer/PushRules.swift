@@ -218,6 +218,12 @@ package enum PushRules {
         case .consent:
             guard principal.role == .patient else { return "only a patient grants consent" }
             guard member("patient") == principal.member else { return "a consent's patient is the member who grants it" }
+            let scope = fields["scope"]?.stringValue.flatMap(ConsentScope.init(rawValue:))
+            // Counting in the center's statistics is consented to the center itself, and
+            // only that is (PROTOCOL.md §6.3).
+            if scope == .aggregate || member("recipient") == .center {
+                return scope == .aggregate && member("recipient") == .center ? nil : "an aggregate consent, and only it, is granted to the center"
+            }
             guard let recipient = member("recipient"), recipient != principal.member else { return "a consent's recipient is another member" }
             guard roles[recipient] != nil else { return "the consent's recipient is not a member of this center" }
             guard team.contains(recipient) else {
@@ -320,6 +326,15 @@ package enum PushRules {
                 try store.setNote(id, author: author, patient: note.patient, shared: note.isShared)
             } else {
                 try store.deleteNote(id)
+            }
+        }
+        // And the journal's numbers, which the center's statistics count (only for patients
+        // who consent, chosen when counting).
+        for id in ids where touched.contains(id) && known[id]?.collection == .journal {
+            if let state = after[id], let owner = known[id]?.owner, let metrics = JournalMetrics(state, patient: owner) {
+                try store.setJournalMetrics(metrics)
+            } else {
+                try store.deleteJournalMetrics(id)
             }
         }
         // The commit feed's position moves once per merge that advanced a channel.

@@ -229,6 +229,37 @@ struct SQLiteTransaction: PushWrites, PullReads {
         return names
     }
 
+    func enrolledMillis(of members: Set<MemberID>) throws -> [MemberID: Int64] {
+        var enrolled: [MemberID: Int64] = [:]
+        for member in members {
+            try db.query("SELECT created_at FROM member WHERE id = ?", { $0.blob(member.bytes) }) { row in enrolled[member] = row.int(0) }
+        }
+        return enrolled
+    }
+
+    func countedEntries(of patients: Set<MemberID>) throws -> [CountedEntry] {
+        var entries: [CountedEntry] = []
+        for patient in patients.sorted() {
+            try db.query("SELECT day, mood, craving, symptoms FROM journal_metric WHERE patient = ?", { $0.blob(patient.bytes) }) { row in
+                entries.append(CountedEntry(
+                    patient: patient, day: Int(row.int(0)), mood: row.optionalInt(1).map(Int.init), craving: row.optionalInt(2).map(Int.init),
+                    symptoms: row.int(3)))
+            }
+        }
+        return entries
+    }
+
+    func noteDays(about patients: Set<MemberID>) throws -> [(patient: MemberID, day: Int)] {
+        var days: [(patient: MemberID, day: Int)] = []
+        for patient in patients.sorted() {
+            try db.query("""
+                SELECT h.wall FROM note n JOIN record r ON r.id = n.record JOIN held h ON h.record = r.number AND h.kind = \(MergeKind.create.rawValue)
+                WHERE n.patient = ?
+                """, { $0.blob(patient.bytes) }) { row in days.append((patient, Int(row.int(0) / 86_400_000))) }
+        }
+        return days
+    }
+
     func consentRevoked(_ id: RecordID) throws -> Int64? {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT revoked FROM consent WHERE record = ?"), arguments: [Data(id.bytes)])
     }
@@ -410,6 +441,19 @@ struct SQLiteTransaction: PushWrites, PullReads {
 
     func deleteNote(_ id: RecordID) throws {
         try db.cachedStatement(sql: "DELETE FROM note WHERE record = ?").execute(arguments: [Data(id.bytes)])
+    }
+
+    func setJournalMetrics(_ metrics: JournalMetrics) throws {
+        try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO journal_metric (record, patient, day, mood, craving, slept, symptoms) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                Data(metrics.record.bytes), Data(metrics.patient.bytes), metrics.day, metrics.mood, metrics.craving, metrics.slept,
+                metrics.symptoms,
+            ])
+    }
+
+    func deleteJournalMetrics(_ id: RecordID) throws {
+        try db.cachedStatement(sql: "DELETE FROM journal_metric WHERE record = ?").execute(arguments: [Data(id.bytes)])
     }
 }
 

@@ -32,6 +32,8 @@ import TandemCore
 ///   transaction; the sharing policy reads it at every pull.
 /// - `note`: each mentor note's author, patient and whether it is shared with the patient,
 ///   kept the same way: which notes reach which patient.
+/// - `journal_metric`: each live journal entry's day and numbers (never text or tags),
+///   kept the same way: what the center's statistics count of consenting patients.
 enum ServerSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -258,6 +260,23 @@ enum ServerSchema {
                 ) WITHOUT ROWID;
                 CREATE INDEX disclosure_by_time ON disclosure (at);
                 """)
+        }
+        migrator.registerMigration("v15-journal-metrics") { db in
+            // The numbers of each live journal entry (day, mood, craving, sleep, symptoms as
+            // bits), kept by the push rules: what the center's de-identified statistics count
+            // for the patients who consent (`Outcomes`). No text, no tags. Keyed by patient and
+            // day, so counting reads each consenting patient's entries in one range.
+            try db.execute(sql: """
+                CREATE TABLE journal_metric (
+                    record BLOB NOT NULL, patient BLOB NOT NULL, day INTEGER NOT NULL, mood INTEGER, craving INTEGER,
+                    slept INTEGER, symptoms INTEGER NOT NULL, PRIMARY KEY (patient, day, record)
+                ) WITHOUT ROWID;
+                CREATE UNIQUE INDEX journal_metric_record ON journal_metric (record);
+                """)
+            let transaction = SQLiteTransaction(db)
+            for (record, owner) in try mergedRecords(of: .journal, db) {
+                if let metrics = JournalMetrics(record, patient: owner) { try transaction.setJournalMetrics(metrics) }
+            }
         }
         return migrator
     }

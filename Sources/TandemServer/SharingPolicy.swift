@@ -103,7 +103,9 @@ public struct ConsentPolicy: SharingPolicy {
         // which is the one the accounting names.
         var longest: [ConsentScopeKey: (until: Int64?, consent: RecordID)] = [:]
         for consent in active where patients.contains(consent.patient) {
-            let scope = ConsentScopeKey(patient: consent.patient, projection: consent.scope.projection)
+            // An aggregate consent goes to the center, never to a person's devices.
+            guard let projection = consent.scope.projection else { continue }
+            let scope = ConsentScopeKey(patient: consent.patient, projection: projection)
             guard let held = longest[scope] else {
                 longest[scope] = (consent.expiresMillis, consent.id)
                 continue

@@ -81,6 +81,10 @@ public protocol PushWrites: PushReads {
     /// state; `deleteNote` when the note is deleted.
     func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool) throws
     func deleteNote(_ id: RecordID) throws
+    /// Keeps the index of journal numbers (what the center's statistics count) in step with
+    /// a journal entry's merged state; `deleteJournalMetrics` when the entry is deleted.
+    func setJournalMetrics(_ metrics: JournalMetrics) throws
+    func deleteJournalMetrics(_ id: RecordID) throws
 }
 
 /// The terms of one consent, as the server indexes them for the sharing policy: who
@@ -173,10 +177,37 @@ public protocol PullReads {
     func chainStart(of subject: MemberID) throws -> ChainStart?
     /// At most `limit` entries of a member's chain after `sequence`, in order.
     func disclosures(of subject: MemberID, after sequence: Int64, limit: Int) throws -> [Disclosure]
+    /// When each member among `members` that exists was added to the center (ms since
+    /// 1970): a patient's enrollment, which the center's statistics count weeks from.
+    func enrolledMillis(of members: Set<MemberID>) throws -> [MemberID: Int64]
+    /// The numbers of every live journal entry of each patient among `patients`, by
+    /// patient and day (the center's statistics, `Outcomes`; never text or tags).
+    func countedEntries(of patients: Set<MemberID>) throws -> [CountedEntry]
+    /// The day each live note about a patient among `patients` was written (UTC).
+    func noteDays(about patients: Set<MemberID>) throws -> [(patient: MemberID, day: Int)]
     /// Every emergency access granted to a staff member, active or not.
     func emergencyAccesses(staff: MemberID) throws -> [EmergencyAccess]
     /// The emergency accesses among `ids` that exist.
     func emergencyAccesses(ids: Set<RecordID>) throws -> [RecordID: EmergencyAccess]
     /// The name of each device among `devices` that exists.
     func deviceNames(of devices: Set<RecordID>) throws -> [RecordID: String]
+}
+
+/// One journal entry's numbers, as the center's statistics count them.
+public struct CountedEntry: Sendable, Hashable {
+    public var patient: MemberID
+    /// The entry's local date, days since 1970-01-01.
+    public var day: Int
+    public var mood: Int?
+    public var craving: Int?
+    /// `Symptom.bit`s.
+    public var symptoms: Int64
+
+    public init(patient: MemberID, day: Int, mood: Int?, craving: Int?, symptoms: Int64) {
+        self.patient = patient
+        self.day = day
+        self.mood = mood
+        self.craving = craving
+        self.symptoms = symptoms
+    }
 }

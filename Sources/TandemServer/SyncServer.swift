@@ -41,6 +41,9 @@ public struct SyncServer: Sendable {
         public var maxLiveFrameBytes = 4_096
         /// How often a live connection checks that its device is still enrolled.
         public var liveRevocationCheck: Duration = .seconds(5)
+        /// The smallest cell the center's statistics publish (`GET /v1/outcomes`); never
+        /// below 11, the CMS rule.
+        public var outcomeMinimumCell = OutcomeQuery.smallestMinimumCell
         /// Failed authentications with one token in a minute before it gets 429.
         public var failedAuthPerToken = 10
         /// Failed authentications from one address in a minute (behind `trustedProxy` only).
@@ -117,7 +120,7 @@ public struct SyncServer: Sendable {
     static let routes: [String: [HTTPRequest.Method]] = [
         "/health": [.get], "/metrics": [.get], "/v1/enroll": [.post], "/v1/link": [.post], "/v1/push": [.post],
         "/v1/pull": [.post], "/v1/devices": [.get], "/v1/live": [.get], "/v1/audit": [.get],
-        "/v1/emergency/journal": [.post],
+        "/v1/emergency/journal": [.post], "/v1/outcomes": [.get],
     ]
 
     /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
@@ -146,6 +149,7 @@ public struct SyncServer: Sendable {
         router.post("v1/emergency/journal") { request, context in
             await handle("/v1/emergency/journal", request, context) { log in try await emergencyRead(request, &log) }
         }
+        router.get("v1/outcomes") { request, context in await handle("/v1/outcomes", request, context) { log in try await outcomes(request, &log) } }
         router.get("v1/live") { request, context in await handle("/v1/live", request, context) { log in try await liveRefusal(request, &log) } }
         var hummingbirdLogger = logger
         hummingbirdLogger.logLevel = max(logger.logLevel, .notice)

@@ -1,4 +1,7 @@
+import Foundation
 import PostgresNIO
+import TandemCore
+import TandemServer
 
 /// The PostgreSQL store's tables, as named migrations, and how they are applied.
 ///
@@ -13,10 +16,13 @@ public enum PostgresSchema {
         public var name: String
         /// One statement each (PostgreSQL's extended protocol runs one per query).
         public var statements: [String]
+        /// What fills the new tables from what the database held, in the same transaction.
+        public var fill: (@Sendable (BlockingConnection) throws -> Void)?
 
-        public init(_ name: String, _ statements: [String]) {
+        public init(_ name: String, _ statements: [String], fill: (@Sendable (BlockingConnection) throws -> Void)? = nil) {
             self.name = name
             self.statements = statements
+            self.fill = fill
         }
     }
 
@@ -24,7 +30,7 @@ public enum PostgresSchema {
     static let lockKey: Int64 = 0x54_61_6E_64_65_6D
 
     /// Every migration, oldest first. The tables are the embedded store's (ServerSchema,
-    /// at its v14), column for column, so one set of rules reads and writes both; a test
+    /// at its v15), column for column, so one set of rules reads and writes both; a test
     /// compares the two. Ids are `bytea`, times and counters `bigint` (ms since 1970).
     /// Numbers the store hands out in order live in rows, as on SQLite: a channel's in
     /// `channel_head`, the commit feed's in `sequence`. Pushes take turns as on SQLite's one
@@ -134,6 +140,32 @@ public enum PostgresSchema {
             )
             """,
         ]),
+        // The numbers of each live journal entry, what the center's statistics count
+        // (ServerSchema's v15-journal-metrics), filled from the entries already held.
+        Migration("v3-journal-metrics", [
+            """
+            CREATE TABLE journal_metric (
+                record bytea NOT NULL, patient bytea NOT NULL, day bigint NOT NULL, mood bigint, craving bigint, slept bigint,
+                symptoms bigint NOT NULL, PRIMARY KEY (patient, day, record)
+            )
+            """,
+            "CREATE UNIQUE INDEX journal_metric_record ON journal_metric (record)",
+        ], fill: { db in
+            let transaction = PostgresTransaction(db)
+            var state = ReplicaState()
+            var owners: [RecordID: MemberID] = [:]
+            for row in try db.run("""
+                SELECT r.id, r.owner, h.change FROM record r JOIN held h ON h.record = r.number WHERE r.collection = 'journal'
+                """) {
+                let (id, owner, change) = try row.decode((Data, Data, Data).self)
+                owners[try RecordID(bytes: id)] = try MemberID(bytes: owner)
+                state.apply(try Change(canonicalBytes: Array(change)))
+            }
+            for (id, owner) in owners {
+                if let record = state[id], let metrics = JournalMetrics(record, patient: owner) { try transaction.setJournalMetrics(metrics) }
+            }
+            try db.flush()
+        }),
     ]
 
     /// Applies what is missing; returns the names applied (empty: the database was up to date).
@@ -155,6 +187,7 @@ public enum PostgresSchema {
             var done: [String] = []
             for migration in migrations where !applied.contains(migration.name) {
                 for statement in migration.statements { try db.execute(statement) }
+                try migration.fill?(db)
                 try db.run("INSERT INTO tandem_migration (name) VALUES (\(migration.name))")
                 done.append(migration.name)
             }

@@ -153,6 +153,43 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
         return names
     }
 
+    public func enrolledMillis(of members: Set<MemberID>) throws -> [MemberID: Int64] {
+        let keys = Array(members)
+        var enrolled: [MemberID: Int64] = [:]
+        for row in try db.run("""
+            SELECT k.i, m.created_at FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+            JOIN member m ON m.id = k.id
+            """) {
+            let (index, created) = try row.decode((Int64, Int64).self)
+            enrolled[keys[Int(index) - 1]] = created
+        }
+        return enrolled
+    }
+
+    public func countedEntries(of patients: Set<MemberID>) throws -> [CountedEntry] {
+        let keys = patients.sorted()
+        return try db.run("""
+            SELECT k.i, j.day, j.mood, j.craving, j.symptoms FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+            JOIN journal_metric j ON j.patient = k.id ORDER BY k.i, j.day
+            """).map { row in
+            let (index, day, mood, craving, symptoms) = try row.decode((Int64, Int64, Int64?, Int64?, Int64).self)
+            return CountedEntry(patient: keys[Int(index) - 1], day: Int(day), mood: mood.map(Int.init), craving: craving.map(Int.init), symptoms: symptoms)
+        }
+    }
+
+    public func noteDays(about patients: Set<MemberID>) throws -> [(patient: MemberID, day: Int)] {
+        let keys = patients.sorted()
+        return try db.run("""
+            SELECT k.i, h.wall FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+            JOIN note n ON n.patient = k.id JOIN record r ON r.id = n.record
+            JOIN held h ON h.record = r.number AND h.kind = \(Int64(MergeKind.create.rawValue))
+            ORDER BY k.i
+            """).map { row in
+            let (index, wall) = try row.decode((Int64, Int64).self)
+            return (keys[Int(index) - 1], Int(wall / 86_400_000))
+        }
+    }
+
     public func consentRevoked(_ id: RecordID) throws -> Int64? {
         try db.run("SELECT revoked FROM consent WHERE record = \(Data(id.bytes))").first.flatMap { try $0.decode(Int64?.self) }
     }
@@ -449,6 +486,20 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
 
     public func deleteNote(_ id: RecordID) throws {
         try db.send("DELETE FROM note WHERE record = \(Data(id.bytes))")
+    }
+
+    public func setJournalMetrics(_ metrics: JournalMetrics) throws {
+        try db.send("""
+            INSERT INTO journal_metric (record, patient, day, mood, craving, slept, symptoms)
+            VALUES (\(Data(metrics.record.bytes)), \(Data(metrics.patient.bytes)), \(Int64(metrics.day)), \(metrics.mood.map(Int64.init)),
+                    \(metrics.craving.map(Int64.init)), \(metrics.slept.map(Int64.init)), \(metrics.symptoms))
+            ON CONFLICT (record) DO UPDATE SET patient = excluded.patient, day = excluded.day, mood = excluded.mood,
+                craving = excluded.craving, slept = excluded.slept, symptoms = excluded.symptoms
+            """)
+    }
+
+    public func deleteJournalMetrics(_ id: RecordID) throws {
+        try db.send("DELETE FROM journal_metric WHERE record = \(Data(id.bytes))")
     }
 }
 

@@ -108,6 +108,12 @@ public typealias RecordID = Identifier<RecordKind>
 /// A person known to the center's server.
 public typealias MemberID = Identifier<MemberKind>
 
+extension Identifier where Kind == MemberKind {
+    /// The center itself, as the recipient of an `aggregate` consent (PROTOCOL.md §6.3): no
+    /// member has this id (the server never issues it), and nothing is ever sent to it.
+    public static let center = MemberID(high: 0, low: 0)
+}
+
 @inline(__always)
 func hexValue(_ byte: UInt8) -> UInt8? {
     switch byte {

@@ -208,6 +208,17 @@ public enum ConsentScope: String, CaseIterable, Hashable, Sendable {
     case metrics
     /// Everything in the journal, text and tags included: the `journal` projection.
     case journal
+    /// The patient's metrics may be counted, de-identified, in the center's statistics
+    /// (PROTOCOL.md §6.3). Granted to `MemberID.center` only; it reaches no device.
+    case aggregate
 
-    public var projection: Projection { self == .metrics ? .metrics : .journal }
+    /// The projection through which the recipient's devices read the journal: none for
+    /// `aggregate`, whose recipient is the center, not a person.
+    public var projection: Projection? {
+        switch self {
+        case .metrics: .metrics
+        case .journal: .journal
+        case .aggregate: nil
+        }
+    }
 }

@@ -1,0 +1,217 @@
+public import TandemCore
+public import TandemProtocol
+
+/// What the center's statistics are counted from: the patients with an active `aggregate`
+/// consent, their enrollment days, their entries' numbers and the days of the notes
+/// about them. Read in one snapshot (`read(in:nowMillis:)`).
+public struct OutcomePopulation: Sendable {
+    /// Each counted patient's enrollment, as days since 1970 (UTC).
+    public var enrolled: [MemberID: Int]
+    public var entries: [CountedEntry]
+    public var notes: [(patient: MemberID, day: Int)]
+
+    public init(enrolled: [MemberID: Int], entries: [CountedEntry], notes: [(patient: MemberID, day: Int)]) {
+        self.enrolled = enrolled
+        self.entries = entries
+        self.notes = notes
+    }
+
+    /// The counted patients as of `nowMillis`: those whose `aggregate` consent is active
+    /// (neither revoked nor expired) at that time. Nothing is cached: a revoke leaves the
+    /// patient out of every report read after its commit.
+    public static func read(in store: some PullReads, nowMillis: Int64) throws -> OutcomePopulation {
+        let consenting = Set(try store.consents(to: .center).filter { $0.scope == .aggregate && $0.isActive(atMillis: nowMillis) }.map(\.patient))
+        // Only patients consent (the push rules); a member whose role changed is not counted.
+        let patients = Set(try store.names(of: consenting).filter { $0.value.role == .patient }.keys)
+        let enrolled = try store.enrolledMillis(of: patients).mapValues { Int($0 / 86_400_000) }
+        return OutcomePopulation(enrolled: enrolled, entries: try store.countedEntries(of: patients), notes: try store.noteDays(about: patients))
+    }
+}
+
+/// What a report asks for: a range of days (snapped to whole weeks), a cohort, and the
+/// smallest cell that may be published.
+public struct OutcomeQuery: Sendable, Hashable {
+    public var fromDay: Int?
+    public var toDay: Int?
+    /// `YYYY-MM`: the patients who enrolled that month.
+    public var cohort: String?
+    public var minimumCell: Int
+
+    /// The CMS rule: no cell of 1 to 10. A center may ask for more, never less.
+    public static let smallestMinimumCell = 11
+
+    public init(fromDay: Int? = nil, toDay: Int? = nil, cohort: String? = nil, minimumCell: Int = smallestMinimumCell) {
+        self.fromDay = fromDay
+        self.toDay = toDay
+        self.cohort = cohort
+        self.minimumCell = max(minimumCell, Self.smallestMinimumCell)
+    }
+}
+
+/// The center's de-identified outcomes (PROTOCOL.md §9.19): weekly craving and mood,
+/// journaling adherence and mentor contact; withdrawal symptoms and retention by week since
+/// enrollment. Every figure is decided for the whole center and for every cohort at once
+/// (`CellSuppression`), and depends only on its week and its population, never on the
+/// range asked for; so two reports (overlapping ranges, a cohort and the center) never
+/// differ by a group of 1 to `minimumCell − 1` patients.
+public enum Outcomes {
+    public static let countsRoundedTo = 5
+    /// Weeks since enrollment shown: 0 to 12, the length of a detox programme's follow-up.
+    public static let enrollmentWeeks = 13
+    /// The longest range a report covers.
+    public static let maxWeeks = 260
+
+    /// The Monday of the week of `day` (days since 1970; 1970-01-01 was a Thursday).
+    public static func monday(of day: Int) -> Int { day - ((day % 7) + 7 + 3) % 7 }
+
+    /// The cohort of an enrollment day: its month, `YYYY-MM`.
+    static func cohort(of day: Int) -> String {
+        guard let date = try? LocalDate(daysSince1970: day) else { return "?" }
+        return String(date.description.prefix(7))
+    }
+
+    /// The report for `query`, made on `today` (days since 1970, the server's clock).
+    /// - Throws: `ServerError.badRequest` for a range longer than `maxWeeks`.
+    public static func report(_ population: OutcomePopulation, _ query: OutcomeQuery, today: Int) throws -> OutcomeReport {
+        // Only weeks that have ended: a week still under way would change as it goes.
+        let lastSunday = monday(of: today) - 1
+        let to = min(monday(of: query.toDay ?? lastSunday) + 6, lastSunday)
+        let from = monday(of: query.fromDay ?? (to - 12 * 7 + 1))
+        guard (to - from + 1) / 7 <= maxWeeks else { throw ServerError.badRequest("A report covers at most \(maxWeeks) weeks.") }
+        let counting = Counting(population, minimum: query.minimumCell, today: today)
+        let group = query.cohort
+        var weeks: [OutcomeWeek] = []
+        for start in stride(from: from, through: to - 6, by: 7) {
+            let end = start + 6
+            weeks.append(OutcomeWeek(
+                week: dayText(start),
+                craving: counting.figure(.mean, group) { $0.weeks[start]?.craving.mean.map { .value($0) } ?? nil },
+                mood: counting.figure(.mean, group) { $0.weeks[start]?.mood.mean.map { .value($0) } ?? nil },
+                adherence: counting.figure(.share, group) { $0.enrolled <= end ? .hit($0.weeks[start] != nil) : nil },
+                contact: counting.figure(.perPatient, group) { $0.enrolled <= end ? .value(Double($0.notes[start] ?? 0)) : nil }))
+        }
+        var sinceEnrollment: [OutcomeEnrollmentWeek] = []
+        for week in 0..<enrollmentWeeks {
+            // Only patients whose that week has ended.
+            func ended(_ patient: Counting.Patient) -> Bool { patient.enrolled + 7 * week + 6 < today }
+            sinceEnrollment.append(OutcomeEnrollmentWeek(
+                week: week,
+                retention: counting.figure(.share, group) { ended($0) ? .hit($0.lastDay >= $0.enrolled + 7 * week) : nil },
+                withdrawal: Symptom.allCases.map { symptom in
+                    OutcomeSymptom(symptom: symptom.rawValue, cell: counting.figure(.share, group) { patient in
+                        guard ended(patient), let symptoms = patient.enrollmentWeeks[week] else { return nil }
+                        return .hit(symptoms & symptom.bit != 0)
+                    })
+                }))
+        }
+        return OutcomeReport(
+            from: dayText(from), to: dayText(max(to, from - 1)), cohort: group, minimumCell: query.minimumCell,
+            countsRoundedTo: countsRoundedTo, weeks: weeks, sinceEnrollment: sinceEnrollment)
+    }
+
+    static func dayText(_ day: Int) -> String { (try? LocalDate(daysSince1970: max(0, day)))?.description ?? "1970-01-01" }
+}
+
+/// The counted patients, each reduced to what the figures ask of them.
+struct Counting {
+    struct Mean {
+        var sum = 0
+        var count = 0
+        var mean: Double? { count > 0 ? Double(sum) / Double(count) : nil }
+    }
+
+    struct Week {
+        var craving = Mean()
+        var mood = Mean()
+    }
+
+    struct Patient {
+        var cohort: String
+        var enrolled: Int
+        var lastDay = Int.min
+        /// By Monday: the week's numbers (a key only for a week with an entry).
+        var weeks: [Int: Week] = [:]
+        /// By Monday: notes written about the patient.
+        var notes: [Int: Int] = [:]
+        /// By week since enrollment (a key only for a week with an entry): symptoms reported.
+        var enrollmentWeeks: [Int: Int64] = [:]
+    }
+
+    /// What one patient gives a figure: a number, or whether they count among the hits.
+    enum Contribution {
+        case value(Double)
+        case hit(Bool)
+    }
+
+    enum Kind {
+        /// The mean and median of the patients' numbers.
+        case mean
+        /// The share of the population who are hits.
+        case share
+        /// The sum of the numbers per patient.
+        case perPatient
+    }
+
+    let patients: [Patient]
+    let minimum: Int
+
+    init(_ population: OutcomePopulation, minimum: Int, today: Int) {
+        self.minimum = minimum
+        var byID: [MemberID: Patient] = [:]
+        for (id, day) in population.enrolled { byID[id] = Patient(cohort: Outcomes.cohort(of: day), enrolled: day) }
+        for entry in population.entries {
+            guard var patient = byID[entry.patient] else { continue }
+            patient.lastDay = max(patient.lastDay, entry.day)
+            let monday = Outcomes.monday(of: entry.day)
+            var week = patient.weeks[monday] ?? Week()
+            if let craving = entry.craving { week.craving.sum += craving; week.craving.count += 1 }
+            if let mood = entry.mood { week.mood.sum += mood; week.mood.count += 1 }
+            patient.weeks[monday] = week
+            let since = entry.day - patient.enrolled
+            if since >= 0, since / 7 < Outcomes.enrollmentWeeks { patient.enrollmentWeeks[since / 7, default: 0] |= entry.symptoms }
+            byID[entry.patient] = patient
+        }
+        for note in population.notes { byID[note.patient]?.notes[Outcomes.monday(of: note.day), default: 0] += 1 }
+        // In id order: the same population gives the same figures, to the last bit.
+        patients = byID.sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    /// One figure for `group` (a cohort; nil: the whole center): suppressed, unless it and
+    /// every difference with the center's and the other cohorts' published figures rests
+    /// on 0 or at least `minimum` patients.
+    func figure(_ kind: Kind, _ group: String?, _ contribution: (Patient) -> Contribution?) -> OutcomeCell {
+        var members: [String: [Contribution]] = [:]
+        for patient in patients {
+            if let given = contribution(patient) { members[patient.cohort, default: []].append(given) }
+        }
+        func counts(_ given: [Contribution]) -> [Int] {
+            guard kind == .share else { return [given.count] }
+            let hits = given.count { if case .hit(true) = $0 { true } else { false } }
+            return [given.count, hits, given.count - hits]
+        }
+        let all = members.values.flatMap { $0 }
+        let decision = CellSuppression.decide(center: counts(all), parts: members.mapValues(counts), minimum: minimum)
+        let shown = group.map { members[$0] ?? [] } ?? all
+        let published = group.map { decision.parts.contains($0) } ?? decision.center
+        guard published else {
+            // An empty population describes nobody: shown as such, not as suppressed.
+            return shown.isEmpty && (group == nil || decision.center) ? OutcomeCell(suppressed: false, patients: 0) : .hidden
+        }
+        let values = shown.compactMap { if case .value(let value) = $0 { value } else { nil } }
+        let rounded = Int((Double(shown.count) / Double(Outcomes.countsRoundedTo)).rounded()) * Outcomes.countsRoundedTo
+        switch kind {
+        case .mean:
+            let sorted = values.sorted()
+            let middle = sorted.count / 2
+            let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+            return OutcomeCell(suppressed: false, patients: rounded, mean: tenths(values.reduce(0, +) / Double(values.count)), median: tenths(median))
+        case .share:
+            return OutcomeCell(suppressed: false, patients: rounded, share: hundredths(Double(counts(shown)[1]) / Double(shown.count)))
+        case .perPatient:
+            return OutcomeCell(suppressed: false, patients: rounded, perPatient: hundredths(values.reduce(0, +) / Double(shown.count)))
+        }
+    }
+
+    func tenths(_ value: Double) -> Double { (value * 10).rounded() / 10 }
+    func hundredths(_ value: Double) -> Double { (value * 100).rounded() / 100 }
+}
