@@ -1,0 +1,198 @@
+import TandemCore
+import TandemProtocol
+@testable import TandemServer
+import TandemWorkload
+import Testing
+
+/// The center's statistics never describe 1 to 10 patients (issue 16, PROTOCOL.md §9.19):
+/// not in a published cell, and not in the difference between two published results, over
+/// random populations and random pairs of queries (overlapping ranges, a cohort and the
+/// center, two cohorts). Which patients each cell rests on comes from a model of the
+/// definitions written apart from `Outcomes`; the published counts must agree with it.
+@Suite("Outcomes: de-identification")
+struct OutcomesPropertyTests {
+    static let minimum = 11
+    /// 2026-09-07, a Monday.
+    static let firstMonday = 20_703
+
+    /// A random center: 0–90 patients enrolled over four months, each journaling for a
+    /// while with a chance to stop, some with notes.
+    struct World {
+        var population: OutcomePopulation
+        var today: Int
+
+        init(seed: UInt64) {
+            var rng = SeededGenerator(seed: seed)
+            let count = Int.random(in: 0...90, using: &rng)
+            var enrolled: [MemberID: Int] = [:]
+            var entries: [CountedEntry] = []
+            var notes: [(patient: MemberID, day: Int)] = []
+            for _ in 0..<count {
+                let id = MemberID.random(using: &rng)
+                let start = firstMonday + Int.random(in: 0..<120, using: &rng)
+                enrolled[id] = start
+                let span = Int.random(in: 0...150, using: &rng)
+                let rate = Double.random(in: 0.1...1, using: &rng)
+                for day in start..<(start + span) where rng.chance(rate) {
+                    entries.append(CountedEntry(
+                        patient: id, day: day, mood: rng.chance(0.8) ? Int.random(in: 0...10, using: &rng) : nil,
+                        craving: rng.chance(0.8) ? Int.random(in: 0...10, using: &rng) : nil,
+                        symptoms: Int64.random(in: 0..<(1 << 4), using: &rng)))
+                }
+                if rng.chance(0.5) { notes.append((id, start + Int.random(in: 0..<60, using: &rng))) }
+            }
+            population = OutcomePopulation(enrolled: enrolled, entries: entries, notes: notes)
+            today = firstMonday + Int.random(in: 30...200, using: &rng)
+        }
+
+        func cohort(_ id: MemberID) -> String {
+            String((try! LocalDate(daysSince1970: population.enrolled[id]!)).description.prefix(7))
+        }
+        var cohorts: [String] { Set(population.enrolled.keys.map(cohort)).sorted() }
+    }
+
+    /// One figure's patients in the model: those it rests on, and for a share its hits.
+    struct Sets {
+        var population: Set<MemberID>
+        var hits: Set<MemberID>?
+        /// Every group of patients the figure counts (a share's population, hits and misses).
+        var groups: [Set<MemberID>] { hits.map { [population, $0, population.subtracting($0)] } ?? [population] }
+    }
+
+    /// The model: which patients of `group` each figure of a report rests on, keyed by
+    /// table, week and measure. Written from PROTOCOL.md §9.19, not from `Outcomes`.
+    static func model(_ world: World, group: String?, report: OutcomeReport) -> [String: Sets] {
+        let members = world.population.enrolled.keys.filter { group == nil || world.cohort($0) == group }
+        var byPatient: [MemberID: [CountedEntry]] = [:]
+        for entry in world.population.entries { byPatient[entry.patient, default: []].append(entry) }
+        var sets: [String: Sets] = [:]
+        for row in report.weeks {
+            let monday = try! LocalDate(parsing: row.week).daysSince1970
+            let week = monday...(monday + 6)
+            func inWeek(_ id: MemberID) -> [CountedEntry] { (byPatient[id] ?? []).filter { week.contains($0.day) } }
+            let enrolled = Set(members.filter { world.population.enrolled[$0]! <= monday + 6 })
+            sets["craving \(row.week)"] = Sets(population: Set(members.filter { inWeek($0).contains { $0.craving != nil } }))
+            sets["mood \(row.week)"] = Sets(population: Set(members.filter { inWeek($0).contains { $0.mood != nil } }))
+            sets["adherence \(row.week)"] = Sets(population: enrolled, hits: enrolled.filter { !inWeek($0).isEmpty })
+            sets["contact \(row.week)"] = Sets(population: enrolled)
+        }
+        for row in report.sinceEnrollment {
+            let ended = Set(members.filter { world.population.enrolled[$0]! + 7 * row.week + 6 < world.today })
+            func weekStart(_ id: MemberID) -> Int { world.population.enrolled[id]! + 7 * row.week }
+            sets["retention \(row.week)"] = Sets(
+                population: ended, hits: ended.filter { id in (byPatient[id] ?? []).contains { $0.day >= weekStart(id) } })
+            let journaled = ended.filter { id in (byPatient[id] ?? []).contains { (weekStart(id)...(weekStart(id) + 6)).contains($0.day) } }
+            for symptom in Symptom.allCases {
+                sets["\(symptom.rawValue) \(row.week)"] = Sets(population: journaled, hits: journaled.filter { id in
+                    (byPatient[id] ?? []).contains { (weekStart(id)...(weekStart(id) + 6)).contains($0.day) && $0.symptoms & symptom.bit != 0 }
+                })
+            }
+        }
+        return sets
+    }
+
+    static func cells(_ report: OutcomeReport) -> [String: OutcomeCell] {
+        var cells: [String: OutcomeCell] = [:]
+        for row in report.weeks {
+            cells["craving \(row.week)"] = row.craving
+            cells["mood \(row.week)"] = row.mood
+            cells["adherence \(row.week)"] = row.adherence
+            cells["contact \(row.week)"] = row.contact
+        }
+        for row in report.sinceEnrollment {
+            cells["retention \(row.week)"] = row.retention
+            for symptom in row.withdrawal { cells["\(symptom.symptom) \(row.week)"] = symptom.cell }
+        }
+        return cells
+    }
+
+    static func describesAFew(_ count: Int) -> Bool { (1..<minimum).contains(count) }
+
+    @Test("no published cell, and no difference between two published results, describes 1 to 10 patients", arguments: 0..<40)
+    func noCellOrDifference_describesOneToTenPatients(seed: Int) throws {
+        let world = World(seed: UInt64(seed) &* 0x9E37_79B9 &+ 1)
+        var rng = SeededGenerator(seed: UInt64(seed) + 1_000)
+        let cohorts = world.cohorts
+        // Random queries: ranges that overlap, the center and each cohort.
+        var queries: [OutcomeQuery] = []
+        for _ in 0..<4 {
+            let from = Self.firstMonday + Int.random(in: -20...150, using: &rng)
+            let to = from + Int.random(in: 0...120, using: &rng)
+            let cohort = cohorts.isEmpty || rng.chance(0.4) ? nil : cohorts.randomElement(using: &rng)
+            queries.append(OutcomeQuery(fromDay: from, toDay: to, cohort: cohort, minimumCell: Self.minimum))
+        }
+        queries += cohorts.map { OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 200, cohort: $0) }
+        queries.append(OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 200))
+        var published: [(query: OutcomeQuery, key: String, sets: Sets, cell: OutcomeCell)] = []
+        for query in queries {
+            let report = try Outcomes.report(world.population, query, today: world.today)
+            let sets = Self.model(world, group: query.cohort, report: report)
+            for (key, cell) in Self.cells(report) {
+                let model = try #require(sets[key], "seed \(seed): the model has no figure \(key)")
+                guard !cell.suppressed else { continue }
+                // The published count is the model's, rounded: the model and the server agree.
+                let rounded = Int((Double(model.population.count) / 5).rounded()) * 5
+                #expect(cell.patients == rounded, "seed \(seed) \(key) \(query.cohort ?? "center"): \(cell.patients ?? -1) for \(model.population.count) patients")
+                for group in model.groups {
+                    #expect(!Self.describesAFew(group.count), "seed \(seed) \(key) \(query.cohort ?? "center") rests on \(group.count) patients")
+                }
+                if model.population.count > 0 { published.append((query, key, model, cell)) }
+            }
+        }
+        // Any two published results of one figure: what separates them is no group of 1 to 10.
+        let byKey = Dictionary(grouping: published, by: \.key)
+        for (key, results) in byKey {
+            for (i, a) in results.enumerated() {
+                for b in results[(i + 1)...] {
+                    for (x, y) in zip(a.sets.groups, b.sets.groups) {
+                        let difference = x.symmetricDifference(y).count
+                        #expect(!Self.describesAFew(difference), """
+                            seed \(seed) \(key): \(a.query.cohort ?? "center") and \(b.query.cohort ?? "center") differ by \(difference) patients
+                            """)
+                    }
+                }
+            }
+            // The center less every cohort published with it: no group of 1 to 10 either.
+            if let center = results.first(where: { $0.query.cohort == nil }) {
+                let parts = Dictionary(results.filter { $0.query.cohort != nil }.map { ($0.query.cohort!, $0.sets) }, uniquingKeysWith: { a, _ in a })
+                for (index, group) in center.sets.groups.enumerated() {
+                    let rest = parts.values.reduce(group) { $0.subtracting($1.groups[index]) }
+                    #expect(!Self.describesAFew(rest.count), "seed \(seed) \(key): the center less its published cohorts is \(rest.count) patients")
+                }
+            }
+        }
+    }
+
+    @Test func aSmallCohortIsSuppressed_andSoIsTheSmallestOtherThatWouldRevealIt() {
+        // February (8 patients) is too small; the center less January would then be February.
+        #expect(CellSuppression.decide(center: [30], parts: ["2026-01": [22], "2026-02": [8]], minimum: 11)
+            == .init(center: true, parts: []))
+        // With a third cohort, suppressing the smallest other one (March, 12) is enough: the
+        // center less January is February and March, 20.
+        #expect(CellSuppression.decide(center: [42], parts: ["2026-01": [22], "2026-02": [8], "2026-03": [12]], minimum: 11)
+            == .init(center: true, parts: ["2026-01"]))
+        // A share: 3 of 14 patients who did not is a group of 3.
+        #expect(CellSuppression.decide(center: [14, 11, 3], parts: ["2026-01": [14, 11, 3]], minimum: 11)
+            == .init(center: false, parts: []))
+        // Zero is nobody: 0 of 20 and 20 of 20 are published.
+        #expect(CellSuppression.decide(center: [20, 0, 20], parts: ["2026-01": [20, 0, 20]], minimum: 11)
+            == .init(center: true, parts: ["2026-01"]))
+    }
+
+    @Test func theMinimumCellIsNeverBelowEleven() {
+        #expect(OutcomeQuery(minimumCell: 5).minimumCell == 11)
+        #expect(OutcomeQuery(minimumCell: 20).minimumCell == 20)
+    }
+
+    @Test func aReportDependsOnWeeksNotOnTheRangeAsked() throws {
+        let world = World(seed: 99)
+        let wide = try Outcomes.report(world.population, OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 120), today: world.today)
+        // A range starting mid-week and ending mid-week snaps to the same whole weeks.
+        let narrow = try Outcomes.report(world.population, OutcomeQuery(fromDay: Self.firstMonday + 17, toDay: Self.firstMonday + 60), today: world.today)
+        #expect(narrow.from == Outcomes.dayText(Self.firstMonday + 14))
+        #expect(narrow.to == Outcomes.dayText(min(Self.firstMonday + 62, Outcomes.monday(of: world.today) - 1)))
+        let wideWeeks = Dictionary(uniqueKeysWithValues: wide.weeks.map { ($0.week, $0) })
+        for week in narrow.weeks { #expect(wideWeeks[week.week] == week) }
+        #expect(narrow.sinceEnrollment == wide.sinceEnrollment)
+    }
+}

@@ -1,0 +1,175 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TandemClient
+import TandemCore
+import TandemProtocol
+@testable import TandemServer
+import TandemStore
+import TandemTestSupport
+import Testing
+
+/// The center's statistics through the real server on loopback, on every store (issue 16,
+/// PROTOCOL.md §9.19): only patients with an active `aggregate` consent are counted, a
+/// revoke leaves them out of the next report, the answer names nobody, and only staff read it.
+@Suite("Outcomes over HTTP")
+struct OutcomesTests {
+    struct Center {
+        let dir: TemporaryDirectory
+        let server: InProcessServer
+        let clock: ManualWallClock
+        let staffToken: String
+        var patients: [(principal: Principal, name: String, writer: ChangeWriter, consent: RecordState?)] = []
+        /// Today, as days since 1970, at the server's clock.
+        let today: Int
+
+        init(_ storeKind: ServerStoreKind) async throws {
+            dir = try TemporaryDirectory("outcomes")
+            let storage = try await storeKind.create(in: dir)
+            let now = SystemWallClock().nowMillis()
+            _ = try await storage.initialize(staffName: "Admin", nowMillis: now)
+            clock = ManualWallClock(millis: now)
+            today = Int(now / 86_400_000)
+            server = try await InProcessServer(storage: storage, wallClock: clock)
+            let staff = try await server.device(dir, "staff", role: .staff, member: "Sol")
+            staffToken = try #require(try staff.binding()?.token)
+        }
+
+        /// A patient enrolled `weeksAgo` whole weeks before this week's Monday, who wrote an
+        /// entry every day since (a craving of `craving`), and, if `consents`, counts.
+        mutating func patient(_ index: Int, weeksAgo: Int, craving: Int, consents: Bool) async throws {
+            let storage = server.storage
+            let monday = Outcomes.monday(of: today) - 7 * weeksAgo
+            let name = "Patient-\(index)-NAME"
+            // A member is added to the center when their first device enrolls.
+            let enrolled = UInt64(monday) * 86_400_000 + 3_600_000
+            let code = try await storage.invite(role: .patient, name: name, nowMillis: enrolled)
+            let replica = ReplicaID.random()
+            let token = "outcomes-\(index)-\(UUID().uuidString)"
+            _ = try await storage.enroll(
+                codeHash: Secrets.hashCode(code), replica: replica, deviceName: "phone", tokenHash: Secrets.hash(token), expectedRole: nil,
+                expectedMember: nil, nowMillis: enrolled)
+            let principal = try await storage.authenticate(tokenHash: Secrets.hash(token))
+            var writer = ChangeWriter(replica: replica)
+            var changes: [Change] = []
+            for day in monday..<today {
+                var edit = JournalEdit()
+                edit.at = try LocalDateTime(date: LocalDate(daysSince1970: day), hour: 9, minute: 0, offsetMinutes: 60)
+                edit.craving = craving
+                edit.mood = 5
+                edit.addSymptoms = day - monday < 7 ? [.tremor] : []
+                edit.text = "PLANTED-outcome-text-\(index)"
+                changes += try writer.write(try edit.recordEdit(), to: .random(), current: nil, wallMillis: clock.nowMillis())
+            }
+            var consent: RecordState?
+            if consents {
+                let id = RecordID.random()
+                let grant = try writer.write(
+                    ConsentEdit.grant(patient: principal.member, recipient: .center, scope: .aggregate, expiresMillis: nil, purpose: nil),
+                    to: id, current: nil, wallMillis: clock.nowMillis())
+                var state = ReplicaState()
+                for change in grant { state.apply(change) }
+                consent = state[id]
+                changes += grant
+            }
+            _ = try await storage.push(changes, from: principal, repush: false, nowMillis: clock.nowMillis(), maxSkewMillis: 60_000)
+            patients.append((principal, name, writer, consent))
+        }
+
+        func get(_ path: String, token: String?) async throws -> (status: Int, body: Data) {
+            var request = HTTPClientRequest(url: server.url + path)
+            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            return (Int(response.status.code), Data(try await response.body.collect(upTo: 16 << 20).readableBytesView))
+        }
+
+        func report(_ query: String = "") async throws -> (OutcomeReport, String) {
+            let (status, body) = try await get("/v1/outcomes" + query, token: staffToken)
+            #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
+            return (try JSONDecoder().decode(OutcomeReport.self, from: body), String(decoding: body, as: UTF8.self))
+        }
+    }
+
+    @Test(arguments: ServerStoreKind.allCases)
+    func onlyConsentingPatientsAreCounted_andARevokeLeavesThemOut(storeKind: ServerStoreKind) async throws {
+        var center = try await Center(storeKind)
+        let server = center.server
+        defer { Task { await server.stop() } }
+        // Twelve consenting patients who enrolled three weeks ago crave 4; a thirteenth,
+        // who does not consent, craves 10 and must change no figure.
+        for index in 0..<12 { try await center.patient(index, weeksAgo: 3, craving: 4, consents: true) }
+        try await center.patient(12, weeksAgo: 3, craving: 10, consents: false)
+        let (report, body) = try await center.report()
+        let lastWeek = try #require(report.weeks.last)
+        #expect(report.weeks.count == 12)
+        #expect(lastWeek.week == Outcomes.dayText(Outcomes.monday(of: center.today) - 7))
+        #expect(lastWeek.craving == OutcomeCell(suppressed: false, patients: 10, mean: 4, median: 4))
+        #expect(lastWeek.adherence == OutcomeCell(suppressed: false, patients: 10, share: 1))
+        #expect(lastWeek.contact == OutcomeCell(suppressed: false, patients: 10, perPatient: 0))
+        // Before they enrolled: nobody, and that is no small cell.
+        #expect(report.weeks.first?.adherence == OutcomeCell(suppressed: false, patients: 0))
+        // Withdrawal fades: tremor in the first week since enrollment, not in the second.
+        let tremor = report.sinceEnrollment.map { $0.withdrawal.first { $0.symptom == "tremor" }?.cell.share }
+        #expect(tremor.prefix(2) == [1, 0])
+        #expect(report.sinceEnrollment[1].retention == OutcomeCell(suppressed: false, patients: 10, share: 1))
+        // A week not yet ended for them: no one.
+        #expect(report.sinceEnrollment[3].retention == OutcomeCell(suppressed: false, patients: 0))
+        // No name, member id, record id or text of anyone.
+        for patient in center.patients {
+            #expect(!body.contains(patient.name) && !body.contains(patient.principal.member.hex))
+        }
+        #expect(!body.contains("PLANTED"))
+        // One revoke: eleven left, still counted; a second: ten, every figure suppressed.
+        for (revoking, expected) in [(0, false), (1, true)] {
+            let consent = try #require(center.patients[revoking].consent)
+            let revoke = try center.patients[revoking].writer.write(
+                ConsentEdit.revoke(atMillis: Int64(center.clock.nowMillis())), to: consent.id, current: consent, wallMillis: center.clock.nowMillis())
+            _ = try await center.server.storage.push(
+                revoke, from: center.patients[revoking].principal, repush: false, nowMillis: center.clock.nowMillis(), maxSkewMillis: 60_000)
+            let (after, _) = try await center.report()
+            #expect(after.weeks.last?.craving.suppressed == expected)
+            #expect(after.sinceEnrollment[0].retention.suppressed == expected)
+        }
+    }
+
+    @Test(arguments: ServerStoreKind.allCases)
+    func onlyStaffReadTheStatistics_andBadQueriesAreRefused(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
+        let server = center.server
+        defer { Task { await server.stop() } }
+        let patient = try await center.server.device(center.dir, "patient", member: "Sam")
+        let mentor = try await center.server.device(center.dir, "mentor", role: .mentor, member: "Mia")
+        for store in [patient, mentor] {
+            #expect(try await center.get("/v1/outcomes", token: try store.binding()?.token).status == 403)
+        }
+        #expect(try await center.get("/v1/outcomes", token: nil).status == 401)
+        #expect(try await center.get("/v1/outcomes", token: "not-a-token").status == 401)
+        for query in ["?from=yesterday", "?cohort=2026-13", "?from=2026-02-01&to=2026-01-01", "?from=2000-01-03&to=2026-01-01"] {
+            #expect(try await center.get("/v1/outcomes" + query, token: center.staffToken).status == 400, "\(query)")
+        }
+    }
+
+    @Test(arguments: ServerStoreKind.allCases)
+    func anAggregateConsentGoesToTheCenter_andOnlyThere(storeKind: ServerStoreKind) async throws {
+        var center = try await Center(storeKind)
+        let server = center.server
+        defer { Task { await server.stop() } }
+        try await center.patient(0, weeksAgo: 1, craving: 3, consents: true)
+        let principal = center.patients[0].principal
+        var writer = center.patients[0].writer
+        _ = try await center.server.device(center.dir, "mentor", role: .mentor, member: "Mia")
+        let mia = try await center.server.storage.member(named: "Mia").id
+        for (recipient, scope) in [(MemberID.center, ConsentScope.metrics), (mia, .aggregate), (MemberID.center, .journal)] {
+            let changes = try writer.write(
+                ConsentEdit.grant(patient: principal.member, recipient: recipient, scope: scope, expiresMillis: nil, purpose: nil),
+                to: .random(), current: nil, wallMillis: center.clock.nowMillis())
+            await #expect(throws: ServerError.self) {
+                _ = try await center.server.storage.push(changes, from: principal, repush: false, nowMillis: center.clock.nowMillis(), maxSkewMillis: 60_000)
+            }
+        }
+        // The counted consent reaches no device but the patient's: nobody has the center's id.
+        let count = try await center.server.storage.read { store in try store.consents(to: .center).count }
+        #expect(count == 1)
+    }
+}
