@@ -9,7 +9,7 @@ public struct TandemCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             InitCommand.self, JournalCommand.self, NoteCommand.self, ConsentCommand.self, TeamCommand.self, PatientsCommand.self, ConflictsCommand.self,
-            EnrollCommand.self, SyncCommand.self, StatusCommand.self, DeviceCommand.self, AuditCommand.self, ExportCommand.self, EmergencyCommand.self, ServeCommand.self, AdminCommand.self,
+            EnrollCommand.self, SyncCommand.self, StatusCommand.self, DeviceCommand.self, AuditCommand.self, ExportCommand.self, EmergencyCommand.self, ReportCommand.self, ServeCommand.self, AdminCommand.self,
             DemoCommand.self,
         ]
     )

@@ -132,6 +132,15 @@ public struct Syncer: Sendable {
         return try await transport.postJSON("/v1/emergency/journal", token: binding.token, EmergencyReadRequest(patient: patient))
     }
 
+    /// The center's de-identified statistics (a staff member's device, PROTOCOL.md §9.19).
+    /// `from` and `to` are dates (`YYYY-MM-DD`), `cohort` a month (`YYYY-MM`).
+    public func outcomes(from: String?, to: String?, cohort: String?) async throws -> OutcomeReport {
+        guard let binding = try store.binding() else { throw SyncError.notEnrolled }
+        let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
+        let query = [("from", from), ("to", to), ("cohort", cohort)].compactMap { name, value in value.map { "\(name)=\($0)" } }
+        return try await transport.get("/v1/outcomes" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), token: binding.token)
+    }
+
     /// What `verifyAccounting` found: how many entries the server's chain holds, the first
     /// entry that breaks it or differs from what this device received (nil: none), and
     /// the last head this device was shown that still holds before that.

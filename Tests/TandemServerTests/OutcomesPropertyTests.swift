@@ -1,6 +1,8 @@
+import Foundation
 import TandemCore
 import TandemProtocol
 @testable import TandemServer
+import TandemTestSupport
 import TandemWorkload
 import Testing
 
@@ -21,9 +23,9 @@ struct OutcomesPropertyTests {
         var population: OutcomePopulation
         var today: Int
 
-        init(seed: UInt64) {
+        init(seed: UInt64, patients: Int? = nil) {
             var rng = SeededGenerator(seed: seed)
-            let count = Int.random(in: 0...90, using: &rng)
+            let count = patients ?? Int.random(in: 0...90, using: &rng)
             var enrolled: [MemberID: Int] = [:]
             var entries: [CountedEntry] = []
             var notes: [(patient: MemberID, day: Int)] = []
@@ -177,6 +179,21 @@ struct OutcomesPropertyTests {
         // Zero is nobody: 0 of 20 and 20 of 20 are published.
         #expect(CellSuppression.decide(center: [20, 0, 20], parts: ["2026-01": [20, 0, 20]], minimum: 11)
             == .init(center: true, parts: ["2026-01"]))
+    }
+
+    /// A seeded center's report, kept as `Fixtures/outcomes/report.json` (regenerate with
+    /// `TANDEM_REGENERATE_FIXTURES=1`): the CLI's golden files render it.
+    @Test func aSeededCenter_givesTheKeptReport() throws {
+        let world = World(seed: 16, patients: 80)
+        let report = try Outcomes.report(world.population, OutcomeQuery(fromDay: Self.firstMonday + 21, toDay: Self.firstMonday + 100), today: Self.firstMonday + 130)
+        let cells = Self.cells(report).values
+        #expect(cells.contains { $0.suppressed } && cells.contains { !$0.suppressed && ($0.patients ?? 0) > 0 })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        let text = String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
+        let url = FixtureFiles.directory("outcomes").appendingPathComponent("report.json")
+        if FixtureFiles.regenerate { try FixtureFiles.write(text, to: url) }
+        #expect(try FixtureFiles.text(url) == text)
     }
 
     @Test func theMinimumCellIsNeverBelowEleven() {
