@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import TandemCore
+import TandemServer
+import TandemStore
+import TandemWorkload
+
+extension AdminCommand {
+    /// Fills a new center with a synthetic programme (`DemoCenter`), so that a newcomer sees
+    /// the dashboard and `tandem report` with something in them. Refuses a center that has
+    /// anyone but its staff: demo patients never mix with real ones.
+    struct SeedDemo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "seed-demo",
+            abstract: "Fill a new center with synthetic patients, mentors, supervisors, journals, notes and consents (a demo; nothing real).")
+
+        @Option(help: ArgumentHelp("Synthetic patients (1 to 5000).", valueName: "n"))
+        var patients = 200
+
+        @Option(help: ArgumentHelp("Days the programme has run, ending now (7 to 730).", valueName: "days"))
+        var days = 90
+
+        @Option(help: ArgumentHelp("The seed: the same seed gives the same center.", valueName: "n"))
+        var seed: UInt64 = 1
+
+        @OptionGroup var store: StoreOption
+
+        func run() async throws {
+            guard (1...5_000).contains(patients) else { throw CLIError.invalidChoice("--patients must be from 1 to 5000.") }
+            guard (7...730).contains(days) else { throw CLIError.invalidChoice("--days must be from 7 to 730.") }
+            let storage = try store.location.open()
+            let others = try await storage.members().filter { $0.role != .staff }
+            guard others.isEmpty else {
+                throw CLIError.invalidChoice("seed-demo fills a new center only; this one has \(others.count) patients, mentors or supervisors.")
+            }
+            let now = SystemWallClock().nowMillis()
+            let demo = DemoCenter(.init(patients: patients, days: days, seed: seed, endMillis: now))
+            let seeder = DemoSeeder(storage: storage, nowMillis: now)
+            let supervisors = try await demo.supervisors.asyncMap { try await seeder.enroll($0) }
+            let mentors = try await demo.mentors.asyncMap { try await seeder.enroll($0) }
+            for (index, mentor) in mentors.enumerated() {
+                _ = try await storage.assign(.supervisor, carer: supervisors[demo.supervisor(of: index)].member, member: mentor.member, nowMillis: now)
+            }
+            var changes = 0
+            var mine: [[(index: Int, member: MemberID)]] = Array(repeating: [], count: mentors.count)
+            for (index, person) in demo.patients.enumerated() {
+                let patient = try await seeder.enroll(person)
+                let mentor = demo.mentor(of: index)
+                _ = try await storage.assign(.mentor, carer: mentors[mentor].member, member: patient.member, nowMillis: now)
+                mine[mentor].append((index, patient.member.id))
+                let written = try demo.patientChanges(
+                    index, member: patient.member.id, mentor: mentors[mentor].member.id, replica: patient.principal.replica ?? .random())
+                try await seeder.push(written, as: patient.principal)
+                changes += written.count
+            }
+            for (index, mentor) in mentors.enumerated() {
+                let written = try demo.mentorChanges(index, replica: mentor.principal.replica ?? .random(), patients: mine[index])
+                try await seeder.push(written, as: mentor.principal)
+                changes += written.count
+            }
+            try await logAction(storage, "seed-demo", "\(patients) synthetic patients over \(days) days, seed \(seed)")
+            print("""
+                Seeded a demo center: \(patients) patients, \(mentors.count) mentors, \(supervisors.count) supervisors, \
+                \(changes) changes over \(days) days (seed \(seed)). Every name and entry is synthetic.
+                See it: tandem serve, then tandem report on a staff member's device, or the dashboard at /dashboard \
+                (sign in with a code from tandem admin sign-in-code --staff NAME).
+                """)
+        }
+    }
+}
+
+/// Enrolls demo people and pushes their changes straight into the store, as their devices
+/// would through the sync API (each person gets one device whose token nobody holds).
+struct DemoSeeder {
+    let storage: any CenterStore
+    let nowMillis: UInt64
+
+    struct Enrolled {
+        var member: Member
+        var principal: Principal
+    }
+
+    func enroll(_ person: DemoCenter.Person) async throws -> Enrolled {
+        let code = try await storage.invite(role: person.role, name: person.name, nowMillis: person.enrolledMillis)
+        let token = Secrets.newToken()
+        _ = try await storage.enroll(
+            codeHash: Secrets.hashCode(code), replica: .random(), deviceName: "demo device", tokenHash: Secrets.hash(token), expectedRole: nil,
+            expectedMember: nil, nowMillis: person.enrolledMillis)
+        let principal = try await storage.authenticate(tokenHash: Secrets.hash(token))
+        return Enrolled(member: Member(id: principal.member, name: person.name, role: person.role), principal: principal)
+    }
+
+    func push(_ changes: [Change], as principal: Principal) async throws {
+        var start = 0
+        while start < changes.count {
+            let batch = Array(changes[start..<min(start + 1_000, changes.count)])
+            _ = try await storage.push(batch, from: principal, repush: false, nowMillis: nowMillis, maxSkewMillis: 60_000)
+            start += batch.count
+        }
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async throws -> [T] {
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}
