@@ -41,4 +41,17 @@ extension ForwardingStorage {
     public func commits(after position: Int64) async throws -> Commits { try await base.commits(after: position) }
     public func awaitCommit(after position: Int64, timeout: Duration) async throws { try await base.awaitCommit(after: position, timeout: timeout) }
     public func awaitRevocation(timeout: Duration) async { await base.awaitRevocation(timeout: timeout) }
+    public func dashboardPasswords(named name: String) async throws -> [(member: MemberID, hash: String)] {
+        try await base.dashboardPasswords(named: name)
+    }
+    public func useSignInCode(_ codeHash: [UInt8], nowMillis: UInt64) async throws -> MemberID? {
+        try await base.useSignInCode(codeHash, nowMillis: nowMillis)
+    }
+    public func openDashboardSession(_ tokenHash: [UInt8], member: MemberID, csrf: String, nowMillis: UInt64) async throws {
+        try await base.openDashboardSession(tokenHash, member: member, csrf: csrf, nowMillis: nowMillis)
+    }
+    public func dashboardSession(_ tokenHash: [UInt8], nowMillis: UInt64, idleMillis: UInt64) async throws -> DashboardSession? {
+        try await base.dashboardSession(tokenHash, nowMillis: nowMillis, idleMillis: idleMillis)
+    }
+    public func closeDashboardSession(_ tokenHash: [UInt8]) async throws { try await base.closeDashboardSession(tokenHash) }
 }

@@ -99,7 +99,12 @@ extension SQLiteServerStorage: ServerAdministration {
             try db.execute(sql: "UPDATE device SET revoked = 1 WHERE member = ? AND revoked = 0", arguments: [key])
             let devices = db.changesCount
             try db.execute(sql: "UPDATE credential SET revoked = 1 WHERE member = ? AND revoked = 0", arguments: [key])
-            return MemberRevocation(devices: devices, tokens: db.changesCount, codes: codes)
+            let tokens = db.changesCount
+            // Their dashboard sign-in goes too: sessions, password and unused codes.
+            for table in ["dashboard_session", "dashboard_password", "sign_in_code"] {
+                try db.execute(sql: "DELETE FROM \(table) WHERE member = ?", arguments: [key])
+            }
+            return MemberRevocation(devices: devices, tokens: tokens, codes: codes)
         }
     }
 

@@ -30,6 +30,13 @@ public protocol ServerAdministration: Sendable {
     func backup(to path: String) async throws
     /// Every assignment of the center's care teams.
     func assignments() async throws -> [Assignment]
+    /// Sets (or replaces) a staff member's dashboard password, as a bcrypt hash, and closes
+    /// their open dashboard sessions.
+    /// - Throws: `ServerError.badRequest` when the member is not staff.
+    func setDashboardPassword(_ hash: String, of member: MemberID, nowMillis: UInt64) async throws
+    /// Stores a one-time dashboard sign-in code (its hash) for a staff member.
+    /// - Throws: `ServerError.badRequest` when the member is not staff.
+    func addSignInCode(_ codeHash: [UInt8], for member: MemberID, nowMillis: UInt64, expiresMillis: UInt64) async throws
     /// Adds an assignment (`present`) or removes it; false when there was nothing to do.
     /// Checks nothing: `assign` and `unassign` do.
     func setAssignment(_ assignment: Assignment, present: Bool, nowMillis: UInt64) async throws -> Bool

@@ -34,6 +34,8 @@ import TandemCore
 ///   kept the same way: which notes reach which patient.
 /// - `journal_metric`: each live journal entry's day and numbers (never text or tags),
 ///   kept the same way: what the center's statistics count of consenting patients.
+/// - `dashboard_password`, `sign_in_code`, `dashboard_session`: the staff dashboard's
+///   sign-in (bcrypt hashes, hashes of codes and of session tokens).
 enum ServerSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -277,6 +279,20 @@ enum ServerSchema {
             for (record, owner) in try mergedRecords(of: .journal, db) {
                 if let metrics = JournalMetrics(record, patient: owner) { try transaction.setJournalMetrics(metrics) }
             }
+        }
+        migrator.registerMigration("v16-dashboard-sign-in") { db in
+            // The staff dashboard's sign-in: bcrypt hashes of passwords set on the host,
+            // hashes of one-time sign-in codes, and sessions (hashes of their cookies' tokens).
+            try db.execute(sql: """
+                CREATE TABLE dashboard_password (member BLOB PRIMARY KEY, hash TEXT NOT NULL, set_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE sign_in_code (
+                    hash BLOB PRIMARY KEY, member BLOB NOT NULL, created_at INTEGER NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE dashboard_session (
+                    token BLOB PRIMARY KEY, member BLOB NOT NULL, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, seen_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX dashboard_session_member ON dashboard_session (member);
+                """)
         }
         return migrator
     }

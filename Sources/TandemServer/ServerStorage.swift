@@ -88,6 +88,20 @@ public protocol ServerStorage: Sendable {
     /// another sharing the store), or after `timeout`: live connections check their tokens
     /// again then. A store that cannot tell waits out `timeout` (the default).
     func awaitRevocation(timeout: Duration) async
+
+    // The staff dashboard's sign-in (PROTOCOL.md §9.20): passwords (bcrypt hashes), one-time
+    // sign-in codes and sessions, kept in the store so every server instance shares them.
+
+    /// The staff members named `name` (letter case aside) who have a dashboard password, with its hash.
+    func dashboardPasswords(named name: String) async throws -> [(member: MemberID, hash: String)]
+    /// Uses a sign-in code once: its staff member, when it exists, is unused and unexpired.
+    func useSignInCode(_ codeHash: [UInt8], nowMillis: UInt64) async throws -> MemberID?
+    /// Opens a session (its token's hash) for a staff member, with its CSRF token.
+    func openDashboardSession(_ tokenHash: [UInt8], member: MemberID, csrf: String, nowMillis: UInt64) async throws
+    /// The member, name and CSRF token of a session seen within `idleMillis`, whose member is
+    /// still staff; it is seen now. A session idle for longer is closed, and nil returned.
+    func dashboardSession(_ tokenHash: [UInt8], nowMillis: UInt64, idleMillis: UInt64) async throws -> DashboardSession?
+    func closeDashboardSession(_ tokenHash: [UInt8]) async throws
 }
 
 extension ServerStorage {
@@ -212,5 +226,18 @@ public struct Commits: Sendable, Equatable {
         self.head = head
         self.channels = channels
         self.reset = reset
+    }
+}
+
+/// A staff member signed in to the dashboard.
+public struct DashboardSession: Sendable, Equatable {
+    public var member: MemberID
+    public var name: String
+    public var csrf: String
+
+    public init(member: MemberID, name: String, csrf: String) {
+        self.member = member
+        self.name = name
+        self.csrf = csrf
     }
 }

@@ -30,7 +30,7 @@ public enum PostgresSchema {
     static let lockKey: Int64 = 0x54_61_6E_64_65_6D
 
     /// Every migration, oldest first. The tables are the embedded store's (ServerSchema,
-    /// at its v15), column for column, so one set of rules reads and writes both; a test
+    /// at its v16), column for column, so one set of rules reads and writes both; a test
     /// compares the two. Ids are `bytea`, times and counters `bigint` (ms since 1970).
     /// Numbers the store hands out in order live in rows, as on SQLite: a channel's in
     /// `channel_head`, the commit feed's in `sequence`. Pushes take turns as on SQLite's one
@@ -166,6 +166,21 @@ public enum PostgresSchema {
             }
             try db.flush()
         }),
+        // The staff dashboard's sign-in (ServerSchema's v16-dashboard-sign-in).
+        Migration("v4-dashboard-sign-in", [
+            "CREATE TABLE dashboard_password (member bytea PRIMARY KEY, hash text NOT NULL, set_at bigint NOT NULL)",
+            """
+            CREATE TABLE sign_in_code (
+                hash bytea PRIMARY KEY, member bytea NOT NULL, created_at bigint NOT NULL, expires bigint NOT NULL, used bigint NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE dashboard_session (
+                token bytea PRIMARY KEY, member bytea NOT NULL, csrf text NOT NULL, created_at bigint NOT NULL, seen_at bigint NOT NULL
+            )
+            """,
+            "CREATE INDEX dashboard_session_member ON dashboard_session (member)",
+        ]),
     ]
 
     /// Applies what is missing; returns the names applied (empty: the database was up to date).

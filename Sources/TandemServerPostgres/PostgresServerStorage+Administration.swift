@@ -73,6 +73,10 @@ extension PostgresServerStorage {
                 """).count
             let devices = try db.run("UPDATE device SET revoked = 1 WHERE member = \(key) AND revoked = 0 RETURNING 1").count
             let tokens = try db.run("UPDATE credential SET revoked = 1 WHERE member = \(key) AND revoked = 0 RETURNING 1").count
+            // Their dashboard sign-in goes too: sessions, password and unused codes.
+            try db.run("DELETE FROM dashboard_session WHERE member = \(key)")
+            try db.run("DELETE FROM dashboard_password WHERE member = \(key)")
+            try db.run("DELETE FROM sign_in_code WHERE member = \(key)")
             try Self.notifyRevocation(db)
             return MemberRevocation(devices: devices, tokens: tokens, codes: codes)
         }
