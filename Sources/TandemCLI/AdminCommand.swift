@@ -15,7 +15,7 @@ struct AdminCommand: AsyncParsableCommand {
         abstract: "Administer the center's server: run on the server's host, against its store.",
         subcommands: [
             Init.self, Invite.self, Invites.self, RevokeInvite.self, Members.self, Assign.self, Unassign.self, Devices.self,
-            RevokeDevice.self, RevokeMember.self, RotateStaffToken.self, Backup.self, Restore.self, Audit.self, GrantEmergencyAccess.self, SeedDemo.self,
+            RevokeDevice.self, RevokeMember.self, RotateStaffToken.self, Backup.self, Restore.self, Audit.self, GrantEmergencyAccess.self, SeedDemo.self, SetPassword.self, SignInCode.self,
             Log.self,
         ]
     )

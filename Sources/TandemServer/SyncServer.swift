@@ -121,6 +121,7 @@ public struct SyncServer: Sendable {
         "/health": [.get], "/metrics": [.get], "/v1/enroll": [.post], "/v1/link": [.post], "/v1/push": [.post],
         "/v1/pull": [.post], "/v1/devices": [.get], "/v1/live": [.get], "/v1/audit": [.get],
         "/v1/emergency/journal": [.post], "/v1/outcomes": [.get],
+        "/dashboard": [.get], "/dashboard/style.css": [.get], "/dashboard/sign-in": [.post], "/dashboard/sign-out": [.post],
     ]
 
     /// The Hummingbird application; `onListening` gets the bound port. `middleware` wraps
@@ -150,6 +151,7 @@ public struct SyncServer: Sendable {
             await handle("/v1/emergency/journal", request, context) { log in try await emergencyRead(request, &log) }
         }
         router.get("v1/outcomes") { request, context in await handle("/v1/outcomes", request, context) { log in try await outcomes(request, &log) } }
+        dashboardRoutes(router)
         router.get("v1/live") { request, context in await handle("/v1/live", request, context) { log in try await liveRefusal(request, &log) } }
         var hummingbirdLogger = logger
         hummingbirdLogger.logLevel = max(logger.logLevel, .notice)

@@ -1,0 +1,83 @@
+import Foundation
+import TandemTestSupport
+import Testing
+
+/// The staff dashboard in a real headless Chromium (issue 16): `tandem admin seed-demo` fills
+/// a new center, the real `tandem serve` serves it, a one-time code from `tandem admin
+/// sign-in-code` signs in through the form (`scripts/dashboard-check`: Selenium with
+/// Debian's chromium and chromium-driver, which `scripts/bootstrap` installs), a screenshot
+/// is taken, and the page is checked: every chart with its table, suppressed figures
+/// marked, no script, a phone-sized screen; then no patient's, mentor's or supervisor's
+/// name or id is anywhere in its HTML.
+@Suite("Dashboard in a browser")
+struct DashboardBrowserTests {
+    static var script: URL {
+        URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/dashboard-check")
+    }
+
+    /// Chromium is there, or required (`TANDEM_REQUIRE_BROWSER=1`, as `scripts/test` sets).
+    static var browserAvailable: Bool {
+        ProcessInfo.processInfo.environment["TANDEM_REQUIRE_BROWSER"] == "1"
+            || (FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver"))
+    }
+
+    struct MemberJSON: Decodable {
+        var id: String
+        var name: String
+        var role: String
+    }
+
+    @Test(.enabled(if: browserAvailable, "Chromium and chromium-driver are not installed (scripts/bootstrap installs them)"))
+    func aStaffMemberSignsIn_andSeesEveryChart_withNoPatientNamedAnywhere() async throws {
+        let dir = try TemporaryDirectory("dashboard-browser")
+        let db = dir.path("center.sqlite")
+        #expect(try await TandemExecutable.run(["admin", "init", "--name", "Rae Staff", "--db", db]).status == 0)
+        let seeded = try await TandemExecutable.run(["admin", "seed-demo", "--patients", "150", "--days", "70", "--seed", "3", "--db", db])
+        #expect(seeded.status == 0, "\(seeded.combined)")
+        let server = try await LiveServer(dbPath: db)
+        defer { Task { await server.stop() } }
+        let code = try await TandemExecutable.run(["admin", "sign-in-code", "--staff", "Rae Staff", "--db", db])
+        #expect(code.status == 0, "\(code.combined)")
+        let out = dir.path("browser")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let checked = try await Self.check(server.url, code.stdout.trimmingCharacters(in: .whitespacesAndNewlines), out)
+        #expect(checked.status == 0, "scripts/dashboard-check: \(checked.output)")
+        // A PNG was taken.
+        let png = try Data(contentsOf: URL(fileURLWithPath: out + "/dashboard.png"))
+        #expect(png.count > 10_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+        // No one but the signed-in staff member is named, and nobody's id is anywhere.
+        let html = try String(contentsOfFile: out + "/dashboard.html", encoding: .utf8)
+        let members = try JSONDecoder().decode(
+            [MemberJSON].self, from: Data(try await TandemExecutable.run(["admin", "members", "--json", "--db", db]).stdout.utf8))
+        #expect(members.filter { $0.role == "patient" }.count == 150)
+        for member in members {
+            #expect(!html.contains(member.id), "the page holds the id of a \(member.role)")
+            if member.role != "staff" { #expect(!html.contains(member.name), "the page names a \(member.role)") }
+        }
+        // And no free text: the demo's journal phrases are in none of it.
+        for phrase in ["Rough night", "One day at a time", "Discussed coping plan"] { #expect(!html.contains(phrase)) }
+    }
+
+    struct Checked: Sendable {
+        var status: Int32
+        var output: String
+    }
+
+    static func check(_ url: String, _ code: String, _ out: String) async throws -> Checked {
+        let script = Self.script
+        return try await offThePool {
+            let process = Process()
+            process.executableURL = script
+            process.arguments = [url, code, out]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let output = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return Checked(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
+        }
+    }
+}
