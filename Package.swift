@@ -114,7 +114,7 @@ let package = Package(
             name: "tandem-bench",
             dependencies: [
                 "TandemCore", "TandemStore", "TandemWorkload", "TandemCompression", "TandemProtocol", "TandemServer",
-                "TandemServerPostgres", "TandemClient",
+                "TandemServerPostgres", "TandemClient", "TandemCLI",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

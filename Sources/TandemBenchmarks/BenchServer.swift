@@ -33,7 +33,7 @@ func spawnServer(postgres url: String) throws -> (process: Process, port: Int) {
     try spawnServer(store: ["--postgres", url], echo: false)
 }
 
-private func spawnServer(store: [String], echo: Bool) throws -> (process: Process, port: Int) {
+func spawnServer(store: [String], echo: Bool = false) throws -> (process: Process, port: Int) {
     let server = Process()
     server.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     server.arguments = ["server-child"] + store + (echo ? ["--echo"] : [])

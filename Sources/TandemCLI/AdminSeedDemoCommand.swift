@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import TandemCore
-import TandemServer
+public import TandemServer
 import TandemStore
-import TandemWorkload
+public import TandemWorkload
 
 extension AdminCommand {
     /// Fills a new center with a synthetic programme (`DemoCenter`), so that a newcomer sees
@@ -35,32 +35,10 @@ extension AdminCommand {
             }
             let now = SystemWallClock().nowMillis()
             let demo = DemoCenter(.init(patients: patients, days: days, seed: seed, endMillis: now))
-            let seeder = DemoSeeder(storage: storage, nowMillis: now)
-            let supervisors = try await demo.supervisors.asyncMap { try await seeder.enroll($0) }
-            let mentors = try await demo.mentors.asyncMap { try await seeder.enroll($0) }
-            for (index, mentor) in mentors.enumerated() {
-                _ = try await storage.assign(.supervisor, carer: supervisors[demo.supervisor(of: index)].member, member: mentor.member, nowMillis: now)
-            }
-            var changes = 0
-            var mine: [[(index: Int, member: MemberID)]] = Array(repeating: [], count: mentors.count)
-            for (index, person) in demo.patients.enumerated() {
-                let patient = try await seeder.enroll(person)
-                let mentor = demo.mentor(of: index)
-                _ = try await storage.assign(.mentor, carer: mentors[mentor].member, member: patient.member, nowMillis: now)
-                mine[mentor].append((index, patient.member.id))
-                let written = try demo.patientChanges(
-                    index, member: patient.member.id, mentor: mentors[mentor].member.id, replica: patient.principal.replica ?? .random())
-                try await seeder.push(written, as: patient.principal)
-                changes += written.count
-            }
-            for (index, mentor) in mentors.enumerated() {
-                let written = try demo.mentorChanges(index, replica: mentor.principal.replica ?? .random(), patients: mine[index])
-                try await seeder.push(written, as: mentor.principal)
-                changes += written.count
-            }
+            let changes = try await DemoSeeder(storage: storage, nowMillis: now).seed(demo)
             try await logAction(storage, "seed-demo", "\(patients) synthetic patients over \(days) days, seed \(seed)")
             print("""
-                Seeded a demo center: \(patients) patients, \(mentors.count) mentors, \(supervisors.count) supervisors, \
+                Seeded a demo center: \(patients) patients, \(demo.mentors.count) mentors, \(demo.supervisors.count) supervisors, \
                 \(changes) changes over \(days) days (seed \(seed)). Every name and entry is synthetic.
                 See it: tandem serve, then tandem report on a staff member's device, or the dashboard at /dashboard \
                 (sign in with a code from tandem admin sign-in-code --staff NAME).
@@ -71,9 +49,43 @@ extension AdminCommand {
 
 /// Enrolls demo people and pushes their changes straight into the store, as their devices
 /// would through the sync API (each person gets one device whose token nobody holds).
-struct DemoSeeder {
+/// `tandem admin seed-demo` and the dashboard's benchmark use it.
+public struct DemoSeeder {
     let storage: any CenterStore
     let nowMillis: UInt64
+
+    public init(storage: any CenterStore, nowMillis: UInt64) {
+        self.storage = storage
+        self.nowMillis = nowMillis
+    }
+
+    /// Enrolls everyone of `demo`, assigns supervisors and mentors, and pushes every
+    /// journal, consent and note; returns how many changes were pushed.
+    public func seed(_ demo: DemoCenter) async throws -> Int {
+        let supervisors = try await demo.supervisors.asyncMap { try await enroll($0) }
+        let mentors = try await demo.mentors.asyncMap { try await enroll($0) }
+        for (index, mentor) in mentors.enumerated() {
+            _ = try await storage.assign(.supervisor, carer: supervisors[demo.supervisor(of: index)].member, member: mentor.member, nowMillis: nowMillis)
+        }
+        var changes = 0
+        var mine: [[(index: Int, member: MemberID)]] = Array(repeating: [], count: mentors.count)
+        for (index, person) in demo.patients.enumerated() {
+            let patient = try await enroll(person)
+            let mentor = demo.mentor(of: index)
+            _ = try await storage.assign(.mentor, carer: mentors[mentor].member, member: patient.member, nowMillis: nowMillis)
+            mine[mentor].append((index, patient.member.id))
+            let written = try demo.patientChanges(
+                index, member: patient.member.id, mentor: mentors[mentor].member.id, replica: patient.principal.replica ?? .random())
+            try await push(written, as: patient.principal)
+            changes += written.count
+        }
+        for (index, mentor) in mentors.enumerated() {
+            let written = try demo.mentorChanges(index, replica: mentor.principal.replica ?? .random(), patients: mine[index])
+            try await push(written, as: mentor.principal)
+            changes += written.count
+        }
+        return changes
+    }
 
     struct Enrolled {
         var member: Member

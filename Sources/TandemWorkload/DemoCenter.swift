@@ -20,6 +20,9 @@ public struct DemoCenter: Sendable {
         public var endMillis: UInt64
         public var patientsPerMentor = 8
         public var mentorsPerSupervisor = 4
+        /// Every patient enrolls on the first day, journals every day to the end and lets
+        /// the center count them: the dashboard's benchmark (1,000 patients × 365 days).
+        public var everyDay = false
 
         public init(patients: Int, days: Int, seed: UInt64, endMillis: UInt64) {
             self.patients = patients
@@ -66,7 +69,7 @@ public struct DemoCenter: Sendable {
         supervisors = (0..<supervisorCount).map { Person(name: name($0 + 7, " (supervisor)"), role: .supervisor, enrolledMillis: before) }
         mentors = (0..<mentorCount).map { Person(name: name($0 + 3, " (mentor)"), role: .mentor, enrolledMillis: before) }
         patients = (0..<options.patients).map { index in
-            let day = start + UInt64.random(in: 0..<UInt64(max(1, options.days)), using: &rng)
+            let day = options.everyDay ? start : start + UInt64.random(in: 0..<UInt64(max(1, options.days)), using: &rng)
             return Person(name: name(index, ""), role: .patient, enrolledMillis: day * Self.dayMillis + UInt64.random(in: 8...17, using: &rng) * 3_600_000)
         }
     }
@@ -83,7 +86,7 @@ public struct DemoCenter: Sendable {
         let enrolled = patients[index].enrolledMillis
         var changes: [Change] = []
         // Consents come with enrollment.
-        if rng.chance(0.85) {
+        if options.everyDay || rng.chance(0.85) {
             let edit = ConsentEdit.grant(patient: member, recipient: .center, scope: .aggregate, expiresMillis: nil, purpose: "program statistics")
             changes += try writer.write(edit, to: .random(using: &rng), current: nil, wallMillis: enrolled + 60_000)
         }
@@ -93,8 +96,9 @@ public struct DemoCenter: Sendable {
             changes += try writer.write(edit, to: .random(using: &rng), current: nil, wallMillis: enrolled + 120_000)
         }
         // Some leave in the first two weeks; the others stay a while, many to the end.
-        let stay = rng.chance(0.2) ? Int.random(in: 2...14, using: &rng) : Int.random(in: 20...max(21, options.days), using: &rng)
-        let rate = Double.random(in: 0.6...0.95, using: &rng)
+        let stay = options.everyDay ? options.days + 1
+            : rng.chance(0.2) ? Int.random(in: 2...14, using: &rng) : Int.random(in: 20...max(21, options.days), using: &rng)
+        let rate = options.everyDay ? 1 : Double.random(in: 0.6...0.95, using: &rng)
         let baseCraving = Double.random(in: 6.5...9.5, using: &rng)
         let baseMood = Double.random(in: 1.5...4, using: &rng)
         let susceptibility = Dictionary(uniqueKeysWithValues: Symptom.allCases.map { ($0, Double.random(in: 0.1...0.8, using: &rng)) })

@@ -20,8 +20,8 @@ import TandemProtocol
 /// - Every form that changes something carries a CSRF token: the sign-in form one bound to
 ///   a cookie (double submit), the sign-out form the session's own.
 extension SyncServer {
-    static let sessionCookie = "tandem_session"
-    static let signInCookie = "tandem_sign_in"
+    public static let sessionCookie = "tandem_session"
+    public static let signInCookie = "tandem_sign_in"
     static let dashboardIdleMillis: UInt64 = 30 * 60_000
     static let maxFormBytes = 4_096
 
