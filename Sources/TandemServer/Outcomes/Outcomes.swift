@@ -126,7 +126,8 @@ struct Counting {
     }
 
     struct Patient {
-        var cohort: String
+        /// Its cohort's place in `cohorts`.
+        var cohort: Int
         var enrolled: Int
         var lastDay = Int.min
         /// By Monday: the week's numbers (a key only for a week with an entry).
@@ -152,53 +153,78 @@ struct Counting {
         case perPatient
     }
 
+    /// In id order: the same population gives the same figures, to the last bit.
     let patients: [Patient]
+    /// The cohorts (`YYYY-MM`), in order.
+    let cohorts: [String]
     let minimum: Int
 
     init(_ population: OutcomePopulation, minimum: Int, today: Int) {
         self.minimum = minimum
-        var byID: [MemberID: Patient] = [:]
-        for (id, day) in population.enrolled { byID[id] = Patient(cohort: Outcomes.cohort(of: day), enrolled: day) }
-        for entry in population.entries {
-            guard var patient = byID[entry.patient] else { continue }
-            patient.lastDay = max(patient.lastDay, entry.day)
-            let monday = Outcomes.monday(of: entry.day)
-            var week = patient.weeks[monday] ?? Week()
-            if let craving = entry.craving { week.craving.sum += craving; week.craving.count += 1 }
-            if let mood = entry.mood { week.mood.sum += mood; week.mood.count += 1 }
-            patient.weeks[monday] = week
-            let since = entry.day - patient.enrolled
-            if since >= 0, since / 7 < Outcomes.enrollmentWeeks { patient.enrollmentWeeks[since / 7, default: 0] |= entry.symptoms }
-            byID[entry.patient] = patient
+        let ids = population.enrolled.keys.sorted()
+        let cohorts = Set(population.enrolled.values.map(Outcomes.cohort(of:))).sorted()
+        let cohortIndex = Dictionary(uniqueKeysWithValues: cohorts.enumerated().map { ($1, $0) })
+        let index = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
+        var patients = ids.map { id in
+            let day = population.enrolled[id] ?? 0
+            return Patient(cohort: cohortIndex[Outcomes.cohort(of: day)] ?? 0, enrolled: day)
         }
-        for note in population.notes { byID[note.patient]?.notes[Outcomes.monday(of: note.day), default: 0] += 1 }
-        // In id order: the same population gives the same figures, to the last bit.
-        patients = byID.sorted { $0.key < $1.key }.map(\.value)
+        // Each patient is changed in place: a copy taken out and put back would copy its
+        // dictionaries at every entry.
+        for entry in population.entries {
+            guard let at = index[entry.patient] else { continue }
+            patients[at].lastDay = max(patients[at].lastDay, entry.day)
+            let monday = Outcomes.monday(of: entry.day)
+            if let craving = entry.craving {
+                patients[at].weeks[monday, default: Week()].craving.sum += craving
+                patients[at].weeks[monday, default: Week()].craving.count += 1
+            }
+            if let mood = entry.mood {
+                patients[at].weeks[monday, default: Week()].mood.sum += mood
+                patients[at].weeks[monday, default: Week()].mood.count += 1
+            }
+            if entry.craving == nil && entry.mood == nil, patients[at].weeks[monday] == nil { patients[at].weeks[monday] = Week() }
+            let since = entry.day - patients[at].enrolled
+            if since >= 0, since / 7 < Outcomes.enrollmentWeeks { patients[at].enrollmentWeeks[since / 7, default: 0] |= entry.symptoms }
+        }
+        for note in population.notes {
+            guard let at = index[note.patient] else { continue }
+            patients[at].notes[Outcomes.monday(of: note.day), default: 0] += 1
+        }
+        self.patients = patients
+        self.cohorts = cohorts
     }
 
     /// One figure for `group` (a cohort; nil: the whole center): suppressed, unless it and
     /// every difference with the center's and the other cohorts' published figures rests
     /// on 0 or at least `minimum` patients.
     func figure(_ kind: Kind, _ group: String?, _ contribution: (Patient) -> Contribution?) -> OutcomeCell {
-        var members: [String: [Contribution]] = [:]
+        let shownCohort = group.map { cohorts.firstIndex(of: $0) ?? -1 }
+        var population = [Int](repeating: 0, count: cohorts.count)
+        var hits = [Int](repeating: 0, count: cohorts.count)
+        var values: [Double] = []
+        var shown = 0, shownHits = 0
         for patient in patients {
-            if let given = contribution(patient) { members[patient.cohort, default: []].append(given) }
+            guard let given = contribution(patient) else { continue }
+            population[patient.cohort] += 1
+            let hit = if case .hit(true) = given { true } else { false }
+            if hit { hits[patient.cohort] += 1 }
+            guard shownCohort == nil || shownCohort == patient.cohort else { continue }
+            shown += 1
+            if hit { shownHits += 1 }
+            if case .value(let value) = given { values.append(value) }
         }
-        func counts(_ given: [Contribution]) -> [Int] {
-            guard kind == .share else { return [given.count] }
-            let hits = given.count { if case .hit(true) = $0 { true } else { false } }
-            return [given.count, hits, given.count - hits]
-        }
-        let all = members.values.flatMap { $0 }
-        let decision = CellSuppression.decide(center: counts(all), parts: members.mapValues(counts), minimum: minimum)
-        let shown = group.map { members[$0] ?? [] } ?? all
+        func counts(_ n: Int, _ h: Int) -> [Int] { kind == .share ? [n, h, n - h] : [n] }
+        var parts: [String: [Int]] = [:]
+        for (index, cohort) in cohorts.enumerated() where population[index] > 0 { parts[cohort] = counts(population[index], hits[index]) }
+        let center = counts(population.reduce(0, +), hits.reduce(0, +))
+        let decision = CellSuppression.decide(center: center, parts: parts, minimum: minimum)
         let published = group.map { decision.parts.contains($0) } ?? decision.center
         guard published else {
             // An empty population describes nobody: shown as such, not as suppressed.
-            return shown.isEmpty && (group == nil || decision.center) ? OutcomeCell(suppressed: false, patients: 0) : .hidden
+            return shown == 0 && (group == nil || decision.center) ? OutcomeCell(suppressed: false, patients: 0) : .hidden
         }
-        let values = shown.compactMap { if case .value(let value) = $0 { value } else { nil } }
-        let rounded = Int((Double(shown.count) / Double(Outcomes.countsRoundedTo)).rounded()) * Outcomes.countsRoundedTo
+        let rounded = Int((Double(shown) / Double(Outcomes.countsRoundedTo)).rounded()) * Outcomes.countsRoundedTo
         switch kind {
         case .mean:
             let sorted = values.sorted()
@@ -206,9 +232,9 @@ struct Counting {
             let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
             return OutcomeCell(suppressed: false, patients: rounded, mean: tenths(values.reduce(0, +) / Double(values.count)), median: tenths(median))
         case .share:
-            return OutcomeCell(suppressed: false, patients: rounded, share: hundredths(Double(counts(shown)[1]) / Double(shown.count)))
+            return OutcomeCell(suppressed: false, patients: rounded, share: hundredths(Double(shownHits) / Double(shown)))
         case .perPatient:
-            return OutcomeCell(suppressed: false, patients: rounded, perPatient: hundredths(values.reduce(0, +) / Double(shown.count)))
+            return OutcomeCell(suppressed: false, patients: rounded, perPatient: hundredths(values.reduce(0, +) / Double(shown)))
         }
     }
 
