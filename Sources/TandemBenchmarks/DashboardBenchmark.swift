@@ -55,12 +55,19 @@ struct DashboardBenchmark: AsyncParsableCommand {
             location = ["--db", path]
         }
         let now = SystemWallClock().nowMillis()
-        let staff = try await storage.initialize(staffName: "Bench Staff", nowMillis: now).member
-        var options = DemoCenter.Options(patients: patients, days: days, seed: 11, endMillis: now)
-        options.everyDay = true
-        let started = Date()
-        let changes = try await DemoSeeder(storage: storage, nowMillis: now).seed(DemoCenter(options))
-        print("seeded \(patients) patients × \(days) days: \(changes) changes in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        let staff: MemberID
+        if let seeded = try await storage.members().first(where: { $0.role == .staff }), postgres == nil {
+            // A store an earlier run seeded in the same --work folder is read again as it is.
+            staff = seeded.id
+            print("reusing the center seeded in \(folder) (\(try await storage.members().count - 1) members)")
+        } else {
+            staff = try await storage.initialize(staffName: "Bench Staff", nowMillis: now).member
+            var options = DemoCenter.Options(patients: patients, days: days, seed: 11, endMillis: now)
+            options.everyDay = true
+            let started = Date()
+            let changes = try await DemoSeeder(storage: storage, nowMillis: now).seed(DemoCenter(options))
+            print("seeded \(patients) patients × \(days) days: \(changes) changes in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        }
 
         var cold: [(first: Double, full: Double)] = []
         var warm: [(first: Double, full: Double)] = []

@@ -323,7 +323,9 @@ package enum PushRules {
         // So does the note index: which notes are shared with which patient.
         for id in ids where touched.contains(id) && known[id]?.collection == .note {
             if let state = after[id], let note = MentorNote(state), let author = known[id]?.owner {
-                try store.setNote(id, author: author, patient: note.patient, shared: note.isShared)
+                // When it was written: its create's time (what the center's statistics count by week).
+                let written = Int64(clamping: state.create?.timestamp.wallMillis ?? 0)
+                try store.setNote(id, author: author, patient: note.patient, shared: note.isShared, writtenMillis: written)
             } else {
                 try store.deleteNote(id)
             }

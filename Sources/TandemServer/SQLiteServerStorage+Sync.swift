@@ -252,10 +252,9 @@ struct SQLiteTransaction: PushWrites, PullReads {
     func noteDays(about patients: Set<MemberID>) throws -> [(patient: MemberID, day: Int)] {
         var days: [(patient: MemberID, day: Int)] = []
         for patient in patients.sorted() {
-            try db.query("""
-                SELECT h.wall FROM note n JOIN record r ON r.id = n.record JOIN held h ON h.record = r.number AND h.kind = \(MergeKind.create.rawValue)
-                WHERE n.patient = ?
-                """, { $0.blob(patient.bytes) }) { row in days.append((patient, Int(row.int(0) / 86_400_000))) }
+            try db.query("SELECT written FROM note WHERE patient = ?", { $0.blob(patient.bytes) }) { row in
+                days.append((patient, Int(row.int(0) / 86_400_000)))
+            }
         }
         return days
     }
@@ -434,6 +433,12 @@ struct SQLiteTransaction: PushWrites, PullReads {
         try db.cachedStatement(sql: "DELETE FROM consent WHERE record = ?").execute(arguments: [Data(id.bytes)])
     }
 
+    func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool, writtenMillis: Int64) throws {
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO note (record, author, patient, shared, written) VALUES (?, ?, ?, ?, ?)").execute(
+            arguments: [Data(id.bytes), Data(author.bytes), Data(patient.bytes), shared, writtenMillis])
+    }
+
+    /// The note index as `v11-note-index` filled it, before notes knew when they were written.
     func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool) throws {
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO note (record, author, patient, shared) VALUES (?, ?, ?, ?)").execute(
             arguments: [Data(id.bytes), Data(author.bytes), Data(patient.bytes), shared])

@@ -30,8 +30,8 @@ import TandemCore
 /// - `consent`: the terms of each consent (patient, recipient, scope, expiry, revocation),
 ///   kept by the push rules from the consent record's merged state in the push's own
 ///   transaction; the sharing policy reads it at every pull.
-/// - `note`: each mentor note's author, patient and whether it is shared with the patient,
-///   kept the same way: which notes reach which patient.
+/// - `note`: each mentor note's author, patient, whether it is shared with the patient and
+///   when it was written, kept the same way: which notes reach which patient.
 /// - `journal_metric`: each live journal entry's day and numbers (never text or tags),
 ///   kept the same way: what the center's statistics count of consenting patients.
 /// - `dashboard_password`, `sign_in_code`, `dashboard_session`: the staff dashboard's
@@ -292,6 +292,17 @@ enum ServerSchema {
                     token BLOB PRIMARY KEY, member BLOB NOT NULL, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, seen_at INTEGER NOT NULL
                 ) WITHOUT ROWID;
                 CREATE INDEX dashboard_session_member ON dashboard_session (member);
+                """)
+        }
+        migrator.registerMigration("v17-note-written") { db in
+            // When each note was written (its create's time, ms): the center's statistics
+            // count mentor contact by week from the index instead of every note's held create.
+            try db.execute(sql: """
+                ALTER TABLE note ADD COLUMN written INTEGER NOT NULL DEFAULT 0;
+                UPDATE note SET written = coalesce((
+                    SELECT h.wall FROM record r JOIN held h ON h.record = r.number AND h.kind = \(MergeKind.create.rawValue) WHERE r.id = note.record
+                ), 0);
+                CREATE INDEX note_written ON note (patient, written);
                 """)
         }
         return migrator

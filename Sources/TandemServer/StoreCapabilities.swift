@@ -79,7 +79,7 @@ public protocol PushWrites: PushReads {
     func deleteConsent(_ id: RecordID) throws
     /// Keeps the note index (what `notesShared(with:)` reads) in step with a note's merged
     /// state; `deleteNote` when the note is deleted.
-    func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool) throws
+    func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool, writtenMillis: Int64) throws
     func deleteNote(_ id: RecordID) throws
     /// Keeps the index of journal numbers (what the center's statistics count) in step with
     /// a journal entry's merged state; `deleteJournalMetrics` when the entry is deleted.

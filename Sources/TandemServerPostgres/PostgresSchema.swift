@@ -30,7 +30,7 @@ public enum PostgresSchema {
     static let lockKey: Int64 = 0x54_61_6E_64_65_6D
 
     /// Every migration, oldest first. The tables are the embedded store's (ServerSchema,
-    /// at its v16), column for column, so one set of rules reads and writes both; a test
+    /// at its v17), column for column, so one set of rules reads and writes both; a test
     /// compares the two. Ids are `bytea`, times and counters `bigint` (ms since 1970).
     /// Numbers the store hands out in order live in rows, as on SQLite: a channel's in
     /// `channel_head`, the commit feed's in `sequence`. Pushes take turns as on SQLite's one
@@ -180,6 +180,15 @@ public enum PostgresSchema {
             )
             """,
             "CREATE INDEX dashboard_session_member ON dashboard_session (member)",
+        ]),
+        // When each note was written (ServerSchema's v17-note-written).
+        Migration("v5-note-written", [
+            "ALTER TABLE note ADD COLUMN written bigint NOT NULL DEFAULT 0",
+            """
+            UPDATE note n SET written = h.wall FROM record r JOIN held h ON h.record = r.number AND h.kind = \(Int64(MergeKind.create.rawValue))
+            WHERE r.id = n.record
+            """,
+            "CREATE INDEX note_written ON note (patient, written)",
         ]),
     ]
 

@@ -180,10 +180,8 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     public func noteDays(about patients: Set<MemberID>) throws -> [(patient: MemberID, day: Int)] {
         let keys = patients.sorted()
         return try db.run("""
-            SELECT k.i, h.wall FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
-            JOIN note n ON n.patient = k.id JOIN record r ON r.id = n.record
-            JOIN held h ON h.record = r.number AND h.kind = \(Int64(MergeKind.create.rawValue))
-            ORDER BY k.i
+            SELECT k.i, n.written FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+            JOIN note n ON n.patient = k.id ORDER BY k.i
             """).map { row in
             let (index, wall) = try row.decode((Int64, Int64).self)
             return (keys[Int(index) - 1], Int(wall / 86_400_000))
@@ -477,10 +475,12 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
         try db.send("DELETE FROM consent WHERE record = \(Data(id.bytes))")
     }
 
-    public func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool) throws {
+    public func setNote(_ id: RecordID, author: MemberID, patient: MemberID, shared: Bool, writtenMillis: Int64) throws {
         try db.send("""
-            INSERT INTO note (record, author, patient, shared) VALUES (\(Data(id.bytes)), \(Data(author.bytes)), \(Data(patient.bytes)), \(Int64(shared ? 1 : 0)))
-            ON CONFLICT (record) DO UPDATE SET author = excluded.author, patient = excluded.patient, shared = excluded.shared
+            INSERT INTO note (record, author, patient, shared, written)
+            VALUES (\(Data(id.bytes)), \(Data(author.bytes)), \(Data(patient.bytes)), \(Int64(shared ? 1 : 0)), \(writtenMillis))
+            ON CONFLICT (record) DO UPDATE SET author = excluded.author, patient = excluded.patient, shared = excluded.shared,
+                written = excluded.written
             """)
     }
 

@@ -85,9 +85,9 @@ public enum Outcomes {
             let end = start + 6
             weeks.append(OutcomeWeek(
                 week: dayText(start),
-                craving: counting.figure(.mean, group) { $0.weeks[start]?.craving.mean.map { .value($0) } ?? nil },
-                mood: counting.figure(.mean, group) { $0.weeks[start]?.mood.mean.map { .value($0) } ?? nil },
-                adherence: counting.figure(.share, group) { $0.enrolled <= end ? .hit($0.weeks[start] != nil) : nil },
+                craving: counting.figure(.mean, group) { $0.week(start)?.craving.mean.map { .value($0) } ?? nil },
+                mood: counting.figure(.mean, group) { $0.week(start)?.mood.mean.map { .value($0) } ?? nil },
+                adherence: counting.figure(.share, group) { $0.enrolled <= end ? .hit($0.week(start) != nil) : nil },
                 contact: counting.figure(.perPatient, group) { $0.enrolled <= end ? .value(Double($0.notes[start] ?? 0)) : nil }))
         }
         var sinceEnrollment: [OutcomeEnrollmentWeek] = []
@@ -130,12 +130,33 @@ struct Counting {
         var cohort: Int
         var enrolled: Int
         var lastDay = Int.min
-        /// By Monday: the week's numbers (a key only for a week with an entry).
-        var weeks: [Int: Week] = [:]
+        /// The Monday of `journaled`'s first week.
+        var firstMonday = 0
+        /// Week by week from `firstMonday`: the week's numbers, nil for a week without an entry.
+        var journaled: [Week?] = []
         /// By Monday: notes written about the patient.
         var notes: [Int: Int] = [:]
-        /// By week since enrollment (a key only for a week with an entry): symptoms reported.
-        var enrollmentWeeks: [Int: Int64] = [:]
+        /// By week since enrollment: the symptoms reported, nil for a week without an entry.
+        var enrollmentWeeks = [Int64?](repeating: nil, count: Outcomes.enrollmentWeeks)
+
+        /// The numbers of the week that starts on `monday`, nil when the patient wrote nothing then.
+        func week(_ monday: Int) -> Week? {
+            let index = (monday - firstMonday) / 7
+            return monday >= firstMonday && index < journaled.count ? journaled[index] : nil
+        }
+
+        /// Makes room for the week of `monday` and returns its place.
+        mutating func slot(_ monday: Int) -> Int {
+            if journaled.isEmpty { firstMonday = monday }
+            if monday < firstMonday {
+                // Entries come by day; an earlier one (another store's order) shifts the weeks.
+                journaled.insert(contentsOf: [Week?](repeating: nil, count: (firstMonday - monday) / 7), at: 0)
+                firstMonday = monday
+            }
+            let index = (monday - firstMonday) / 7
+            if index >= journaled.count { journaled.append(contentsOf: [Week?](repeating: nil, count: index - journaled.count + 1)) }
+            return index
+        }
     }
 
     /// What one patient gives a figure: a number, or whether they count among the hits.
@@ -170,22 +191,32 @@ struct Counting {
             return Patient(cohort: cohortIndex[Outcomes.cohort(of: day)] ?? 0, enrolled: day)
         }
         // Each patient is changed in place: a copy taken out and put back would copy its
-        // dictionaries at every entry.
+        // weeks at every entry. Entries come patient by patient: the last one's place is
+        // looked up again only when the patient changes.
+        var last: (id: MemberID, at: Int)?
         for entry in population.entries {
-            guard let at = index[entry.patient] else { continue }
+            let at: Int
+            if let last, last.id == entry.patient {
+                at = last.at
+            } else {
+                guard let found = index[entry.patient] else { continue }
+                at = found
+                last = (entry.patient, found)
+            }
             patients[at].lastDay = max(patients[at].lastDay, entry.day)
-            let monday = Outcomes.monday(of: entry.day)
+            let slot = patients[at].slot(Outcomes.monday(of: entry.day))
+            var week = patients[at].journaled[slot] ?? Week()
             if let craving = entry.craving {
-                patients[at].weeks[monday, default: Week()].craving.sum += craving
-                patients[at].weeks[monday, default: Week()].craving.count += 1
+                week.craving.sum += craving
+                week.craving.count += 1
             }
             if let mood = entry.mood {
-                patients[at].weeks[monday, default: Week()].mood.sum += mood
-                patients[at].weeks[monday, default: Week()].mood.count += 1
+                week.mood.sum += mood
+                week.mood.count += 1
             }
-            if entry.craving == nil && entry.mood == nil, patients[at].weeks[monday] == nil { patients[at].weeks[monday] = Week() }
+            patients[at].journaled[slot] = week
             let since = entry.day - patients[at].enrolled
-            if since >= 0, since / 7 < Outcomes.enrollmentWeeks { patients[at].enrollmentWeeks[since / 7, default: 0] |= entry.symptoms }
+            if since >= 0, since / 7 < Outcomes.enrollmentWeeks { patients[at].enrollmentWeeks[since / 7] = (patients[at].enrollmentWeeks[since / 7] ?? 0) | entry.symptoms }
         }
         for note in population.notes {
             guard let at = index[note.patient] else { continue }
