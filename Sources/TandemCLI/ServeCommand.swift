@@ -46,7 +46,13 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "years"))
     var accountingRetentionYears = 6
 
+    @Option(help: ArgumentHelp(
+        "The fewest patients a published statistic may describe (tandem report, /dashboard); at least 11, the CMS rule.",
+        valueName: "patients"))
+    var minCell = 11
+
     func run() async throws {
+        guard minCell >= 11 else { throw ValidationError("--min-cell must be at least 11: no statistic describes 1 to 10 patients.") }
         let location = try StoreLocation.resolve(db: db, postgres: postgres)
         // Held while serving: `tandem admin restore` refuses to replace the store meanwhile.
         var serving: ServingLock?
@@ -68,6 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
         limits.failedEnrollTotal = failedEnrollmentsTotal
         guard (1...1 << 20).contains(memberQuotaMib) else { throw ValidationError("--member-quota-mib must be from 1 to 1048576.") }
         limits.memberQuotaBytes = Int64(memberQuotaMib) << 20
+        limits.outcomeMinimumCell = minCell
         guard (3...100).contains(accountingRetentionYears) else {
             throw ValidationError("--accounting-retention-years must be from 3 to 100 (42 CFR Part 2 asks for at least 3).")
         }
