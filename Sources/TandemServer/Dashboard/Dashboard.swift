@@ -205,10 +205,13 @@ extension SyncServer {
         if !code.isEmpty {
             member = try await storage.useSignInCode(Secrets.hashCode(code), nowMillis: now)
         } else if password.utf8.count <= StaffPassword.lengths.upperBound {
-            for candidate in try await storage.dashboardPasswords(named: name) where try await StaffPassword.verify(password, hash: candidate.hash) {
+            let candidates = try await storage.dashboardPasswords(named: name)
+            for candidate in candidates where try await StaffPassword.verify(password, hash: candidate.hash) {
                 member = candidate.member
                 break
             }
+            // An unknown name costs what a wrong password costs: timing tells no names.
+            if candidates.isEmpty { try await StaffPassword.verifyNothing(password) }
         }
         guard let member else {
             if let address, let wait = await authThrottle.retryAfter(address: address, now: now) { throw ServerError.throttled(retryAfter: wait) }
