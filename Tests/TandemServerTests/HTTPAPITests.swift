@@ -62,7 +62,7 @@ struct HTTPAPITests {
         _ = try await TandemExecutable.run(["admin", "init", "--db", db])
         let server = try await LiveServer(dbPath: db)
         let endpoints = try Self.documented()
-        #expect(endpoints.map(\.path).sorted() == ["/health", "/metrics", "/v1/audit", "/v1/devices", "/v1/emergency/journal", "/v1/enroll", "/v1/link", "/v1/live", "/v1/pull", "/v1/push"])
+        #expect(endpoints.map(\.path).sorted() == ["/health", "/metrics", "/v1/audit", "/v1/devices", "/v1/emergency/journal", "/v1/enroll", "/v1/link", "/v1/live", "/v1/outcomes", "/v1/pull", "/v1/push"])
         for endpoint in endpoints {
             let answer = try await send(server, endpoint.method == "get" ? .GET : .POST, endpoint.path, body: Array("{}".utf8))
             #expect(endpoint.statuses.contains(answer.status), "\(endpoint.method) \(endpoint.path) answered \(answer.status)")
