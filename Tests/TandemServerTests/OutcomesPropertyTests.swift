@@ -39,7 +39,13 @@ struct OutcomesPropertyTests {
                     entries.append(CountedEntry(
                         patient: id, day: day, mood: rng.chance(0.8) ? Int.random(in: 0...10, using: &rng) : nil,
                         craving: rng.chance(0.8) ? Int.random(in: 0...10, using: &rng) : nil,
-                        symptoms: Int64.random(in: 0..<(1 << 4), using: &rng)))
+                        symptoms: Symptom.allCases.reduce(Int64(0)) { bits, symptom in rng.chance(0.3) ? bits | symptom.bit : bits }))
+                }
+                // Now and then a date nobody journaled on as a counted patient: long before
+                // enrollment or after today. Such entries are not counted.
+                if rng.chance(0.1) {
+                    entries.append(CountedEntry(
+                        patient: id, day: rng.chance(0.5) ? 100 : 2_900_000, mood: 5, craving: 5, symptoms: Symptom.anxiety.bit))
                 }
                 if rng.chance(0.5) { notes.append((id, start + Int.random(in: 0..<60, using: &rng))) }
             }
@@ -53,41 +59,83 @@ struct OutcomesPropertyTests {
         var cohorts: [String] { Set(population.enrolled.keys.map(cohort)).sorted() }
     }
 
-    /// One figure's patients in the model: those it rests on, and for a share its hits.
+    /// One figure's patients in the model: whom it is about (its base), those it rests on,
+    /// and for a share its hits.
     struct Sets {
+        var base: Set<MemberID>
         var population: Set<MemberID>
         var hits: Set<MemberID>?
         /// Every group of patients the figure counts (a share's population, hits and misses).
         var groups: [Set<MemberID>] { hits.map { [population, $0, population.subtracting($0)] } ?? [population] }
     }
 
-    /// The model: which patients of `group` each figure of a report rests on, keyed by
-    /// table, week and measure. Written from PROTOCOL.md §9.19, not from `Outcomes`.
-    static func model(_ world: World, group: String?, report: OutcomeReport) -> [String: Sets] {
-        let members = world.population.enrolled.keys.filter { group == nil || world.cohort($0) == group }
+    static func safe(_ sets: Sets) -> Bool {
+        sets.groups.allSatisfy { !describesAFew($0.count) } && !describesAFew(sets.population.count)
+    }
+
+    /// The model: which patients of `group` each figure of a report made on `today` rests
+    /// on, keyed by table, week and measure. Written from PROTOCOL.md §9.19, not from
+    /// `Outcomes`.
+    static func model(_ world: World, group: String?, report: OutcomeReport, today: Int) -> [String: Sets] {
+        let enrolled = world.population.enrolled
+        // Entries count from a week before enrollment to today.
         var byPatient: [MemberID: [CountedEntry]] = [:]
-        for entry in world.population.entries { byPatient[entry.patient, default: []].append(entry) }
+        for entry in world.population.entries where entry.day <= today && entry.day >= enrolled[entry.patient]! - 7 {
+            byPatient[entry.patient, default: []].append(entry)
+        }
+        let lastSunday = Outcomes.monday(of: today) - 1
+        let all = Set(enrolled.keys)
+        func inGroup(_ ids: Set<MemberID>) -> Set<MemberID> { group.map { g in ids.filter { world.cohort($0) == g } } ?? ids }
         var sets: [String: Sets] = [:]
         for row in report.weeks {
             let monday = try! LocalDate(parsing: row.week).daysSince1970
             let week = monday...(monday + 6)
             func inWeek(_ id: MemberID) -> [CountedEntry] { (byPatient[id] ?? []).filter { week.contains($0.day) } }
-            let enrolled = Set(members.filter { world.population.enrolled[$0]! <= monday + 6 })
-            sets["craving \(row.week)"] = Sets(population: Set(members.filter { inWeek($0).contains { $0.craving != nil } }))
-            sets["mood \(row.week)"] = Sets(population: Set(members.filter { inWeek($0).contains { $0.mood != nil } }))
-            sets["adherence \(row.week)"] = Sets(population: enrolled, hits: enrolled.filter { !inWeek($0).isEmpty })
-            sets["contact \(row.week)"] = Sets(population: enrolled)
+            let base = inGroup(all.filter { enrolled[$0]! <= monday + 6 })
+            sets["craving \(row.week)"] = Sets(base: base, population: base.filter { inWeek($0).contains { $0.craving != nil } })
+            sets["mood \(row.week)"] = Sets(base: base, population: base.filter { inWeek($0).contains { $0.mood != nil } })
+            sets["adherence \(row.week)"] = Sets(base: base, population: base, hits: base.filter { !inWeek($0).isEmpty })
+            sets["contact \(row.week)"] = Sets(base: base, population: base)
+        }
+        // Weeks since enrollment: whole cohorts of at least the minimum, once every member's
+        // week has ended by the last Sunday; the center counts the cohorts whose own figure
+        // is published.
+        let cohorts = Dictionary(grouping: all, by: world.cohort)
+        func endOfMonth(_ cohort: String) -> Int {
+            let first = try! LocalDate(parsing: cohort + "-01")
+            let next = first.month == 12 ? try! LocalDate(year: first.year + 1, month: 1, day: 1) : try! LocalDate(year: first.year, month: first.month + 1, day: 1)
+            return next.daysSince1970 - 1
         }
         for row in report.sinceEnrollment {
-            let ended = Set(members.filter { world.population.enrolled[$0]! + 7 * row.week + 6 < world.today })
-            func weekStart(_ id: MemberID) -> Int { world.population.enrolled[id]! + 7 * row.week }
-            sets["retention \(row.week)"] = Sets(
-                population: ended, hits: ended.filter { id in (byPatient[id] ?? []).contains { $0.day >= weekStart(id) } })
-            let journaled = ended.filter { id in (byPatient[id] ?? []).contains { (weekStart(id)...(weekStart(id) + 6)).contains($0.day) } }
-            for symptom in Symptom.allCases {
-                sets["\(symptom.rawValue) \(row.week)"] = Sets(population: journaled, hits: journaled.filter { id in
-                    (byPatient[id] ?? []).contains { (weekStart(id)...(weekStart(id) + 6)).contains($0.day) && $0.symptoms & symptom.bit != 0 }
-                })
+            func start(_ id: MemberID) -> Int { enrolled[id]! + 7 * row.week }
+            func journaled(_ id: MemberID) -> [CountedEntry] {
+                (byPatient[id] ?? []).filter { entry in
+                    let offset = entry.day - enrolled[id]!
+                    return offset >= -1 && max(0, offset) / 7 == row.week
+                }
+            }
+            var figures: [String: [String: Sets]] = [:]
+            for (cohort, members) in cohorts where members.count >= minimum && endOfMonth(cohort) + 7 * row.week + 6 <= lastSunday {
+                let base = Set(members)
+                figures["retention", default: [:]][cohort] = Sets(
+                    base: base, population: base, hits: base.filter { id in (byPatient[id] ?? []).contains { $0.day >= start(id) } })
+                let wrote = base.filter { !journaled($0).isEmpty }
+                for symptom in Symptom.allCases {
+                    figures[symptom.rawValue, default: [:]][cohort] = Sets(
+                        base: base, population: wrote, hits: wrote.filter { id in journaled(id).contains { $0.symptoms & symptom.bit != 0 } })
+                }
+            }
+            for measure in ["retention"] + Symptom.allCases.map(\.rawValue) {
+                let byCohort = figures[measure] ?? [:]
+                if let group {
+                    sets["\(measure) \(row.week)"] = byCohort[group] ?? Sets(base: [], population: [], hits: [])
+                } else {
+                    let counted = byCohort.values.filter(safe)
+                    sets["\(measure) \(row.week)"] = Sets(
+                        base: counted.reduce(into: Set<MemberID>()) { $0.formUnion($1.base) },
+                        population: counted.reduce(into: Set<MemberID>()) { $0.formUnion($1.population) },
+                        hits: counted.reduce(into: Set<MemberID>()) { $0.formUnion($1.hits ?? []) })
+                }
             }
         }
         return sets
@@ -115,70 +163,95 @@ struct OutcomesPropertyTests {
         let world = World(seed: UInt64(seed) &* 0x9E37_79B9 &+ 1)
         var rng = SeededGenerator(seed: UInt64(seed) + 1_000)
         let cohorts = world.cohorts
-        // Random queries: ranges that overlap, the center and each cohort.
-        var queries: [OutcomeQuery] = []
+        // Random queries: ranges that overlap, the center and each cohort, on two days some
+        // days apart (figures must not move by a few patients as days pass).
+        let later = world.today + Int.random(in: 1...30, using: &rng)
+        var queries: [(query: OutcomeQuery, today: Int)] = []
         for _ in 0..<4 {
             let from = Self.firstMonday + Int.random(in: -20...150, using: &rng)
             let to = from + Int.random(in: 0...120, using: &rng)
             let cohort = cohorts.isEmpty || rng.chance(0.4) ? nil : cohorts.randomElement(using: &rng)
-            queries.append(OutcomeQuery(fromDay: from, toDay: to, cohort: cohort, minimumCell: Self.minimum))
+            queries.append((OutcomeQuery(fromDay: from, toDay: to, cohort: cohort, minimumCell: Self.minimum), rng.chance(0.5) ? world.today : later))
         }
-        queries += cohorts.map { OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 200, cohort: $0) }
-        queries.append(OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 200))
-        var published: [(query: OutcomeQuery, key: String, sets: Sets, cell: OutcomeCell)] = []
-        for query in queries {
-            let report = try Outcomes.report(world.population, query, today: world.today)
-            let sets = Self.model(world, group: query.cohort, report: report)
+        for today in [world.today, later] {
+            queries += cohorts.map { (OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 200, cohort: $0), today) }
+            queries.append((OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 200), today))
+        }
+        var published: [(query: OutcomeQuery, today: Int, key: String, sets: Sets)] = []
+        var shownFigures = 0
+        for (query, today) in queries {
+            let report = try Outcomes.report(world.population, query, today: today)
+            let sets = Self.model(world, group: query.cohort, report: report, today: today)
             for (key, cell) in Self.cells(report) {
                 let model = try #require(sets[key], "seed \(seed): the model has no figure \(key)")
+                let name = "seed \(seed) \(key) \(query.cohort ?? "center") on day \(today)"
                 guard !cell.suppressed else { continue }
+                // Whether a cell is shown at all (even as 0) never rests on a few patients.
+                #expect(!Self.describesAFew(model.base.count), "\(name) is shown for a base of \(model.base.count) patients")
                 // The published count is the model's, rounded: the model and the server agree.
                 let rounded = Int((Double(model.population.count) / 5).rounded()) * 5
-                #expect(cell.patients == rounded, "seed \(seed) \(key) \(query.cohort ?? "center"): \(cell.patients ?? -1) for \(model.population.count) patients")
-                for group in model.groups {
-                    #expect(!Self.describesAFew(group.count), "seed \(seed) \(key) \(query.cohort ?? "center") rests on \(group.count) patients")
-                }
-                if model.population.count > 0 { published.append((query, key, model, cell)) }
+                #expect(cell.patients == rounded, "\(name): \(cell.patients ?? -1) for \(model.population.count) patients")
+                for group in model.groups { #expect(!Self.describesAFew(group.count), "\(name) rests on \(group.count) patients") }
+                published.append((query, today, key, model))
+                if model.population.count > 0 { shownFigures += 1 }
             }
         }
         // Any two published results of one figure: what separates them is no group of 1 to 10.
-        let byKey = Dictionary(grouping: published, by: \.key)
-        for (key, results) in byKey {
+        for (key, results) in Dictionary(grouping: published, by: \.key) {
             for (i, a) in results.enumerated() {
                 for b in results[(i + 1)...] {
                     for (x, y) in zip(a.sets.groups, b.sets.groups) {
                         let difference = x.symmetricDifference(y).count
                         #expect(!Self.describesAFew(difference), """
-                            seed \(seed) \(key): \(a.query.cohort ?? "center") and \(b.query.cohort ?? "center") differ by \(difference) patients
+                            seed \(seed) \(key): \(a.query.cohort ?? "center") on day \(a.today) and \(b.query.cohort ?? "center") on day \(b.today) \
+                            differ by \(difference) patients
                             """)
                     }
                 }
             }
-            // The center less every cohort published with it: no group of 1 to 10 either.
-            if let center = results.first(where: { $0.query.cohort == nil }) {
-                let parts = Dictionary(results.filter { $0.query.cohort != nil }.map { ($0.query.cohort!, $0.sets) }, uniquingKeysWith: { a, _ in a })
+            // The center less every cohort published with it, on one day: no group of 1 to 10 either.
+            for today in [world.today, later] {
+                guard let center = results.first(where: { $0.query.cohort == nil && $0.today == today }) else { continue }
+                let parts = results.filter { $0.query.cohort != nil && $0.today == today }.map(\.sets)
                 for (index, group) in center.sets.groups.enumerated() {
-                    let rest = parts.values.reduce(group) { $0.subtracting($1.groups[index]) }
+                    let rest = parts.reduce(group) { $0.subtracting($1.groups[index]) }
                     #expect(!Self.describesAFew(rest.count), "seed \(seed) \(key): the center less its published cohorts is \(rest.count) patients")
                 }
             }
         }
+        _ = shownFigures
     }
 
     @Test func aSmallCohortIsSuppressed_andSoIsTheSmallestOtherThatWouldRevealIt() {
+        typealias Figure = CellSuppression.Figure
         // February (8 patients) is too small; the center less January would then be February.
-        #expect(CellSuppression.decide(center: [30], parts: ["2026-01": [22], "2026-02": [8]], minimum: 11)
+        #expect(CellSuppression.decide(
+            center: Figure(base: 40, counts: [30]), parts: ["2026-01": Figure(base: 28, counts: [22]), "2026-02": Figure(base: 12, counts: [8])], minimum: 11)
             == .init(center: true, parts: []))
-        // With a third cohort, suppressing the smallest other one (March, 12) is enough: the
+        // With a third cohort, suppressing the smallest other one (March) is enough: the
         // center less January is February and March, 20.
-        #expect(CellSuppression.decide(center: [42], parts: ["2026-01": [22], "2026-02": [8], "2026-03": [12]], minimum: 11)
+        #expect(CellSuppression.decide(
+            center: Figure(base: 55, counts: [42]),
+            parts: ["2026-01": Figure(base: 28, counts: [22]), "2026-02": Figure(base: 12, counts: [8]), "2026-03": Figure(base: 15, counts: [12])],
+            minimum: 11)
             == .init(center: true, parts: ["2026-01"]))
+        // A cohort of one is never shown, and whether the others are does not depend on what
+        // that one patient did: January is left out by base, whatever P's count.
+        for count in [0, 1] {
+            #expect(CellSuppression.decide(
+                center: Figure(base: 31, counts: [20 + count]), parts: ["2026-01": Figure(base: 30, counts: [20]), "2026-02": Figure(base: 1, counts: [count])],
+                minimum: 11)
+                == .init(center: true, parts: []))
+        }
         // A share: 3 of 14 patients who did not is a group of 3.
-        #expect(CellSuppression.decide(center: [14, 11, 3], parts: ["2026-01": [14, 11, 3]], minimum: 11)
+        #expect(CellSuppression.decide(center: Figure(base: 14, counts: [14, 11, 3]), parts: ["2026-01": Figure(base: 14, counts: [14, 11, 3])], minimum: 11)
             == .init(center: false, parts: []))
         // Zero is nobody: 0 of 20 and 20 of 20 are published.
-        #expect(CellSuppression.decide(center: [20, 0, 20], parts: ["2026-01": [20, 0, 20]], minimum: 11)
+        #expect(CellSuppression.decide(center: Figure(base: 20, counts: [20, 0, 20]), parts: ["2026-01": Figure(base: 20, counts: [20, 0, 20])], minimum: 11)
             == .init(center: true, parts: ["2026-01"]))
+        // Summed: the center counts only the cohorts whose own cell is published.
+        #expect(CellSuppression.decideSummed(parts: ["2026-01": Figure(base: 20, counts: [12, 12, 0]), "2026-02": Figure(base: 15, counts: [3, 1, 2])], minimum: 11)
+            == .init(center: true, parts: ["2026-01"], counted: ["2026-01"]))
     }
 
     /// A seeded center's report, kept as `Fixtures/outcomes/report.json` (regenerate with

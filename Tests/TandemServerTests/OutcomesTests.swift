@@ -36,11 +36,20 @@ struct OutcomesTests {
             staffToken = try #require(try staff.binding()?.token)
         }
 
-        /// A patient enrolled `weeksAgo` whole weeks before this week's Monday, who wrote an
-        /// entry every day since (a craving of `craving`), and, if `consents`, counts.
-        mutating func patient(_ index: Int, weeksAgo: Int, craving: Int, consents: Bool) async throws {
+        /// The first day of the month two months before this one: a cohort whose month has
+        /// ended long enough ago for its first weeks since enrollment to count (§9.19).
+        var cohortStart: Int {
+            let date = try! LocalDate(daysSince1970: today)
+            let month = (date.year * 12 + date.month - 1) - 2
+            return try! LocalDate(year: month / 12, month: month % 12 + 1, day: 1).daysSince1970
+        }
+
+        /// A patient enrolled on `day` (default: `cohortStart`), who wrote an entry every
+        /// day since (a craving of `craving`, a tremor in the first week), and, if
+        /// `consents`, counts.
+        mutating func patient(_ index: Int, on day: Int? = nil, craving: Int, consents: Bool) async throws {
             let storage = server.storage
-            let monday = Outcomes.monday(of: today) - 7 * weeksAgo
+            let monday = day ?? cohortStart
             let name = "Patient-\(index)-NAME"
             // A member is added to the center when their first device enrolls.
             let enrolled = UInt64(monday) * 86_400_000 + 3_600_000
@@ -96,10 +105,10 @@ struct OutcomesTests {
         var center = try await Center(storeKind)
         let server = center.server
         defer { Task { await server.stop() } }
-        // Twelve consenting patients who enrolled three weeks ago crave 4; a thirteenth,
-        // who does not consent, craves 10 and must change no figure.
-        for index in 0..<12 { try await center.patient(index, weeksAgo: 3, craving: 4, consents: true) }
-        try await center.patient(12, weeksAgo: 3, craving: 10, consents: false)
+        // Twelve consenting patients who enrolled on one day two months ago crave 4; a
+        // thirteenth, who does not consent, craves 10 and must change no figure.
+        for index in 0..<12 { try await center.patient(index, craving: 4, consents: true) }
+        try await center.patient(12, craving: 10, consents: false)
         let (report, body) = try await center.report()
         let lastWeek = try #require(report.weeks.last)
         #expect(report.weeks.count == 12)
@@ -108,19 +117,21 @@ struct OutcomesTests {
         #expect(lastWeek.adherence == OutcomeCell(suppressed: false, patients: 10, share: 1))
         #expect(lastWeek.contact == OutcomeCell(suppressed: false, patients: 10, perPatient: 0))
         // Before they enrolled: nobody, and that is no small cell.
-        #expect(report.weeks.first?.adherence == OutcomeCell(suppressed: false, patients: 0))
+        let before = try await center.report("?from=\(Outcomes.dayText(center.cohortStart - 30))&to=\(Outcomes.dayText(center.cohortStart - 8))")
+        #expect(before.0.weeks.first?.adherence == OutcomeCell(suppressed: false, patients: 0))
         // Withdrawal fades: tremor in the first week since enrollment, not in the second.
         let tremor = report.sinceEnrollment.map { $0.withdrawal.first { $0.symptom == "tremor" }?.cell.share }
         #expect(tremor.prefix(2) == [1, 0])
         #expect(report.sinceEnrollment[1].retention == OutcomeCell(suppressed: false, patients: 10, share: 1))
-        // A week not yet ended for them: no one.
-        #expect(report.sinceEnrollment[3].retention == OutcomeCell(suppressed: false, patients: 0))
+        // A week not yet ended for their whole cohort: no one.
+        #expect(report.sinceEnrollment[12].retention == OutcomeCell(suppressed: false, patients: 0))
         // No name, member id, record id or text of anyone.
         for patient in center.patients {
             #expect(!body.contains(patient.name) && !body.contains(patient.principal.member.hex))
         }
         #expect(!body.contains("PLANTED"))
-        // One revoke: eleven left, still counted; a second: ten, every figure suppressed.
+        // One revoke: eleven left, still counted; a second: ten, and no figure shows them:
+        // the weekly ones are suppressed, the cohort is too small to count since enrollment.
         for (revoking, expected) in [(0, false), (1, true)] {
             let consent = try #require(center.patients[revoking].consent)
             let revoke = try center.patients[revoking].writer.write(
@@ -129,7 +140,8 @@ struct OutcomesTests {
                 revoke, from: center.patients[revoking].principal, repush: false, nowMillis: center.clock.nowMillis(), maxSkewMillis: 60_000)
             let (after, _) = try await center.report()
             #expect(after.weeks.last?.craving.suppressed == expected)
-            #expect(after.sinceEnrollment[0].retention.suppressed == expected)
+            #expect(after.sinceEnrollment[0].retention == (expected ? OutcomeCell(suppressed: false, patients: 0)
+                : OutcomeCell(suppressed: false, patients: 10, share: 1)))
         }
     }
 
@@ -155,19 +167,30 @@ struct OutcomesTests {
         var center = try await Center(storeKind)
         let server = center.server
         defer { Task { await server.stop() } }
-        try await center.patient(0, weeksAgo: 1, craving: 3, consents: true)
+        try await center.patient(0, on: Outcomes.monday(of: center.today) - 7, craving: 3, consents: true)
         let principal = center.patients[0].principal
         var writer = center.patients[0].writer
         _ = try await center.server.device(center.dir, "mentor", role: .mentor, member: "Mia")
-        let mia = try await center.server.storage.member(named: "Mia").id
-        for (recipient, scope) in [(MemberID.center, ConsentScope.metrics), (mia, .aggregate), (MemberID.center, .journal)] {
+        let mia = try await center.server.storage.member(named: "Mia")
+        // Mia is the patient's mentor, so only the aggregate rule can refuse her below.
+        _ = try await center.server.storage.assign(
+            .mentor, carer: mia, member: Member(id: principal.member, name: center.patients[0].name, role: .patient), nowMillis: center.clock.nowMillis())
+        for (recipient, scope) in [(MemberID.center, ConsentScope.metrics), (mia.id, .aggregate), (MemberID.center, .journal)] {
             let changes = try writer.write(
                 ConsentEdit.grant(patient: principal.member, recipient: recipient, scope: scope, expiresMillis: nil, purpose: nil),
                 to: .random(), current: nil, wallMillis: center.clock.nowMillis())
-            await #expect(throws: ServerError.self) {
+            do {
                 _ = try await center.server.storage.push(changes, from: principal, repush: false, nowMillis: center.clock.nowMillis(), maxSkewMillis: 60_000)
+                Issue.record("a \(scope) consent to \(recipient == .center ? "the center" : "Mia") was taken")
+            } catch let error as ServerError {
+                #expect(error.refusals?.contains { $0.reason.contains("aggregate consent, and only it, is granted to the center") } == true, "\(error)")
             }
         }
+        // Her metrics consent is taken: the rule refuses only what it should.
+        let metrics = try writer.write(
+            ConsentEdit.grant(patient: principal.member, recipient: mia.id, scope: .metrics, expiresMillis: nil, purpose: nil),
+            to: .random(), current: nil, wallMillis: center.clock.nowMillis())
+        _ = try await center.server.storage.push(metrics, from: principal, repush: false, nowMillis: center.clock.nowMillis(), maxSkewMillis: 60_000)
         // The counted consent reaches no device but the patient's: nobody has the center's id.
         let count = try await center.server.storage.read { store in try store.consents(to: .center).count }
         #expect(count == 1)

@@ -2,14 +2,20 @@
 /// partition of it (the cohorts), so that no published cell, and no difference between
 /// published cells, describes 1 to `minimum − 1` patients (PROTOCOL.md §9.19).
 ///
-/// A cell's `counts` are the numbers of patients it rests on: its population first, then,
-/// for a share, those who did and those who did not. A count of 0 describes nobody.
+/// Each cell has a base (the patients it is about: those enrolled by the week's end, or
+/// in the cohorts that count that week since enrollment) and counts (the patients it rests
+/// on: its population first, then, for a share, those who are and are not hits). A count
+/// of 0 describes nobody.
 ///
-/// - A cell is published only when every count is 0 or at least `minimum`, and its
-///   population at least `minimum` (primary suppression).
-/// - The center less its published parts is itself a figure anyone can work out. While
-///   any of its counts is from 1 to `minimum − 1`, the published part with the smallest
-///   population is suppressed too (complementary suppression), and the check repeats.
+/// - First by base alone, which no patient's behaviour changes: a part whose base has
+///   fewer than `minimum` patients is never published, nor the center when its base has
+///   (and not none). While the parts left out add up to 1 to `minimum − 1` patients, the
+///   published part with the smallest base is left out too. So whether a cohort is shown
+///   never tells what someone in a small cohort did.
+/// - Then by counts: a cell is published only when every count is 0 or at least
+///   `minimum`, and its population 0 or at least `minimum` (primary suppression). While
+///   the center less its published parts has a count from 1 to `minimum − 1`, the published
+///   part with the smallest base is suppressed too (complementary suppression).
 ///
 /// Then the center less any one published part is the other published parts plus that
 /// remainder, each 0 or at least `minimum` in every count; two parts are disjoint. The
@@ -17,31 +23,59 @@
 /// ranges, a cohort and the center) always see the same decision for the same figure.
 ///
 /// ```swift
-/// let decision = CellSuppression.decide(center: [30, 12, 18], parts: ["2026-01": [22, 9, 13], "2026-02": [8, 3, 5]], minimum: 11)
-/// // decision.center == true; decision.parts == [] (February is too small, and then January alone would reveal it)
+/// let decision = CellSuppression.decide(
+///     center: .init(base: 40, counts: [30]),
+///     parts: ["2026-01": .init(base: 28, counts: [22]), "2026-02": .init(base: 12, counts: [8])], minimum: 11)
+/// // decision.center == true; decision.parts == [] (February's 8 are too few, and January would reveal them)
 /// ```
 enum CellSuppression {
+    struct Figure: Equatable {
+        var base: Int
+        var counts: [Int]
+    }
+
     struct Decision: Equatable {
         var center: Bool
         var parts: Set<String>
+        /// The parts the center's figure counts (nil: all of them).
+        var counted: Set<String>? = nil
     }
 
-    static func decide(center: [Int], parts: [String: [Int]], minimum: Int) -> Decision {
+    /// For figures that change over time by whole parts (the weeks since enrollment, which
+    /// a cohort enters once its week has ended): the center counts only the parts whose own
+    /// cell is published, so a part entering changes the center by a published cell, never
+    /// by a group of 1 to `minimum − 1`.
+    static func decideSummed(parts: [String: Figure], minimum: Int) -> Decision {
         func safe(_ counts: [Int]) -> Bool { counts.allSatisfy { $0 == 0 || $0 >= minimum } }
-        func publishable(_ counts: [Int]) -> Bool { (counts.first ?? 0) >= minimum && safe(counts) }
-        guard publishable(center) else { return Decision(center: false, parts: []) }
-        var published = Set(parts.filter { publishable($0.value) }.keys)
-        var remainder = center
-        for key in published { remainder = zip(remainder, parts[key] ?? []).map { $0 - $1 } }
-        // Smallest population first; ties by key, so the decision is the same every time.
-        let order = published.sorted { a, b in
-            let (na, nb) = (parts[a]?.first ?? 0, parts[b]?.first ?? 0)
+        let published = Set(parts.filter { part in
+            part.value.base >= minimum && safe(part.value.counts) && ((part.value.counts.first ?? 0) == 0 || (part.value.counts.first ?? 0) >= minimum)
+        }.keys)
+        return Decision(center: true, parts: published, counted: published)
+    }
+
+    static func decide(center: Figure, parts: [String: Figure], minimum: Int) -> Decision {
+        func safe(_ counts: [Int]) -> Bool { counts.allSatisfy { $0 == 0 || $0 >= minimum } }
+        func publishable(_ counts: [Int]) -> Bool { safe(counts) && ((counts.first ?? 0) == 0 || (counts.first ?? 0) >= minimum) }
+        guard safe([center.base]), publishable(center.counts) else { return Decision(center: false, parts: []) }
+        // Smallest base first; ties by key, so the decision is the same every time.
+        let order = parts.keys.sorted { a, b in
+            let (na, nb) = (parts[a]?.base ?? 0, parts[b]?.base ?? 0)
             return na != nb ? na < nb : a < b
         }
-        var next = order.makeIterator()
-        while !safe(remainder), let smallest = next.next() {
-            published.remove(smallest)
-            remainder = zip(remainder, parts[smallest] ?? []).map { $0 + $1 }
+        // By base.
+        var published = Set(parts.filter { $0.value.base >= minimum }.keys)
+        var left = center.base - published.reduce(0) { $0 + (parts[$1]?.base ?? 0) }
+        for key in order where !safe([left]) && published.contains(key) {
+            published.remove(key)
+            left += parts[key]?.base ?? 0
+        }
+        // By counts.
+        published = published.filter { publishable(parts[$0]?.counts ?? []) }
+        var remainder = center.counts
+        for key in published { remainder = zip(remainder, parts[key]?.counts ?? []).map { $0 - $1 } }
+        for key in order where !safe(remainder) && published.contains(key) {
+            published.remove(key)
+            remainder = zip(remainder, parts[key]?.counts ?? []).map { $0 + $1 }
         }
         return Decision(center: true, parts: published)
     }

@@ -70,6 +70,13 @@ public enum Outcomes {
         return String(date.description.prefix(7))
     }
 
+    /// The last day of the month of `day`.
+    static func endOfMonth(of day: Int) -> Int {
+        guard let date = try? LocalDate(daysSince1970: day) else { return day }
+        let next = date.month == 12 ? (try? LocalDate(year: date.year + 1, month: 1, day: 1)) : (try? LocalDate(year: date.year, month: date.month + 1, day: 1))
+        return (next?.daysSince1970 ?? day + 1) - 1
+    }
+
     /// The report for `query`, made on `today` (days since 1970, the server's clock).
     /// - Throws: `ServerError.badRequest` for a range longer than `maxWeeks`.
     public static func report(_ population: OutcomePopulation, _ query: OutcomeQuery, today: Int) throws -> OutcomeReport {
@@ -82,25 +89,31 @@ public enum Outcomes {
         let group = query.cohort
         var weeks: [OutcomeWeek] = []
         for start in stride(from: from, through: to - 6, by: 7) {
+            // A week's figures rest on the patients enrolled by its end (the week's base):
+            // enrollment is not a behaviour, so what is suppressed never depends on what one
+            // patient did.
             let end = start + 6
+            func enrolled(_ patient: Counting.Patient) -> Bool { patient.enrolled <= end }
             weeks.append(OutcomeWeek(
                 week: dayText(start),
-                craving: counting.figure(.mean, group) { $0.week(start)?.craving.mean.map { .value($0) } ?? nil },
-                mood: counting.figure(.mean, group) { $0.week(start)?.mood.mean.map { .value($0) } ?? nil },
-                adherence: counting.figure(.share, group) { $0.enrolled <= end ? .hit($0.week(start) != nil) : nil },
-                contact: counting.figure(.perPatient, group) { $0.enrolled <= end ? .value(Double($0.notes[start] ?? 0)) : nil }))
+                craving: counting.figure(.mean, group, base: enrolled) { $0.week(start)?.craving.mean.map { .value($0) } ?? nil },
+                mood: counting.figure(.mean, group, base: enrolled) { $0.week(start)?.mood.mean.map { .value($0) } ?? nil },
+                adherence: counting.figure(.share, group, base: enrolled) { .hit($0.week(start) != nil) },
+                contact: counting.figure(.perPatient, group, base: enrolled) { .value(Double($0.notes[start] ?? 0)) }))
         }
         var sinceEnrollment: [OutcomeEnrollmentWeek] = []
         for week in 0..<enrollmentWeeks {
-            // Only patients whose that week has ended.
-            func ended(_ patient: Counting.Patient) -> Bool { patient.enrolled + 7 * week + 6 < today }
+            // A cohort enters week `week` whole, once every member's week has ended by the
+            // last Sunday, and only when it has at least `minimumCell` patients: these
+            // figures then change in steps of whole cohorts of at least that size, never by
+            // one patient whose week just ended.
+            func eligible(_ patient: Counting.Patient) -> Bool { counting.eligible(patient.cohort, week: week, lastSunday: lastSunday) }
             sinceEnrollment.append(OutcomeEnrollmentWeek(
                 week: week,
-                retention: counting.figure(.share, group) { ended($0) ? .hit($0.lastDay >= $0.enrolled + 7 * week) : nil },
+                retention: counting.figure(.share, group, base: eligible, summed: true) { .hit($0.lastDay >= $0.enrolled + 7 * week) },
                 withdrawal: Symptom.allCases.map { symptom in
-                    OutcomeSymptom(symptom: symptom.rawValue, cell: counting.figure(.share, group) { patient in
-                        guard ended(patient), let symptoms = patient.enrollmentWeeks[week] else { return nil }
-                        return .hit(symptoms & symptom.bit != 0)
+                    OutcomeSymptom(symptom: symptom.rawValue, cell: counting.figure(.share, group, base: eligible, summed: true) { patient in
+                        patient.enrollmentWeeks[week].map { .hit($0 & symptom.bit != 0) }
                     })
                 }))
         }
@@ -178,7 +191,16 @@ struct Counting {
     let patients: [Patient]
     /// The cohorts (`YYYY-MM`), in order.
     let cohorts: [String]
+    /// Each cohort's counted patients, and the last day of its month.
+    let cohortSizes: [Int]
+    let cohortEnds: [Int]
     let minimum: Int
+
+    /// Whether a cohort counts in week `week` since enrollment: every member's week has
+    /// ended by `lastSunday`, and the cohort has at least `minimum` patients.
+    func eligible(_ cohort: Int, week: Int, lastSunday: Int) -> Bool {
+        cohortSizes[cohort] >= minimum && cohortEnds[cohort] + 7 * week + 6 <= lastSunday
+    }
 
     init(_ population: OutcomePopulation, minimum: Int, today: Int) {
         self.minimum = minimum
@@ -203,6 +225,11 @@ struct Counting {
                 at = found
                 last = (entry.patient, found)
             }
+            // Only days a patient can have journaled as a counted patient: from a week
+            // before enrollment (an entry written offline) to today. A made-up date far
+            // away would otherwise stretch their weeks (and keep them "still journaling").
+            let offset = entry.day - patients[at].enrolled
+            guard offset >= -7, entry.day <= today else { continue }
             patients[at].lastDay = max(patients[at].lastDay, entry.day)
             let slot = patients[at].slot(Outcomes.monday(of: entry.day))
             var week = patients[at].journaled[slot] ?? Week()
@@ -215,8 +242,12 @@ struct Counting {
                 week.mood.count += 1
             }
             patients[at].journaled[slot] = week
-            let since = entry.day - patients[at].enrolled
-            if since >= 0, since / 7 < Outcomes.enrollmentWeeks { patients[at].enrollmentWeeks[since / 7] = (patients[at].enrollmentWeeks[since / 7] ?? 0) | entry.symptoms }
+            // Enrollment is a UTC day, entries are local: the evening before (west of UTC)
+            // is still the first week.
+            let since = max(0, offset) / 7
+            if offset >= -1, since < Outcomes.enrollmentWeeks {
+                patients[at].enrollmentWeeks[since] = (patients[at].enrollmentWeeks[since] ?? 0) | entry.symptoms
+            }
         }
         for note in population.notes {
             guard let at = index[note.patient] else { continue }
@@ -224,48 +255,71 @@ struct Counting {
         }
         self.patients = patients
         self.cohorts = cohorts
+        cohortSizes = cohorts.indices.map { index in patients.count { $0.cohort == index } }
+        cohortEnds = cohorts.map { cohort in
+            let day = population.enrolled.values.first { Outcomes.cohort(of: $0) == cohort } ?? 0
+            return Outcomes.endOfMonth(of: day)
+        }
     }
 
-    /// One figure for `group` (a cohort; nil: the whole center): suppressed, unless it and
-    /// every difference with the center's and the other cohorts' published figures rests
-    /// on 0 or at least `minimum` patients.
-    func figure(_ kind: Kind, _ group: String?, _ contribution: (Patient) -> Contribution?) -> OutcomeCell {
-        let shownCohort = group.map { cohorts.firstIndex(of: $0) ?? -1 }
+    /// One figure for `group` (a cohort; nil: the whole center). `base` says who the
+    /// figure is about (enrolled by then; in a cohort that counts that week); a figure's
+    /// population (`contribution` not nil) is drawn from them. Suppressed unless it, and every
+    /// difference with the center's and the other cohorts' published figures, rests on 0 or
+    /// at least `minimum` patients, and the group's base has at least `minimum` (or none).
+    /// `summed`: the center's figure counts only the cohorts whose own cell is published
+    /// (`CellSuppression.decideSummed`).
+    func figure(
+        _ kind: Kind, _ group: String?, base: (Patient) -> Bool, summed: Bool = false, _ contribution: (Patient) -> Contribution?
+    ) -> OutcomeCell {
+        var bases = [Int](repeating: 0, count: cohorts.count)
         var population = [Int](repeating: 0, count: cohorts.count)
         var hits = [Int](repeating: 0, count: cohorts.count)
-        var values: [Double] = []
-        var shown = 0, shownHits = 0
-        for patient in patients {
+        var values = [[Double]](repeating: [], count: cohorts.count)
+        for patient in patients where base(patient) {
+            bases[patient.cohort] += 1
             guard let given = contribution(patient) else { continue }
             population[patient.cohort] += 1
-            let hit = if case .hit(true) = given { true } else { false }
-            if hit { hits[patient.cohort] += 1 }
-            guard shownCohort == nil || shownCohort == patient.cohort else { continue }
-            shown += 1
-            if hit { shownHits += 1 }
-            if case .value(let value) = given { values.append(value) }
+            switch given {
+            case .hit(let hit): if hit { hits[patient.cohort] += 1 }
+            case .value(let value): values[patient.cohort].append(value)
+            }
         }
         func counts(_ n: Int, _ h: Int) -> [Int] { kind == .share ? [n, h, n - h] : [n] }
-        var parts: [String: [Int]] = [:]
-        for (index, cohort) in cohorts.enumerated() where population[index] > 0 { parts[cohort] = counts(population[index], hits[index]) }
-        let center = counts(population.reduce(0, +), hits.reduce(0, +))
-        let decision = CellSuppression.decide(center: center, parts: parts, minimum: minimum)
-        let published = group.map { decision.parts.contains($0) } ?? decision.center
-        guard published else {
-            // An empty population describes nobody: shown as such, not as suppressed.
-            return shown == 0 && (group == nil || decision.center) ? OutcomeCell(suppressed: false, patients: 0) : .hidden
+        var parts: [String: CellSuppression.Figure] = [:]
+        for (index, cohort) in cohorts.enumerated() where bases[index] > 0 {
+            parts[cohort] = .init(base: bases[index], counts: counts(population[index], hits[index]))
         }
+        let decision = summed
+            ? CellSuppression.decideSummed(parts: parts, minimum: minimum)
+            : CellSuppression.decide(
+                center: .init(base: bases.reduce(0, +), counts: counts(population.reduce(0, +), hits.reduce(0, +))), parts: parts, minimum: minimum)
+        // The cohorts the shown figure counts.
+        let shownCohorts: [Int]
+        if let group {
+            // A cohort nobody is in yet (its base empty) describes nobody: shown as such.
+            guard decision.parts.contains(group) || (decision.center && parts[group] == nil) else { return .hidden }
+            shownCohorts = cohorts.firstIndex(of: group).map { [$0] } ?? []
+        } else {
+            guard decision.center else { return .hidden }
+            shownCohorts = cohorts.indices.filter { decision.counted?.contains(cohorts[$0]) ?? true }
+        }
+        let shown = shownCohorts.reduce(0) { $0 + population[$1] }
+        let shownHits = shownCohorts.reduce(0) { $0 + hits[$1] }
+        let shownValues = shownCohorts.flatMap { values[$0] }
+        guard shown > 0 else { return OutcomeCell(suppressed: false, patients: 0) }
         let rounded = Int((Double(shown) / Double(Outcomes.countsRoundedTo)).rounded()) * Outcomes.countsRoundedTo
         switch kind {
         case .mean:
-            let sorted = values.sorted()
+            let sorted = shownValues.sorted()
             let middle = sorted.count / 2
             let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-            return OutcomeCell(suppressed: false, patients: rounded, mean: tenths(values.reduce(0, +) / Double(values.count)), median: tenths(median))
+            return OutcomeCell(
+                suppressed: false, patients: rounded, mean: tenths(shownValues.reduce(0, +) / Double(shownValues.count)), median: tenths(median))
         case .share:
             return OutcomeCell(suppressed: false, patients: rounded, share: hundredths(Double(shownHits) / Double(shown)))
         case .perPatient:
-            return OutcomeCell(suppressed: false, patients: rounded, perPatient: hundredths(values.reduce(0, +) / Double(shown)))
+            return OutcomeCell(suppressed: false, patients: rounded, perPatient: hundredths(shownValues.reduce(0, +) / Double(shown)))
         }
     }
 
