@@ -24,6 +24,8 @@ struct DashboardAccessTests {
         var status: Int
         var body: String
         var cookies: [String: String]
+        /// Each Set-Cookie header whole, by cookie name: its attributes.
+        var cookieHeaders: [String: String] = [:]
         var location: String?
     }
 
@@ -33,19 +35,22 @@ struct DashboardAccessTests {
         let clock: ManualWallClock
         let rae: MemberID
 
-        init(_ storeKind: ServerStoreKind) async throws {
+        init(_ storeKind: ServerStoreKind, limits: SyncServer.Limits = .init()) async throws {
             dir = try TemporaryDirectory("dashboard-access")
             let storage = try await storeKind.create(in: dir)
             let now = SystemWallClock().nowMillis()
             rae = try await storage.initialize(staffName: "Rae", nowMillis: now).member
             clock = ManualWallClock(millis: now)
-            server = try await InProcessServer(storage: storage, wallClock: clock)
+            server = try await InProcessServer(storage: storage, limits: limits, wallClock: clock)
             try await storage.setDashboardPassword(try await StaffPassword.hash(DashboardAccessTests.password), of: rae, nowMillis: now)
         }
 
-        func send(_ method: HTTPMethod, _ path: String, cookies: [String: String] = [:], form: [String: String]? = nil) async throws -> Answer {
+        func send(
+            _ method: HTTPMethod, _ path: String, cookies: [String: String] = [:], form: [String: String]? = nil, headers: [String: String] = [:]
+        ) async throws -> Answer {
             var request = HTTPClientRequest(url: server.url + path)
             request.method = method
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
             if !cookies.isEmpty { request.headers.add(name: "Cookie", value: cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")) }
             if let form {
                 request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
@@ -56,12 +61,16 @@ struct DashboardAccessTests {
             }
             let response = try await DashboardAccessTests.client.execute(request, timeout: .seconds(30))
             var set: [String: String] = [:]
+            var headers: [String: String] = [:]
             for header in response.headers["Set-Cookie"] {
                 let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
                 set[String(pair[0])] = pair.count > 1 ? String(pair[1]) : ""
+                headers[String(pair[0])] = header
             }
             let body = try await response.body.collect(upTo: 4 << 20)
-            return Answer(status: Int(response.status.code), body: String(buffer: body), cookies: set, location: response.headers.first(name: "Location"))
+            return Answer(
+                status: Int(response.status.code), body: String(buffer: body), cookies: set, cookieHeaders: headers,
+                location: response.headers.first(name: "Location"))
         }
 
         /// The sign-in page's CSRF token and the cookie that goes with it.
@@ -95,6 +104,13 @@ struct DashboardAccessTests {
         let signedIn = try await center.signIn(["name": "rae", "password": Self.password])
         #expect(signedIn.status == 303 && signedIn.location == "/dashboard", "\(signedIn.status) \(signedIn.body.firstMatch(of: /role="alert">([^<]*)/)?.1 ?? "")")
         let session = try #require(signedIn.cookies[SyncServer.sessionCookie])
+        // The cookie: script cannot read it, no other site's request carries it, only the
+        // dashboard's paths do; not Secure here (plain HTTP, no trusted proxy saying HTTPS).
+        let attributes = Set((signedIn.cookieHeaders[SyncServer.sessionCookie] ?? "").split(separator: ";").dropFirst().map {
+            $0.trimmingCharacters(in: .whitespaces)
+        })
+        #expect(attributes == ["HttpOnly", "SameSite=Strict", "Path=/dashboard"], "\(attributes)")
+        #expect(session.count == 64)
         #expect(center.isDashboard(try await center.send(.GET, "/dashboard", cookies: [SyncServer.sessionCookie: session])))
         // 29 idle minutes: still in, and the clock starts again; 31 more: out.
         center.clock.advance(byMillis: 29 * 60_000)
@@ -110,6 +126,29 @@ struct DashboardAccessTests {
         let again = try #require(try await center.signIn(["name": "Rae", "password": Self.password]).cookies[SyncServer.sessionCookie])
         _ = try await center.server.storage.revokeMember(center.rae)
         #expect(!center.isDashboard(try await center.send(.GET, "/dashboard", cookies: [SyncServer.sessionCookie: again])))
+    }
+
+    @Test func behindTheTrustedProxyOverHTTPS_theSessionCookieIsSecure() async throws {
+        var limits = SyncServer.Limits()
+        limits.trustedProxy = "127.0.0.1"
+        let center = try await Center(.sqlite, limits: limits)
+        let server = center.server
+        defer { Task { await server.stop() } }
+        let proxied = ["X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https"]
+        let form = try await center.send(.GET, "/dashboard", headers: proxied)
+        let csrf = try #require(form.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+        let signedIn = try await center.send(
+            .POST, "/dashboard/sign-in", cookies: [SyncServer.signInCookie: try #require(form.cookies[SyncServer.signInCookie])],
+            form: ["csrf": String(csrf), "name": "Rae", "password": Self.password], headers: proxied)
+        #expect(signedIn.status == 303)
+        #expect(signedIn.cookieHeaders[SyncServer.sessionCookie]?.contains("; Secure") == true, "\(signedIn.cookieHeaders)")
+        // The same header from anyone but the trusted proxy counts for nothing.
+        var direct = SyncServer.Limits()
+        direct.trustedProxy = "192.0.2.1"
+        let other = try await Center(.sqlite, limits: direct)
+        let otherServer = other.server
+        defer { Task { await otherServer.stop() } }
+        #expect(try await other.send(.GET, "/dashboard", headers: proxied).cookieHeaders[SyncServer.signInCookie]?.contains("Secure") == false)
     }
 
     @Test(arguments: ServerStoreKind.allCases)

@@ -63,8 +63,10 @@ extension SyncServer {
         let started = ContinuousClock.now
         let address = context.clientAddress(of: request, trustedProxy: limits.trustedProxy)
         let proxied = address != nil
+        let peer = context.peerAddress(of: request, trustedProxy: limits.trustedProxy)
         var log: Logger.Metadata = ["route": "\(route)"]
         let response: Response = await Self.$clientAddress.withValue(address) {
+            await Self.$peerAddress.withValue(peer) {
             await Self.$viaTrustedProxy.withValue(proxied) {
                 do {
                     return try await body()
@@ -78,6 +80,7 @@ extension SyncServer {
                     log["errorType"] = "\(String(reflecting: type(of: error)))"
                     return page("sign-in", SignInView(title: "Sign in", csrf: "", message: "Something went wrong; try again."), status: .internalServerError)
                 }
+            }
             }
         }
         record(route, status: Int(response.status.code), since: started, log)
@@ -197,10 +200,14 @@ extension SyncServer {
             return signInPage(request, message: "Give your name and password, or a one-time code.", status: .badRequest)
         }
         let now = wallClock.nowMillis()
-        // Failures count per name (or per code) and per client address, as tokens do.
-        let key = Secrets.hash("dashboard:" + (code.isEmpty ? name.lowercased() : "code"))
-        let address = Self.clientAddress
+        // Failures count per name (or per code) and per client address (the peer, or the
+        // trusted proxy's last hop), both looked at before any password is checked: a
+        // client that keeps failing spends no more bcrypt time. A code is its own key, so
+        // wrong codes lock out no one else's.
+        let key = Secrets.hash("dashboard:" + (code.isEmpty ? "name:" + name.lowercased() : "code:" + Secrets.normalizeCode(code)))
+        let address = "dashboard:" + (Self.peerAddress ?? "unknown")
         if let wait = await authThrottle.retryAfter(token: key, now: now) { throw ServerError.throttled(retryAfter: wait) }
+        if let wait = await authThrottle.retryAfter(address: address, now: now) { throw ServerError.throttled(retryAfter: wait) }
         var member: MemberID?
         if !code.isEmpty {
             member = try await storage.useSignInCode(Secrets.hashCode(code), nowMillis: now)
@@ -214,7 +221,6 @@ extension SyncServer {
             if candidates.isEmpty { try await StaffPassword.verifyNothing(password) }
         }
         guard let member else {
-            if let address, let wait = await authThrottle.retryAfter(address: address, now: now) { throw ServerError.throttled(retryAfter: wait) }
             await authThrottle.failed(token: key, address: address, now: now)
             return signInPage(request, message: "Sign-in failed: the name and password, or the code, are not right.", status: .unauthorized)
         }
