@@ -333,10 +333,11 @@ package enum PushRules {
         // And the journal's numbers, which the center's statistics count (only for patients
         // who consent, chosen when counting).
         for id in ids where touched.contains(id) && known[id]?.collection == .journal {
-            if let state = after[id], let owner = known[id]?.owner, let metrics = JournalMetrics(state, patient: owner) {
-                try store.setJournalMetrics(metrics)
+            guard let stored = known[id] else { continue }
+            if let state = after[id], let metrics = JournalMetrics(state, patient: stored.owner) {
+                try store.setJournalMetrics(metrics, of: stored)
             } else {
-                try store.deleteJournalMetrics(id)
+                try store.deleteJournalMetrics(of: stored)
             }
         }
         // The commit feed's position moves once per merge that advanced a channel.

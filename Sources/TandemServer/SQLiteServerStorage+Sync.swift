@@ -238,13 +238,15 @@ struct SQLiteTransaction: PushWrites, PullReads {
     }
 
     func countedEntries(of patients: Set<MemberID>) throws -> [CountedEntry] {
+        // One pass over the index in the order records came in (it has no index by patient,
+        // so that pushes append to it): a center counts most of its patients.
         var entries: [CountedEntry] = []
-        for patient in patients.sorted() {
-            try db.query("SELECT day, mood, craving, symptoms FROM journal_metric WHERE patient = ?", { $0.blob(patient.bytes) }) { row in
-                entries.append(CountedEntry(
-                    patient: patient, day: Int(row.int(0)), mood: row.optionalInt(1).map(Int.init), craving: row.optionalInt(2).map(Int.init),
-                    symptoms: row.int(3)))
-            }
+        guard !patients.isEmpty else { return entries }
+        try db.query("SELECT patient, day, mood, craving, symptoms FROM journal_metric", { _ in }) { row in
+            guard let patient = try? MemberID(bytes: row.blob(0)), patients.contains(patient) else { return }
+            entries.append(CountedEntry(
+                patient: patient, day: Int(row.int(1)), mood: row.optionalInt(2).map(Int.init), craving: row.optionalInt(3).map(Int.init),
+                symptoms: row.int(4)))
         }
         return entries
     }
@@ -448,17 +450,16 @@ struct SQLiteTransaction: PushWrites, PullReads {
         try db.cachedStatement(sql: "DELETE FROM note WHERE record = ?").execute(arguments: [Data(id.bytes)])
     }
 
-    func setJournalMetrics(_ metrics: JournalMetrics) throws {
+    func setJournalMetrics(_ metrics: JournalMetrics, of record: StoredRecord) throws {
         try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO journal_metric (record, patient, day, mood, craving, slept, symptoms) VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT OR REPLACE INTO journal_metric (number, patient, day, mood, craving, slept, symptoms) VALUES (?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
-                Data(metrics.record.bytes), Data(metrics.patient.bytes), metrics.day, metrics.mood, metrics.craving, metrics.slept,
-                metrics.symptoms,
+                record.number, Data(metrics.patient.bytes), metrics.day, metrics.mood, metrics.craving, metrics.slept, metrics.symptoms,
             ])
     }
 
-    func deleteJournalMetrics(_ id: RecordID) throws {
-        try db.cachedStatement(sql: "DELETE FROM journal_metric WHERE record = ?").execute(arguments: [Data(id.bytes)])
+    func deleteJournalMetrics(of record: StoredRecord) throws {
+        try db.cachedStatement(sql: "DELETE FROM journal_metric WHERE number = ?").execute(arguments: [record.number])
     }
 }
 

@@ -266,18 +266,20 @@ enum ServerSchema {
         migrator.registerMigration("v15-journal-metrics") { db in
             // The numbers of each live journal entry (day, mood, craving, sleep, symptoms as
             // bits), kept by the push rules: what the center's de-identified statistics count
-            // for the patients who consent (`Outcomes`). No text, no tags. Keyed by patient and
-            // day, so counting reads each consenting patient's entries in one range.
+            // for the patients who consent (`Outcomes`). No text, no tags. Keyed by the
+            // record's number, as `held` is: a push's new entries append to it (an index by
+            // patient cost the ingest benchmark a quarter of its p50, docs/benchmarks.md).
             try db.execute(sql: """
                 CREATE TABLE journal_metric (
-                    record BLOB NOT NULL, patient BLOB NOT NULL, day INTEGER NOT NULL, mood INTEGER, craving INTEGER,
-                    slept INTEGER, symptoms INTEGER NOT NULL, PRIMARY KEY (patient, day, record)
-                ) WITHOUT ROWID;
-                CREATE UNIQUE INDEX journal_metric_record ON journal_metric (record);
+                    number INTEGER PRIMARY KEY, patient BLOB NOT NULL, day INTEGER NOT NULL, mood INTEGER, craving INTEGER,
+                    slept INTEGER, symptoms INTEGER NOT NULL
+                );
                 """)
             let transaction = SQLiteTransaction(db)
             for (record, owner) in try mergedRecords(of: .journal, db) {
-                if let metrics = JournalMetrics(record, patient: owner) { try transaction.setJournalMetrics(metrics) }
+                guard let number = try Int64.fetchOne(db, sql: "SELECT number FROM record WHERE id = ?", arguments: [Data(record.id.bytes)]),
+                      let metrics = JournalMetrics(record, patient: owner) else { continue }
+                try transaction.setJournalMetrics(metrics, of: StoredRecord(number: number, owner: owner, collection: .journal))
             }
         }
         migrator.registerMigration("v16-dashboard-sign-in") { db in

@@ -83,8 +83,10 @@ public protocol PushWrites: PushReads {
     func deleteNote(_ id: RecordID) throws
     /// Keeps the index of journal numbers (what the center's statistics count) in step with
     /// a journal entry's merged state; `deleteJournalMetrics` when the entry is deleted.
-    func setJournalMetrics(_ metrics: JournalMetrics) throws
-    func deleteJournalMetrics(_ id: RecordID) throws
+    /// Keyed by the record's number (the order records came in), so a push's new entries go
+    /// at the end of the index, as `held`'s do, instead of one random page each.
+    func setJournalMetrics(_ metrics: JournalMetrics, of record: StoredRecord) throws
+    func deleteJournalMetrics(of record: StoredRecord) throws
 }
 
 /// The terms of one consent, as the server indexes them for the sharing policy: who

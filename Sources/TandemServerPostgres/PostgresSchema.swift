@@ -145,24 +145,25 @@ public enum PostgresSchema {
         Migration("v3-journal-metrics", [
             """
             CREATE TABLE journal_metric (
-                record bytea NOT NULL, patient bytea NOT NULL, day bigint NOT NULL, mood bigint, craving bigint, slept bigint,
-                symptoms bigint NOT NULL, PRIMARY KEY (patient, day, record)
+                number bigint PRIMARY KEY, patient bytea NOT NULL, day bigint NOT NULL, mood bigint, craving bigint, slept bigint,
+                symptoms bigint NOT NULL
             )
             """,
-            "CREATE UNIQUE INDEX journal_metric_record ON journal_metric (record)",
         ], fill: { db in
             let transaction = PostgresTransaction(db)
             var state = ReplicaState()
-            var owners: [RecordID: MemberID] = [:]
+            var stored: [RecordID: StoredRecord] = [:]
             for row in try db.run("""
-                SELECT r.id, r.owner, h.change FROM record r JOIN held h ON h.record = r.number WHERE r.collection = 'journal'
+                SELECT r.id, r.number, r.owner, h.change FROM record r JOIN held h ON h.record = r.number WHERE r.collection = 'journal'
                 """) {
-                let (id, owner, change) = try row.decode((Data, Data, Data).self)
-                owners[try RecordID(bytes: id)] = try MemberID(bytes: owner)
+                let (id, number, owner, change) = try row.decode((Data, Int64, Data, Data).self)
+                stored[try RecordID(bytes: id)] = StoredRecord(number: number, owner: try MemberID(bytes: owner), collection: .journal)
                 state.apply(try Change(canonicalBytes: Array(change)))
             }
-            for (id, owner) in owners {
-                if let record = state[id], let metrics = JournalMetrics(record, patient: owner) { try transaction.setJournalMetrics(metrics) }
+            for (id, record) in stored {
+                if let merged = state[id], let metrics = JournalMetrics(merged, patient: record.owner) {
+                    try transaction.setJournalMetrics(metrics, of: record)
+                }
             }
             try db.flush()
         }),

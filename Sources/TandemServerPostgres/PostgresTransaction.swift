@@ -169,8 +169,8 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     public func countedEntries(of patients: Set<MemberID>) throws -> [CountedEntry] {
         let keys = patients.sorted()
         return try db.run("""
-            SELECT k.i, j.day, j.mood, j.craving, j.symptoms FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
-            JOIN journal_metric j ON j.patient = k.id ORDER BY k.i, j.day
+            SELECT k.i, j.day, j.mood, j.craving, j.symptoms FROM journal_metric j
+            JOIN unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i) ON j.patient = k.id
             """).map { row in
             let (index, day, mood, craving, symptoms) = try row.decode((Int64, Int64, Int64?, Int64?, Int64).self)
             return CountedEntry(patient: keys[Int(index) - 1], day: Int(day), mood: mood.map(Int.init), craving: craving.map(Int.init), symptoms: symptoms)
@@ -488,18 +488,18 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
         try db.send("DELETE FROM note WHERE record = \(Data(id.bytes))")
     }
 
-    public func setJournalMetrics(_ metrics: JournalMetrics) throws {
+    public func setJournalMetrics(_ metrics: JournalMetrics, of record: StoredRecord) throws {
         try db.send("""
-            INSERT INTO journal_metric (record, patient, day, mood, craving, slept, symptoms)
-            VALUES (\(Data(metrics.record.bytes)), \(Data(metrics.patient.bytes)), \(Int64(metrics.day)), \(metrics.mood.map(Int64.init)),
+            INSERT INTO journal_metric (number, patient, day, mood, craving, slept, symptoms)
+            VALUES (\(record.number), \(Data(metrics.patient.bytes)), \(Int64(metrics.day)), \(metrics.mood.map(Int64.init)),
                     \(metrics.craving.map(Int64.init)), \(metrics.slept.map(Int64.init)), \(metrics.symptoms))
-            ON CONFLICT (record) DO UPDATE SET patient = excluded.patient, day = excluded.day, mood = excluded.mood,
+            ON CONFLICT (number) DO UPDATE SET patient = excluded.patient, day = excluded.day, mood = excluded.mood,
                 craving = excluded.craving, slept = excluded.slept, symptoms = excluded.symptoms
             """)
     }
 
-    public func deleteJournalMetrics(_ id: RecordID) throws {
-        try db.send("DELETE FROM journal_metric WHERE record = \(Data(id.bytes))")
+    public func deleteJournalMetrics(of record: StoredRecord) throws {
+        try db.send("DELETE FROM journal_metric WHERE number = \(record.number)")
     }
 }
 
