@@ -4,6 +4,15 @@ import TandemCore
 import TandemServer
 import TandemStore
 
+/// The staff member `text` names (an id or a unique name); anyone else is refused.
+func staffMember(_ text: String, _ storage: any ServerAdministration) async throws -> Member {
+    let member = try await storage.member(named: text)
+    guard member.role == .staff else {
+        throw CLIError.invalidChoice("\(terminalSafe(member.name)) is a \(member.role.rawValue); only staff sign in to the dashboard.")
+    }
+    return member
+}
+
 extension AdminCommand {
     /// Sets a staff member's dashboard password, read from the terminal (twice, not shown)
     /// or from standard input's first line; never from an argument, which `ps` would show.
@@ -19,8 +28,7 @@ extension AdminCommand {
 
         func run() async throws {
             let storage = try store.open()
-            let staff = try await storage.member(named: member)
-            guard staff.role == .staff else { throw CLIError.invalidChoice("\(terminalSafe(staff.name)) is a \(staff.role.rawValue); only staff sign in to the dashboard.") }
+            let staff = try await staffMember(member, storage)
             let password: String
             if isatty(STDIN_FILENO) == 1 {
                 let first = String(cString: getpass("New dashboard password for \(terminalSafe(staff.name)): "))
@@ -54,8 +62,7 @@ extension AdminCommand {
         func run() async throws {
             guard (1...60).contains(minutes) else { throw CLIError.invalidChoice("--minutes must be from 1 to 60.") }
             let storage = try store.open()
-            let member = try await storage.member(named: staff)
-            guard member.role == .staff else { throw CLIError.invalidChoice("\(terminalSafe(member.name)) is a \(member.role.rawValue); only staff sign in to the dashboard.") }
+            let member = try await staffMember(staff, storage)
             let code = Secrets.newCode()
             let now = SystemWallClock().nowMillis()
             try await storage.addSignInCode(Secrets.hashCode(code), for: member.id, nowMillis: now, expiresMillis: now + UInt64(minutes) * 60_000)

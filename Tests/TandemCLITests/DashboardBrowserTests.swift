@@ -11,11 +11,6 @@ import Testing
 /// name or id is anywhere in its HTML.
 @Suite("Dashboard in a browser")
 struct DashboardBrowserTests {
-    static var script: URL {
-        URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/dashboard-check")
-    }
-
     /// Chromium is there, or required (`TANDEM_REQUIRE_BROWSER=1`, as `scripts/test` sets).
     static var browserAvailable: Bool {
         ProcessInfo.processInfo.environment["TANDEM_REQUIRE_BROWSER"] == "1"
@@ -59,25 +54,7 @@ struct DashboardBrowserTests {
         for phrase in ["Rough night", "One day at a time", "Discussed coping plan"] { #expect(!html.contains(phrase)) }
     }
 
-    struct Checked: Sendable {
-        var status: Int32
-        var output: String
-    }
-
-    static func check(_ url: String, _ code: String, _ out: String) async throws -> Checked {
-        let script = Self.script
-        return try await offThePool {
-            let process = Process()
-            process.executableURL = script
-            process.arguments = [url, code, out]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Checked(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
-        }
+    static func check(_ url: String, _ code: String, _ out: String) async throws -> ScriptRun {
+        try await ScriptRun.run(ScriptRun.script("dashboard-check"), [url, code, out])
     }
 }

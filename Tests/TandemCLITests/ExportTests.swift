@@ -239,32 +239,9 @@ struct ExportTests {
         return groups.map { String($0) }.joined(separator: "-")
     }
 
-    static var checker: URL {
-        URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/fhir-check")
-    }
-
-    struct Checked: Sendable {
-        var status: Int32
-        var output: String
-    }
-
     /// Runs `scripts/fhir-check FILE`, standard output and error together.
-    static func fhirCheck(_ path: String) async throws -> Checked {
-        let script = Self.checker
-        return try await offThePool {
-            let process = Process()
-            process.executableURL = script
-            process.arguments = [path]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Checked(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
-        }
+    static func fhirCheck(_ path: String) async throws -> ScriptRun {
+        try await ScriptRun.run(ScriptRun.script("fhir-check"), [path])
     }
 
     /// Runs the checker and records a failure, saying what to install, unless it accepts
