@@ -70,7 +70,11 @@ extension SQLiteServerStorage {
                 try db.execute(sql: "DELETE FROM dashboard_session WHERE token = ?", arguments: [token])
                 return nil
             }
-            try db.execute(sql: "UPDATE dashboard_session SET seen_at = ? WHERE token = ?", arguments: [Int64(nowMillis), token])
+            // Seen at most once a minute: a write empties the readers' page caches, and the
+            // page that follows would read its rows from the OS again.
+            if (row["seen_at"] as Int64) + DashboardSession.touchMillis <= Int64(nowMillis) {
+                try db.execute(sql: "UPDATE dashboard_session SET seen_at = ? WHERE token = ?", arguments: [Int64(nowMillis), token])
+            }
             return DashboardSession(member: member, name: row["name"], csrf: row["csrf"])
         }
     }

@@ -231,6 +231,10 @@ public struct Commits: Sendable, Equatable {
 
 /// A staff member signed in to the dashboard.
 public struct DashboardSession: Sendable, Equatable {
+    /// A session's last-seen time moves at most this often (so the idle limit is kept to
+    /// within a minute): a store write at every page would cost every page a cold read.
+    public static let touchMillis: Int64 = 60_000
+
     public var member: MemberID
     public var name: String
     public var csrf: String

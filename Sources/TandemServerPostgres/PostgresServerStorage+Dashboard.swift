@@ -76,7 +76,10 @@ extension PostgresServerStorage {
                 try db.run("DELETE FROM dashboard_session WHERE token = \(token)")
                 return nil
             }
-            try db.run("UPDATE dashboard_session SET seen_at = \(Int64(nowMillis)) WHERE token = \(token)")
+            // Seen at most once a minute, as on SQLite.
+            if seen + DashboardSession.touchMillis <= Int64(nowMillis) {
+                try db.run("UPDATE dashboard_session SET seen_at = \(Int64(nowMillis)) WHERE token = \(token)")
+            }
             return DashboardSession(member: member, name: name, csrf: csrf)
         }
     }

@@ -133,6 +133,8 @@ extension SyncServer {
 
     /// The signed-in staff member, if the request's session cookie names a live session.
     func dashboardSession(_ request: Request) async throws -> (DashboardSession, [UInt8])? {
+        // The store keeps the session alive for 30 idle minutes, counted from its last-seen
+        // time, which moves at most once a minute (`DashboardSession.touchMillis`).
         guard let token = request.cookies[Self.sessionCookie]?.value, token.utf8.count == 64 else { return nil }
         let hash = Secrets.hash(token)
         guard let session = try await storage.dashboardSession(hash, nowMillis: wallClock.nowMillis(), idleMillis: Self.dashboardIdleMillis) else { return nil }
