@@ -237,16 +237,16 @@ struct SQLiteTransaction: PushWrites, PullReads {
         return enrolled
     }
 
-    func countedEntries(of patients: Set<MemberID>) throws -> [CountedEntry] {
+    func countedEntries(of patients: Set<MemberID>) throws -> [JournalMetrics] {
         // One pass over the index in the order records came in (it has no index by patient,
         // so that pushes append to it): a center counts most of its patients.
-        var entries: [CountedEntry] = []
+        var entries: [JournalMetrics] = []
         guard !patients.isEmpty else { return entries }
-        try db.query("SELECT patient, day, mood, craving, symptoms FROM journal_metric", { _ in }) { row in
+        try db.query("SELECT patient, day, mood, craving, slept, symptoms FROM journal_metric", { _ in }) { row in
             guard let patient = try? MemberID(bytes: row.blob(0)), patients.contains(patient) else { return }
-            entries.append(CountedEntry(
+            entries.append(JournalMetrics(
                 patient: patient, day: Int(row.int(1)), mood: row.optionalInt(2).map(Int.init), craving: row.optionalInt(3).map(Int.init),
-                symptoms: row.int(4)))
+                slept: row.optionalInt(4).map(Int.init), symptoms: row.int(5)))
         }
         return entries
     }

@@ -184,7 +184,7 @@ public protocol PullReads {
     func enrolledMillis(of members: Set<MemberID>) throws -> [MemberID: Int64]
     /// The numbers of every live journal entry of each patient among `patients`, by
     /// patient and day (the center's statistics, `Outcomes`; never text or tags).
-    func countedEntries(of patients: Set<MemberID>) throws -> [CountedEntry]
+    func countedEntries(of patients: Set<MemberID>) throws -> [JournalMetrics]
     /// The day each live note about a patient among `patients` was written (UTC).
     func noteDays(about patients: Set<MemberID>) throws -> [(patient: MemberID, day: Int)]
     /// Every emergency access granted to a staff member, active or not.
@@ -193,23 +193,4 @@ public protocol PullReads {
     func emergencyAccesses(ids: Set<RecordID>) throws -> [RecordID: EmergencyAccess]
     /// The name of each device among `devices` that exists.
     func deviceNames(of devices: Set<RecordID>) throws -> [RecordID: String]
-}
-
-/// One journal entry's numbers, as the center's statistics count them.
-public struct CountedEntry: Sendable, Hashable {
-    public var patient: MemberID
-    /// The entry's local date, days since 1970-01-01.
-    public var day: Int
-    public var mood: Int?
-    public var craving: Int?
-    /// `Symptom.bit`s.
-    public var symptoms: Int64
-
-    public init(patient: MemberID, day: Int, mood: Int?, craving: Int?, symptoms: Int64) {
-        self.patient = patient
-        self.day = day
-        self.mood = mood
-        self.craving = craving
-        self.symptoms = symptoms
-    }
 }

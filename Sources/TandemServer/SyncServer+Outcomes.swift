@@ -22,9 +22,16 @@ extension SyncServer {
         }
         let query = OutcomeQuery(fromDay: try day("from"), toDay: try day("to"), cohort: cohort, minimumCell: limits.outcomeMinimumCell)
         if let from = query.fromDay, let to = query.toDay, from > to { throw ServerError.badRequest("from must not be after to.") }
+        let (report, counted) = try await outcomeReport(query)
+        log["counted"] = "\(counted)"
+        return try json(report)
+    }
+
+    /// The report for `query`, counted now from one snapshot of the store (§9.19): what
+    /// `GET /v1/outcomes` answers and the dashboard shows; with how many patients it counted.
+    func outcomeReport(_ query: OutcomeQuery) async throws -> (report: OutcomeReport, counted: Int) {
         let now = wallClock.nowMillis()
         let population = try await storage.read { store in try OutcomePopulation.read(in: store, nowMillis: Int64(clamping: now)) }
-        log["counted"] = "\(population.enrolled.count)"
-        return try json(try Outcomes.report(population, query, today: Int(now / 86_400_000)))
+        return (try Outcomes.report(population, query, today: Int(now / 86_400_000)), population.enrolled.count)
     }
 }

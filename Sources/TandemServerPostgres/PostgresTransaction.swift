@@ -166,14 +166,16 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
         return enrolled
     }
 
-    public func countedEntries(of patients: Set<MemberID>) throws -> [CountedEntry] {
+    public func countedEntries(of patients: Set<MemberID>) throws -> [JournalMetrics] {
         let keys = patients.sorted()
         return try db.run("""
-            SELECT k.i, j.day, j.mood, j.craving, j.symptoms FROM journal_metric j
+            SELECT k.i, j.day, j.mood, j.craving, j.slept, j.symptoms FROM journal_metric j
             JOIN unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i) ON j.patient = k.id
             """).map { row in
-            let (index, day, mood, craving, symptoms) = try row.decode((Int64, Int64, Int64?, Int64?, Int64).self)
-            return CountedEntry(patient: keys[Int(index) - 1], day: Int(day), mood: mood.map(Int.init), craving: craving.map(Int.init), symptoms: symptoms)
+            let (index, day, mood, craving, slept, symptoms) = try row.decode((Int64, Int64, Int64?, Int64?, Int64?, Int64).self)
+            return JournalMetrics(
+                patient: keys[Int(index) - 1], day: Int(day), mood: mood.map(Int.init), craving: craving.map(Int.init), slept: slept.map(Int.init),
+                symptoms: symptoms)
         }
     }
 

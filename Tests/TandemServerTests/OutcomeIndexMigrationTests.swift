@@ -53,7 +53,7 @@ struct OutcomeIndexMigrationTests {
         _ = try await storage.push(notes, from: mia, repush: false, nowMillis: now, maxSkewMillis: 60_000)
     }
 
-    func population(_ storage: any CenterStore) async throws -> (entries: [CountedEntry], notes: [Int], enrolled: [MemberID: Int]) {
+    func population(_ storage: any CenterStore) async throws -> (entries: [JournalMetrics], notes: [Int], enrolled: [MemberID: Int]) {
         let now = Int64(SystemWallClock().nowMillis())
         let population = try await storage.read { store in try OutcomePopulation.read(in: store, nowMillis: now) }
         return (population.entries.sorted { $0.day < $1.day }, population.notes.map(\.day).sorted(), population.enrolled)
@@ -62,7 +62,7 @@ struct OutcomeIndexMigrationTests {
     @Test func anEmbeddedStoreFromBeforeTheStatistics_fillsThemFromWhatItHeld() async throws {
         let dir = try TemporaryDirectory("outcome-migration")
         let path = dir.path("center.sqlite")
-        let before: (entries: [CountedEntry], notes: [Int], enrolled: [MemberID: Int])
+        let before: (entries: [JournalMetrics], notes: [Int], enrolled: [MemberID: Int])
         do {
             let storage = try SQLiteServerStorage(path: path)
             try await fill(storage)
@@ -88,7 +88,7 @@ struct OutcomeIndexMigrationTests {
     @Test(.enabled(if: TestCluster.url != nil || TestCluster.required))
     func aPostgreSQLDatabaseFromBeforeTheStatistics_fillsThemFromWhatItHeld() async throws {
         let location = try TestCluster.newDatabase()
-        let before: (entries: [CountedEntry], notes: [Int], enrolled: [MemberID: Int])
+        let before: (entries: [JournalMetrics], notes: [Int], enrolled: [MemberID: Int])
         do {
             let storage = try await offThePool { try PostgresServerStorage(location: location, connections: 2) }
             try await fill(storage)

@@ -27,7 +27,7 @@ struct OutcomesPropertyTests {
             var rng = SeededGenerator(seed: seed)
             let count = patients ?? Int.random(in: 0...90, using: &rng)
             var enrolled: [MemberID: Int] = [:]
-            var entries: [CountedEntry] = []
+            var entries: [JournalMetrics] = []
             var notes: [(patient: MemberID, day: Int)] = []
             for _ in 0..<count {
                 let id = MemberID.random(using: &rng)
@@ -36,7 +36,7 @@ struct OutcomesPropertyTests {
                 let span = Int.random(in: 0...150, using: &rng)
                 let rate = Double.random(in: 0.1...1, using: &rng)
                 for day in start..<(start + span) where rng.chance(rate) {
-                    entries.append(CountedEntry(
+                    entries.append(JournalMetrics(
                         patient: id, day: day, mood: rng.chance(0.8) ? Int.random(in: 0...10, using: &rng) : nil,
                         craving: rng.chance(0.8) ? Int.random(in: 0...10, using: &rng) : nil,
                         symptoms: Symptom.allCases.reduce(Int64(0)) { bits, symptom in rng.chance(0.3) ? bits | symptom.bit : bits }))
@@ -44,7 +44,7 @@ struct OutcomesPropertyTests {
                 // Now and then a date nobody journaled on as a counted patient: long before
                 // enrollment or after today. Such entries are not counted.
                 if rng.chance(0.1) {
-                    entries.append(CountedEntry(
+                    entries.append(JournalMetrics(
                         patient: id, day: rng.chance(0.5) ? 100 : 2_900_000, mood: 5, craving: 5, symptoms: Symptom.anxiety.bit))
                 }
                 if rng.chance(0.5) { notes.append((id, start + Int.random(in: 0..<60, using: &rng))) }
@@ -79,7 +79,7 @@ struct OutcomesPropertyTests {
     static func model(_ world: World, group: String?, report: OutcomeReport, today: Int) -> [String: Sets] {
         let enrolled = world.population.enrolled
         // Entries count from a week before enrollment to today.
-        var byPatient: [MemberID: [CountedEntry]] = [:]
+        var byPatient: [MemberID: [JournalMetrics]] = [:]
         for entry in world.population.entries where entry.day <= today && entry.day >= enrolled[entry.patient]! - 7 {
             byPatient[entry.patient, default: []].append(entry)
         }
@@ -90,7 +90,7 @@ struct OutcomesPropertyTests {
         for row in report.weeks {
             let monday = try! LocalDate(parsing: row.week).daysSince1970
             let week = monday...(monday + 6)
-            func inWeek(_ id: MemberID) -> [CountedEntry] { (byPatient[id] ?? []).filter { week.contains($0.day) } }
+            func inWeek(_ id: MemberID) -> [JournalMetrics] { (byPatient[id] ?? []).filter { week.contains($0.day) } }
             let base = inGroup(all.filter { enrolled[$0]! <= monday + 6 })
             sets["craving \(row.week)"] = Sets(base: base, population: base.filter { inWeek($0).contains { $0.craving != nil } })
             sets["mood \(row.week)"] = Sets(base: base, population: base.filter { inWeek($0).contains { $0.mood != nil } })
@@ -108,7 +108,7 @@ struct OutcomesPropertyTests {
         }
         for row in report.sinceEnrollment {
             func start(_ id: MemberID) -> Int { enrolled[id]! + 7 * row.week }
-            func journaled(_ id: MemberID) -> [CountedEntry] {
+            func journaled(_ id: MemberID) -> [JournalMetrics] {
                 (byPatient[id] ?? []).filter { entry in
                     let offset = entry.day - enrolled[id]!
                     return offset >= -1 && max(0, offset) / 7 == row.week

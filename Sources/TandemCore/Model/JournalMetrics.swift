@@ -6,7 +6,6 @@
 /// if let metrics = JournalMetrics(record, patient: owner) { … }   // nil: deleted, or not a journal entry
 /// ```
 public struct JournalMetrics: Hashable, Sendable {
-    public var record: RecordID
     public var patient: MemberID
     /// The entry's local date, as days since 1970-01-01 (its `at`; without one, the UTC
     /// date its record was created).
@@ -18,8 +17,7 @@ public struct JournalMetrics: Hashable, Sendable {
     /// One bit per symptom, `Symptom.bit`.
     public var symptoms: Int64
 
-    public init(record: RecordID, patient: MemberID, day: Int, mood: Int?, craving: Int?, slept: Int?, symptoms: Int64) {
-        self.record = record
+    public init(patient: MemberID, day: Int, mood: Int?, craving: Int?, slept: Int? = nil, symptoms: Int64) {
         self.patient = patient
         self.day = day
         self.mood = mood
@@ -37,7 +35,7 @@ public struct JournalMetrics: Hashable, Sendable {
         var symptoms: Int64 = 0
         for symptom in Symptom.allCases where record.value(symptom.field)?.boolValue == true { symptoms |= symptom.bit }
         self.init(
-            record: record.id, patient: patient, day: day, mood: record.value("mood")?.intValue.map(Int.init),
+            patient: patient, day: day, mood: record.value("mood")?.intValue.map(Int.init),
             craving: record.value("craving")?.intValue.map(Int.init), slept: record.value("slept")?.intValue.map(Int.init),
             symptoms: symptoms)
     }

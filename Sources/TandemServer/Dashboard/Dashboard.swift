@@ -158,14 +158,12 @@ extension SyncServer {
             query.fromDay = nil
             query.toDay = nil
         }
-        let now = wallClock.nowMillis()
-        let population = try await storage.read { store in try OutcomePopulation.read(in: store, nowMillis: Int64(clamping: now)) }
         let report: OutcomeReport
         do {
-            report = try Outcomes.report(population, query, today: Int(now / 86_400_000))
-        } catch {
+            report = try await outcomeReport(query).report
+        } catch ServerError.badRequest {
             message = "A report covers at most \(Outcomes.maxWeeks) weeks; the default is shown instead."
-            report = try Outcomes.report(population, OutcomeQuery(cohort: cohort, minimumCell: limits.outcomeMinimumCell), today: Int(now / 86_400_000))
+            report = try await outcomeReport(OutcomeQuery(cohort: cohort, minimumCell: limits.outcomeMinimumCell)).report
         }
         return page("page", DashboardView(report, staff: session.name, csrf: session.csrf, message: message))
     }

@@ -1,3 +1,4 @@
+import Foundation
 import TandemCore
 import TandemProtocol
 
@@ -92,7 +93,7 @@ struct DashboardView {
             columns: ["Week of", "Notes per patient", "Patients"],
             rows: report.weeks.map { week in
                 Row(label: week.week, cells: [
-                    Self.cell(week.contact, week.contact.perPatient.map { String(format2: $0) }), Self.patients(week.contact),
+                    Self.cell(week.contact, week.contact.perPatient.map { String(format: "%.2f", $0) }), Self.patients(week.contact),
                 ])
             }))
 
@@ -145,18 +146,6 @@ struct DashboardView {
         return Cell(text: cell.patients.map { "~\($0)" } ?? "–", suppressed: false)
     }
 
-    static func tenths(_ value: Double) -> String { String(format2: value, places: 1) }
+    static func tenths(_ value: Double) -> String { String(format: "%.1f", value) }
     static func percent(_ value: Double) -> String { "\(Int((value * 100).rounded()))%" }
-}
-
-extension String {
-    /// A number with a fixed count of decimals, without Foundation's formatter.
-    init(format2 value: Double, places: Int = 2) {
-        var scale = 1.0
-        for _ in 0..<places { scale *= 10 }
-        let scaled = Int((value * scale).rounded())
-        let whole = scaled / Int(scale), fraction = abs(scaled % Int(scale))
-        let digits = String(fraction)
-        self = places == 0 ? String(whole) : "\(scaled < 0 && whole == 0 ? "-" : "")\(whole).\(String(repeating: "0", count: places - digits.count))\(digits)"
-    }
 }

@@ -7,10 +7,10 @@ public import TandemProtocol
 public struct OutcomePopulation: Sendable {
     /// Each counted patient's enrollment, as days since 1970 (UTC).
     public var enrolled: [MemberID: Int]
-    public var entries: [CountedEntry]
+    public var entries: [JournalMetrics]
     public var notes: [(patient: MemberID, day: Int)]
 
-    public init(enrolled: [MemberID: Int], entries: [CountedEntry], notes: [(patient: MemberID, day: Int)]) {
+    public init(enrolled: [MemberID: Int], entries: [JournalMetrics], notes: [(patient: MemberID, day: Int)]) {
         self.enrolled = enrolled
         self.entries = entries
         self.notes = notes
@@ -213,8 +213,8 @@ struct Counting {
             return Patient(cohort: cohortIndex[Outcomes.cohort(of: day)] ?? 0, enrolled: day)
         }
         // Each patient is changed in place: a copy taken out and put back would copy its
-        // weeks at every entry. Entries come patient by patient: the last one's place is
-        // looked up again only when the patient changes.
+        // weeks at every entry. A push's entries are one patient's, and come together: the
+        // last one's place is looked up again only when the patient changes.
         var last: (id: MemberID, at: Int)?
         for entry in population.entries {
             let at: Int
@@ -256,10 +256,7 @@ struct Counting {
         self.patients = patients
         self.cohorts = cohorts
         cohortSizes = cohorts.indices.map { index in patients.count { $0.cohort == index } }
-        cohortEnds = cohorts.map { cohort in
-            let day = population.enrolled.values.first { Outcomes.cohort(of: $0) == cohort } ?? 0
-            return Outcomes.endOfMonth(of: day)
-        }
+        cohortEnds = cohorts.map { cohort in Outcomes.endOfMonth(of: (try? LocalDate(parsing: cohort + "-01"))?.daysSince1970 ?? 0) }
     }
 
     /// One figure for `group` (a cohort; nil: the whole center). `base` says who the
