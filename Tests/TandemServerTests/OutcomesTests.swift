@@ -195,4 +195,37 @@ struct OutcomesTests {
         let count = try await center.server.storage.read { store in try store.consents(to: .center).count }
         #expect(count == 1)
     }
+
+    /// The numbers the statistics count follow each entry: an edit replaces them, a delete
+    /// removes them from the store's index (docs/security-model.md, section 4).
+    @Test(arguments: ServerStoreKind.allCases)
+    func anEditedEntrysNumbersAreReplaced_andADeletedOnesLeaveTheIndex(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
+        let server = center.server
+        defer { Task { await server.stop() } }
+        let phone = try await center.server.device(center.dir, "phone", member: "Sam")
+        let sam = try #require(try phone.binding()?.member)
+        let clock = SystemWallClock()
+        var first = JournalEdit()
+        first.mood = 2
+        first.craving = 9
+        let (kept, _) = try phone.write(try first.recordEdit(), to: nil, clock: clock)
+        var second = JournalEdit()
+        second.mood = 7
+        second.craving = 1
+        let (deleted, _) = try phone.write(try second.recordEdit(), to: nil, clock: clock)
+        _ = try await Syncer(store: phone).sync()
+        func counted() async throws -> [JournalMetrics] {
+            try await center.server.storage.read { store in try store.countedEntries(of: [sam]) }.sorted { ($0.mood ?? 0) < ($1.mood ?? 0) }
+        }
+        #expect(try await counted().map(\.mood) == [2, 7])
+        var edit = JournalEdit()
+        edit.mood = 4
+        _ = try phone.write(try edit.recordEdit(), to: kept, clock: clock)
+        _ = try phone.write(RecordEdit.delete(.journal), to: deleted, clock: clock)
+        _ = try await Syncer(store: phone).sync()
+        let after = try await counted()
+        #expect(after.map(\.mood) == [4])
+        #expect(after.map(\.craving) == [9])
+    }
 }
