@@ -39,6 +39,10 @@ let package = Package(
         // The system zlib (zlib1g-dev), for raw deflate of batches.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "TandemCompression", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        // Child processes by posix_spawn (PostgreSQL's tools, the benchmarks' and tests'
+        // servers), not Foundation's Process: see Subprocess.swift.
+        .target(name: "CSpawn"),
+        .target(name: "TandemProcess", dependencies: ["CSpawn"], swiftSettings: swiftSettings),
         // SQLite's C API under GRDB's cached statements, for the hot paths of both stores.
         .target(
             name: "TandemSQLite",
@@ -114,7 +118,7 @@ let package = Package(
             name: "tandem-bench",
             dependencies: [
                 "TandemCore", "TandemStore", "TandemWorkload", "TandemCompression", "TandemProtocol", "TandemServer",
-                "TandemServerPostgres", "TandemClient", "TandemCLI",
+                "TandemServerPostgres", "TandemClient", "TandemCLI", "TandemProcess",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -134,7 +138,7 @@ let package = Package(
         .target(name: "CPowerCut", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(
             name: "TandemTestSupport",
-            dependencies: ["TandemCore", "TandemWorkload"],
+            dependencies: ["TandemCore", "TandemWorkload", "TandemProcess"],
             swiftSettings: swiftSettings
         ),
         // The PostgreSQL store (issue 15): SQL and connection handling only; the one module
@@ -142,7 +146,7 @@ let package = Package(
         .target(
             name: "TandemServerPostgres",
             dependencies: [
-                "TandemCore", "TandemServer",
+                "TandemCore", "TandemServer", "TandemProcess",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -155,6 +159,7 @@ let package = Package(
             dependencies: ["TandemServerPostgres", "TandemServer", "TandemTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "TandemProcessTests", dependencies: ["TandemProcess"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TandemCoreTests",
             dependencies: ["TandemCore", "TandemCompression", "TandemWorkload", "TandemTestSupport"],
@@ -171,7 +176,7 @@ let package = Package(
         .testTarget(
             name: "TandemCLITests",
             dependencies: [
-                "tandem", "TandemCLI", "TandemClient", "TandemCore", "TandemStore", "TandemTestSupport",
+                "tandem", "TandemCLI", "TandemClient", "TandemCore", "TandemStore", "TandemTestSupport", "TandemProcess",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Snapshots"],
@@ -182,7 +187,7 @@ let package = Package(
             dependencies: [
                 "tandem", "TandemCore", "TandemCompression", "TandemStore", "TandemProtocol", "TandemServer", "TandemServerPostgres",
                 "TandemClient",
-                "TandemTestSupport",
+                "TandemTestSupport", "TandemProcess",
                 "TandemWorkload", "CPowerCut",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

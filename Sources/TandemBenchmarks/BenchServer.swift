@@ -1,4 +1,5 @@
 import Foundation
+import TandemProcess
 import TandemServerPostgres
 import Hummingbird
 import Logging
@@ -24,25 +25,22 @@ func startServer(_ storage: any ServerStorage) async throws -> (port: Int, task:
 /// The sync server on the store at `db`, in a child process of its own (`server-child`), so
 /// that a load generator in this process does not share its CPU time. Returns the child and
 /// its port; terminate the child to stop it.
-func spawnServer(db: String, echo: Bool = false) throws -> (process: Process, port: Int) {
+func spawnServer(db: String, echo: Bool = false) throws -> (process: Subprocess, port: Int) {
     try spawnServer(store: ["--db", db], echo: echo)
 }
 
 /// The sync server on a PostgreSQL database (`url`), in a child process of its own.
-func spawnServer(postgres url: String) throws -> (process: Process, port: Int) {
+func spawnServer(postgres url: String) throws -> (process: Subprocess, port: Int) {
     try spawnServer(store: ["--postgres", url], echo: false)
 }
 
-func spawnServer(store: [String], echo: Bool = false) throws -> (process: Process, port: Int) {
-    let server = Process()
-    server.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    server.arguments = ["server-child"] + store + (echo ? ["--echo"] : [])
-    let pipe = Pipe()
-    server.standardOutput = pipe
-    try server.run()
+func spawnServer(store: [String], echo: Bool = false) throws -> (process: Subprocess, port: Int) {
+    let server = try Subprocess(
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path, ["server-child"] + store + (echo ? ["--echo"] : []),
+        output: .pipe)
     var line = Data()
     while !line.contains(UInt8(ascii: "\n")) {
-        let chunk = pipe.fileHandleForReading.availableData
+        let chunk = server.standardOutput!.availableData
         if chunk.isEmpty { break }
         line.append(chunk)
     }

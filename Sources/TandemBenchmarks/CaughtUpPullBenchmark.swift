@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TandemProcess
 import TandemCore
 import TandemProtocol
 import TandemServer
@@ -127,7 +128,7 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
             }
         }
 
-        let serverPID = server.processIdentifier
+        let serverPID = server.pid
         let perDevice = warmup + duration
         var cpu = cpuSeconds(of: serverPID)
         let echo = await openLoop(clients: devices, perClient: perDevice, interval: 1, warmup: Double(warmup)) { device, _ in

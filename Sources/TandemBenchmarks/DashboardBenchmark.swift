@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import TandemProcess
 import NIOCore
 import NIOHTTP1
 import TandemCLI

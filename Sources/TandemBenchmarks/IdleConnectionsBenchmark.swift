@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TandemProcess
 import HTTPTypes
 import Hummingbird
 import HummingbirdWSClient
@@ -40,7 +41,7 @@ struct IdleConnectionsBenchmark: AsyncParsableCommand {
         let (server, port) = try spawnServer(db: db)
         defer { server.terminate() }
         try await Task.sleep(for: .seconds(1))
-        let before = rss(of: server.processIdentifier)
+        let before = rss(of: server.pid)
 
         let greeted = Greetings()
         let clientCPU = cpuSeconds()
@@ -70,7 +71,7 @@ struct IdleConnectionsBenchmark: AsyncParsableCommand {
         }
         let open = greeted.count.load(ordering: .relaxed)
         try await Task.sleep(for: .seconds(2))
-        let after = rss(of: server.processIdentifier)
+        let after = rss(of: server.pid)
         let perConnection = Double(after - before) / Double(max(open, 1))
         print("""
         Idle live connections: \(open) of \(connections) open in \(format(now() - started, 1)) s (load generator CPU \(format(cpuSeconds() - clientCPU, 2)) s)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import TandemProcess
 import TandemCore
 import TandemServer
 import TandemServerPostgres
@@ -116,11 +117,11 @@ struct IngestBenchmark: AsyncParsableCommand {
         }
         defer { for server in servers { server.process.terminate() } }
         let clients = servers.map { PushClient(base: "http://127.0.0.1:\($0.port)", connections: (fleet.count + instances - 1) / instances) }
-        let serverCPUBefore = servers.map { cpuSeconds(of: $0.process.processIdentifier) }
+        let serverCPUBefore = servers.map { cpuSeconds(of: $0.process.pid) }
         let measured = await openLoop(clients: fleet.count, perClient: perDevice, interval: interval, warmup: Double(warmup), deadline: deadlineMs) { device, index in
             try await clients[device % clients.count].push(plan.bodies[device][index], token: fleet[device].token)
         }
-        let serverCPU = zip(servers, serverCPUBefore).map { cpuSeconds(of: $0.process.processIdentifier) - $1 }.reduce(0, +)
+        let serverCPU = zip(servers, serverCPUBefore).map { cpuSeconds(of: $0.process.pid) - $1 }.reduce(0, +)
         reasons += report("server over HTTP (loopback, \(instances) process(es))", measured, serverCPU: serverCPU)
         for client in clients { try await client.shutdown() }
         if !reasons.isEmpty { throw BenchmarkFailure(reasons: reasons) }

@@ -1,4 +1,5 @@
 import Foundation
+import TandemProcess
 
 /// Peak resident memory of this process image so far, in bytes (`VmHWM`: unlike
 /// `ru_maxrss`, it starts afresh at exec, so a child does not inherit its parent's peak).
@@ -27,18 +28,13 @@ func fileBytes(_ path: String) -> Int {
 
 /// Runs this executable again with `arguments` and returns its standard output.
 func runSelf(_ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-    if !FileManager.default.isExecutableFile(atPath: process.executableURL!.path) {
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    if !FileManager.default.isExecutableFile(atPath: executable) {
+        executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
     }
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw BenchError.childFailed(arguments.joined(separator: " ")) }
+    let process = try Subprocess(executable, arguments, input: .inherit, output: .pipe)
+    let data = process.standardOutput!.readDataToEndOfFile()
+    guard process.waitUntilExit() == .exited(0) else { throw BenchError.childFailed(arguments.joined(separator: " ")) }
     return String(decoding: data, as: UTF8.self)
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TandemProcess
 import GRDB
 import TandemClient
 import TandemCore
@@ -73,16 +74,11 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
             homes.append(home)
             stores.append(store)
         }
-        var watchers: [Process] = []
+        var watchers: [Subprocess] = []
         defer { for watcher in watchers { watcher.terminate() } }
         for home in homes {
-            let watcher = Process()
-            watcher.executableURL = tandem
-            watcher.arguments = ["sync", "--watch", "--json", "--home", home]
-            watcher.standardOutput = FileHandle.nullDevice
-            _ = FileManager.default.createFile(atPath: home + ".log", contents: nil)
-            watcher.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: home + ".log"))
-            try watcher.run()
+            let watcher = try Subprocess(
+                tandem.path, ["sync", "--watch", "--json", "--home", home], input: .inherit, output: .null, error: .file(home + ".log"))
             watchers.append(watcher)
         }
         try await Task.sleep(for: .seconds(2))
@@ -92,9 +88,9 @@ struct WriteToVisibleBenchmark: AsyncParsableCommand {
         let probe = Probe(
             writer: stores[0], reader: try DatabaseQueue(path: homes[1] + "/replica.sqlite", configuration: readerConfiguration), watched: homes[1])
         var reasons: [String] = []
-        let serverPID = server.processIdentifier
+        let serverPID = server.pid
 
-        func watchersCPU() -> Double { watchers.reduce(0) { $0 + cpuSeconds(of: $1.processIdentifier) } }
+        func watchersCPU() -> Double { watchers.reduce(0) { $0 + cpuSeconds(of: $1.pid) } }
         var cpu = cpuSeconds(of: serverPID)
         var watching = watchersCPU()
         let idle = await probe.measure(writes: writes, until: .distantFuture)

@@ -1,4 +1,5 @@
 import Foundation
+import TandemProcess
 import PostgresNIO
 public import TandemServer
 import TandemCore
@@ -90,31 +91,26 @@ public enum PostgresBackup {
     /// the error's message.
     @discardableResult
     private static func run(_ tool: String, _ arguments: [String], _ location: PostgresLocation) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["PGPASSWORD"] = location.password
         environment["PGAPPNAME"] = "tandem-admin"
-        process.environment = environment
-        // Output and errors go to files, not pipes: reading two pipes one after the other
-        // could deadlock on a tool that fills the other.
+        // Output and errors go to files (0600), not pipes: reading two pipes one after the
+        // other could deadlock on a tool that fills the other.
         let output = NSTemporaryDirectory() + "tandem-\(tool)-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: output + ".out", contents: nil, attributes: [.posixPermissions: 0o600])
-        FileManager.default.createFile(atPath: output + ".err", contents: nil, attributes: [.posixPermissions: 0o600])
         defer {
             try? FileManager.default.removeItem(atPath: output + ".out")
             try? FileManager.default.removeItem(atPath: output + ".err")
         }
-        process.standardOutput = FileHandle(forWritingAtPath: output + ".out")
-        process.standardError = FileHandle(forWritingAtPath: output + ".err")
-        do { try process.run() } catch {
+        let process: Subprocess
+        do {
+            process = try Subprocess("/usr/bin/env", [tool] + arguments, environment: environment, output: .file(output + ".out"), error: .file(output + ".err"))
+        } catch {
             throw ServerError.unavailable("\(tool) cannot be run: install PostgreSQL's client tools (Debian: postgresql-client).")
         }
-        process.waitUntilExit()
+        let ended = process.waitUntilExit()
         let message = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            if process.terminationStatus == 127 {
+        guard ended == .exited(0) else {
+            if ended == .exited(127) {
                 throw ServerError.unavailable("\(tool) is not installed: install PostgreSQL's client tools (Debian: postgresql-client).")
             }
             throw ServerError.unavailable("\(tool) failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))")

@@ -1,4 +1,5 @@
 import Foundation
+import TandemProcess
 
 /// The real `tandem serve` process on a free loopback port, stopped when released.
 public final class LiveServer: Sendable {
@@ -27,31 +28,20 @@ public final class LiveServer: Sendable {
         url = started.url
     }
 
-    private struct Started: @unchecked Sendable {
-        // @unchecked: handed over once, from the thread that started the process.
-        let process: Process
+    private struct Started: Sendable {
+        let process: Subprocess
         let url: String
     }
 
     private static func start(store: [String], port: Int, logPath: String?) throws -> Started {
-        let process = Process()
-        process.executableURL = TandemExecutable.url
-        process.arguments = ["serve"] + store + ["--port", String(port)]
         var env = ProcessInfo.processInfo.environment
         env["LOG_LEVEL"] = logPath == nil ? "warning" : "info"
-        process.environment = env
-        let output = Pipe()
-        process.standardOutput = output
-        if let logPath {
-            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        } else {
-            process.standardError = FileHandle.nullDevice
-        }
-        try process.run()
+        let process = try Subprocess(
+            TandemExecutable.url.path, ["serve"] + store + ["--port", String(port)], environment: env,
+            output: .pipe, error: logPath.map { .file($0) } ?? .null)
         // The first line names the port.
         var line = Data()
-        let handle = output.fileHandleForReading
+        let handle = process.standardOutput!
         while !line.contains(UInt8(ascii: "\n")) {
             let chunk = handle.availableData
             if chunk.isEmpty { break }

@@ -1,4 +1,5 @@
 public import Foundation
+import TandemProcess
 
 /// Debian's nginx as a real reverse proxy on a free loopback port, in front of one server or
 /// several (`upstreamPorts`, which share one PostgreSQL store), configured as
@@ -55,12 +56,9 @@ public final class ReverseProxy: Sendable {
             }
             """
         try config.write(toFile: directory.path("nginx.conf"), atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = try Self.nginx()
-        process.arguments = ["-e", directory.path("error.log"), "-p", prefix, "-c", directory.path("nginx.conf")]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Subprocess(
+            try Self.nginx().path, ["-e", directory.path("error.log"), "-p", prefix, "-c", directory.path("nginx.conf")],
+            output: .null, error: .null)
         child = ChildProcess(running: process, releaseSignal: SIGKILL)
         self.directory = directory
         self.port = port
@@ -131,14 +129,8 @@ public enum FreePort {
 /// 127.0.0.N`), which the suite's HTTP client cannot choose. Returns its standard output.
 public func curl(_ arguments: [String]) async throws -> String {
     try await offThePool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["--silent", "--show-error", "--max-time", "30"] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let process = try Subprocess("/usr/bin/curl", ["--silent", "--show-error", "--max-time", "30"] + arguments, output: .pipe, error: .null)
+        let data = process.standardOutput!.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: data, as: UTF8.self)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TandemProcess
 
 /// A `tandem` process left running (such as `sync --watch`), its output collected as it
 /// comes; terminated when released.
@@ -18,29 +19,20 @@ public final class RunningTandem: Sendable {
     private let collected = Output()
 
     public init(_ arguments: [String], home: String? = nil) throws {
-        let process = Process()
-        process.executableURL = TandemExecutable.url
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["NO_COLOR"] = "1"
         env["TZ"] = "UTC"
         env["TANDEM_HOME"] = home
-        process.environment = env
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let process = try Subprocess(TandemExecutable.url.path, arguments, environment: env, output: .pipe, error: .pipe)
         let sink = collected
-        out.fileHandleForReading.readabilityHandler = { handle in
+        process.standardOutput!.readabilityHandler = { handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
             sink.withLock { $0.stdout += text }
         }
-        err.fileHandleForReading.readabilityHandler = { handle in
+        process.standardError!.readabilityHandler = { handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
             sink.withLock { $0.stderr += text }
         }
-        try process.run()
         child = ChildProcess(running: process)
     }
 

@@ -1,4 +1,5 @@
 public import Foundation
+import TandemProcess
 
 /// What a checker script printed (standard output and error together) and how it ended.
 public struct ScriptRun: Sendable {
@@ -15,17 +16,10 @@ public struct ScriptRun: Sendable {
     /// waits for it (`scripts/fhir-check`, `scripts/dashboard-check`).
     public static func run(_ script: URL, _ arguments: [String]) async throws -> ScriptRun {
         try await offThePool {
-            let process = Process()
-            process.executableURL = script
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return ScriptRun(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
+            let process = try Subprocess(script.path, arguments, output: .pipe, error: .sameAsOutput)
+            let output = process.standardOutput!.readDataToEndOfFile()
+            let status = process.waitUntilExit().status
+            return ScriptRun(status: status, output: String(decoding: output, as: UTF8.self))
         }
     }
 }

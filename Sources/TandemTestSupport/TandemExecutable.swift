@@ -1,4 +1,5 @@
 public import Foundation
+import TandemProcess
 
 /// Runs the real `tandem` executable built next to the tests.
 public enum TandemExecutable {
@@ -26,32 +27,23 @@ public enum TandemExecutable {
     }
 
     private static func runBlocking(_ arguments: [String], home: String?, stdin: String?, environment: [String: String]) throws -> Result {
-        let process = Process()
-        process.executableURL = url
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["NO_COLOR"] = "1"
         env["COLUMNS"] = "80"
         env["TZ"] = "UTC"
         env["TANDEM_HOME"] = home
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let input = Pipe()
-        let output = Pipe()
-        let error = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
+        let process = try Subprocess(url.path, arguments, environment: env, input: .pipe, output: .pipe, error: .pipe)
         // Standard error is drained beside standard output, so that neither pipe filling up
         // can block the process while the other is read.
-        let errors = Drained(error.fileHandleForReading)
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let errors = Drained(process.standardError!)
+        let input = process.standardInput!
+        if let stdin { input.write(Data(stdin.utf8)) }
+        try input.close()
+        let out = process.standardOutput!.readDataToEndOfFile()
         let err = errors.wait()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+        let status = process.waitUntilExit().status
+        return Result(status: status, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
     }
 
     /// A pipe read to its end on a thread of its own.

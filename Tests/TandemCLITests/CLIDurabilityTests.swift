@@ -1,4 +1,5 @@
 import Foundation
+import TandemProcess
 import TandemCore
 import TandemStore
 import TandemTestSupport
@@ -30,32 +31,26 @@ struct CLIDurabilityTests {
         while (killed < Self.kills || reported.count < 3) && round < Self.kills * 20 {
             round += 1
             let marker = "marker-\(round)"
-            let process = Process()
-            process.executableURL = TandemExecutable.url
-            process.arguments = ["journal", "add", "--mood", "\(round % 11)", "--craving", "3", "--text", marker, "--home", home]
-            process.environment = ["NO_COLOR": "1", "TZ": "UTC"]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
+            let process = try Subprocess(
+                TandemExecutable.url.path, ["journal", "add", "--mood", "\(round % 11)", "--craving", "3", "--text", marker, "--home", home],
+                environment: ["NO_COLOR": "1", "TZ": "UTC"], output: .pipe, error: .null)
             try await Task.sleep(for: .seconds(Double.random(in: (typical * 0.4)...(typical * 1.3), using: &rng)))
             let wasRunning = process.isRunning
-            kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
             // The machine's load changes while the suite runs, and a write's time with it:
             // a write that ended before its kill shortens the next wait, a kill lengthens it
             // a little, so the kills keep landing inside writes.
             typical = wasRunning ? typical * 1.05 : max(0.005, typical * 0.7)
-            let printed = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            if process.terminationReason == .uncaughtSignal {
+            let printed = process.standardOutput!.readDataToEndOfFile()
+            let ended = process.waitUntilExit()
+            if case .signalled = ended {
                 killed += 1
-            } else if process.terminationStatus == 0 {
+            } else if ended == .exited(0) {
                 let id = String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(id.count == 32)
                 reported[marker] = id
             } else {
-                Issue.record("tandem exited with \(process.terminationStatus) in round \(round)")
+                Issue.record("tandem ended \(ended) in round \(round)")
             }
         }
         #expect(killed >= Self.kills, "only \(killed) kills landed in \(round) rounds")

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import TandemProcess
 import HTTPTypes
 import HummingbirdWSClient
 import Logging
@@ -310,14 +311,9 @@ struct SeveralInstancesTests {
         /// hold a pipe open, and reading one to its end would never end.
         static func script(_ command: String, _ directory: String) async throws {
             try await offThePool {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/bin/bash")
-                process.arguments = [script, command, directory]
-                process.standardOutput = FileHandle.nullDevice
-                try process.run()
-                var status: Int32 = 0
-                while waitpid(process.processIdentifier, &status, WNOHANG) == 0 { usleep(20_000) }
-                guard status == 0 else { throw LiveServerError.didNotStart("scripts/postgres \(command) failed (\(status))") }
+                let process = try Subprocess("/bin/bash", [script, command, directory], input: .inherit, output: .null)
+                let ended = process.waitUntilExit()
+                guard ended == .exited(0) else { throw LiveServerError.didNotStart("scripts/postgres \(command) failed (\(ended))") }
             }
         }
     }
