@@ -72,7 +72,9 @@ public struct DemoSeeder {
         for (index, person) in demo.patients.enumerated() {
             let patient = try await enroll(person)
             let mentor = demo.mentor(of: index)
-            _ = try await storage.assign(.mentor, carer: mentors[mentor].member, member: patient.member, nowMillis: nowMillis)
+            // From the day they enrolled, as a center assigns a mentor at intake: the
+            // caseloads' past weeks then count them (§9.19).
+            _ = try await storage.assign(.mentor, carer: mentors[mentor].member, member: patient.member, nowMillis: person.enrolledMillis)
             mine[mentor].append((index, patient.member.id))
             let written = try demo.patientChanges(
                 index, member: patient.member.id, mentor: mentors[mentor].member.id, replica: patient.principal.replica ?? .random())

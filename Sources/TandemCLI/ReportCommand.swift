@@ -25,6 +25,9 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Only the patients who enrolled that month, like 2026-09.", valueName: "month"))
     var cohort: String?
 
+    @Option(help: ArgumentHelp("Only the patients in a mentor's caseload (by name or member id), as it stood at each week's end.", valueName: "mentor"))
+    var caseload: String?
+
     @Flag(help: "Print JSON (docs/cli.md).")
     var json = false
 
@@ -41,6 +44,7 @@ struct ReportCommand: AsyncParsableCommand {
         if let cohort, (try? LocalDate(parsing: cohort + "-01")) == nil || cohort.count != 7 {
             throw ValidationError("--cohort is a month like 2026-09.")
         }
+        if cohort != nil && caseload != nil { throw ValidationError("Give --cohort or --caseload, not both.") }
     }
 
     func run() async throws {
@@ -50,7 +54,7 @@ struct ReportCommand: AsyncParsableCommand {
         }
         let from = try from.map { try DateInput.date($0).description }
         let to = try to.map { try DateInput.date($0).description }
-        let report = try await Syncer(store: store, allowInsecure: allowInsecure).outcomes(from: from, to: to, cohort: cohort)
+        let report = try await Syncer(store: store, allowInsecure: allowInsecure).outcomes(from: from, to: to, cohort: cohort, caseload: caseload)
         if json { return try printJSON(report) }
         if csv { return print(OutcomeRendering.csv(report), terminator: "") }
         print(OutcomeRendering.text(report, style: .current, sparklines: Style.current.enabled))
@@ -63,7 +67,7 @@ enum OutcomeRendering {
     static func text(_ report: OutcomeReport, style: Style, sparklines: Bool) -> String {
         let minimum = report.minimumCell
         var lines = [
-            style.bold("The center's outcomes, weeks \(report.from) to \(report.to): \(report.cohort.map { "patients who enrolled in \($0)" } ?? "all patients who consent to be counted").")
+            style.bold("The center's outcomes, weeks \(report.from) to \(report.to): \(population(report)).")
         ]
         lines.append("De-identified: counted only for patients who consent; * marks a figure that would describe fewer than \(minimum) patients")
         lines.append("(or could be worked out from others that would), so it is not shown. Patient counts (~) are rounded to \(report.countsRoundedTo).")
@@ -84,6 +88,10 @@ enum OutcomeRendering {
             }
         }
         lines.append("")
+        guard report.caseload == nil else {
+            lines.append("By week since enrollment: for cohorts and the whole center only (a caseload splits cohorts, which these figures count whole).")
+            return lines.joined(separator: "\n")
+        }
         let weeks = report.sinceEnrollment
         lines.append(style.bold("By week since enrollment") + " (week 0 is the week a patient enrolled; every consenting patient, whatever the range):")
         lines.append(table(
@@ -94,6 +102,13 @@ enum OutcomeRendering {
                 }, style: style))
         lines.append("Withdrawal rows: the share of patients journaling that week who reported the symptom.")
         return lines.joined(separator: "\n")
+    }
+
+    /// Whom the report counts, in words.
+    static func population(_ report: OutcomeReport) -> String {
+        if let cohort = report.cohort { return "patients who enrolled in \(cohort)" }
+        if let caseload = report.caseload { return "patients in \(caseload)'s caseload at each week's end who consent to be counted" }
+        return "all patients who consent to be counted"
     }
 
     static func csv(_ report: OutcomeReport) -> String {

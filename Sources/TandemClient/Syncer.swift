@@ -133,11 +133,16 @@ public struct Syncer: Sendable {
     }
 
     /// The center's de-identified statistics (a staff member's device, PROTOCOL.md §9.19).
-    /// `from` and `to` are dates (`YYYY-MM-DD`), `cohort` a month (`YYYY-MM`).
-    public func outcomes(from: String?, to: String?, cohort: String?) async throws -> OutcomeReport {
+    /// `from` and `to` are dates (`YYYY-MM-DD`), `cohort` a month (`YYYY-MM`), `caseload` a
+    /// mentor's name or member id.
+    public func outcomes(from: String?, to: String?, cohort: String?, caseload: String? = nil) async throws -> OutcomeReport {
         guard let binding = try store.binding() else { throw SyncError.notEnrolled }
         let transport = try HTTPTransport(server: binding.server, allowInsecure: allowInsecure)
-        let query = [("from", from), ("to", to), ("cohort", cohort)].compactMap { name, value in value.map { "\(name)=\($0)" } }
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&+=?#")
+        let query = [("from", from), ("to", to), ("cohort", cohort), ("caseload", caseload)].compactMap { name, value in
+            value.map { "\(name)=\($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }
+        }
         return try await transport.get("/v1/outcomes" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), token: binding.token)
     }
 

@@ -8,6 +8,9 @@ public struct OutcomeReport: Codable, Sendable, Equatable {
     public var to: String
     /// The cohort shown (`YYYY-MM`, the month of enrollment), nil for the whole center.
     public var cohort: String?
+    /// The mentor whose caseload is shown, by name (nil: not one caseload). A week's
+    /// caseload is the patients assigned to that mentor alone at the week's end.
+    public var caseload: String?
     /// No published cell counts fewer patients than this (and none counts 1 to this − 1
     /// of anything).
     public var minimumCell: Int
@@ -16,16 +19,18 @@ public struct OutcomeReport: Codable, Sendable, Equatable {
     /// One row per week of the range that ended before the report was made.
     public var weeks: [OutcomeWeek]
     /// One row per week since enrollment (0 is the week a patient enrolled), over every
-    /// counted patient of the center or cohort, whatever the range.
+    /// counted patient of the center or cohort, whatever the range. Empty for a caseload:
+    /// these figures take in whole cohorts, which a caseload splits.
     public var sinceEnrollment: [OutcomeEnrollmentWeek]
 
     public init(
-        from: String, to: String, cohort: String?, minimumCell: Int, countsRoundedTo: Int, weeks: [OutcomeWeek],
+        from: String, to: String, cohort: String?, caseload: String? = nil, minimumCell: Int, countsRoundedTo: Int, weeks: [OutcomeWeek],
         sinceEnrollment: [OutcomeEnrollmentWeek]
     ) {
         self.from = from
         self.to = to
         self.cohort = cohort
+        self.caseload = caseload
         self.minimumCell = minimumCell
         self.countsRoundedTo = countsRoundedTo
         self.weeks = weeks

@@ -190,7 +190,16 @@ extension SQLiteServerStorage: ServerAdministration {
             } else {
                 try db.execute(sql: "DELETE FROM assignment WHERE role = ? AND carer = ? AND member = ?", arguments: StatementArguments(key))
             }
-            return db.changesCount == 1
+            let changed = db.changesCount == 1
+            if changed && assignment.kind == .mentor {
+                let pair: [any DatabaseValueConvertible] = [Data(assignment.carer.bytes), Data(assignment.member.bytes), Int64(nowMillis)]
+                try db.execute(
+                    sql: present
+                        ? "INSERT OR IGNORE INTO caseload_span (mentor, patient, since) VALUES (?, ?, ?)"
+                        : "UPDATE caseload_span SET until = ?3 WHERE mentor = ?1 AND patient = ?2 AND until IS NULL",
+                    arguments: StatementArguments(pair))
+            }
+            return changed
         }
     }
 }

@@ -261,6 +261,24 @@ struct SQLiteTransaction: PushWrites, PullReads {
         return days
     }
 
+    func caseloadSpans(of patients: Set<MemberID>) throws -> [CaseloadSpan] {
+        var spans: [CaseloadSpan] = []
+        guard !patients.isEmpty else { return spans }
+        try db.query("SELECT mentor, patient, since, until FROM caseload_span", { _ in }) { row in
+            guard let patient = try? MemberID(bytes: row.blob(1)), patients.contains(patient), let mentor = try? MemberID(bytes: row.blob(0)) else { return }
+            spans.append(CaseloadSpan(mentor: mentor, patient: patient, since: row.int(2), until: row.optionalInt(3)))
+        }
+        return spans
+    }
+
+    func mentors() throws -> [MemberID: String] {
+        var mentors: [MemberID: String] = [:]
+        try db.query("SELECT id, name FROM member WHERE role = 'mentor'", { _ in }) { row in
+            if let id = try? MemberID(bytes: row.blob(0)) { mentors[id] = row.text(1) }
+        }
+        return mentors
+    }
+
     func consentRevoked(_ id: RecordID) throws -> Int64? {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT revoked FROM consent WHERE record = ?"), arguments: [Data(id.bytes)])
     }

@@ -307,6 +307,18 @@ enum ServerSchema {
                 CREATE INDEX note_written ON note (patient, written);
                 """)
         }
+        migrator.registerMigration("v18-caseload-history") { db in
+            // Each mentor's caseload over time (ms; `until` null while it lasts): the center's
+            // statistics count a week's caseload as it stood at the week's end, so that
+            // reassigning a patient today changes no week that has ended. Filled from the
+            // assignments that stand now (an ended one was not kept before).
+            try db.execute(sql: """
+                CREATE TABLE caseload_span (
+                    mentor BLOB NOT NULL, patient BLOB NOT NULL, since INTEGER NOT NULL, until INTEGER, PRIMARY KEY (mentor, patient, since)
+                ) WITHOUT ROWID;
+                INSERT INTO caseload_span (mentor, patient, since) SELECT carer, member, created_at FROM assignment WHERE role = 'mentor';
+                """)
+        }
         return migrator
     }
 

@@ -187,6 +187,10 @@ public protocol PullReads {
     func countedEntries(of patients: Set<MemberID>) throws -> [JournalMetrics]
     /// The day each live note about a patient among `patients` was written (UTC).
     func noteDays(about patients: Set<MemberID>) throws -> [(patient: MemberID, day: Int)]
+    /// Every time a patient among `patients` was, or is, in a mentor's caseload.
+    func caseloadSpans(of patients: Set<MemberID>) throws -> [CaseloadSpan]
+    /// Every mentor of the center, by id, with their name.
+    func mentors() throws -> [MemberID: String]
     /// Every emergency access granted to a staff member, active or not.
     func emergencyAccesses(staff: MemberID) throws -> [EmergencyAccess]
     /// The emergency accesses among `ids` that exist.

@@ -191,6 +191,15 @@ public enum PostgresSchema {
             """,
             "CREATE INDEX note_written ON note (patient, written)",
         ]),
+        // As SQLite's v18-caseload-history.
+        Migration("v6-caseload-history", [
+            """
+            CREATE TABLE caseload_span (
+                mentor bytea NOT NULL, patient bytea NOT NULL, since bigint NOT NULL, until bigint, PRIMARY KEY (mentor, patient, since)
+            )
+            """,
+            "INSERT INTO caseload_span (mentor, patient, since) SELECT carer, member, created_at FROM assignment WHERE role = 'mentor'",
+        ]),
     ]
 
     /// Applies what is missing; returns the names applied (empty: the database was up to date).

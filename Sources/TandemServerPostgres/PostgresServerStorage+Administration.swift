@@ -159,14 +159,25 @@ extension PostgresServerStorage {
 
     public func setAssignment(_ assignment: Assignment, present: Bool, nowMillis: UInt64) async throws -> Bool {
         let (role, carer, member) = (assignment.kind.rawValue, Data(assignment.carer.bytes), Data(assignment.member.bytes))
+        let now = Int64(nowMillis)
         return try await write { db in
-            if present {
-                return try !db.run("""
-                    INSERT INTO assignment (role, carer, member, created_at) VALUES (\(role), \(carer), \(member), \(Int64(nowMillis)))
-                    ON CONFLICT DO NOTHING RETURNING 1
-                    """).isEmpty
+            let changed =
+                if present {
+                    try !db.run("""
+                        INSERT INTO assignment (role, carer, member, created_at) VALUES (\(role), \(carer), \(member), \(now))
+                        ON CONFLICT DO NOTHING RETURNING 1
+                        """).isEmpty
+                } else {
+                    try !db.run("DELETE FROM assignment WHERE role = \(role) AND carer = \(carer) AND member = \(member) RETURNING 1").isEmpty
+                }
+            if changed && assignment.kind == .mentor {
+                if present {
+                    try db.run("INSERT INTO caseload_span (mentor, patient, since) VALUES (\(carer), \(member), \(now)) ON CONFLICT DO NOTHING")
+                } else {
+                    try db.run("UPDATE caseload_span SET until = \(now) WHERE mentor = \(carer) AND patient = \(member) AND until IS NULL")
+                }
             }
-            return try !db.run("DELETE FROM assignment WHERE role = \(role) AND carer = \(carer) AND member = \(member) RETURNING 1").isEmpty
+            return changed
         }
     }
 

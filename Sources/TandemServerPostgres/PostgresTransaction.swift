@@ -190,6 +190,27 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
         }
     }
 
+    public func caseloadSpans(of patients: Set<MemberID>) throws -> [CaseloadSpan] {
+        let keys = patients.sorted()
+        return try db.run("""
+            SELECT k.i, c.mentor, c.since, c.until FROM caseload_span c
+            JOIN unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i) ON c.patient = k.id
+            """).compactMap { row in
+            let (index, mentor, since, until) = try row.decode((Int64, Data, Int64, Int64?).self)
+            guard let mentor = try? MemberID(bytes: mentor) else { return nil }
+            return CaseloadSpan(mentor: mentor, patient: keys[Int(index) - 1], since: since, until: until)
+        }
+    }
+
+    public func mentors() throws -> [MemberID: String] {
+        var mentors: [MemberID: String] = [:]
+        for row in try db.run("SELECT id, name FROM member WHERE role = 'mentor'") {
+            let (id, name) = try row.decode((Data, String).self)
+            if let id = try? MemberID(bytes: id) { mentors[id] = name }
+        }
+        return mentors
+    }
+
     public func consentRevoked(_ id: RecordID) throws -> Int64? {
         try db.run("SELECT revoked FROM consent WHERE record = \(Data(id.bytes))").first.flatMap { try $0.decode(Int64?.self) }
     }

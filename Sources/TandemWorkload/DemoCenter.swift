@@ -18,7 +18,7 @@ public struct DemoCenter: Sendable {
         public var seed: UInt64
         /// The demo ends here (ms since 1970): no entry is later.
         public var endMillis: UInt64
-        public var patientsPerMentor = 8
+        public var patientsPerMentor = 25
         public var mentorsPerSupervisor = 4
         /// Every patient enrolls on the first day, journals every day to the end and lets
         /// the center count them: the dashboard's benchmark (1,000 patients × 365 days).

@@ -7,8 +7,9 @@ import Testing
 /// sign-in-code` signs in through the form (`scripts/dashboard-check`: Selenium with
 /// Debian's chromium and chromium-driver, which `scripts/bootstrap` installs), a screenshot
 /// is taken, and the page is checked: every chart with its table, suppressed figures
-/// marked, no script, a phone-sized screen; then no patient's, mentor's or supervisor's
-/// name or id is anywhere in its HTML.
+/// marked, no script, a phone-sized screen, a mentor's caseload chosen in the form; then no
+/// patient's or supervisor's name or id is anywhere in the HTML, and mentors are named only
+/// where a caseload is chosen and shown.
 @Suite("Dashboard in a browser")
 struct DashboardBrowserTests {
     /// Chromium is there, or required (`TANDEM_REQUIRE_BROWSER=1`, as `scripts/test` sets).
@@ -41,17 +42,32 @@ struct DashboardBrowserTests {
         // A PNG was taken.
         let png = try Data(contentsOf: URL(fileURLWithPath: out + "/dashboard.png"))
         #expect(png.count > 10_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
-        // No one but the signed-in staff member is named, and nobody's id is anywhere.
-        let html = try String(contentsOfFile: out + "/dashboard.html", encoding: .utf8)
+        // No one but the signed-in staff member is named, and no patient's or supervisor's
+        // id is anywhere; mentors only in the caseload's choice (and the caseload shown).
         let members = try JSONDecoder().decode(
             [MemberJSON].self, from: Data(try await TandemExecutable.run(["admin", "members", "--json", "--db", db]).stdout.utf8))
         #expect(members.filter { $0.role == "patient" }.count == 150)
-        for member in members {
-            #expect(!html.contains(member.id), "the page holds the id of a \(member.role)")
-            if member.role != "staff" { #expect(!html.contains(member.name), "the page names a \(member.role)") }
+        #expect(members.contains { $0.role == "mentor" })
+        for page in ["dashboard", "dashboard-caseload"] {
+            let html = try String(contentsOfFile: out + "/\(page).html", encoding: .utf8)
+            var outside = html
+            if let select = html.range(of: #"(?s)<select id="caseload"[^>]*>.*?</select>"#, options: .regularExpression) {
+                outside.removeSubrange(select)
+            } else {
+                Issue.record("\(page) has no caseload choice")
+            }
+            if let about = outside.range(of: #"(?s)<p class="about">.*?</p>"#, options: [.regularExpression]), page == "dashboard-caseload" {
+                outside.removeSubrange(about)
+            }
+            for member in members where member.role != "staff" {
+                #expect(!outside.contains(member.id), "\(page) holds the id of a \(member.role)")
+                #expect(!outside.contains(member.name), "\(page) names a \(member.role)")
+                // (A demo patient may share a first name with a mentor, "Sam (mentor)", in the choice.)
+                if member.role != "mentor" { #expect(!html.contains(member.id), "\(page) holds the id of a \(member.role)") }
+            }
+            // And no free text: the demo's journal phrases are in none of it.
+            for phrase in ["Rough night", "One day at a time", "Discussed coping plan"] { #expect(!html.contains(phrase)) }
         }
-        // And no free text: the demo's journal phrases are in none of it.
-        for phrase in ["Rough night", "One day at a time", "Discussed coping plan"] { #expect(!html.contains(phrase)) }
     }
 
     static func check(_ url: String, _ code: String, _ out: String) async throws -> ScriptRun {

@@ -8,9 +8,10 @@ import TandemTestSupport
 import Testing
 
 /// A store written before the center's statistics (`v15-journal-metrics`,
-/// `v16-dashboard-sign-in`, `v17-note-written`; PostgreSQL `v3`–`v5`) opens with the
-/// journal's numbers and the notes' writing times filled from what it held, on every store:
-/// the same population as a store that kept them from the start.
+/// `v16-dashboard-sign-in`, `v17-note-written`, `v18-caseload-history`; PostgreSQL
+/// `v3`–`v6`) opens with the journal's numbers, the notes' writing times and the caseloads
+/// filled from what it held, on every store: the same population as a store that kept them
+/// from the start.
 @Suite("Outcome index migrations")
 struct OutcomeIndexMigrationTests {
     /// A patient who journaled and consents to be counted, and their mentor's notes.
@@ -53,29 +54,31 @@ struct OutcomeIndexMigrationTests {
         _ = try await storage.push(notes, from: mia, repush: false, nowMillis: now, maxSkewMillis: 60_000)
     }
 
-    func population(_ storage: any CenterStore) async throws -> (entries: [JournalMetrics], notes: [Int], enrolled: [MemberID: Int]) {
+    typealias Counted = (entries: [JournalMetrics], notes: [Int], enrolled: [MemberID: Int], caseloads: [CaseloadSpan])
+
+    func population(_ storage: any CenterStore) async throws -> Counted {
         let now = Int64(SystemWallClock().nowMillis())
         let population = try await storage.read { store in try OutcomePopulation.read(in: store, nowMillis: now) }
-        return (population.entries.sorted { $0.day < $1.day }, population.notes.map(\.day).sorted(), population.enrolled)
+        return (population.entries.sorted { $0.day < $1.day }, population.notes.map(\.day).sorted(), population.enrolled, population.caseloads)
     }
 
     @Test func anEmbeddedStoreFromBeforeTheStatistics_fillsThemFromWhatItHeld() async throws {
         let dir = try TemporaryDirectory("outcome-migration")
         let path = dir.path("center.sqlite")
-        let before: (entries: [JournalMetrics], notes: [Int], enrolled: [MemberID: Int])
+        let before: Counted
         do {
             let storage = try SQLiteServerStorage(path: path)
             try await fill(storage)
             before = try await population(storage)
         }
-        #expect(before.entries.count == 10 && before.notes.count == 3 && before.enrolled.count == 1)
+        #expect(before.entries.count == 10 && before.notes.count == 3 && before.enrolled.count == 1 && before.caseloads.count == 1)
         // Back to v14: no index of numbers, no dashboard tables, notes without their time.
         let queue = try DatabaseQueue(path: path)
         try await queue.write { db in
             try db.execute(sql: """
                 DROP TABLE journal_metric; DROP TABLE dashboard_password; DROP TABLE sign_in_code; DROP TABLE dashboard_session;
-                DROP INDEX note_written; ALTER TABLE note DROP COLUMN written;
-                DELETE FROM grdb_migrations WHERE identifier IN ('v15-journal-metrics', 'v16-dashboard-sign-in', 'v17-note-written');
+                DROP INDEX note_written; ALTER TABLE note DROP COLUMN written; DROP TABLE caseload_span;
+                DELETE FROM grdb_migrations WHERE identifier IN ('v15-journal-metrics', 'v16-dashboard-sign-in', 'v17-note-written', 'v18-caseload-history');
                 """)
         }
         try queue.close()
@@ -83,30 +86,32 @@ struct OutcomeIndexMigrationTests {
         #expect(migrated.entries == before.entries)
         #expect(migrated.notes == before.notes)
         #expect(migrated.enrolled == before.enrolled)
+        #expect(migrated.caseloads == before.caseloads)
     }
 
     @Test(.enabled(if: TestCluster.url != nil || TestCluster.required))
     func aPostgreSQLDatabaseFromBeforeTheStatistics_fillsThemFromWhatItHeld() async throws {
         let location = try TestCluster.newDatabase()
-        let before: (entries: [JournalMetrics], notes: [Int], enrolled: [MemberID: Int])
+        let before: Counted
         do {
             let storage = try await offThePool { try PostgresServerStorage(location: location, connections: 2) }
             try await fill(storage)
             before = try await population(storage)
         }
-        #expect(before.entries.count == 10 && before.notes.count == 3)
+        #expect(before.entries.count == 10 && before.notes.count == 3 && before.caseloads.count == 1)
         try await offThePool {
             let connection = try BlockingConnection.open(location)
             defer { connection.close() }
             for statement in [
                 "DROP TABLE journal_metric", "DROP TABLE dashboard_password", "DROP TABLE sign_in_code", "DROP TABLE dashboard_session",
-                "ALTER TABLE note DROP COLUMN written",
-                "DELETE FROM tandem_migration WHERE name IN ('v3-journal-metrics', 'v4-dashboard-sign-in', 'v5-note-written')",
+                "ALTER TABLE note DROP COLUMN written", "DROP TABLE caseload_span",
+                "DELETE FROM tandem_migration WHERE name IN ('v3-journal-metrics', 'v4-dashboard-sign-in', 'v5-note-written', 'v6-caseload-history')",
             ] { try connection.execute(statement) }
         }
         let migrated = try await population(try await offThePool { try PostgresServerStorage(location: location, connections: 2) })
         #expect(migrated.entries == before.entries)
         #expect(migrated.notes == before.notes)
         #expect(migrated.enrolled == before.enrolled)
+        #expect(migrated.caseloads == before.caseloads)
     }
 }

@@ -9,7 +9,7 @@ import Testing
 /// The center's statistics never describe 1 to 10 patients (issue 16, PROTOCOL.md §9.19):
 /// not in a published cell, and not in the difference between two published results, over
 /// random populations and random pairs of queries (overlapping ranges, a cohort and the
-/// center, two cohorts). Which patients each cell rests on comes from a model of the
+/// center, two cohorts, mentors' caseloads that change over time beside them). Which patients each cell rests on comes from a model of the
 /// definitions written apart from `Outcomes`; the published counts must agree with it.
 @Suite("Outcomes: de-identification")
 struct OutcomesPropertyTests {
@@ -49,8 +49,38 @@ struct OutcomesPropertyTests {
                 }
                 if rng.chance(0.5) { notes.append((id, start + Int.random(in: 0..<60, using: &rng))) }
             }
-            population = OutcomePopulation(enrolled: enrolled, entries: entries, notes: notes)
             today = firstMonday + Int.random(in: 30...200, using: &rng)
+            // Caseloads, drawn apart so that the rest of a seed's center stays as it was: up
+            // to 6 mentors; most patients assigned to one from around their enrollment, some
+            // moved to another later, some unassigned, a few shared by two at once.
+            var other = SeededGenerator(seed: seed ^ 0xCA5E_10AD)
+            let mentors = (0..<Int.random(in: 0...6, using: &other)).map { _ in MemberID.random(using: &other) }
+            var spans: [CaseloadSpan] = []
+            for (id, day) in enrolled.sorted(by: { $0.key < $1.key }) where !mentors.isEmpty && other.chance(0.85) {
+                func millis(_ day: Int) -> Int64 { Int64(day) * 86_400_000 + Int64.random(in: 0..<86_400_000, using: &other) }
+                let first = mentors.randomElement(using: &other)!
+                let since = millis(day + Int.random(in: -3...10, using: &other))
+                let moved = other.chance(0.3) ? millis(day + Int.random(in: 7...90, using: &other)) : nil
+                spans.append(CaseloadSpan(mentor: first, patient: id, since: since, until: moved))
+                if let moved, other.chance(0.8) {
+                    spans.append(CaseloadSpan(mentor: mentors.randomElement(using: &other)!, patient: id, since: moved, until: nil))
+                }
+                if other.chance(0.1), let second = mentors.randomElement(using: &other), second != first {
+                    spans.append(CaseloadSpan(mentor: second, patient: id, since: millis(day + Int.random(in: 0...40, using: &other)), until: nil))
+                }
+            }
+            population = OutcomePopulation(
+                enrolled: enrolled, entries: entries, notes: notes, caseloads: spans,
+                mentors: Dictionary(uniqueKeysWithValues: mentors.enumerated().map { ($1, "Mentor \($0)") }))
+        }
+
+        /// The patients in `mentor`'s caseload at `millis`: those whose only mentor then it is.
+        func caseload(_ mentor: MemberID, at millis: Int64) -> Set<MemberID> {
+            var mentorsOf: [MemberID: Set<MemberID>] = [:]
+            for span in population.caseloads where span.since <= millis && (span.until.map { millis < $0 } ?? true) {
+                mentorsOf[span.patient, default: []].insert(span.mentor)
+            }
+            return Set(mentorsOf.filter { $0.value == [mentor] }.keys)
         }
 
         func cohort(_ id: MemberID) -> String {
@@ -73,10 +103,25 @@ struct OutcomesPropertyTests {
         sets.groups.allSatisfy { !describesAFew($0.count) } && !describesAFew(sets.population.count)
     }
 
+    /// Whom a query asks for.
+    enum Group: Hashable, CustomStringConvertible {
+        case center
+        case cohort(String)
+        case caseload(MemberID)
+
+        var description: String {
+            switch self {
+            case .center: "center"
+            case .cohort(let cohort): cohort
+            case .caseload(let mentor): "caseload \(mentor.hex.prefix(6))"
+            }
+        }
+    }
+
     /// The model: which patients of `group` each figure of a report made on `today` rests
     /// on, keyed by table, week and measure. Written from PROTOCOL.md §9.19, not from
     /// `Outcomes`.
-    static func model(_ world: World, group: String?, report: OutcomeReport, today: Int) -> [String: Sets] {
+    static func model(_ world: World, group: Group, report: OutcomeReport, today: Int) -> [String: Sets] {
         let enrolled = world.population.enrolled
         // Entries count from a week before enrollment to today.
         var byPatient: [MemberID: [JournalMetrics]] = [:]
@@ -85,12 +130,19 @@ struct OutcomesPropertyTests {
         }
         let lastSunday = Outcomes.monday(of: today) - 1
         let all = Set(enrolled.keys)
-        func inGroup(_ ids: Set<MemberID>) -> Set<MemberID> { group.map { g in ids.filter { world.cohort($0) == g } } ?? ids }
         var sets: [String: Sets] = [:]
         for row in report.weeks {
             let monday = try! LocalDate(parsing: row.week).daysSince1970
             let week = monday...(monday + 6)
             func inWeek(_ id: MemberID) -> [JournalMetrics] { (byPatient[id] ?? []).filter { week.contains($0.day) } }
+            // A caseload as it stood at the week's end.
+            func inGroup(_ ids: Set<MemberID>) -> Set<MemberID> {
+                switch group {
+                case .center: ids
+                case .cohort(let cohort): ids.filter { world.cohort($0) == cohort }
+                case .caseload(let mentor): ids.intersection(world.caseload(mentor, at: Int64(monday + 7) * 86_400_000 - 1))
+                }
+            }
             let base = inGroup(all.filter { enrolled[$0]! <= monday + 6 })
             sets["craving \(row.week)"] = Sets(base: base, population: base.filter { inWeek($0).contains { $0.craving != nil } })
             sets["mood \(row.week)"] = Sets(base: base, population: base.filter { inWeek($0).contains { $0.mood != nil } })
@@ -127,8 +179,8 @@ struct OutcomesPropertyTests {
             }
             for measure in ["retention"] + Symptom.allCases.map(\.rawValue) {
                 let byCohort = figures[measure] ?? [:]
-                if let group {
-                    sets["\(measure) \(row.week)"] = byCohort[group] ?? Sets(base: [], population: [], hits: [])
+                if case .cohort(let cohort) = group {
+                    sets["\(measure) \(row.week)"] = byCohort[cohort] ?? Sets(base: [], population: [], hits: [])
                 } else {
                     let counted = byCohort.values.filter(safe)
                     sets["\(measure) \(row.week)"] = Sets(
@@ -163,28 +215,42 @@ struct OutcomesPropertyTests {
         let world = World(seed: UInt64(seed) &* 0x9E37_79B9 &+ 1)
         var rng = SeededGenerator(seed: UInt64(seed) + 1_000)
         let cohorts = world.cohorts
-        // Random queries: ranges that overlap, the center and each cohort, on two days some
-        // days apart (figures must not move by a few patients as days pass).
+        let mentors = world.population.mentors.keys.sorted()
+        // Random queries: ranges that overlap, the center, each cohort and each caseload, on
+        // two days some days apart (figures must not move by a few patients as days pass).
         let later = world.today + Int.random(in: 1...30, using: &rng)
-        var queries: [(query: OutcomeQuery, today: Int)] = []
+        func query(_ group: Group, from: Int, to: Int) -> OutcomeQuery {
+            switch group {
+            case .center: OutcomeQuery(fromDay: from, toDay: to, minimumCell: Self.minimum)
+            case .cohort(let cohort): OutcomeQuery(fromDay: from, toDay: to, cohort: cohort, minimumCell: Self.minimum)
+            // By name for one, by id for the other: both name the mentor.
+            case .caseload(let mentor):
+                OutcomeQuery(fromDay: from, toDay: to, caseload: from % 2 == 0 ? mentor.hex : world.population.mentors[mentor], minimumCell: Self.minimum)
+            }
+        }
+        let groups: [Group] = [.center] + cohorts.map { .cohort($0) } + mentors.map { .caseload($0) }
+        var queries: [(group: Group, query: OutcomeQuery, today: Int)] = []
         for _ in 0..<4 {
             let from = Self.firstMonday + Int.random(in: -20...150, using: &rng)
             let to = from + Int.random(in: 0...120, using: &rng)
-            let cohort = cohorts.isEmpty || rng.chance(0.4) ? nil : cohorts.randomElement(using: &rng)
-            queries.append((OutcomeQuery(fromDay: from, toDay: to, cohort: cohort, minimumCell: Self.minimum), rng.chance(0.5) ? world.today : later))
+            let group = groups.randomElement(using: &rng) ?? .center
+            queries.append((group, query(group, from: from, to: to), rng.chance(0.5) ? world.today : later))
         }
         for today in [world.today, later] {
-            queries += cohorts.map { (OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 200, cohort: $0), today) }
-            queries.append((OutcomeQuery(fromDay: Self.firstMonday, toDay: Self.firstMonday + 200), today))
+            for group in groups { queries.append((group, query(group, from: Self.firstMonday, to: Self.firstMonday + 200), today)) }
         }
-        var published: [(query: OutcomeQuery, today: Int, key: String, sets: Sets)] = []
+        var published: [(group: Group, today: Int, key: String, sets: Sets)] = []
         var shownFigures = 0
-        for (query, today) in queries {
+        for (group, query, today) in queries {
             let report = try Outcomes.report(world.population, query, today: today)
-            let sets = Self.model(world, group: query.cohort, report: report, today: today)
+            if case .caseload(let mentor) = group {
+                #expect(report.caseload == world.population.mentors[mentor])
+                #expect(report.sinceEnrollment.isEmpty)
+            }
+            let sets = Self.model(world, group: group, report: report, today: today)
             for (key, cell) in Self.cells(report) {
                 let model = try #require(sets[key], "seed \(seed): the model has no figure \(key)")
-                let name = "seed \(seed) \(key) \(query.cohort ?? "center") on day \(today)"
+                let name = "seed \(seed) \(key) \(group) on day \(today)"
                 guard !cell.suppressed else { continue }
                 // Whether a cell is shown at all (even as 0) never rests on a few patients.
                 #expect(!Self.describesAFew(model.base.count), "\(name) is shown for a base of \(model.base.count) patients")
@@ -192,7 +258,7 @@ struct OutcomesPropertyTests {
                 let rounded = Int((Double(model.population.count) / 5).rounded()) * 5
                 #expect(cell.patients == rounded, "\(name): \(cell.patients ?? -1) for \(model.population.count) patients")
                 for group in model.groups { #expect(!Self.describesAFew(group.count), "\(name) rests on \(group.count) patients") }
-                published.append((query, today, key, model))
+                published.append((group, today, key, model))
                 if model.population.count > 0 { shownFigures += 1 }
             }
         }
@@ -203,23 +269,112 @@ struct OutcomesPropertyTests {
                     for (x, y) in zip(a.sets.groups, b.sets.groups) {
                         let difference = x.symmetricDifference(y).count
                         #expect(!Self.describesAFew(difference), """
-                            seed \(seed) \(key): \(a.query.cohort ?? "center") on day \(a.today) and \(b.query.cohort ?? "center") on day \(b.today) \
-                            differ by \(difference) patients
+                            seed \(seed) \(key): \(a.group) on day \(a.today) and \(b.group) on day \(b.today) differ by \(difference) patients
                             """)
                     }
                 }
             }
-            // The center less every cohort published with it, on one day: no group of 1 to 10 either.
+            // The center less every cohort, or every caseload, published with it on one day:
+            // no group of 1 to 10 either.
             for today in [world.today, later] {
-                guard let center = results.first(where: { $0.query.cohort == nil && $0.today == today }) else { continue }
-                let parts = results.filter { $0.query.cohort != nil && $0.today == today }.map(\.sets)
-                for (index, group) in center.sets.groups.enumerated() {
-                    let rest = parts.reduce(group) { $0.subtracting($1.groups[index]) }
-                    #expect(!Self.describesAFew(rest.count), "seed \(seed) \(key): the center less its published cohorts is \(rest.count) patients")
+                guard let center = results.first(where: { $0.group == .center && $0.today == today }) else { continue }
+                for family in ["cohorts", "caseloads"] {
+                    let parts = results.filter { result in
+                        guard result.today == today else { return false }
+                        switch result.group {
+                        case .center: return false
+                        case .cohort: return family == "cohorts"
+                        case .caseload: return family == "caseloads"
+                        }
+                    }.map(\.sets)
+                    for (index, group) in center.sets.groups.enumerated() {
+                        let rest = parts.reduce(group) { $0.subtracting($1.groups[index]) }
+                        #expect(!Self.describesAFew(rest.count), "seed \(seed) \(key): the center less its published \(family) is \(rest.count) patients")
+                    }
                 }
             }
         }
         _ = shownFigures
+    }
+
+    /// A center of `cohorts` (each: how many patients enrolled on which day), every
+    /// patient journaling every day until `today`; `caseload` says whom each patient (by
+    /// place) is assigned to, from their enrollment.
+    static func center(_ cohorts: [(count: Int, day: Int)], mentors: [MemberID], caseload: (Int) -> Int?, today: Int) -> OutcomePopulation {
+        var rng = SeededGenerator(seed: 42)
+        var enrolled: [MemberID: Int] = [:]
+        var entries: [JournalMetrics] = []
+        var spans: [CaseloadSpan] = []
+        var place = 0
+        for (count, day) in cohorts {
+            for _ in 0..<count {
+                let id = MemberID.random(using: &rng)
+                enrolled[id] = day
+                for entryDay in day..<today { entries.append(JournalMetrics(patient: id, day: entryDay, mood: 5, craving: place % 11, symptoms: 0)) }
+                if let mentor = caseload(place) { spans.append(CaseloadSpan(mentor: mentors[mentor], patient: id, since: Int64(day) * 86_400_000, until: nil)) }
+                place += 1
+            }
+        }
+        return OutcomePopulation(
+            enrolled: enrolled, entries: entries, notes: [], caseloads: spans,
+            mentors: Dictionary(uniqueKeysWithValues: mentors.enumerated().map { ($1, "Mentor \($0)") }))
+    }
+
+    @Test func aCaseloadIsShown_andAReassignmentTodayChangesNoWeekThatHasEnded() throws {
+        let mentors = [MemberID.random(), MemberID.random()]
+        let today = Self.firstMonday + 24
+        var population = Self.center([(30, Self.firstMonday)], mentors: mentors, caseload: { $0 < 15 ? 0 : 1 }, today: today)
+        let query = OutcomeQuery(fromDay: Self.firstMonday, toDay: today, caseload: "Mentor 0")
+        let before = try Outcomes.report(population, query, today: today)
+        #expect(before.caseload == "Mentor 0")
+        #expect(before.weeks.count == 3)
+        #expect(before.weeks.allSatisfy { !$0.craving.suppressed && $0.craving.patients == 15 && $0.adherence.share == 1 })
+        // By id as well as by name.
+        #expect(try Outcomes.report(population, OutcomeQuery(fromDay: Self.firstMonday, toDay: today, caseload: mentors[0].hex), today: today) == before)
+
+        // One patient moves from Mentor 0 to Mentor 1 today: the weeks that have ended are
+        // counted as they stood at their ends.
+        let moved = try #require(population.caseloads.firstIndex { $0.mentor == mentors[0] })
+        let now = Int64(today) * 86_400_000 + 3_600_000
+        population.caseloads[moved].until = now
+        population.caseloads.append(CaseloadSpan(mentor: mentors[1], patient: population.caseloads[moved].patient, since: now, until: nil))
+        #expect(try Outcomes.report(population, query, today: today) == before)
+    }
+
+    /// A caseload that is a cohort and 3 patients of another: the center less the caseload
+    /// is 17 patients, but the caseload less the cohort is 3. Published beside the cohort,
+    /// it would describe those 3.
+    @Test func aCaseloadThatDiffersFromAPublishedCohortByAFew_isSuppressed() throws {
+        let mentors = [MemberID.random()]
+        let october = Self.firstMonday + 30
+        let today = october + 21
+        let population = Self.center([(20, Self.firstMonday), (20, october)], mentors: mentors, caseload: { $0 < 23 ? 0 : nil }, today: today)
+        let range = (from: october, to: today)
+        let september = try Outcomes.report(population, OutcomeQuery(fromDay: range.from, toDay: range.to, cohort: "2026-09"), today: today)
+        #expect(september.weeks.allSatisfy { !$0.craving.suppressed && $0.craving.patients == 20 })
+        let caseload = try Outcomes.report(population, OutcomeQuery(fromDay: range.from, toDay: range.to, caseload: "Mentor 0"), today: today)
+        #expect(caseload.weeks.allSatisfy { $0.craving.suppressed && $0.adherence.suppressed })
+        // With 12 of October's 35 instead, it differs from either cohort, and from the
+        // center, by 12 or more.
+        let wider = Self.center([(20, Self.firstMonday), (35, october)], mentors: mentors, caseload: { $0 < 32 ? 0 : nil }, today: today)
+        let shown = try Outcomes.report(wider, OutcomeQuery(fromDay: range.from, toDay: range.to, caseload: "Mentor 0"), today: today)
+        #expect(shown.weeks.allSatisfy { !$0.craving.suppressed && $0.craving.patients == 30 })
+    }
+
+    @Test func aCaseloadIsAskedAlone_byAMentorsNameOrId() throws {
+        let mentors = [MemberID.random(), MemberID.random()]
+        var population = Self.center([(30, Self.firstMonday)], mentors: mentors, caseload: { $0 % 2 }, today: Self.firstMonday + 20)
+        func refusal(_ query: OutcomeQuery) -> String? {
+            do {
+                _ = try Outcomes.report(population, query, today: Self.firstMonday + 20)
+                return nil
+            } catch { return "\(error)" }
+        }
+        #expect(refusal(OutcomeQuery(cohort: "2026-09", caseload: "Mentor 0"))?.contains("not both") == true)
+        #expect(refusal(OutcomeQuery(caseload: "Nobody"))?.contains("No mentor is named Nobody") == true)
+        population.mentors[mentors[1]] = "Mentor 0"
+        #expect(refusal(OutcomeQuery(caseload: "Mentor 0"))?.contains("2 mentors are named Mentor 0") == true)
+        #expect(refusal(OutcomeQuery(caseload: mentors[1].hex)) == nil)
     }
 
     @Test func aSmallCohortIsSuppressed_andSoIsTheSmallestOtherThatWouldRevealIt() {

@@ -145,6 +145,50 @@ struct OutcomesTests {
         }
     }
 
+    /// A mentor's caseload, by name (PROTOCOL.md §9.19): as it stood at each week's end, so
+    /// moving a patient to another mentor today changes no week that has ended; the
+    /// assignments' history is kept by the store.
+    @Test(arguments: ServerStoreKind.allCases)
+    func aMentorsCaseloadIsCountedAsItStoodAtEachWeeksEnd(storeKind: ServerStoreKind) async throws {
+        var center = try await Center(storeKind)
+        let server = center.server
+        defer { Task { await server.stop() } }
+        let storage = center.server.storage
+        for index in 0..<24 { try await center.patient(index, craving: index < 12 ? 3 : 8, consents: true) }
+        for name in ["Mia", "Max"] { _ = try await center.server.device(center.dir, name.lowercased(), role: .mentor, member: name) }
+        let (mia, max) = (try await storage.member(named: "Mia"), try await storage.member(named: "Max"))
+        let assigned = UInt64(center.cohortStart) * 86_400_000 + 7_200_000
+        for (index, patient) in center.patients.enumerated() {
+            _ = try await storage.assign(
+                .mentor, carer: index < 12 ? mia : max, member: Member(id: patient.principal.member, name: patient.name, role: .patient),
+                nowMillis: assigned)
+        }
+        let range = "from=\(Outcomes.dayText(center.cohortStart + 7))&to=\(Outcomes.dayText(center.today))"
+        let (report, body) = try await center.report("?caseload=Mia&" + range)
+        #expect(report.caseload == "Mia")
+        #expect(report.sinceEnrollment.isEmpty)
+        let lastWeek = try #require(report.weeks.last)
+        #expect(lastWeek.craving == OutcomeCell(suppressed: false, patients: 10, mean: 3, median: 3))
+        #expect(lastWeek.adherence == OutcomeCell(suppressed: false, patients: 10, share: 1))
+        for patient in center.patients { #expect(!body.contains(patient.name) && !body.contains(patient.principal.member.hex)) }
+        // By member id, the same.
+        #expect(try await center.report("?caseload=\(mia.id.hex)&" + range).0 == report)
+
+        // Today one of Mia's patients moves to Max.
+        let moving = Member(id: center.patients[0].principal.member, name: center.patients[0].name, role: .patient)
+        try await storage.unassign(.mentor, carer: mia, member: moving, nowMillis: center.clock.nowMillis())
+        _ = try await storage.assign(.mentor, carer: max, member: moving, nowMillis: center.clock.nowMillis())
+        #expect(try await center.report("?caseload=Mia&" + range).0 == report)
+        let spans = try await storage.read { store in try store.caseloadSpans(of: [moving.id]) }.sorted { $0.since < $1.since }
+        #expect(spans == [
+            CaseloadSpan(mentor: mia.id, patient: moving.id, since: Int64(assigned), until: Int64(center.clock.nowMillis())),
+            CaseloadSpan(mentor: max.id, patient: moving.id, since: Int64(center.clock.nowMillis()), until: nil),
+        ])
+        for query in ["?caseload=Nobody", "?caseload=Mia&cohort=2026-01"] {
+            #expect(try await center.get("/v1/outcomes" + query, token: center.staffToken).status == 400, "\(query)")
+        }
+    }
+
     @Test(arguments: ServerStoreKind.allCases)
     func onlyStaffReadTheStatistics_andBadQueriesAreRefused(storeKind: ServerStoreKind) async throws {
         let center = try await Center(storeKind)

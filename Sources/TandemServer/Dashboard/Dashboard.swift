@@ -144,28 +144,23 @@ extension SyncServer {
     func dashboard(_ request: Request) async throws -> Response {
         guard let (session, _) = try await dashboardSession(request) else { return signInPage(request) }
         let parameters = request.uri.queryParameters
-        func text(_ name: String) -> String? { parameters[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
         var message: String?
-        let from = text("from").flatMap { try? LocalDate(parsing: $0) }
-        let to = text("to").flatMap { try? LocalDate(parsing: $0) }
-        let cohort = text("cohort").flatMap { try? LocalDate(parsing: $0 + "-01") }.map { String($0.description.prefix(7)) }
-        if (text("from") != nil && from == nil) || (text("to") != nil && to == nil) || (text("cohort") != nil && cohort == nil) {
-            message = "Dates are like 2026-11-30 and a cohort like 2026-11; the default is shown instead."
-        }
-        var query = OutcomeQuery(fromDay: from?.daysSince1970, toDay: to?.daysSince1970, cohort: cohort, minimumCell: limits.outcomeMinimumCell)
-        if let from = query.fromDay, let to = query.toDay, from > to {
-            message = "From is after to; the default is shown instead."
-            query.fromDay = nil
-            query.toDay = nil
-        }
-        let report: OutcomeReport
+        var query: OutcomeQuery
         do {
-            report = try await outcomeReport(query).report
-        } catch ServerError.badRequest {
-            message = "A report covers at most \(Outcomes.maxWeeks) weeks; the default is shown instead."
-            report = try await outcomeReport(OutcomeQuery(cohort: cohort, minimumCell: limits.outcomeMinimumCell)).report
+            query = try outcomeQuery { parameters[Substring($0)].map(String.init) }
+        } catch let error as ServerError {
+            message = "\(error.description) The default is shown instead."
+            query = OutcomeQuery(minimumCell: limits.outcomeMinimumCell)
         }
-        return page("page", DashboardView(report, staff: session.name, csrf: session.csrf, message: message))
+        let counted: (report: OutcomeReport, patients: Int, mentors: [(id: MemberID, name: String)])
+        do {
+            counted = try await outcomeReport(query)
+        } catch let error as ServerError {
+            message = "\(error.description) The default is shown instead."
+            counted = try await outcomeReport(OutcomeQuery(minimumCell: limits.outcomeMinimumCell))
+        }
+        return page("page", DashboardView(
+            counted.report, mentors: counted.mentors, asked: query.caseload, staff: session.name, csrf: session.csrf, message: message))
     }
 
     // MARK: Sign-in and sign-out

@@ -60,6 +60,7 @@ enum DashboardTemplates {
         <p><label for="from">From</label><br><input id="from" name="from" type="date" value="{{from}}"></p>
         <p><label for="to">To</label><br><input id="to" name="to" type="date" value="{{to}}"></p>
         <p><label for="cohort">Cohort (month of enrollment)</label><br><input id="cohort" name="cohort" type="month" value="{{cohort}}"></p>
+        <p><label for="caseload">Mentor's caseload</label><br><select id="caseload" name="caseload"><option value="">All patients</option>{{#caseloads}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/caseloads}}</select></p>
         <p><button type="submit">Show</button></p>
         </form>
         {{#message}}<p class="alert" role="alert">{{message}}</p>{{/message}}
@@ -97,7 +98,7 @@ enum DashboardTemplates {
         .who { margin: 0; color: #333; }
         form.inline { display: inline; }
         .filters { display: flex; flex-wrap: wrap; gap: 0 1rem; align-items: flex-end; }
-        input, button { font: inherit; padding: 0.3rem 0.5rem; border: 1px solid #555; border-radius: 4px; }
+        input, select, button { font: inherit; padding: 0.3rem 0.5rem; border: 1px solid #555; border-radius: 4px; }
         button { background: #0b4f8a; color: #fff; border-color: #0b4f8a; cursor: pointer; }
         label { font-weight: 600; }
         .alert { background: #fff1f0; border: 1px solid #a8071a; color: #5c0011; padding: 0.5rem 0.75rem; }

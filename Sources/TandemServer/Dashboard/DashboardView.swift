@@ -15,6 +15,13 @@ struct DashboardView {
         var cells: [Cell]
     }
 
+    /// One mentor whose caseload may be shown.
+    struct Option {
+        var value: String
+        var label: String
+        var selected: Bool
+    }
+
     struct Section {
         var id: String
         var heading: String
@@ -31,19 +38,27 @@ struct DashboardView {
     var from: String
     var to: String
     var cohort: String
+    var caseloads: [Option]
     var population: String
     var minimumCell: Int
     var roundedTo: Int
     var sections: [Section]
 
-    init(_ report: OutcomeReport, staff: String, csrf: String, message: String?) {
+    init(_ report: OutcomeReport, mentors: [(id: MemberID, name: String)], asked: String?, staff: String, csrf: String, message: String?) {
         self.staff = staff
         self.csrf = csrf
         self.message = message
         from = report.from
         to = report.to
         cohort = report.cohort ?? ""
-        population = report.cohort.map { "patients who enrolled in \($0)" } ?? "all patients who consent to be counted"
+        // The caseload shown is selected: asked by id (the form) or by name (a link).
+        caseloads = mentors.map { mentor in
+            Option(value: mentor.id.hex, label: mentor.name, selected: report.caseload != nil && (asked == mentor.id.hex || asked == mentor.name))
+        }
+        population =
+            if let cohort = report.cohort { "patients who enrolled in \(cohort)" } else if let caseload = report.caseload {
+                "the patients in \(caseload)'s caseload at each week's end who consent to be counted (by week since enrollment: cohorts and the whole center only)"
+            } else { "all patients who consent to be counted" }
         minimumCell = report.minimumCell
         roundedTo = report.countsRoundedTo
         let weeks = report.weeks.map(\.week)
@@ -97,6 +112,11 @@ struct DashboardView {
                 ])
             }))
 
+        // Weeks since enrollment take in whole cohorts, which a caseload splits.
+        guard report.caseload == nil else {
+            self.sections = sections
+            return
+        }
         sections.append(Section(
             id: "retention", heading: "Still journaling, by week since enrollment",
             explanation: "Of the patients whose that week has ended, the share who wrote an entry in it or later. Week 0 is the week a patient enrolled; every consenting patient, whatever the range.",

@@ -9,11 +9,20 @@ public struct OutcomePopulation: Sendable {
     public var enrolled: [MemberID: Int]
     public var entries: [JournalMetrics]
     public var notes: [(patient: MemberID, day: Int)]
+    /// When each counted patient was in which mentor's caseload.
+    public var caseloads: [CaseloadSpan]
+    /// Every mentor of the center, by id: the caseloads a report may be asked for.
+    public var mentors: [MemberID: String]
 
-    public init(enrolled: [MemberID: Int], entries: [JournalMetrics], notes: [(patient: MemberID, day: Int)]) {
+    public init(
+        enrolled: [MemberID: Int], entries: [JournalMetrics], notes: [(patient: MemberID, day: Int)], caseloads: [CaseloadSpan] = [],
+        mentors: [MemberID: String] = [:]
+    ) {
         self.enrolled = enrolled
         self.entries = entries
         self.notes = notes
+        self.caseloads = caseloads
+        self.mentors = mentors
     }
 
     /// The counted patients as of `nowMillis`: those whose `aggregate` consent is active
@@ -24,26 +33,31 @@ public struct OutcomePopulation: Sendable {
         // Only patients consent (the push rules); a member whose role changed is not counted.
         let patients = Set(try store.names(of: consenting).filter { $0.value.role == .patient }.keys)
         let enrolled = try store.enrolledMillis(of: patients).mapValues { Int($0 / 86_400_000) }
-        return OutcomePopulation(enrolled: enrolled, entries: try store.countedEntries(of: patients), notes: try store.noteDays(about: patients))
+        return OutcomePopulation(
+            enrolled: enrolled, entries: try store.countedEntries(of: patients), notes: try store.noteDays(about: patients),
+            caseloads: try store.caseloadSpans(of: patients), mentors: try store.mentors())
     }
 }
 
-/// What a report asks for: a range of days (snapped to whole weeks), a cohort, and the
-/// smallest cell that may be published.
+/// What a report asks for: a range of days (snapped to whole weeks), a cohort or a mentor's
+/// caseload, and the smallest cell that may be published.
 public struct OutcomeQuery: Sendable, Hashable {
     public var fromDay: Int?
     public var toDay: Int?
     /// `YYYY-MM`: the patients who enrolled that month.
     public var cohort: String?
+    /// A mentor, by name or member id: the patients in their caseload.
+    public var caseload: String?
     public var minimumCell: Int
 
     /// The CMS rule: no cell of 1 to 10. A center may ask for more, never less.
     public static let smallestMinimumCell = 11
 
-    public init(fromDay: Int? = nil, toDay: Int? = nil, cohort: String? = nil, minimumCell: Int = smallestMinimumCell) {
+    public init(fromDay: Int? = nil, toDay: Int? = nil, cohort: String? = nil, caseload: String? = nil, minimumCell: Int = smallestMinimumCell) {
         self.fromDay = fromDay
         self.toDay = toDay
         self.cohort = cohort
+        self.caseload = caseload
         self.minimumCell = max(minimumCell, Self.smallestMinimumCell)
     }
 }
@@ -78,31 +92,42 @@ public enum Outcomes {
     }
 
     /// The report for `query`, made on `today` (days since 1970, the server's clock).
-    /// - Throws: `ServerError.badRequest` for a range longer than `maxWeeks`.
+    /// - Throws: `ServerError.badRequest` for a range longer than `maxWeeks`, a cohort and a
+    ///   caseload asked together, or a caseload no mentor (or more than one) is named.
     public static func report(_ population: OutcomePopulation, _ query: OutcomeQuery, today: Int) throws -> OutcomeReport {
         // Only weeks that have ended: a week still under way would change as it goes.
         let lastSunday = monday(of: today) - 1
         let to = min(monday(of: query.toDay ?? lastSunday) + 6, lastSunday)
         let from = monday(of: query.fromDay ?? (to - 12 * 7 + 1))
         guard (to - from + 1) / 7 <= maxWeeks else { throw ServerError.badRequest("A report covers at most \(maxWeeks) weeks.") }
+        guard query.cohort == nil || query.caseload == nil else {
+            throw ServerError.badRequest("Ask for a cohort or a caseload, not both: a caseload within a cohort is too few patients to count.")
+        }
+        let mentor = try query.caseload.map { try Self.mentor($0, among: population.mentors) }
         let counting = Counting(population, minimum: query.minimumCell, today: today)
-        let group = query.cohort
+        let group: Counting.Group =
+            if let cohort = query.cohort { .cohort(cohort) } else if let mentor { .caseload(counting.mentorIndex[mentor.id]) } else { .center }
         var weeks: [OutcomeWeek] = []
         for start in stride(from: from, through: to - 6, by: 7) {
             // A week's figures rest on the patients enrolled by its end (the week's base):
             // enrollment is not a behaviour, so what is suppressed never depends on what one
-            // patient did.
+            // patient did. A caseload is as it stood at the week's end.
             let end = start + 6
+            let endMillis = Int64(end + 1) * 86_400_000 - 1
             func enrolled(_ patient: Counting.Patient) -> Bool { patient.enrolled <= end }
+            func figure(_ kind: Counting.Kind, _ contribution: (Counting.Patient) -> Counting.Contribution?) -> OutcomeCell {
+                counting.figure(kind, group, at: endMillis, base: enrolled, contribution)
+            }
             weeks.append(OutcomeWeek(
                 week: dayText(start),
-                craving: counting.figure(.mean, group, base: enrolled) { $0.week(start)?.craving.mean.map { .value($0) } ?? nil },
-                mood: counting.figure(.mean, group, base: enrolled) { $0.week(start)?.mood.mean.map { .value($0) } ?? nil },
-                adherence: counting.figure(.share, group, base: enrolled) { .hit($0.week(start) != nil) },
-                contact: counting.figure(.perPatient, group, base: enrolled) { .value(Double($0.notes[start] ?? 0)) }))
+                craving: figure(.mean) { $0.week(start)?.craving.mean.map { .value($0) } ?? nil },
+                mood: figure(.mean) { $0.week(start)?.mood.mean.map { .value($0) } ?? nil },
+                adherence: figure(.share) { .hit($0.week(start) != nil) },
+                contact: figure(.perPatient) { .value(Double($0.notes[start] ?? 0)) }))
         }
         var sinceEnrollment: [OutcomeEnrollmentWeek] = []
-        for week in 0..<enrollmentWeeks {
+        // Not per caseload: these figures take in whole cohorts, which a caseload splits.
+        for week in 0..<enrollmentWeeks where mentor == nil {
             // A cohort enters week `week` whole, once every member's week has ended by the
             // last Sunday, and only when it has at least `minimumCell` patients: these
             // figures then change in steps of whole cohorts of at least that size, never by
@@ -118,8 +143,19 @@ public enum Outcomes {
                 }))
         }
         return OutcomeReport(
-            from: dayText(from), to: dayText(max(to, from - 1)), cohort: group, minimumCell: query.minimumCell,
+            from: dayText(from), to: dayText(max(to, from - 1)), cohort: query.cohort, caseload: mentor?.name, minimumCell: query.minimumCell,
             countsRoundedTo: countsRoundedTo, weeks: weeks, sinceEnrollment: sinceEnrollment)
+    }
+
+    /// The mentor `text` names: a member id, or the name of exactly one mentor.
+    static func mentor(_ text: String, among mentors: [MemberID: String]) throws -> (id: MemberID, name: String) {
+        if let id = try? MemberID(hex: text), let name = mentors[id] { return (id, name) }
+        let named = mentors.filter { $0.value == text }
+        guard let only = named.first else { throw ServerError.badRequest("No mentor is named \(text).") }
+        guard named.count == 1 else {
+            throw ServerError.badRequest("\(named.count) mentors are named \(text); give the member id instead (tandem admin members).")
+        }
+        return (only.key, only.value)
     }
 
     static func dayText(_ day: Int) -> String { (try? LocalDate(daysSince1970: max(0, day)))?.description ?? "1970-01-01" }
@@ -151,6 +187,20 @@ struct Counting {
         var notes: [Int: Int] = [:]
         /// By week since enrollment: the symptoms reported, nil for a week without an entry.
         var enrollmentWeeks = [Int64?](repeating: nil, count: Outcomes.enrollmentWeeks)
+        /// When the patient was in which caseload (its mentor's place in `mentors`).
+        var spans: [(mentor: Int, span: CaseloadSpan)] = []
+
+        /// The caseload the patient was in at `millis`: that of their only mentor then; nil
+        /// with none, or with several (a patient shared by two mentors is in neither, so
+        /// that no two caseloads overlap).
+        func caseload(at millis: Int64) -> Int? {
+            var found: Int?
+            for (mentor, span) in spans where span.covers(millis) {
+                if let found, found != mentor { return nil }
+                found = mentor
+            }
+            return found
+        }
 
         /// The numbers of the week that starts on `monday`, nil when the patient wrote nothing then.
         func week(_ monday: Int) -> Week? {
@@ -178,6 +228,16 @@ struct Counting {
         case hit(Bool)
     }
 
+    /// Whom a figure is shown for.
+    enum Group {
+        case center
+        /// A cohort, `YYYY-MM`.
+        case cohort(String)
+        /// A mentor's caseload, by the mentor's place in `mentors` (nil: a mentor none of
+        /// the counted patients was ever assigned to).
+        case caseload(Int?)
+    }
+
     enum Kind {
         /// The mean and median of the patients' numbers.
         case mean
@@ -194,6 +254,9 @@ struct Counting {
     /// Each cohort's counted patients, and the last day of its month.
     let cohortSizes: [Int]
     let cohortEnds: [Int]
+    /// The center's mentors, in id order, and each one's place.
+    let mentors: [MemberID]
+    let mentorIndex: [MemberID: Int]
     let minimum: Int
 
     /// Whether a cohort counts in week `week` since enrollment: every member's week has
@@ -253,70 +316,129 @@ struct Counting {
             guard let at = index[note.patient] else { continue }
             patients[at].notes[Outcomes.monday(of: note.day), default: 0] += 1
         }
+        mentors = population.mentors.keys.sorted()
+        let mentorIndex = Dictionary(uniqueKeysWithValues: mentors.enumerated().map { ($1, $0) })
+        for span in population.caseloads {
+            guard let at = index[span.patient], let mentor = mentorIndex[span.mentor] else { continue }
+            patients[at].spans.append((mentor, span))
+        }
+        self.mentorIndex = mentorIndex
         self.patients = patients
         self.cohorts = cohorts
         cohortSizes = cohorts.indices.map { index in patients.count { $0.cohort == index } }
         cohortEnds = cohorts.map { cohort in Outcomes.endOfMonth(of: (try? LocalDate(parsing: cohort + "-01"))?.daysSince1970 ?? 0) }
     }
 
-    /// One figure for `group` (a cohort; nil: the whole center). `base` says who the
-    /// figure is about (enrolled by then; in a cohort that counts that week); a figure's
-    /// population (`contribution` not nil) is drawn from them. Suppressed unless it, and every
-    /// difference with the center's and the other cohorts' published figures, rests on 0 or
-    /// at least `minimum` patients, and the group's base has at least `minimum` (or none).
-    /// `summed`: the center's figure counts only the cohorts whose own cell is published
-    /// (`CellSuppression.decideSummed`).
-    func figure(
-        _ kind: Kind, _ group: String?, base: (Patient) -> Bool, summed: Bool = false, _ contribution: (Patient) -> Contribution?
-    ) -> OutcomeCell {
-        var bases = [Int](repeating: 0, count: cohorts.count)
-        var population = [Int](repeating: 0, count: cohorts.count)
-        var hits = [Int](repeating: 0, count: cohorts.count)
-        var values = [[Double]](repeating: [], count: cohorts.count)
-        for patient in patients where base(patient) {
-            bases[patient.cohort] += 1
-            guard let given = contribution(patient) else { continue }
-            population[patient.cohort] += 1
+    /// What a figure counts in each part of a partition: its base, population and hits
+    /// (a share), and its numbers (a mean or a sum).
+    struct Tally {
+        var base: [Int]
+        var population: [Int]
+        var hits: [Int]
+        var values: [[Double]]
+
+        init(_ parts: Int) {
+            base = [Int](repeating: 0, count: parts)
+            population = base
+            hits = base
+            values = [[Double]](repeating: [], count: parts)
+        }
+
+        mutating func add(_ part: Int, _ given: Contribution?, values keep: Bool = true) {
+            base[part] += 1
+            guard let given else { return }
+            population[part] += 1
             switch given {
-            case .hit(let hit): if hit { hits[patient.cohort] += 1 }
-            case .value(let value): values[patient.cohort].append(value)
+            case .hit(let hit): if hit { hits[part] += 1 }
+            case .value(let value): if keep { values[part].append(value) }
             }
         }
-        func counts(_ n: Int, _ h: Int) -> [Int] { kind == .share ? [n, h, n - h] : [n] }
-        var parts: [String: CellSuppression.Figure] = [:]
-        for (index, cohort) in cohorts.enumerated() where bases[index] > 0 {
-            parts[cohort] = .init(base: bases[index], counts: counts(population[index], hits[index]))
+
+        func figure(_ part: Int, _ kind: Kind) -> CellSuppression.Figure {
+            .init(base: base[part], counts: kind == .share ? [population[part], hits[part], population[part] - hits[part]] : [population[part]])
         }
+    }
+
+    /// One figure for `group`. `base` says who the figure is about (enrolled by then; in a
+    /// cohort that counts that week); a figure's population (`contribution` not nil) is
+    /// drawn from them; a caseload is as it stood at `instant` (ms). Suppressed unless it,
+    /// and every difference with the center's and the other groups' published figures,
+    /// rests on 0 or at least `minimum` patients, and the group's base has at least
+    /// `minimum` (or none). The cohorts are decided first, as if no caseload were ever
+    /// asked for; a caseload is then published only where it, the center and the cohorts
+    /// published beside it differ by no group of 1 to `minimum − 1`
+    /// (`CellSuppression.decideCrossing`). `summed`: the center's figure counts only the
+    /// cohorts whose own cell is published (`CellSuppression.decideSummed`).
+    func figure(
+        _ kind: Kind, _ group: Group, at instant: Int64 = 0, base: (Patient) -> Bool, summed: Bool = false,
+        _ contribution: (Patient) -> Contribution?
+    ) -> OutcomeCell {
+        let crossing: Bool
+        if case .caseload = group { crossing = true } else { crossing = false }
+        var byCohort = Tally(cohorts.count)
+        var byCaseload = Tally(crossing ? mentors.count : 0)
+        // Cohort × caseload: how much each pair shares.
+        var shared = Tally(crossing ? cohorts.count * mentors.count : 0)
+        for patient in patients where base(patient) {
+            let given = contribution(patient)
+            byCohort.add(patient.cohort, given)
+            if crossing, let caseload = patient.caseload(at: instant) {
+                byCaseload.add(caseload, given)
+                shared.add(patient.cohort * mentors.count + caseload, given, values: false)
+            }
+        }
+        var parts: [String: CellSuppression.Figure] = [:]
+        for (index, cohort) in cohorts.enumerated() where byCohort.base[index] > 0 { parts[cohort] = byCohort.figure(index, kind) }
+        let center = CellSuppression.Figure(
+            base: byCohort.base.reduce(0, +),
+            counts: kind == .share
+                ? [byCohort.population.reduce(0, +), byCohort.hits.reduce(0, +), byCohort.population.reduce(0, +) - byCohort.hits.reduce(0, +)]
+                : [byCohort.population.reduce(0, +)])
         let decision = summed
             ? CellSuppression.decideSummed(parts: parts, minimum: minimum)
-            : CellSuppression.decide(
-                center: .init(base: bases.reduce(0, +), counts: counts(population.reduce(0, +), hits.reduce(0, +))), parts: parts, minimum: minimum)
-        // The cohorts the shown figure counts.
-        let shownCohorts: [Int]
-        if let group {
-            // A cohort nobody is in yet (its base empty) describes nobody: shown as such.
-            guard decision.parts.contains(group) || (decision.center && parts[group] == nil) else { return .hidden }
-            shownCohorts = cohorts.firstIndex(of: group).map { [$0] } ?? []
-        } else {
+            : CellSuppression.decide(center: center, parts: parts, minimum: minimum)
+        // Who the shown figure counts.
+        let shown: (population: Int, hits: Int, values: [Double])
+        switch group {
+        case .center:
             guard decision.center else { return .hidden }
-            shownCohorts = cohorts.indices.filter { decision.counted?.contains(cohorts[$0]) ?? true }
+            let counted = cohorts.indices.filter { decision.counted?.contains(cohorts[$0]) ?? true }
+            shown = (counted.reduce(0) { $0 + byCohort.population[$1] }, counted.reduce(0) { $0 + byCohort.hits[$1] }, counted.flatMap { byCohort.values[$0] })
+        case .cohort(let cohort):
+            // A cohort nobody is in yet (its base empty) describes nobody: shown as such.
+            guard decision.parts.contains(cohort) || (decision.center && parts[cohort] == nil) else { return .hidden }
+            guard let index = cohorts.firstIndex(of: cohort) else { return OutcomeCell(suppressed: false, patients: 0) }
+            shown = (byCohort.population[index], byCohort.hits[index], byCohort.values[index])
+        case .caseload(let mentor):
+            guard decision.center, !summed else { return .hidden }
+            var caseloads: [String: CellSuppression.Figure] = [:]
+            var overlap: [String: [String: CellSuppression.Figure]] = [:]
+            for (index, id) in mentors.enumerated() where byCaseload.base[index] > 0 {
+                caseloads[id.hex] = byCaseload.figure(index, kind)
+                for (cohortIndex, cohort) in cohorts.enumerated() {
+                    overlap[id.hex, default: [:]][cohort] = shared.figure(cohortIndex * mentors.count + index, kind)
+                }
+            }
+            let published = CellSuppression.decideCrossing(
+                center: center, parts: caseloads, crossing: parts, crossingByBase: decision.byBase, crossingPublished: decision.parts,
+                overlap: overlap, minimum: minimum)
+            guard let mentor, byCaseload.base[mentor] > 0 else { return OutcomeCell(suppressed: false, patients: 0) }
+            guard published.contains(mentors[mentor].hex) else { return .hidden }
+            shown = (byCaseload.population[mentor], byCaseload.hits[mentor], byCaseload.values[mentor])
         }
-        let shown = shownCohorts.reduce(0) { $0 + population[$1] }
-        let shownHits = shownCohorts.reduce(0) { $0 + hits[$1] }
-        let shownValues = shownCohorts.flatMap { values[$0] }
-        guard shown > 0 else { return OutcomeCell(suppressed: false, patients: 0) }
-        let rounded = Int((Double(shown) / Double(Outcomes.countsRoundedTo)).rounded()) * Outcomes.countsRoundedTo
+        guard shown.population > 0 else { return OutcomeCell(suppressed: false, patients: 0) }
+        let rounded = Int((Double(shown.population) / Double(Outcomes.countsRoundedTo)).rounded()) * Outcomes.countsRoundedTo
         switch kind {
         case .mean:
-            let sorted = shownValues.sorted()
+            let sorted = shown.values.sorted()
             let middle = sorted.count / 2
             let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
             return OutcomeCell(
-                suppressed: false, patients: rounded, mean: tenths(shownValues.reduce(0, +) / Double(shownValues.count)), median: tenths(median))
+                suppressed: false, patients: rounded, mean: tenths(shown.values.reduce(0, +) / Double(shown.values.count)), median: tenths(median))
         case .share:
-            return OutcomeCell(suppressed: false, patients: rounded, share: hundredths(Double(shownHits) / Double(shown)))
+            return OutcomeCell(suppressed: false, patients: rounded, share: hundredths(Double(shown.hits) / Double(shown.population)))
         case .perPatient:
-            return OutcomeCell(suppressed: false, patients: rounded, perPatient: hundredths(shownValues.reduce(0, +) / Double(shown)))
+            return OutcomeCell(suppressed: false, patients: rounded, perPatient: hundredths(shown.values.reduce(0, +) / Double(shown.population)))
         }
     }
 
