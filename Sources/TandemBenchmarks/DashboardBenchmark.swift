@@ -39,6 +39,12 @@ struct DashboardBenchmark: AsyncParsableCommand {
     @Option(help: "Where the SQLite store goes (default: a temporary directory).")
     var work: String?
 
+    @Option(help: "Patients seeded at once (default: 1 on SQLite, 8 on PostgreSQL).")
+    var seeders: Int?
+
+    @Flag(help: "Also time the first mentor's caseload (?caseload=), after the whole center's page.")
+    var caseload = false
+
     func run() async throws {
         let folder = work ?? NSTemporaryDirectory() + "tandem-bench-dashboard-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -66,45 +72,54 @@ struct DashboardBenchmark: AsyncParsableCommand {
             var options = DemoCenter.Options(patients: patients, days: days, seed: 11, endMillis: now)
             options.everyDay = true
             let started = Date()
-            let changes = try await DemoSeeder(storage: storage, nowMillis: now).seed(DemoCenter(options))
+            let changes = try await DemoSeeder(storage: storage, nowMillis: now).seed(DemoCenter(options), concurrency: seeders ?? (postgres == nil ? 1 : 8))
             print("seeded \(patients) patients × \(days) days: \(changes) changes in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         }
-
-        var cold: [(first: Double, full: Double)] = []
-        var warm: [(first: Double, full: Double)] = []
-        var health: [(first: Double, full: Double)] = []
-        var bytes = 0
-        for _ in 0..<rounds {
-            let code = Secrets.newCode()
-            let at = SystemWallClock().nowMillis()
-            try await storage.addSignInCode(Secrets.hashCode(code), for: staff, nowMillis: at, expiresMillis: at + 600_000)
-            let (server, port) = try spawnServer(store: location)
-            defer { server.terminate(); server.waitUntilExit() }
-            let url = "http://127.0.0.1:\(port)"
-            let session = try await Self.signIn(url, code: code)
-            _ = try await Self.timed(url + "/health", cookie: nil)
-            let first = try await Self.timed(url + "/dashboard", cookie: session)
-            guard first.status == 200, first.body.contains("<svg") else { throw BenchError.childFailed("the dashboard answered \(first.status)") }
-            bytes = first.body.utf8.count
-            cold.append((first.first, first.full))
-            for _ in 0..<pages {
-                let page = try await Self.timed(url + "/dashboard", cookie: session)
-                warm.append((page.first, page.full))
-                let echo = try await Self.timed(url + "/health", cookie: nil)
-                health.append((echo.first, echo.full))
+        // The whole center's page, then the first mentor's caseload (with --caseload).
+        var kinds = [("the whole center", "/dashboard")]
+        if caseload {
+            guard let mentor = try await storage.members().filter({ $0.role == .mentor }).min(by: { $0.name < $1.name }) else {
+                throw BenchError.badInput("the center has no mentor")
             }
+            kinds.append(("\(mentor.name)'s caseload", "/dashboard?caseload=\(mentor.id.hex)"))
         }
         func ms(_ values: [Double]) -> String {
             let sorted = values.sorted()
             func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * q))] * 1000 }
             return String(format: "p50 %.1f ms, p95 %.1f ms, max %.1f ms", at(0.5), at(0.95), sorted.last.map { $0 * 1000 } ?? 0)
         }
-        print("store: \(postgres == nil ? "SQLite (embedded)" : "PostgreSQL"); page \(bytes) bytes; \(rounds) server processes")
-        print("cold first byte:  " + ms(cold.map(\.first)))
-        print("cold full page:   " + ms(cold.map(\.full)))
-        print("warm first byte:  " + ms(warm.map(\.first)))
-        print("warm full page:   " + ms(warm.map(\.full)) + "  (target: under 300 ms warm on the embedded store)")
-        print("/health (baseline): " + ms(health.map(\.full)))
+        for (kind, page) in kinds {
+            var cold: [(first: Double, full: Double)] = []
+            var warm: [(first: Double, full: Double)] = []
+            var health: [(first: Double, full: Double)] = []
+            var bytes = 0
+            for _ in 0..<rounds {
+                let code = Secrets.newCode()
+                let at = SystemWallClock().nowMillis()
+                try await storage.addSignInCode(Secrets.hashCode(code), for: staff, nowMillis: at, expiresMillis: at + 600_000)
+                let (server, port) = try spawnServer(store: location)
+                defer { server.terminate(); server.waitUntilExit() }
+                let url = "http://127.0.0.1:\(port)"
+                let session = try await Self.signIn(url, code: code)
+                _ = try await Self.timed(url + "/health", cookie: nil)
+                let first = try await Self.timed(url + page, cookie: session)
+                guard first.status == 200, first.body.contains("<svg") else { throw BenchError.childFailed("the dashboard answered \(first.status)") }
+                bytes = first.body.utf8.count
+                cold.append((first.first, first.full))
+                for _ in 0..<pages {
+                    let answered = try await Self.timed(url + page, cookie: session)
+                    warm.append((answered.first, answered.full))
+                    let echo = try await Self.timed(url + "/health", cookie: nil)
+                    health.append((echo.first, echo.full))
+                }
+            }
+            print("store: \(postgres == nil ? "SQLite (embedded)" : "PostgreSQL"); page: \(kind), \(bytes) bytes; \(rounds) server processes")
+            print("cold first byte:  " + ms(cold.map(\.first)))
+            print("cold full page:   " + ms(cold.map(\.full)))
+            print("warm first byte:  " + ms(warm.map(\.first)))
+            print("warm full page:   " + ms(warm.map(\.full)) + "  (target: under 300 ms warm on the embedded store)")
+            print("/health (baseline): " + ms(health.map(\.full)))
+        }
     }
 
     struct Timed {

@@ -50,7 +50,7 @@ extension AdminCommand {
 /// Enrolls demo people and pushes their changes straight into the store, as their devices
 /// would through the sync API (each person gets one device whose token nobody holds).
 /// `tandem admin seed-demo` and the dashboard's benchmark use it.
-public struct DemoSeeder {
+public struct DemoSeeder: Sendable {
     let storage: any CenterStore
     let nowMillis: UInt64
 
@@ -60,27 +60,37 @@ public struct DemoSeeder {
     }
 
     /// Enrolls everyone of `demo`, assigns supervisors and mentors, and pushes every
-    /// journal, consent and note; returns how many changes were pushed.
-    public func seed(_ demo: DemoCenter) async throws -> Int {
+    /// journal, consent and note; returns how many changes were pushed. `concurrency`
+    /// patients are seeded at once (a PostgreSQL store takes pushes on several connections;
+    /// the embedded one commits them one at a time either way).
+    public func seed(_ demo: DemoCenter, concurrency: Int = 1) async throws -> Int {
         let supervisors = try await demo.supervisors.asyncMap { try await enroll($0) }
         let mentors = try await demo.mentors.asyncMap { try await enroll($0) }
         for (index, mentor) in mentors.enumerated() {
             _ = try await storage.assign(.supervisor, carer: supervisors[demo.supervisor(of: index)].member, member: mentor.member, nowMillis: nowMillis)
         }
-        var changes = 0
-        var mine: [[(index: Int, member: MemberID)]] = Array(repeating: [], count: mentors.count)
-        for (index, person) in demo.patients.enumerated() {
-            let patient = try await enroll(person)
-            let mentor = demo.mentor(of: index)
-            // From the day they enrolled, as a center assigns a mentor at intake: the
-            // caseloads' past weeks then count them (§9.19).
-            _ = try await storage.assign(.mentor, carer: mentors[mentor].member, member: patient.member, nowMillis: person.enrolledMillis)
-            mine[mentor].append((index, patient.member.id))
-            let written = try demo.patientChanges(
-                index, member: patient.member.id, mentor: mentors[mentor].member.id, replica: patient.principal.replica ?? .random())
-            try await push(written, as: patient.principal)
-            changes += written.count
+        let mentorMembers = mentors.map(\.member)
+        var seeded: [(index: Int, member: MemberID, changes: Int)] = []
+        try await withThrowingTaskGroup(of: (index: Int, member: MemberID, changes: Int).self) { group in
+            for (index, person) in demo.patients.enumerated() {
+                if index >= max(1, concurrency), let done = try await group.next() { seeded.append(done) }
+                group.addTask {
+                    let patient = try await enroll(person)
+                    let mentor = demo.mentor(of: index)
+                    // From the day they enrolled, as a center assigns a mentor at intake: the
+                    // caseloads' past weeks then count them (§9.19).
+                    _ = try await storage.assign(.mentor, carer: mentorMembers[mentor], member: patient.member, nowMillis: person.enrolledMillis)
+                    let written = try demo.patientChanges(
+                        index, member: patient.member.id, mentor: mentorMembers[mentor].id, replica: patient.principal.replica ?? .random())
+                    try await push(written, as: patient.principal)
+                    return (index, patient.member.id, written.count)
+                }
+            }
+            for try await done in group { seeded.append(done) }
         }
+        var changes = seeded.reduce(0) { $0 + $1.changes }
+        var mine: [[(index: Int, member: MemberID)]] = Array(repeating: [], count: mentors.count)
+        for patient in seeded.sorted(by: { $0.index < $1.index }) { mine[demo.mentor(of: patient.index)].append((patient.index, patient.member)) }
         for (index, mentor) in mentors.enumerated() {
             let written = try demo.mentorChanges(index, replica: mentor.principal.replica ?? .random(), patients: mine[index])
             try await push(written, as: mentor.principal)
