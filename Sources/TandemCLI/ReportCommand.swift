@@ -107,7 +107,7 @@ enum OutcomeRendering {
     /// Whom the report counts, in words.
     static func population(_ report: OutcomeReport) -> String {
         if let cohort = report.cohort { return "patients who enrolled in \(cohort)" }
-        if let caseload = report.caseload { return "patients in \(caseload)'s caseload at each week's end who consent to be counted" }
+        if let caseload = report.caseload { return "patients in \(terminalSafe(caseload))'s caseload at each week's end who consent to be counted" }
         return "all patients who consent to be counted"
     }
 

@@ -195,7 +195,9 @@ extension SQLiteServerStorage: ServerAdministration {
                 let pair: [any DatabaseValueConvertible] = [Data(assignment.carer.bytes), Data(assignment.member.bytes), Int64(nowMillis)]
                 try db.execute(
                     sql: present
-                        ? "INSERT OR IGNORE INTO caseload_span (mentor, patient, since) VALUES (?, ?, ?)"
+                        // Unassigned and assigned again within one millisecond: the span
+                        // closed then, [t, t), is empty; it is open again.
+                        ? "INSERT INTO caseload_span (mentor, patient, since) VALUES (?, ?, ?) ON CONFLICT (mentor, patient, since) DO UPDATE SET until = NULL"
                         : "UPDATE caseload_span SET until = ?3 WHERE mentor = ?1 AND patient = ?2 AND until IS NULL",
                     arguments: StatementArguments(pair))
             }

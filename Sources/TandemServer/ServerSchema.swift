@@ -316,6 +316,7 @@ enum ServerSchema {
                 CREATE TABLE caseload_span (
                     mentor BLOB NOT NULL, patient BLOB NOT NULL, since INTEGER NOT NULL, until INTEGER, PRIMARY KEY (mentor, patient, since)
                 ) WITHOUT ROWID;
+                CREATE INDEX caseload_span_patient ON caseload_span (patient);
                 INSERT INTO caseload_span (mentor, patient, since) SELECT carer, member, created_at FROM assignment WHERE role = 'mentor';
                 """)
         }

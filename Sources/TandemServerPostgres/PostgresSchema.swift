@@ -198,6 +198,7 @@ public enum PostgresSchema {
                 mentor bytea NOT NULL, patient bytea NOT NULL, since bigint NOT NULL, until bigint, PRIMARY KEY (mentor, patient, since)
             )
             """,
+            "CREATE INDEX caseload_span_patient ON caseload_span (patient)",
             "INSERT INTO caseload_span (mentor, patient, since) SELECT carer, member, created_at FROM assignment WHERE role = 'mentor'",
         ]),
     ]

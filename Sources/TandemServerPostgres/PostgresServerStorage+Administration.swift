@@ -172,7 +172,12 @@ extension PostgresServerStorage {
                 }
             if changed && assignment.kind == .mentor {
                 if present {
-                    try db.run("INSERT INTO caseload_span (mentor, patient, since) VALUES (\(carer), \(member), \(now)) ON CONFLICT DO NOTHING")
+                    // Unassigned and assigned again within one millisecond: the span closed
+                    // then, [t, t), is empty; it is open again.
+                    try db.run("""
+                        INSERT INTO caseload_span (mentor, patient, since) VALUES (\(carer), \(member), \(now))
+                        ON CONFLICT (mentor, patient, since) DO UPDATE SET until = NULL
+                        """)
                 } else {
                     try db.run("UPDATE caseload_span SET until = \(now) WHERE mentor = \(carer) AND patient = \(member) AND until IS NULL")
                 }

@@ -292,6 +292,22 @@ struct OutcomesPropertyTests {
                         #expect(!Self.describesAFew(rest.count), "seed \(seed) \(key): the center less its published \(family) is \(rest.count) patients")
                     }
                 }
+                // The table of published cohorts (and the rest of the center) by published
+                // caseloads (and the rest): the center less a cohort less a caseload, and
+                // every such sum, is a union of its cells; no cell is 1 to 10 patients.
+                let onDay = results.filter { $0.today == today }
+                let cohortSets = onDay.filter { if case .cohort = $0.group { true } else { false } }.map(\.sets)
+                let caseloadSets = onDay.filter { if case .caseload = $0.group { true } else { false } }.map(\.sets)
+                for index in center.sets.groups.indices {
+                    let all = center.sets.groups[index]
+                    func withRest(_ parts: [Set<MemberID>]) -> [Set<MemberID>] { parts + [parts.reduce(all) { $0.subtracting($1) }] }
+                    for row in withRest(cohortSets.map { $0.groups[index] }) {
+                        for column in withRest(caseloadSets.map { $0.groups[index] }) {
+                            let cell = row.intersection(column).count
+                            #expect(!Self.describesAFew(cell), "seed \(seed) \(key) on day \(today): a cell of cohorts by caseloads is \(cell) patients")
+                        }
+                    }
+                }
             }
         }
         _ = shownFigures
@@ -359,6 +375,29 @@ struct OutcomesPropertyTests {
         let wider = Self.center([(20, Self.firstMonday), (35, october)], mentors: mentors, caseload: { $0 < 32 ? 0 : nil }, today: today)
         let shown = try Outcomes.report(wider, OutcomeQuery(fromDay: range.from, toDay: range.to, caseload: "Mentor 0"), today: today)
         #expect(shown.weeks.allSatisfy { !$0.craving.suppressed && $0.craving.patients == 30 })
+    }
+
+    /// Cohorts of 30, 5 and 8: only the first is published, and the other two (13) are the
+    /// rest of the center. A caseload of 12 of those 13 differs from the center and from the
+    /// published cohort by 12 or more, but the center less the cohort less the caseload is
+    /// one patient: each cell of cohorts by caseloads must be 0 or at least 11.
+    @Test func aCaseloadThatLeavesAFewOfTheRestOfTheCenter_isSuppressed() throws {
+        let mentors = [MemberID.random()]
+        let (october, november) = (Self.firstMonday + 30, Self.firstMonday + 60)
+        let today = november + 21
+        let population = Self.center(
+            [(30, Self.firstMonday), (5, october), (8, november)], mentors: mentors, caseload: { (30..<42).contains($0) ? 0 : nil }, today: today)
+        let center = try Outcomes.report(population, OutcomeQuery(fromDay: november, toDay: today), today: today)
+        #expect(center.weeks.allSatisfy { !$0.craving.suppressed && $0.craving.patients == 45 })
+        let september = try Outcomes.report(population, OutcomeQuery(fromDay: november, toDay: today, cohort: "2026-09"), today: today)
+        #expect(september.weeks.allSatisfy { !$0.craving.suppressed })
+        let caseload = try Outcomes.report(population, OutcomeQuery(fromDay: november, toDay: today, caseload: "Mentor 0"), today: today)
+        #expect(caseload.weeks.allSatisfy { $0.craving.suppressed && $0.adherence.suppressed && $0.contact.suppressed })
+        // All 13 in the caseload: the rest of the center outside it is none.
+        let whole = Self.center(
+            [(30, Self.firstMonday), (5, october), (8, november)], mentors: mentors, caseload: { (30..<43).contains($0) ? 0 : nil }, today: today)
+        let shown = try Outcomes.report(whole, OutcomeQuery(fromDay: november, toDay: today, caseload: "Mentor 0"), today: today)
+        #expect(shown.weeks.allSatisfy { !$0.craving.suppressed && $0.craving.patients == 15 })
     }
 
     @Test func aCaseloadIsAskedAlone_byAMentorsNameOrId() throws {

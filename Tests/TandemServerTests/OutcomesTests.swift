@@ -184,6 +184,10 @@ struct OutcomesTests {
             CaseloadSpan(mentor: mia.id, patient: moving.id, since: Int64(assigned), until: Int64(center.clock.nowMillis())),
             CaseloadSpan(mentor: max.id, patient: moving.id, since: Int64(center.clock.nowMillis()), until: nil),
         ])
+        // Unassigned and assigned again within the same millisecond: still in Max's caseload.
+        try await storage.unassign(.mentor, carer: max, member: moving, nowMillis: center.clock.nowMillis())
+        _ = try await storage.assign(.mentor, carer: max, member: moving, nowMillis: center.clock.nowMillis())
+        #expect(try await storage.read { store in try store.caseloadSpans(of: [moving.id]) }.sorted { $0.since < $1.since } == spans)
         for query in ["?caseload=Nobody", "?caseload=Mia&cohort=2026-01"] {
             #expect(try await center.get("/v1/outcomes" + query, token: center.staffToken).status == 400, "\(query)")
         }

@@ -88,43 +88,79 @@ enum CellSuppression {
     }
 
     /// Which parts of a second partition of the center (the caseloads, which leave out the
-    /// patients in none) may be published beside the first (the cohorts, decided already):
-    /// as `decide` would for the second alone, and then no published part of the second
-    /// differs from a published part of the first by a group of 1 to `minimum − 1`, first
-    /// by base (against the first's parts left after its decision by base), then in every
-    /// count (against those published). `overlap[second][first]` is what the two share.
+    /// patients in none) may be published beside the first (the cohorts, decided already).
     ///
-    /// Two parts of one partition are disjoint, and the center less any published part is
-    /// the other published parts and a remainder of 0 or at least `minimum` (`decide`);
-    /// a part of one partition and one of the other are compared here, pair by pair.
-    /// Sums of three or more results are not (docs/security-model.md, residual risks).
+    /// Together they make a table: a row per published part of the first and one for the
+    /// rest of the center, a column per published part of the second and one for the rest;
+    /// each cell is the patients in its row and its column (`overlap[second][first]`).
+    /// Every published result (the center, a part of either) and every sum or difference of
+    /// them that describes one group of patients is a union of cells; so each cell must be
+    /// 0 or at least `minimum` in every count. While one is not, a part of the second is
+    /// left out: the one whose column holds the cell, or, for a cell of the rest column, the
+    /// one with the smallest base that shares that row (its column joins the rest). With no
+    /// part of the second left, the rest column is the first's rows, which its own decision
+    /// made safe; so the loop always ends safe. First by base (against the first's parts
+    /// left after its decision by base), then by counts (against those published).
     static func decideCrossing(
         center: Figure, parts: [String: Figure], crossing first: [String: Figure], crossingByBase: Set<String>, crossingPublished: Set<String>,
         overlap: [String: [String: Figure]], minimum: Int
     ) -> Set<String> {
-        func safe(_ count: Int) -> Bool { count == 0 || count >= minimum }
-        func shared(_ part: String, _ other: String) -> Figure {
-            overlap[part]?[other] ?? Figure(base: 0, counts: [Int](repeating: 0, count: center.counts.count))
-        }
-        let byBase: (String) -> Bool = { part in
-            crossingByBase.allSatisfy { other in
-                safe((parts[part]?.base ?? 0) + (first[other]?.base ?? 0) - 2 * shared(part, other).base)
+        var published = Set(parts.filter { $0.value.base > 0 }.keys)
+        published = table(center, parts, first, rows: crossingByBase, columns: published, overlap, minimum) { [$0.base] }
+        return table(center, parts, first, rows: crossingPublished, columns: published, overlap, minimum) { $0.counts }
+    }
+
+    /// The columns left once every cell of the table, by `measure`, is 0 or at least `minimum`.
+    private static func table(
+        _ center: Figure, _ parts: [String: Figure], _ first: [String: Figure], rows: Set<String>, columns: Set<String>,
+        _ overlap: [String: [String: Figure]], _ minimum: Int, measure: (Figure) -> [Int]
+    ) -> Set<String> {
+        let zero = [Int](repeating: 0, count: measure(center).count)
+        func safe(_ counts: [Int]) -> Bool { counts.allSatisfy { $0 == 0 || $0 >= minimum } }
+        func minus(_ a: [Int], _ b: [Int]) -> [Int] { zip(a, b).map { $0 - $1 } }
+        let rows = rows.sorted()
+        let order = smallestFirst(parts)
+        var columns = columns
+        while true {
+            let shown = order.filter(columns.contains)
+            func cell(_ column: String, _ row: String) -> [Int] { overlap[column]?[row].map(measure) ?? zero }
+            var unsafe: (column: String?, row: String?)?
+            var restOfRest = measure(center)
+            for column in shown {
+                // The column's cells, and what it has in the rest of the center.
+                var rest = parts[column].map(measure) ?? zero
+                for row in rows {
+                    if !safe(cell(column, row)) { unsafe = (column, row) }
+                    rest = minus(rest, cell(column, row))
+                }
+                if !safe(rest) { unsafe = (column, nil) }
+                restOfRest = minus(restOfRest, parts[column].map(measure) ?? zero)
+                if unsafe != nil { break }
             }
-        }
-        var published = decide(center: center, parts: parts, minimum: minimum, keepByBase: byBase).parts
-        for part in smallestFirst(parts) where published.contains(part) {
-            let counts = parts[part]?.counts ?? []
-            for other in crossingPublished {
-                let differences = zip(zip(counts, first[other]?.counts ?? []), shared(part, other).counts).map { $0.0 + $0.1 - 2 * $1 }
-                if !differences.allSatisfy(safe) {
-                    // Leaving out a published part adds 0 or at least `minimum` to every
-                    // count of what the center's figure has beyond the published parts.
-                    published.remove(part)
-                    break
+            if unsafe == nil {
+                // The rest column: each row outside every shown column, and the rest of both.
+                for row in rows {
+                    let inRow = first[row].map(measure) ?? zero
+                    let outside = shown.reduce(inRow) { minus($0, cell($1, row)) }
+                    if !safe(outside) {
+                        unsafe = (nil, row)
+                        break
+                    }
+                    restOfRest = minus(restOfRest, outside)
                 }
             }
+            if unsafe == nil && !safe(restOfRest) { unsafe = (nil, nil) }
+            guard let unsafe else { return columns }
+            if let column = unsafe.column {
+                columns.remove(column)
+            } else if let row = unsafe.row, let sharing = shown.first(where: { cell($0, row) != zero }) {
+                columns.remove(sharing)
+            } else if let smallest = shown.first {
+                columns.remove(smallest)
+            } else {
+                return []
+            }
         }
-        return published
     }
 
     /// Smallest base first; ties by key, so the decision is the same every time.

@@ -233,8 +233,8 @@ struct Counting {
         case center
         /// A cohort, `YYYY-MM`.
         case cohort(String)
-        /// A mentor's caseload, by the mentor's place in `mentors` (nil: a mentor none of
-        /// the counted patients was ever assigned to).
+        /// A mentor's caseload, by the mentor's place in `mentors` (nil, which
+        /// `Outcomes.report` never asks, shows nothing).
         case caseload(Int?)
     }
 
@@ -405,9 +405,10 @@ struct Counting {
             let counted = cohorts.indices.filter { decision.counted?.contains(cohorts[$0]) ?? true }
             shown = (counted.reduce(0) { $0 + byCohort.population[$1] }, counted.reduce(0) { $0 + byCohort.hits[$1] }, counted.flatMap { byCohort.values[$0] })
         case .cohort(let cohort):
-            // A cohort nobody is in yet (its base empty) describes nobody: shown as such.
-            guard decision.parts.contains(cohort) || (decision.center && parts[cohort] == nil) else { return .hidden }
-            guard let index = cohorts.firstIndex(of: cohort) else { return OutcomeCell(suppressed: false, patients: 0) }
+            // A cohort with nobody counted (its base empty) is hidden as a small one is: "0"
+            // against "hidden" would tell whether the one patient who enrolled that month
+            // consents to be counted.
+            guard decision.parts.contains(cohort), let index = cohorts.firstIndex(of: cohort) else { return .hidden }
             shown = (byCohort.population[index], byCohort.hits[index], byCohort.values[index])
         case .caseload(let mentor):
             guard decision.center, !summed else { return .hidden }
@@ -422,8 +423,9 @@ struct Counting {
             let published = CellSuppression.decideCrossing(
                 center: center, parts: caseloads, crossing: parts, crossingByBase: decision.byBase, crossingPublished: decision.parts,
                 overlap: overlap, minimum: minimum)
-            guard let mentor, byCaseload.base[mentor] > 0 else { return OutcomeCell(suppressed: false, patients: 0) }
-            guard published.contains(mentors[mentor].hex) else { return .hidden }
+            // An empty caseload is hidden as a small one is: staff choose caseloads, and "0"
+            // against "hidden" for a caseload of one would tell whether that patient consents.
+            guard let mentor, published.contains(mentors[mentor].hex) else { return .hidden }
             shown = (byCaseload.population[mentor], byCaseload.hits[mentor], byCaseload.values[mentor])
         }
         guard shown.population > 0 else { return OutcomeCell(suppressed: false, patients: 0) }
