@@ -124,36 +124,36 @@ enum CellSuppression {
         while true {
             let shown = order.filter(columns.contains)
             func cell(_ column: String, _ row: String) -> [Int] { overlap[column]?[row].map(measure) ?? zero }
-            var unsafe: (column: String?, row: String?)?
+            var offending: (column: String?, row: String?)?
             var restOfRest = measure(center)
             for column in shown {
                 // The column's cells, and what it has in the rest of the center.
                 var rest = parts[column].map(measure) ?? zero
                 for row in rows {
-                    if !safe(cell(column, row)) { unsafe = (column, row) }
+                    if !safe(cell(column, row)) { offending = (column, row) }
                     rest = minus(rest, cell(column, row))
                 }
-                if !safe(rest) { unsafe = (column, nil) }
+                if !safe(rest) { offending = (column, nil) }
                 restOfRest = minus(restOfRest, parts[column].map(measure) ?? zero)
-                if unsafe != nil { break }
+                if offending != nil { break }
             }
-            if unsafe == nil {
+            if offending == nil {
                 // The rest column: each row outside every shown column, and the rest of both.
                 for row in rows {
                     let inRow = first[row].map(measure) ?? zero
                     let outside = shown.reduce(inRow) { minus($0, cell($1, row)) }
                     if !safe(outside) {
-                        unsafe = (nil, row)
+                        offending = (nil, row)
                         break
                     }
                     restOfRest = minus(restOfRest, outside)
                 }
             }
-            if unsafe == nil && !safe(restOfRest) { unsafe = (nil, nil) }
-            guard let unsafe else { return columns }
-            if let column = unsafe.column {
+            if offending == nil && !safe(restOfRest) { offending = (nil, nil) }
+            guard let offending else { return columns }
+            if let column = offending.column {
                 columns.remove(column)
-            } else if let row = unsafe.row, let sharing = shown.first(where: { cell($0, row) != zero }) {
+            } else if let row = offending.row, let sharing = shown.first(where: { cell($0, row) != zero }) {
                 columns.remove(sharing)
             } else if let smallest = shown.first {
                 columns.remove(smallest)
