@@ -53,6 +53,14 @@ public struct Columns {
         return String(cString: pointer)
     }
 
+    /// A 16-byte blob (an id) as its two big-endian halves, read in place; nil for any
+    /// other length. For loops over many rows: no array is made.
+    public func halves(_ column: Int32) -> (high: UInt64, low: UInt64)? {
+        guard let pointer = sqlite3_column_blob(statement, column), sqlite3_column_bytes(statement, column) == 16 else { return nil }
+        let raw = UnsafeRawBufferPointer(start: pointer, count: 16)
+        return (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)), UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+    }
+
     public func blob(_ column: Int32) -> [UInt8] {
         let count = Int(sqlite3_column_bytes(statement, column))
         guard count > 0, let pointer = sqlite3_column_blob(statement, column) else { return [] }

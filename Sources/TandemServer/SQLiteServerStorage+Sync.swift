@@ -243,7 +243,11 @@ struct SQLiteTransaction: PushWrites, PullReads {
         var entries: [JournalMetrics] = []
         guard !patients.isEmpty else { return entries }
         try db.query("SELECT patient, day, mood, craving, slept, symptoms FROM journal_metric", { _ in }) { row in
-            guard let patient = try? MemberID(bytes: row.blob(0)), patients.contains(patient) else { return }
+            // The id read in place: a generic init over a new array per row was a third of
+            // the dashboard's time (365,000 rows).
+            guard let id = row.halves(0) else { return }
+            let patient = MemberID(high: id.high, low: id.low)
+            guard patients.contains(patient) else { return }
             entries.append(JournalMetrics(
                 patient: patient, day: Int(row.int(1)), mood: row.optionalInt(2).map(Int.init), craving: row.optionalInt(3).map(Int.init),
                 slept: row.optionalInt(4).map(Int.init), symptoms: row.int(5)))
