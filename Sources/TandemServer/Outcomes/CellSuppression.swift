@@ -59,10 +59,7 @@ enum CellSuppression {
         return Decision(center: true, parts: published, counted: published, byBase: Set(parts.filter { $0.value.base >= minimum }.keys))
     }
 
-    /// `keepByBase` leaves out more parts after the decision by base (a second partition's
-    /// parts that differ from the first's by a few): each part it leaves out has a base of
-    /// at least `minimum`, so what is left out stays 0 or at least `minimum`.
-    static func decide(center: Figure, parts: [String: Figure], minimum: Int, keepByBase: (String) -> Bool = { _ in true }) -> Decision {
+    static func decide(center: Figure, parts: [String: Figure], minimum: Int) -> Decision {
         func safe(_ counts: [Int]) -> Bool { counts.allSatisfy { $0 == 0 || $0 >= minimum } }
         func publishable(_ counts: [Int]) -> Bool { safe(counts) && ((counts.first ?? 0) == 0 || (counts.first ?? 0) >= minimum) }
         guard safe([center.base]), publishable(center.counts) else { return Decision(center: false, parts: []) }
@@ -74,7 +71,6 @@ enum CellSuppression {
             published.remove(key)
             left += parts[key]?.base ?? 0
         }
-        published = published.filter(keepByBase)
         let byBase = published
         // By counts.
         published = published.filter { publishable(parts[$0]?.counts ?? []) }
