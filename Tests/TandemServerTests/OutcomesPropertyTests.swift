@@ -416,6 +416,17 @@ struct OutcomesPropertyTests {
         #expect(refusal(OutcomeQuery(caseload: mentors[1].hex)) == nil)
     }
 
+    /// A caseload with nobody counted reads as a small one does: "0" against "suppressed"
+    /// for a caseload of one would tell whether that patient consents to be counted.
+    @Test func anEmptyCaseload_isSuppressedLikeASmallOne() throws {
+        let mentors = [MemberID.random(), MemberID.random()]
+        let today = Self.firstMonday + 24
+        let population = Self.center([(30, Self.firstMonday)], mentors: mentors, caseload: { _ in 0 }, today: today)
+        let empty = try Outcomes.report(population, OutcomeQuery(fromDay: Self.firstMonday, toDay: today, caseload: "Mentor 1"), today: today)
+        #expect(!empty.weeks.isEmpty)
+        #expect(empty.weeks.allSatisfy { $0.craving.suppressed && $0.adherence.suppressed && $0.contact.suppressed && $0.craving.patients == nil })
+    }
+
     @Test func aSmallCohortIsSuppressed_andSoIsTheSmallestOtherThatWouldRevealIt() {
         typealias Figure = CellSuppression.Figure
         // February (8 patients) is too small; the center less January would then be February.
