@@ -107,7 +107,7 @@ struct SubprocessTests {
                             let child = try Subprocess("/bin/sh", ["-c", "echo \(worker)-\(round); exit \(round % 7)"], output: .pipe)
                             // Two waiters and a poller on one child.
                             let other = Thread.detached { child.waitUntilExit() }
-                            while child.isRunning { usleep(100) }
+                            while child.isRunning { usleep(1_000) }
                             let printed = String(decoding: child.standardOutput!.readDataToEndOfFile(), as: UTF8.self)
                             guard printed == "\(worker)-\(round)\n", child.waitUntilExit() == .exited(Int32(round % 7)), other.value == .exited(Int32(round % 7))
                             else { throw SubprocessTestFailure(description: "child \(worker)-\(round) printed \(printed), ended \(child.waitUntilExit())") }

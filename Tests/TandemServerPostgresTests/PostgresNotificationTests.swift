@@ -8,17 +8,20 @@ import TandemTestSupport
 import Testing
 
 /// Instances on one database hear each other through `LISTEN`/`NOTIFY`, not by looking:
-/// the listening instance here looks at the feed only every two minutes, so only a
-/// notification can wake it within the test's bound. Each wait is measured from the moment
-/// the writer's commit returned (under ThreadSanitizer and a busy suite the push itself
-/// took seconds; a CI run once counted 22 s of it against the bound).
+/// the listening instance here looks at the feed only every ten minutes and each wait gives
+/// up after five, so only a notification can wake it within the test's bound of four. Each
+/// wait is measured from the moment the writer's commit returned (under ThreadSanitizer and
+/// a busy suite the push itself took seconds; a CI run once counted 22 s of it against the
+/// bound). The bound is loose on purpose: the same run once woke the listener 23 s after a
+/// commit, its notification delivered at once but the woken task not scheduled, both of
+/// CI's cores busy with the suite's CPU-bound tests.
 @Suite("PostgreSQL: notifications between instances")
 struct PostgresNotificationTests {
     @Test func anotherInstancesCommitAndRevocation_wakeThisOneAtOnce() async throws {
         try await TestCluster.withDatabase { location in
             let dir = try TemporaryDirectory("pg-notify")
             let writer = try PostgresServerStorage(location: location, connections: 2)
-            let listener = try PostgresServerStorage(location: location, connections: 2, poll: .seconds(120))
+            let listener = try PostgresServerStorage(location: location, connections: 2, poll: .seconds(600))
             let clock = SystemWallClock()
             _ = try await writer.initialize(staffName: "Admin", nowMillis: clock.nowMillis())
             let code = try await writer.invite(role: .patient, name: "Sam", member: nil, nowMillis: clock.nowMillis(), validForMillis: 3_600_000)
@@ -32,7 +35,7 @@ struct PostgresNotificationTests {
             // A commit on the writer wakes the listener's wait for the feed to move.
             let position = try await listener.head()
             let waited = Task { () -> ContinuousClock.Instant in
-                try await listener.awaitCommit(after: position, timeout: .seconds(150))
+                try await listener.awaitCommit(after: position, timeout: .seconds(300))
                 return ContinuousClock.now
             }
             var edit = JournalEdit()
@@ -41,12 +44,12 @@ struct PostgresNotificationTests {
                                       nowMillis: clock.nowMillis(), maxSkewMillis: 60_000)
             let committed = ContinuousClock.now
             let commitWait = max(.zero, try await waited.value - committed)
-            #expect(commitWait < .seconds(20), "woken \(commitWait) after the commit: by its look at the feed, not a notification")
+            #expect(commitWait < .seconds(240), "woken \(commitWait) after the commit: by its look at the feed, not a notification")
             #expect(try await listener.head() != position)
 
             // A revocation on the writer wakes the listener's live connections' check.
             let revocationWait = Task { () -> ContinuousClock.Instant in
-                await listener.awaitRevocation(timeout: .seconds(150))
+                await listener.awaitRevocation(timeout: .seconds(300))
                 return ContinuousClock.now
             }
             // Time for the wait to begin (a notice that came before it would not count).
@@ -55,7 +58,7 @@ struct PostgresNotificationTests {
             try await writer.revokeDevice(try RecordID(hex: device.id))
             let revokedAt = ContinuousClock.now
             let revoked = max(.zero, await revocationWait.value - revokedAt)
-            #expect(revoked < .seconds(20), "woken \(revoked) after the revocation: by its timeout, not a notification")
+            #expect(revoked < .seconds(240), "woken \(revoked) after the revocation: by its timeout, not a notification")
             withExtendedLifetime(writer) {}
         }
     }

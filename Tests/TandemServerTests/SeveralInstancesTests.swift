@@ -242,7 +242,7 @@ struct SeveralInstancesTests {
             let before = heard.withLock { $0.count }
             try await Self.push(changes, to: second.url, token: devices[1].token)
             let acknowledged = ContinuousClock.now
-            let notice = try await within(.seconds(10)) { () -> (LiveMessage, ContinuousClock.Instant) in
+            let notice = try await within(.seconds(60)) { () -> (LiveMessage, ContinuousClock.Instant) in
                 while true {
                     if let found = heard.withLock({ $0.dropFirst(before).first { $0.0.type == "advanced" } }) { return found }
                     try await Task.sleep(for: .milliseconds(5))
