@@ -111,13 +111,17 @@ enum OutcomeRendering {
         return "all patients who consent to be counted"
     }
 
+    /// One line per figure; every line names the population it counts (the cohort, or the
+    /// caseload's mentor; both empty for the whole center), so lines of several reports
+    /// pasted together stay apart.
     static func csv(_ report: OutcomeReport) -> String {
-        var rows = ["table,week,measure,patients,mean,median,share,per_patient,suppressed"]
+        var rows = ["table,week,measure,patients,mean,median,share,per_patient,suppressed,cohort,caseload"]
+        let population = [report.cohort ?? "", report.caseload ?? ""].map(AdminCommand.Audit.csvField)
         func row(_ table: String, _ week: String, _ measure: String, _ cell: OutcomeCell) {
             let fields = [
                 table, week, measure, cell.patients.map(String.init) ?? "", cell.mean.map(number) ?? "", cell.median.map(number) ?? "",
                 cell.share.map(number) ?? "", cell.perPatient.map(number) ?? "", cell.suppressed ? "true" : "false",
-            ]
+            ] + population
             rows.append(fields.joined(separator: ","))
         }
         for week in report.weeks {

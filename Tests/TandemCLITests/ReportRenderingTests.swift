@@ -34,14 +34,31 @@ struct ReportRenderingTests {
     @Test func everySuppressedFigure_isMarked_andShowsNoNumber() throws {
         let report = try Self.report()
         let csv = OutcomeRendering.csv(report).split(separator: "\n").dropFirst()
-        let suppressed = csv.filter { $0.hasSuffix(",true") }
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let suppressed = csv.filter { $0[8] == "true" }
         #expect(!suppressed.isEmpty)
-        // table, week, measure, then nothing but the mark.
-        for line in suppressed {
-            let numbers = line.split(separator: ",", omittingEmptySubsequences: false).dropFirst(3).dropLast()
-            #expect(numbers.allSatisfy { $0.isEmpty }, "\(line)")
+        // table, week, measure, then nothing but the mark (and the population).
+        for fields in suppressed {
+            #expect(fields.count == 11 && fields[3..<8].allSatisfy { $0.isEmpty }, "\(fields)")
         }
         let text = OutcomeRendering.text(report, style: Style(enabled: false), sparklines: false)
         #expect(text.contains("*"))
+    }
+
+    /// Every CSV line names its population, so lines of several reports pasted together
+    /// stay apart; a mentor's name is one quoted field, and one a spreadsheet would take
+    /// for a formula is opened as text.
+    @Test func everyCSVLine_namesItsCohortOrCaseload() throws {
+        var report = try Self.report()
+        report.cohort = "2026-09"
+        let cohort = OutcomeRendering.csv(report).split(separator: "\n")
+        #expect(cohort.first?.hasSuffix(",suppressed,cohort,caseload") == true)
+        #expect(cohort.dropFirst().allSatisfy { $0.hasSuffix(",2026-09,") }, "\(cohort)")
+
+        report.cohort = nil
+        report.caseload = "=Mia, \"the night shift\""
+        let caseload = OutcomeRendering.csv(report).split(separator: "\n").dropFirst()
+        #expect(!caseload.isEmpty)
+        #expect(caseload.allSatisfy { $0.hasSuffix(",,\"'=Mia, \"\"the night shift\"\"\"") }, "\(caseload.first ?? "")")
     }
 }

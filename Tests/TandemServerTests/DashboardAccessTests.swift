@@ -194,4 +194,31 @@ struct DashboardAccessTests {
         let unknown = try await center.signIn(["name": "Nobody", "password": Self.password])
         #expect(unknown.status == 401 && unknown.body.contains("Sign-in failed"))
     }
+
+    /// The page's choice of population: mentors who share a name are told apart in the
+    /// caseload list; a refused choice (a cohort and a caseload, a name no mentor has) says
+    /// why and shows the whole center for the weeks asked for, not the default weeks.
+    @Test(arguments: ServerStoreKind.allCases)
+    func aRefusedChoice_keepsItsWeeks_andSameNamedMentorsAreToldApart(storeKind: ServerStoreKind) async throws {
+        let center = try await Center(storeKind)
+        let server = center.server
+        defer { Task { await server.stop() } }
+        for device in ["mia-1", "mia-2"] { _ = try await center.server.device(center.dir, device, role: .mentor, member: "Mia") }
+        let session = try #require(try await center.signIn(["name": "Rae", "password": Self.password]).cookies[SyncServer.sessionCookie])
+        let page = try await center.send(.GET, "/dashboard", cookies: [SyncServer.sessionCookie: session])
+        let options = page.body.matches(of: /<option value="([0-9a-f]{32})">([^<]*)<\/option>/).map { (id: String($0.1), label: String($0.2)) }
+        #expect(options.count == 2 && Set(options.map(\.label)).count == 2, "\(options)")
+        for option in options { #expect(option.label == "Mia (\(option.id.prefix(8)))") }
+
+        let weeks = "from=2026-06-01&to=2026-08-30"
+        for choice in ["cohort=2026-06&caseload=\(options.first?.id ?? "")", "caseload=Nobody"] {
+            let refused = try await center.send(.GET, "/dashboard?\(weeks)&\(choice)", cookies: [SyncServer.sessionCookie: session])
+            #expect(center.isDashboard(refused))
+            let alert = refused.body.firstMatch(of: /role="alert">([^<]*)</)?.1 ?? ""
+            #expect(alert.hasSuffix("The whole center is shown for these weeks instead.") && alert.count > 60, "\(choice): \(alert)")
+            #expect(refused.body.contains(#"name="from" type="date" value="2026-06-01""#), "\(choice)")
+            #expect(refused.body.contains(#"name="to" type="date" value="2026-08-30""#), "\(choice)")
+            #expect(refused.body.contains(#"name="cohort" type="month" value="""#) && !refused.body.contains(" selected>"), "\(choice)")
+        }
+    }
 }

@@ -152,12 +152,23 @@ extension SyncServer {
             message = "\(error.description) The default is shown instead."
             query = OutcomeQuery(minimumCell: limits.outcomeMinimumCell)
         }
+        // A refused choice of population (a cohort and a caseload, a name no mentor has)
+        // keeps the weeks asked for: the whole center is shown for them, and the message
+        // says why. A range refused as well falls back to the default.
         let counted: (report: OutcomeReport, patients: Int, mentors: [(id: MemberID, name: String)])
         do {
             counted = try await outcomeReport(query)
         } catch let error as ServerError {
-            message = "\(error.description) The default is shown instead."
-            counted = try await outcomeReport(OutcomeQuery(minimumCell: limits.outcomeMinimumCell))
+            var center = query
+            center.cohort = nil
+            center.caseload = nil
+            if query != center, let same = try? await outcomeReport(center) {
+                message = "\(error.description) The whole center is shown for these weeks instead."
+                counted = same
+            } else {
+                message = "\(error.description) The default is shown instead."
+                counted = try await outcomeReport(OutcomeQuery(minimumCell: limits.outcomeMinimumCell))
+            }
         }
         return page("page", DashboardView(
             counted.report, mentors: counted.mentors, asked: query.caseload, staff: session.name, csrf: session.csrf, message: message))

@@ -52,8 +52,13 @@ struct DashboardView {
         to = report.to
         cohort = report.cohort ?? ""
         // The caseload shown is selected: asked by id (the form) or by name (a link).
+        // Mentors who share a name are told apart by the start of their member id, as
+        // `tandem admin members` shows it.
+        let names = mentors.reduce(into: [String: Int]()) { $0[$1.name, default: 0] += 1 }
         caseloads = mentors.map { mentor in
-            Option(value: mentor.id.hex, label: mentor.name, selected: report.caseload != nil && (asked == mentor.id.hex || asked == mentor.name))
+            Option(
+                value: mentor.id.hex, label: names[mentor.name, default: 0] > 1 ? "\(mentor.name) (\(mentor.id.hex.prefix(8)))" : mentor.name,
+                selected: report.caseload != nil && (asked == mentor.id.hex || asked == mentor.name))
         }
         population =
             if let cohort = report.cohort { "patients who enrolled in \(cohort)" } else if let caseload = report.caseload {
