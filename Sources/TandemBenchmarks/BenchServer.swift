@@ -107,3 +107,45 @@ struct BenchDatabases {
         }
     }
 }
+
+/// The store a benchmark fills and serves: a SQLite file, or with `--postgres` a database
+/// of its own in that cluster, dropped by `remove()`. The same run can then be made on
+/// either store with one option.
+struct BenchStore {
+    let storage: any CenterStore
+    /// What `server-child` is given to serve this store.
+    let serverArguments: [String]
+    /// "SQLite" or "PostgreSQL".
+    let kind: String
+    private let databases: BenchDatabases?
+    private let path: String
+
+    /// A new store at `path` (SQLite), or a database named for the run in the cluster at
+    /// `postgres` (its maintenance database's URL).
+    init(path: String, postgres: String?) throws {
+        self.path = path
+        if let postgres {
+            let databases = try BenchDatabases(maintenance: postgres)
+            let location = try databases.create("server")
+            self.databases = databases
+            storage = try PostgresServerStorage(location: location)
+            serverArguments = ["--postgres", location.url]
+            kind = "PostgreSQL"
+        } else {
+            databases = nil
+            storage = try SQLiteServerStorage(path: path)
+            serverArguments = ["--db", path]
+            kind = "SQLite"
+        }
+    }
+
+    /// The store's size on disk: the SQLite file with its WAL, or `pg_database_size`.
+    func bytes() -> Int {
+        guard let databases else { return fileBytes(path) }
+        guard let connection = try? BlockingConnection.open(databases.location("server"), applicationName: "tandem-bench") else { return 0 }
+        defer { connection.close() }
+        return (try? connection.texts("SELECT pg_database_size(current_database())::text"))?.first.flatMap { Int($0) } ?? 0
+    }
+
+    func remove() { databases?.drop() }
+}

@@ -30,11 +30,17 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
     @Option(help: "Also a mentor's device, caught up with this many of the pulling patients under metrics consents, pulling 10 times a second during the pull phase (0: none).")
     var mentorPatients = 0
 
+    @Option(help: ArgumentHelp(
+        "Run on PostgreSQL instead of SQLite: a URL of the cluster's maintenance database; the benchmark creates (and drops) its own database.",
+        valueName: "postgres://user@host:port/postgres"))
+    var postgres: String?
+
     func run() async throws {
         raiseFileLimit()
         let folder = try BenchFolder()
         defer { folder.remove() }
-        let db = folder.path + "/center.sqlite"
+        let store = try BenchStore(path: folder.path + "/center.sqlite", postgres: postgres)
+        defer { store.remove() }
         let pushers = 20
         let warmup = 3
 
@@ -47,8 +53,8 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
         var allHeads: [MemberID: Int64] = [:]
         var mentor: BenchDevice? = nil
         do {
-            let storage = try SQLiteServerStorage(path: db)
-            _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
+            let storage = store.storage
+            _ = try await storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
             for index in 0..<devices { pullers.append(try await BenchDevice.enroll("puller-\(index)", into: storage)) }
             for index in 0..<pushers { pushDevices.append(try await BenchDevice.enroll("pusher-\(index)", into: storage)) }
             let perDevice = stored / devices
@@ -65,7 +71,7 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
                 mentor = device
                 for index in 0..<min(mentorPatients, devices) {
                     let patient = pullers[index].principal.member
-                    _ = try storage.setAssignment(Assignment(.mentor, carer: device.principal.member, member: patient), present: true, nowMillis: UInt64(now() * 1000))
+                    _ = try await storage.setAssignment(Assignment(.mentor, carer: device.principal.member, member: patient), present: true, nowMillis: UInt64(now() * 1000))
                     let edit = ConsentEdit.grant(patient: patient, recipient: device.principal.member, scope: .metrics, expiresMillis: nil, purpose: "benchmark")
                     let consent = try pullers[index].writer.write(edit, to: .random(), current: nil, wallMillis: UInt64(now() * 1000))
                     _ = try await storage.push(consent, from: pullers[index].principal, repush: false, nowMillis: UInt64(now() * 1000), maxSkewMillis: 60_000)
@@ -77,11 +83,11 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
             head = channelHeads.reduce(0, +)
         }
         print("""
-        Caught-up pull: \(devices) devices pulling once a second, \(head) changes stored (filled in \(format(now() - fillStarted, 0)) s, \
-        \(fileBytes(db) / 1_048_576) MiB), \(pushRate) changes/s pushed by \(pushers) other devices; \(warmup) s warm-up + \(duration) s per phase.
+        Caught-up pull on \(store.kind): \(devices) devices pulling once a second, \(head) changes stored (filled in \(format(now() - fillStarted, 0)) s, \
+        \(store.bytes() / 1_048_576) MiB), \(pushRate) changes/s pushed by \(pushers) other devices; \(warmup) s warm-up + \(duration) s per phase.
         """)
 
-        let (server, port) = try spawnServer(db: db, echo: true)
+        let (server, port) = try spawnServer(store: store.serverArguments, echo: true)
         defer { server.terminate() }
         let client = PushClient(base: "http://127.0.0.1:\(port)", connections: devices + pushers)
 

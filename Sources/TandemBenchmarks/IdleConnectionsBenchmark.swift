@@ -23,22 +23,25 @@ struct IdleConnectionsBenchmark: AsyncParsableCommand {
     @Option(help: "Live connections to open (4 per device).")
     var connections = 2_000
 
+    @Option(help: ArgumentHelp(
+        "Serve PostgreSQL instead of SQLite: a URL of the cluster's maintenance database; the benchmark creates (and drops) its own database.",
+        valueName: "postgres://user@host:port/postgres"))
+    var postgres: String?
+
     func run() async throws {
         raiseFileLimit()
         let folder = try BenchFolder()
         defer { folder.remove() }
 
         // Devices, 4 connections each, enrolled straight into the store.
-        let db = folder.path + "/center.sqlite"
+        let store = try BenchStore(path: folder.path + "/center.sqlite", postgres: postgres)
+        defer { store.remove() }
         let devices = (connections + 3) / 4
         var tokens: [String] = []
-        do {
-            let storage = try SQLiteServerStorage(path: db)
-            _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
-            for index in 0..<devices { tokens.append(try await BenchDevice.enroll("p\(index)", into: storage).token) }
-        }
+        _ = try await store.storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
+        for index in 0..<devices { tokens.append(try await BenchDevice.enroll("p\(index)", into: store.storage).token) }
 
-        let (server, port) = try spawnServer(db: db)
+        let (server, port) = try spawnServer(store: store.serverArguments)
         defer { server.terminate() }
         try await Task.sleep(for: .seconds(1))
         let before = rss(of: server.pid)
@@ -74,7 +77,7 @@ struct IdleConnectionsBenchmark: AsyncParsableCommand {
         let after = rss(of: server.pid)
         let perConnection = Double(after - before) / Double(max(open, 1))
         print("""
-        Idle live connections: \(open) of \(connections) open in \(format(now() - started, 1)) s (load generator CPU \(format(cpuSeconds() - clientCPU, 2)) s)
+        Idle live connections (\(store.kind)): \(open) of \(connections) open in \(format(now() - started, 1)) s (load generator CPU \(format(cpuSeconds() - clientCPU, 2)) s)
           server RSS with none   \(before / 1024) KiB
           server RSS with them   \(after / 1024) KiB
           per connection         \(format(perConnection / 1024, 1)) KiB   (target < 64 KiB: \(perConnection < 64 * 1024 ? "met" : "NOT met"))

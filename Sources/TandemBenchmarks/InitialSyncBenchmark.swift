@@ -40,31 +40,43 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
     @Flag(help: "Alternate rounds between the server with its accounting of disclosures and the same server without (UnaccountedStorage), and compare their medians; also the disk bytes per entry.")
     var compareAccounting = false
 
+    @Option(help: ArgumentHelp(
+        "Run on PostgreSQL instead of SQLite: a URL of the cluster's maintenance database; the benchmark creates (and drops) its own database.",
+        valueName: "postgres://user@host:port/postgres"))
+    var postgres: String?
+
     func run() async throws {
         let benchFolder = try BenchFolder()
         defer { benchFolder.remove() }
         let folder = benchFolder.path
+        // Its disk figures read SQLite's own tables (dbstat).
+        guard !compareAccounting || postgres == nil else { throw BenchError.badInput("--compare-accounting runs on SQLite only") }
 
-        let storage = try SQLiteServerStorage(path: folder + "/center.sqlite")
+        let store = try BenchStore(path: folder + "/center.sqlite", postgres: postgres)
+        defer { store.remove() }
+        let storage = store.storage
         let started = now()
-        _ = try storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
+        _ = try await storage.initialize(staffName: "Bench", nowMillis: UInt64(now() * 1000))
         guard let scope = ConsentScope(rawValue: scope), scope.projection != nil else { throw BenchError.badInput("--scope is metrics or journal") }
         guard patients >= 1 else { throw BenchError.badInput("--patients is at least 1") }
         // A patient reading their own records discloses nothing: nothing to compare.
         guard !compareAccounting || patients > 1 else { throw BenchError.badInput("--compare-accounting needs --patients above 1 (a mentor's reads)") }
         let (member, role, winning) = try await Self.fillHistory(storage, atLeast: changes, patients: patients, days: days, scope: scope)
         let whose = patients == 1 ? "one member" : "\(patients) patients, read by their mentor under \(scope.rawValue) consents"
-        print("History: \(winning) winning changes of \(whose), stored in \(format(now() - started, 1)) s; server store \(fileBytes(folder + "/center.sqlite")) bytes (\(format(Double(fileBytes(folder + "/center.sqlite")) / Double(winning), 1)) B per held change).")
+        let bytes = store.bytes()
+        print("History: \(winning) winning changes of \(whose), stored in \(format(now() - started, 1)) s; server store (\(store.kind)) \(bytes) bytes (\(format(Double(bytes) / Double(winning), 1)) B per held change).")
 
-        // What the store takes without its WAL and free pages: a compacted copy, by table.
-        let compact = folder + "/compact.sqlite"
-        try storage.backup(to: compact)
-        let compacted = try DatabaseQueue(path: compact)
-        let tables = try await compacted.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC LIMIT 6")
-                .map { "\($0["name"] as String) \(format(Double($0["bytes"] as Int64) / Double(winning), 1))" }
+        if let sqlite = storage as? SQLiteServerStorage {
+            // What the store takes without its WAL and free pages: a compacted copy, by table.
+            let compact = folder + "/compact.sqlite"
+            try sqlite.backup(to: compact)
+            let compacted = try DatabaseQueue(path: compact)
+            let tables = try await compacted.read { db in
+                try Row.fetchAll(db, sql: "SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC LIMIT 6")
+                    .map { "\($0["name"] as String) \(format(Double($0["bytes"] as Int64) / Double(winning), 1))" }
+            }
+            print("Compacted copy: \(fileBytes(compact)) bytes (\(format(Double(fileBytes(compact)) / Double(winning), 1)) B per held change); largest, B per held change: \(tables.joined(separator: ", ")).")
         }
-        print("Compacted copy: \(fileBytes(compact)) bytes (\(format(Double(fileBytes(compact)) / Double(winning), 1)) B per held change); largest, B per held change: \(tables.joined(separator: ", ")).")
 
         let (port, serverTask) = try await startServer(storage)
         defer { serverTask.cancel() }
@@ -114,7 +126,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
             // What the accounting of disclosures costs: the same store, alternate rounds.
             let off = median(unaccounted.map(\.syncSeconds))
             let entries = try await storage.disclosures(of: nil)
-            try storage.backup(to: folder + "/after.sqlite")
+            try await storage.backup(to: folder + "/after.sqlite")
             let disclosureBytes = try await DatabaseQueue(path: folder + "/after.sqlite").read { db in
                 try Int64.fetchOne(db, sql: "SELECT sum(pgsize) FROM dbstat WHERE name = 'disclosure'") ?? 0
             }
@@ -134,7 +146,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
     /// in `scope`; returns the mentor. The count is of the winning changes the device's
     /// subscriptions carry.
     static func fillHistory(
-        _ storage: SQLiteServerStorage, atLeast target: Int, patients: Int = 1, days fixedDays: Int? = nil, scope: ConsentScope = .metrics
+        _ storage: any CenterStore, atLeast target: Int, patients: Int = 1, days fixedDays: Int? = nil, scope: ConsentScope = .metrics
     ) async throws -> (MemberID, Role, Int) {
         func workload(days: Int) throws -> Workload {
             var options = Workload.Options(patients: patients, days: days, seed: 7)
@@ -173,7 +185,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         }
         guard patients > 1 else {
             let member = principals[0].member
-            return (member, .patient, try storage.state(of: member).heldChanges.count)
+            return (member, .patient, try await storage.state(of: member).heldChanges.count)
         }
         // The mentor, assigned to every patient, each of whom grants a consent.
         let code = try await storage.invite(role: .mentor, name: "Mentor", nowMillis: wall)
@@ -183,13 +195,13 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         let mentor = try await storage.authenticate(tokenHash: Secrets.hash("bench-mentor")).member
         var carried = 0
         for principal in principals {
-            _ = try storage.setAssignment(Assignment(.mentor, carer: mentor, member: principal.member), present: true, nowMillis: wall)
+            _ = try await storage.setAssignment(Assignment(.mentor, carer: mentor, member: principal.member), present: true, nowMillis: wall)
             guard let replica = principal.replica else { continue }
             var writer = ChangeWriter(replica: replica)
             let edit = ConsentEdit.grant(patient: principal.member, recipient: mentor, scope: scope, expiresMillis: nil, purpose: "benchmark")
             try await pushAll(try writer.write(edit, to: .random(), current: nil, wallMillis: UInt64(now() * 1000)), as: principal, to: storage)
             // What the consent's projection carries of the patient's channel.
-            let state = try storage.state(of: principal.member)
+            let state = try await storage.state(of: principal.member)
             carried += state.heldChanges.filter { change in
                 guard let collection = state[change.record]?.collection else { return false }
                 return collection == .journal && scope.projection.map { Schema.carries($0, collection, field: change.field) } ?? false
@@ -198,7 +210,7 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
         return (mentor, .mentor, carried)
     }
 
-    static func pushAll(_ changes: [Change], as principal: Principal, to storage: SQLiteServerStorage) async throws {
+    static func pushAll(_ changes: [Change], as principal: Principal, to storage: any CenterStore) async throws {
         var start = 0
         while start < changes.count {
             let batch = Array(changes[start..<min(start + 1_000, changes.count)])

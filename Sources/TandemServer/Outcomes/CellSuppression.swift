@@ -56,7 +56,9 @@ enum CellSuppression {
         let published = Set(parts.filter { part in
             part.value.base >= minimum && safe(part.value.counts) && ((part.value.counts.first ?? 0) == 0 || (part.value.counts.first ?? 0) >= minimum)
         }.keys)
-        return Decision(center: true, parts: published, counted: published, byBase: Set(parts.filter { $0.value.base >= minimum }.keys))
+        // No `byBase`: no second partition is crossed with summed figures (a caseload has
+        // no figures by week since enrollment).
+        return Decision(center: true, parts: published, counted: published)
     }
 
     static func decide(center: Figure, parts: [String: Figure], minimum: Int) -> Decision {
