@@ -40,7 +40,8 @@ extension ForwardingStorage {
     public func head() async throws -> Int64 { try await base.head() }
     public func commits(after position: Int64) async throws -> Commits { try await base.commits(after: position) }
     public func awaitCommit(after position: Int64, timeout: Duration) async throws { try await base.awaitCommit(after: position, timeout: timeout) }
-    public func awaitRevocation(timeout: Duration) async { await base.awaitRevocation(timeout: timeout) }
+    public var revocationsHeard: Int { base.revocationsHeard }
+    public func awaitRevocation(after heard: Int, timeout: Duration) async { await base.awaitRevocation(after: heard, timeout: timeout) }
     public func dashboardPasswords(named name: String) async throws -> [(member: MemberID, hash: String)] {
         try await base.dashboardPasswords(named: name)
     }

@@ -166,14 +166,21 @@ extension SyncServer {
             }
             // Revocation is written by staff on the server's host, not through a push:
             // each connection checks its token again every few seconds (at once when the
-            // store tells of a revocation), and looks at its grants then too.
+            // store tells of a revocation), and looks at its grants then too. What the store
+            // has heard is read before each check, and the wait after it returns at once if
+            // that moved: a revocation heard while the token was being checked (the check
+            // may have read the store before it) is checked again at once, not at the next
+            // period. The first check covers the time since the upgrade's.
             group.addTask {
+                var first = true
                 while !Task.isCancelled {
-                    await storage.awaitRevocation(timeout: limits.liveRevocationCheck)
+                    let heard = storage.revocationsHeard
                     do { _ = try await storage.authenticate(tokenHash: tokenHash) } catch let error as ServerError where error == .revoked || error == .unauthorized {
                         return .revoked
                     } catch {}
-                    eventSink.yield(.look)
+                    if !first { eventSink.yield(.look) }
+                    first = false
+                    await storage.awaitRevocation(after: heard, timeout: limits.liveRevocationCheck)
                 }
                 return .left
             }

@@ -84,10 +84,16 @@ public protocol ServerStorage: Sendable {
     /// `timeout`. May return early; callers read `commits(after:)` to know.
     func awaitCommit(after position: Int64, timeout: Duration) async throws
 
-    /// Returns when a device, member or token may have been revoked (by this process, or by
-    /// another sharing the store), or after `timeout`: live connections check their tokens
-    /// again then. A store that cannot tell waits out `timeout` (the default).
-    func awaitRevocation(timeout: Duration) async
+    /// How many revocations this store has heard of so far (by this process, or by another
+    /// sharing the store): read it before checking a token, then `awaitRevocation(after:)`
+    /// it, so that a revocation heard during the check is not missed. 0 for a store that
+    /// cannot tell (the default).
+    var revocationsHeard: Int { get }
+
+    /// Returns at once when `revocationsHeard` moved past `heard`, else when a device,
+    /// member or token may have been revoked, or after `timeout`: live connections check
+    /// their tokens again then. A store that cannot tell waits out `timeout` (the default).
+    func awaitRevocation(after heard: Int, timeout: Duration) async
 
     // The staff dashboard's sign-in (PROTOCOL.md §9.20): passwords (bcrypt hashes), one-time
     // sign-in codes and sessions, kept in the store so every server instance shares them.
@@ -105,8 +111,15 @@ public protocol ServerStorage: Sendable {
 }
 
 extension ServerStorage {
-    public func awaitRevocation(timeout: Duration) async {
+    public var revocationsHeard: Int { 0 }
+
+    public func awaitRevocation(after heard: Int, timeout: Duration) async {
         try? await Task.sleep(for: timeout)
+    }
+
+    /// Returns at the next revocation heard of, or after `timeout`.
+    public func awaitRevocation(timeout: Duration) async {
+        await awaitRevocation(after: revocationsHeard, timeout: timeout)
     }
 
     /// A push with no quota (tests and tools).

@@ -386,9 +386,14 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     }
 
 
-    /// Returns when any instance revoked something (its notification), or after `timeout`.
-    public func awaitRevocation(timeout: Duration) async {
-        await revocationSignal.wait(since: revocationSignal.fired, upTo: timeout)
+    /// The revocations any instance notified (and the listener's reconnections, after which
+    /// notifications sent meanwhile may have been missed).
+    public var revocationsHeard: Int { revocationSignal.fired }
+
+    /// Returns at once if a revocation was heard of since `heard`, else when any instance
+    /// revokes something (its notification), or after `timeout`.
+    public func awaitRevocation(after heard: Int, timeout: Duration) async {
+        await revocationSignal.wait(since: heard, upTo: timeout)
     }
 
     /// Tells every instance, at this transaction's commit, that something was revoked: their

@@ -22,15 +22,17 @@ final class InProcessServer: @unchecked Sendable {
     /// The service group the application runs in, as `tandem serve` runs it under SIGTERM.
     private let group: ServiceGroup
 
+    /// `serving`: a wrapper of `storage` the server uses instead (a test's fault or hook);
+    /// `storage` stays the tests' way in to the store.
     init(
-        storage: any CenterStore, policy: (any SharingPolicy)? = nil, limits: SyncServer.Limits = .init(),
+        storage: any CenterStore, serving: (any ServerStorage)? = nil, policy: (any SharingPolicy)? = nil, limits: SyncServer.Limits = .init(),
         middleware: [any MiddlewareProtocol<Request, Response, TandemRequestContext>] = [],
         wallClock: any WallClock = SyncServer.SystemClock()
     ) async throws {
         self.storage = storage
         var logger = Logger(label: "tandem-test")
         logger.logLevel = .critical
-        let server = SyncServer(storage: storage, policy: policy, limits: limits, wallClock: wallClock, logger: logger)
+        let server = SyncServer(storage: serving ?? storage, policy: policy, limits: limits, wallClock: wallClock, logger: logger)
         self.server = server
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = server.application(host: "127.0.0.1", port: 0, middleware: middleware) { continuation.yield($0) }
