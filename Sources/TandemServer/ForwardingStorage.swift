@@ -42,6 +42,7 @@ extension ForwardingStorage {
     public func awaitCommit(after position: Int64, timeout: Duration) async throws { try await base.awaitCommit(after: position, timeout: timeout) }
     public var revocationsHeard: Int { base.revocationsHeard }
     public func awaitRevocation(after heard: Int, timeout: Duration) async { await base.awaitRevocation(after: heard, timeout: timeout) }
+    public func membersRevoked(since heard: Int) -> Set<MemberID>? { base.membersRevoked(since: heard) }
     public func dashboardPasswords(named name: String) async throws -> [(member: MemberID, hash: String)] {
         try await base.dashboardPasswords(named: name)
     }

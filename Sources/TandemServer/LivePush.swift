@@ -165,22 +165,45 @@ extension SyncServer {
                 }
             }
             // Revocation is written by staff on the server's host, not through a push:
-            // each connection checks its token again every few seconds (at once when the
-            // store tells of a revocation), and looks at its grants then too. What the store
-            // has heard is read before each check, and the wait after it returns at once if
-            // that moved: a revocation heard while the token was being checked (the check
-            // may have read the store before it) is checked again at once, not at the next
-            // period. The first check covers the time since the upgrade's.
+            // each connection checks its token again every few seconds, and looks at its
+            // grants then too; and at once when the store tells of a revocation of its
+            // member's credentials, or of anyone's when it cannot say whose (then after a
+            // random delay under a second, so that every connection of the instance does not
+            // read the store in the same instant). What the store has heard is read before
+            // each check, and the wait after it returns at once if that moved: a revocation
+            // heard while the token was being checked (the check may have read the store
+            // before it) is looked at at once, not at the next period. The first check
+            // covers the time since the upgrade's.
             group.addTask {
+                let period = limits.liveRevocationCheck
+                var heard = storage.revocationsHeard
+                var due = ContinuousClock.now
+                var checkNow = true
                 var first = true
                 while !Task.isCancelled {
-                    let heard = storage.revocationsHeard
-                    do { _ = try await storage.authenticate(tokenHash: tokenHash) } catch let error as ServerError where error == .revoked || error == .unauthorized {
-                        return .revoked
-                    } catch {}
-                    if !first { eventSink.yield(.look) }
-                    first = false
-                    await storage.awaitRevocation(after: heard, timeout: limits.liveRevocationCheck)
+                    if checkNow || ContinuousClock.now >= due {
+                        heard = storage.revocationsHeard
+                        do { _ = try await storage.authenticate(tokenHash: tokenHash) } catch let error as ServerError where error == .revoked || error == .unauthorized {
+                            return .revoked
+                        } catch {}
+                        if !first { eventSink.yield(.look) }
+                        first = false
+                        checkNow = false
+                        due = ContinuousClock.now + period
+                    }
+                    await storage.awaitRevocation(after: heard, timeout: max(.zero, due - ContinuousClock.now))
+                    let now = storage.revocationsHeard
+                    guard now != heard else { continue }
+                    switch storage.membersRevoked(since: heard) {
+                    case .some(let members) where !members.contains(principal.member):
+                        // Other members' revocations: nothing of this connection's changed.
+                        heard = now
+                    case .some:
+                        checkNow = true
+                    case .none:
+                        try? await Task.sleep(for: .milliseconds(Int.random(in: 0..<1_000)))
+                        checkNow = true
+                    }
                 }
                 return .left
             }

@@ -95,6 +95,11 @@ public protocol ServerStorage: Sendable {
     /// their tokens again then. A store that cannot tell waits out `timeout` (the default).
     func awaitRevocation(after heard: Int, timeout: Duration) async
 
+    /// The members whose credentials the revocations heard after the `heard`-th revoked;
+    /// nil when the store cannot say (any of them may be anyone's: every live connection
+    /// checks its token). The default: nil.
+    func membersRevoked(since heard: Int) -> Set<MemberID>?
+
     // The staff dashboard's sign-in (PROTOCOL.md §9.20): passwords (bcrypt hashes), one-time
     // sign-in codes and sessions, kept in the store so every server instance shares them.
 
@@ -116,6 +121,8 @@ extension ServerStorage {
     public func awaitRevocation(after heard: Int, timeout: Duration) async {
         try? await Task.sleep(for: timeout)
     }
+
+    public func membersRevoked(since heard: Int) -> Set<MemberID>? { nil }
 
     /// Returns at the next revocation heard of, or after `timeout`.
     public func awaitRevocation(timeout: Duration) async {

@@ -51,7 +51,8 @@ extension PostgresServerStorage {
     public func revokeDevice(_ id: RecordID) async throws {
         try await write { db in
             let key = Data(id.bytes)
-            guard try !db.run("UPDATE device SET revoked = 1 WHERE id = \(key) RETURNING id").isEmpty else {
+            guard let row = try db.run("UPDATE device SET revoked = 1 WHERE id = \(key) RETURNING member").first,
+                  let member = try? MemberID(bytes: try row.decode(Data.self)) else {
                 throw ServerError.badRequest("No device with id \(id.hex).")
             }
             try db.run("""
@@ -59,7 +60,7 @@ extension PostgresServerStorage {
                 AND issuer_token IN (SELECT token_hash FROM credential WHERE device = \(key))
                 """)
             try db.run("UPDATE credential SET revoked = 1 WHERE device = \(key)")
-            try Self.notifyRevocation(db)
+            try Self.notifyRevocation(of: member, db)
         }
     }
 
@@ -77,7 +78,7 @@ extension PostgresServerStorage {
             try db.run("DELETE FROM dashboard_session WHERE member = \(key)")
             try db.run("DELETE FROM dashboard_password WHERE member = \(key)")
             try db.run("DELETE FROM sign_in_code WHERE member = \(key)")
-            try Self.notifyRevocation(db)
+            try Self.notifyRevocation(of: member, db)
             return MemberRevocation(devices: devices, tokens: tokens, codes: codes)
         }
     }
@@ -97,7 +98,7 @@ extension PostgresServerStorage {
                 AND issuer_token IN (SELECT token_hash FROM credential WHERE member = \(key) AND device IS NULL)
                 """)
             try db.run("UPDATE credential SET revoked = 1 WHERE member = \(key) AND device IS NULL")
-            try Self.notifyRevocation(db)
+            try Self.notifyRevocation(of: chosen, db)
             try db.run("""
                 INSERT INTO credential (token_hash, member, device, created_at) VALUES (\(Data(Secrets.hash(token))), \(key), NULL, \(Int64(nowMillis)))
                 """)

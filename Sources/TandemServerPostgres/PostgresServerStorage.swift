@@ -31,15 +31,17 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     let poll: Duration
     /// Whether this instance hears the others' notifications now.
     let listening = Listening()
-    /// Fired when any instance revokes a device, member or token (`awaitRevocation`).
-    let revocationSignal = CommitSignal()
+    /// Told when any instance revokes a device, member or token (`awaitRevocation`), and
+    /// whose; and when this instance (re)starts listening, since notices may have been missed.
+    let revocations = RevocationLog()
     let groupCommit = GroupCommit()
     private let pushQueue = DispatchQueue(label: "tandem.postgres.push")
     private var pushConnection: BlockingConnection?
     private let listener: Task<Void, Never>
 
     /// The NOTIFY channel every instance listens on: an empty payload for a commit that
-    /// advanced a channel, `revoke` for a revocation (`notifyRevocation`).
+    /// advanced a channel, `revoke:` and a member id's hex for a revocation of that member's
+    /// credentials (`notifyRevocation`), `revoke` alone for anyone's.
     static let commitChannel = "tandem_commit"
     static let revocationPayload = "revoke"
 
@@ -61,7 +63,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
         }
         first.close()
         pool = ConnectionPool(location: location, capacity: max(1, connections), label: "tandem.postgres.pool", logger: logger)
-        listener = Self.listen(location, commits: commitSignal, revocations: revocationSignal, listening: listening, logger: logger)
+        listener = Self.listen(location, commits: commitSignal, revocations: revocations, listening: listening, logger: logger)
     }
 
     deinit {
@@ -75,7 +77,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
     /// A lost connection is opened again; the feed is woken then too, since notifications
     /// sent meanwhile were missed.
     private static func listen(
-        _ location: PostgresLocation, commits: CommitSignal, revocations: CommitSignal, listening: Listening, logger: Logger
+        _ location: PostgresLocation, commits: CommitSignal, revocations: RevocationLog, listening: Listening, logger: Logger
     ) -> Task<Void, Never> {
         Task.detached {
             while !Task.isCancelled {
@@ -89,9 +91,15 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
                         try await connection.listen(on: commitChannel) { notifications in
                             listening.set(true)
                             commits.fire()
-                            revocations.fire()
+                            revocations.heard(nil)
                             for try await notification in notifications {
-                                if notification.payload == revocationPayload { revocations.fire() } else { commits.fire() }
+                                if let member = revokedMember(notification.payload) {
+                                    revocations.heard(member)
+                                } else if notification.payload == revocationPayload {
+                                    revocations.heard(nil)
+                                } else {
+                                    commits.fire()
+                                }
                             }
                         }
                     } catch {}
@@ -388,18 +396,27 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
 
     /// The revocations any instance notified (and the listener's reconnections, after which
     /// notifications sent meanwhile may have been missed).
-    public var revocationsHeard: Int { revocationSignal.fired }
+    public var revocationsHeard: Int { revocations.count }
 
     /// Returns at once if a revocation was heard of since `heard`, else when any instance
     /// revokes something (its notification), or after `timeout`.
     public func awaitRevocation(after heard: Int, timeout: Duration) async {
-        await revocationSignal.wait(since: heard, upTo: timeout)
+        await revocations.wait(after: heard, upTo: timeout)
     }
 
-    /// Tells every instance, at this transaction's commit, that something was revoked: their
-    /// live connections check their tokens at once instead of at their next look.
-    static func notifyRevocation(_ db: BlockingConnection) throws {
-        try db.run("SELECT pg_notify(\(commitChannel), \(revocationPayload))")
+    public func membersRevoked(since heard: Int) -> Set<MemberID>? { revocations.members(since: heard) }
+
+    /// The member a `revoke:HEX` notification names.
+    static func revokedMember(_ payload: String) -> MemberID? {
+        guard payload.hasPrefix(revocationPayload + ":") else { return nil }
+        return try? MemberID(hex: String(payload.dropFirst(revocationPayload.count + 1)))
+    }
+
+    /// Tells every instance, at this transaction's commit, that `member`'s credentials were
+    /// revoked: their live connections of that member check their tokens at once instead of
+    /// at their next look (and no other connection does).
+    static func notifyRevocation(of member: MemberID, _ db: BlockingConnection) throws {
+        try db.run("SELECT pg_notify(\(commitChannel), \(revocationPayload + ":" + member.hex))")
     }
 }
 

@@ -47,7 +47,9 @@ struct PostgresNotificationTests {
             #expect(commitWait < .seconds(240), "woken \(commitWait) after the commit: by its look at the feed, not a notification")
             #expect(try await listener.head() != position)
 
-            // A revocation on the writer wakes the listener's live connections' check.
+            // A revocation on the writer wakes the listener's live connections' check, and
+            // names whose credentials it revoked (only that member's connections check).
+            let heardBefore = listener.revocationsHeard
             let revocationWait = Task { () -> ContinuousClock.Instant in
                 await listener.awaitRevocation(timeout: .seconds(300))
                 return ContinuousClock.now
@@ -59,6 +61,7 @@ struct PostgresNotificationTests {
             let revokedAt = ContinuousClock.now
             let revoked = max(.zero, await revocationWait.value - revokedAt)
             #expect(revoked < .seconds(240), "woken \(revoked) after the revocation: by its timeout, not a notification")
+            #expect(listener.membersRevoked(since: heardBefore) == [principal.member])
             withExtendedLifetime(writer) {}
         }
     }
