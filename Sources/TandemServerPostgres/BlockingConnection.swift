@@ -2,6 +2,7 @@ public import Logging
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 
 /// One connection to PostgreSQL whose calls block until PostgreSQL answers. The server's
@@ -23,7 +24,7 @@ public final class BlockingConnection: @unchecked Sendable {
         watchClose()
     }
 
-    /// Connects (without TLS: loopback or a trusted network; TLS is not supported yet).
+    /// Connects, over TLS as `location.tls` says (PostgresLocation).
     /// `applicationName` is what `pg_stat_activity` shows: `tandem` for a store's connections
     /// (a restore refuses to run while any is open), something else for tools and tests.
     public static func open(
@@ -31,22 +32,51 @@ public final class BlockingConnection: @unchecked Sendable {
     ) throws -> BlockingConnection {
         do {
             let connection = try PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration(location, applicationName: applicationName), id: 1,
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try configuration(location, applicationName: applicationName), id: 1,
                 logger: logger
             ).wait()
             return BlockingConnection(connection: connection, logger: logger)
+        } catch let error as PostgresStoreError {
+            throw error
         } catch {
-            throw PostgresStoreError.unreachable("Cannot connect to PostgreSQL at \(location): \(Self.reason(error))")
+            throw PostgresStoreError.unreachable("Cannot connect to PostgreSQL at \(location): \(Self.reason(error, tls: location.tls))")
         }
     }
 
-    /// How PostgresNIO connects to `location` (without TLS).
-    /// Named `tandem` in `pg_stat_activity`; a host that does not answer within 5 s is
-    /// said to be unreachable rather than waited on.
-    static func configuration(_ location: PostgresLocation, applicationName: String = "tandem") -> PostgresConnection.Configuration {
+    /// How PostgresNIO connects to `location`: over TLS unless `location.tls` is `disable`,
+    /// verifying the server's certificate as it says (`sslrootcert`'s certificates, or the
+    /// system's roots). Named `tandem` in `pg_stat_activity`; a host that does not answer
+    /// within 5 s is said to be unreachable rather than waited on.
+    /// - Throws: `PostgresStoreError.unreachable` when `sslrootcert` cannot be read.
+    static func configuration(_ location: PostgresLocation, applicationName: String = "tandem") throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        switch location.tls {
+        case .disable:
+            tls = .disable
+        case .require, .verifyCA, .verifyFull:
+            var settings = TLSConfiguration.makeClientConfiguration()
+            settings.minimumTLSVersion = .tlsv12
+            switch location.tls {
+            case .require: settings.certificateVerification = .none
+            case .verifyCA: settings.certificateVerification = .noHostnameVerification
+            default: settings.certificateVerification = .fullVerification
+            }
+            if let file = location.rootCertificates {
+                do {
+                    settings.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(file))
+                } catch {
+                    throw PostgresStoreError.unreachable("Cannot read sslrootcert \(file): it must be a readable PEM file of certificates.")
+                }
+            }
+            do {
+                tls = .require(try NIOSSLContext(configuration: settings))
+            } catch {
+                throw PostgresStoreError.unreachable("Cannot set up TLS to PostgreSQL: \(error)")
+            }
+        }
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
-            database: location.database, tls: .disable)
+            database: location.database, tls: tls)
         configuration.options.additionalStartupParameters = [("application_name", applicationName)]
         configuration.options.connectTimeout = .seconds(5)
         return configuration
@@ -239,10 +269,23 @@ public final class BlockingConnection: @unchecked Sendable {
 
     /// PostgreSQL's own message and SQLSTATE for an error, when there are (never the query's
     /// values); else what the connection reports, by its code.
-    static func reason(_ error: any Error) -> String {
+    static func reason(_ error: any Error, tls: PostgresLocation.TLSMode? = nil) -> String {
+        if let error = error as? NIOSSLExtraError, error == .failedToValidateHostname {
+            return "its TLS certificate could not be verified for this host: with sslmode=verify-full, connect by a host name the "
+                + "certificate names (not an address), or use sslmode=verify-ca with sslrootcert"
+        }
+        if error is NIOSSLError || error is NIOSSLExtraError {
+            return "its TLS certificate could not be verified (give the certificate of the authority that signed it with sslrootcert=PATH)"
+        }
         guard let error = error as? PSQLError else { return String(describing: type(of: error)) }
         if let message = error.serverInfo?[.message] {
             return error.serverInfo?[.sqlState].map { "\(message) (SQLSTATE \($0))" } ?? message
+        }
+        if error.code == .sslUnsupported {
+            return "it does not offer TLS (turn ssl on in its postgresql.conf; or, on a network you trust, add sslmode=disable to the URL)"
+        }
+        if let underlying = error.underlying, underlying is NIOSSLError || underlying is NIOSSLExtraError {
+            return reason(underlying, tls: tls)
         }
         return "the connection failed (\(error.code))"
     }

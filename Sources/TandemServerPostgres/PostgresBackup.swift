@@ -94,6 +94,10 @@ public enum PostgresBackup {
         var environment = ProcessInfo.processInfo.environment
         environment["PGPASSWORD"] = location.password
         environment["PGAPPNAME"] = "tandem-admin"
+        // The same TLS as the store's own connections. Without sslrootcert, libpq verifies
+        // against ~/.postgresql/root.crt, not the system's roots (docs/operations.md).
+        environment["PGSSLMODE"] = location.tls.rawValue
+        environment["PGSSLROOTCERT"] = location.rootCertificates
         // Output and errors go to files (0600), not pipes: reading two pipes one after the
         // other could deadlock on a tool that fills the other.
         let output = NSTemporaryDirectory() + "tandem-\(tool)-\(UUID().uuidString)"

@@ -1,20 +1,54 @@
 import Foundation
 /// Where a center's PostgreSQL is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
-/// (`postgresql://` too), as `tandem serve --postgres URL` or `TANDEM_DATABASE_URL` give it.
+/// (`postgresql://` too), as `tandem serve --postgres URL` or `TANDEM_DATABASE_URL` give it,
+/// with libpq's `?sslmode=disable|require|verify-ca|verify-full` and `&sslrootcert=PATH`.
 /// User and password may be percent-encoded. `description` never shows the password.
+///
+/// A database on another host is reached over TLS, its certificate verified against
+/// `sslrootcert` (or the system's roots) and its host name (`verify-full`), unless the URL
+/// says otherwise: health data does not cross a network in plain text by default. One on
+/// this machine's loopback is reached in plain text unless the URL asks for TLS.
 public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var user: String
     public var password: String?
     public var database: String
+    public var tls: TLSMode
+    /// `sslrootcert`: a PEM file of the certificates that may sign the server's; nil: the
+    /// system's roots.
+    public var rootCertificates: String?
 
-    public init(host: String, port: Int = 5432, user: String, password: String? = nil, database: String) {
+    /// libpq's `sslmode`s that Tandem takes (`allow` and `prefer`, which fall back to plain
+    /// text without saying so, are refused).
+    public enum TLSMode: String, Sendable, CaseIterable {
+        /// Plain text: this machine, or a network the operator trusts.
+        case disable
+        /// Encrypted; the server's certificate is not checked (a network that may be read,
+        /// not one where someone could stand in for the database).
+        case require
+        /// Encrypted; the certificate must chain to `sslrootcert`, whatever host it names.
+        case verifyCA = "verify-ca"
+        /// Encrypted; the certificate must chain to `sslrootcert` and name the host.
+        case verifyFull = "verify-full"
+    }
+
+    public init(
+        host: String, port: Int = 5432, user: String, password: String? = nil, database: String, tls: TLSMode? = nil,
+        rootCertificates: String? = nil
+    ) {
         self.host = host
         self.port = port
         self.user = user
         self.password = password
         self.database = database
+        self.tls = tls ?? Self.defaultTLS(host: host)
+        self.rootCertificates = rootCertificates
+    }
+
+    /// Plain text on the loopback, verified TLS anywhere else.
+    public static func defaultTLS(host: String) -> TLSMode {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.") ? .disable : .verifyFull
     }
 
     public init(url text: String) throws(PostgresLocationError) {
@@ -31,9 +65,33 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         let place = rest[rest.index(after: at)...]
         guard let slash = place.firstIndex(of: "/") else { throw .malformed("it names no database (postgres://USER@HOST/DATABASE)") }
         let address = place[..<slash]
-        let database = place[place.index(after: slash)...]
-        guard !database.isEmpty, !database.contains("?"), !database.contains("/") else {
-            throw .malformed("the database must be one name, without options")
+        var database = place[place.index(after: slash)...]
+        var tls: TLSMode? = nil
+        var rootCertificates: String? = nil
+        if let question = database.firstIndex(of: "?") {
+            for option in database[database.index(after: question)...].split(separator: "&") {
+                let pair = option.split(separator: "=", maxSplits: 1)
+                let value = try Self.decoded(pair.count == 2 ? pair[1] : "")
+                switch pair[0] {
+                case "sslmode":
+                    guard let mode = TLSMode(rawValue: value) else {
+                        throw .malformed("sslmode must be disable, require, verify-ca or verify-full (not \(value))")
+                    }
+                    tls = mode
+                case "sslrootcert":
+                    guard !value.isEmpty else { throw .malformed("sslrootcert must name a file") }
+                    rootCertificates = value
+                default:
+                    throw .malformed("Tandem reads the options sslmode and sslrootcert, not \(pair[0])")
+                }
+            }
+            database = database[..<question]
+        }
+        guard !database.isEmpty, !database.contains("/") else {
+            throw .malformed("the database must be one name")
+        }
+        if rootCertificates != nil, tls == .disable || tls == .require {
+            throw .malformed("sslrootcert is read with sslmode=verify-ca or verify-full only")
         }
         let userPart: Substring
         var password: String? = nil
@@ -56,11 +114,23 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         }
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         guard !host.isEmpty else { throw .malformed("it names no host") }
-        self.init(host: String(host), port: port, user: user, password: password, database: try Self.decoded(database))
+        self.init(
+            host: String(host), port: port, user: user, password: password, database: try Self.decoded(database), tls: tls,
+            rootCertificates: rootCertificates)
     }
 
     public var description: String {
-        "postgres://\(user)\(password == nil ? "" : ":***")@\(hostPart):\(port)/\(database)"
+        "postgres://\(user)\(password == nil ? "" : ":***")@\(hostPart):\(port)/\(database)\(options)"
+    }
+
+    /// The TLS options, when they are not the host's default: `?sslmode=…&sslrootcert=…`.
+    private var options: String {
+        var options: [String] = []
+        if tls != Self.defaultTLS(host: host) || rootCertificates != nil { options.append("sslmode=\(tls.rawValue)") }
+        if let rootCertificates {
+            options.append("sslrootcert=\(rootCertificates.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "&?=%"))) ?? rootCertificates)")
+        }
+        return options.isEmpty ? "" : "?" + options.joined(separator: "&")
     }
 
     /// The URL that names this location, its password included (user and password
@@ -68,7 +138,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     /// benchmarks), never a log.
     public var url: String {
         let escaped = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text }
-        return "postgres://\(escaped(user))\(password.map { ":\(escaped($0))" } ?? "")@\(hostPart):\(port)/\(escaped(database))"
+        return "postgres://\(escaped(user))\(password.map { ":\(escaped($0))" } ?? "")@\(hostPart):\(port)/\(escaped(database))\(options)"
     }
 
     private var hostPart: String { host.contains(":") ? "[\(host)]" : host }

@@ -83,7 +83,7 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
             while !Task.isCancelled {
                 do {
                     let connection = try await PostgresConnection.connect(
-                        on: MultiThreadedEventLoopGroup.singleton.any(), configuration: BlockingConnection.configuration(location), id: 2,
+                        on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try BlockingConnection.configuration(location), id: 2,
                         logger: logger)
                     do {
                         // Held while this instance runs: `tandem admin restore` refuses while any is.

@@ -175,9 +175,32 @@ struct PostgresLocationTests {
         #expect(try PostgresLocation(url: "postgres://me@localhost/db").port == 5432)
     }
 
+    /// Another host is reached over verified TLS unless the URL says otherwise; this
+    /// machine's loopback in plain text unless it asks for TLS. The options survive the
+    /// round trip through `url` (a child process's arguments).
+    @Test func tls_isVerifiedByDefaultOffThisMachine_andTheURLsOptionsAreKept() throws {
+        #expect(try PostgresLocation(url: "postgres://me@db.example/center").tls == .verifyFull)
+        #expect(try PostgresLocation(url: "postgres://me@10.0.0.7/center").tls == .verifyFull)
+        for loopback in ["127.0.0.1", "localhost", "[::1]"] {
+            #expect(try PostgresLocation(url: "postgres://me@\(loopback)/center").tls == .disable, "\(loopback)")
+        }
+        for mode in PostgresLocation.TLSMode.allCases {
+            let location = try PostgresLocation(url: "postgres://me@db.example/center?sslmode=\(mode.rawValue)")
+            #expect(location.tls == mode)
+            #expect(try PostgresLocation(url: location.url) == location)
+        }
+        let verified = try PostgresLocation(url: "postgres://me:pw@db.example:6543/center?sslmode=verify-ca&sslrootcert=/etc/tandem/ca%20root.crt")
+        #expect(verified.tls == .verifyCA && verified.rootCertificates == "/etc/tandem/ca root.crt")
+        #expect(try PostgresLocation(url: verified.url) == verified)
+        #expect(verified.description == "postgres://me:***@db.example:6543/center?sslmode=verify-ca&sslrootcert=/etc/tandem/ca%20root.crt")
+        #expect(try PostgresLocation(url: "postgres://me@db.example/center").description == "postgres://me@db.example:5432/center")
+    }
+
     @Test(arguments: [
         "mysql://me@host/db", "postgres://host/db", "postgres://me@host", "postgres://me@host/", "postgres://me@host:0/db",
-        "postgres://me@host:99999/db", "postgres://me@host:port/db", "postgres://me@:5432/db", "postgres://me@host/db?sslmode=require",
+        "postgres://me@host:99999/db", "postgres://me@host:port/db", "postgres://me@:5432/db", "postgres://me@host/db?sslmode=prefer",
+        "postgres://me@host/db?sslmode=allow", "postgres://me@host/db?connect_timeout=3", "postgres://me@host/db?sslrootcert=",
+        "postgres://me@host/db?sslmode=require&sslrootcert=/etc/ca.crt", "postgres://me@host/?sslmode=require",
         "postgres://m%zz@host/db", "postgres://@host/db",
     ])
     func aURLThatCannotBeUsed_isRefused_withTheReason(url: String) {
