@@ -183,13 +183,17 @@ extension SyncServer {
                 while !Task.isCancelled {
                     if checkNow || ContinuousClock.now >= due {
                         heard = storage.revocationsHeard
+                        var checked = true
                         do { _ = try await storage.authenticate(tokenHash: tokenHash) } catch let error as ServerError where error == .revoked || error == .unauthorized {
                             return .revoked
-                        } catch {}
+                        } catch {
+                            // The store did not answer: try again in a second, not a period.
+                            checked = false
+                        }
                         if !first { eventSink.yield(.look) }
                         first = false
                         checkNow = false
-                        due = ContinuousClock.now + period
+                        due = ContinuousClock.now + (checked ? period : min(period, .seconds(1)))
                     }
                     await storage.awaitRevocation(after: heard, timeout: max(.zero, due - ContinuousClock.now))
                     let now = storage.revocationsHeard

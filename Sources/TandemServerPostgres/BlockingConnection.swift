@@ -274,8 +274,11 @@ public final class BlockingConnection: @unchecked Sendable {
             return "its TLS certificate could not be verified for this host: with sslmode=verify-full, connect by a host name the "
                 + "certificate names (not an address), or use sslmode=verify-ca with sslrootcert"
         }
-        if error is NIOSSLError || error is NIOSSLExtraError {
+        if let error = error as? NIOSSLError, case .handshakeFailed(let inner) = error, "\(inner)".contains("CERTIFICATE_VERIFY_FAILED") {
             return "its TLS certificate could not be verified (give the certificate of the authority that signed it with sslrootcert=PATH)"
+        }
+        if error is NIOSSLError || error is NIOSSLExtraError {
+            return "TLS with it failed (\(error))"
         }
         guard let error = error as? PSQLError else { return String(describing: type(of: error)) }
         if let message = error.serverInfo?[.message] {

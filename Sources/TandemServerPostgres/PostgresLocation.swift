@@ -46,9 +46,19 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         self.rootCertificates = rootCertificates
     }
 
-    /// Plain text on the loopback, verified TLS anywhere else.
+    /// Plain text on the loopback (`localhost`, 127.0.0.0/8, `::1`), verified TLS anywhere
+    /// else: a name such as `127.db.example` is another host.
     public static func defaultTLS(host: String) -> TLSMode {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.") ? .disable : .verifyFull
+        isLoopback(host) ? .disable : .verifyFull
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 { return host == "::1" || withUnsafeBytes(of: v6) { Array($0) } == Array(repeating: 0, count: 15) + [1] }
+        return false
     }
 
     public init(url text: String) throws(PostgresLocationError) {
@@ -60,16 +70,24 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         } else {
             throw .malformed("it must start with postgres:// or postgresql://")
         }
-        guard let at = rest.lastIndex(of: "@") else { throw .malformed("it names no user (postgres://USER@HOST/DATABASE)") }
-        let credentials = rest[..<at]
-        let place = rest[rest.index(after: at)...]
+        // The options first: what follows `?` is theirs, whatever it holds (an `@` in a
+        // file's path names no user). A `?` in a password must be percent-escaped.
+        var query: Substring? = nil
+        var head = rest
+        if let question = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: question)...]
+            head = rest[..<question]
+        }
+        guard let at = head.lastIndex(of: "@") else { throw .malformed("it names no user (postgres://USER@HOST/DATABASE)") }
+        let credentials = head[..<at]
+        let place = head[head.index(after: at)...]
         guard let slash = place.firstIndex(of: "/") else { throw .malformed("it names no database (postgres://USER@HOST/DATABASE)") }
         let address = place[..<slash]
-        var database = place[place.index(after: slash)...]
+        let database = place[place.index(after: slash)...]
         var tls: TLSMode? = nil
         var rootCertificates: String? = nil
-        if let question = database.firstIndex(of: "?") {
-            for option in database[database.index(after: question)...].split(separator: "&") {
+        if let query {
+            for option in query.split(separator: "&") {
                 let pair = option.split(separator: "=", maxSplits: 1)
                 let value = try Self.decoded(pair.count == 2 ? pair[1] : "")
                 switch pair[0] {
@@ -85,13 +103,19 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
                     throw .malformed("Tandem reads the options sslmode and sslrootcert, not \(pair[0])")
                 }
             }
-            database = database[..<question]
         }
         guard !database.isEmpty, !database.contains("/") else {
             throw .malformed("the database must be one name")
         }
+        // A root certificate given means a verified connection, on any host.
+        if rootCertificates != nil, tls == nil { tls = .verifyFull }
         if rootCertificates != nil, tls == .disable || tls == .require {
             throw .malformed("sslrootcert is read with sslmode=verify-ca or verify-full only")
+        }
+        // Without a root of its own, verify-ca would take any certificate the system's
+        // roots signed, for any name: anyone with a public certificate could answer.
+        if tls == .verifyCA, rootCertificates == nil {
+            throw .malformed("sslmode=verify-ca needs sslrootcert (the authority that signed the database's certificate)")
         }
         let userPart: Substring
         var password: String? = nil
@@ -128,7 +152,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         var options: [String] = []
         if tls != Self.defaultTLS(host: host) || rootCertificates != nil { options.append("sslmode=\(tls.rawValue)") }
         if let rootCertificates {
-            options.append("sslrootcert=\(rootCertificates.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "&?=%"))) ?? rootCertificates)")
+            options.append("sslrootcert=\(rootCertificates.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "/._-").union(.alphanumerics)) ?? rootCertificates)")
         }
         return options.isEmpty ? "" : "?" + options.joined(separator: "&")
     }

@@ -93,10 +93,10 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
                             commits.fire()
                             revocations.heard(nil)
                             for try await notification in notifications {
-                                if let member = revokedMember(notification.payload) {
-                                    revocations.heard(member)
-                                } else if notification.payload == revocationPayload {
-                                    revocations.heard(nil)
+                                // `revoke:HEX` names whose; a bare `revoke` (an older
+                                // instance's) or an id that cannot be read names nobody.
+                                if notification.payload.hasPrefix(revocationPayload) {
+                                    revocations.heard(revokedMember(notification.payload))
                                 } else {
                                     commits.fire()
                                 }

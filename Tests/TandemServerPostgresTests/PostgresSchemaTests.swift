@@ -185,7 +185,8 @@ struct PostgresLocationTests {
             #expect(try PostgresLocation(url: "postgres://me@\(loopback)/center").tls == .disable, "\(loopback)")
         }
         for mode in PostgresLocation.TLSMode.allCases {
-            let location = try PostgresLocation(url: "postgres://me@db.example/center?sslmode=\(mode.rawValue)")
+            let root = mode == .verifyCA ? "&sslrootcert=/etc/tandem/ca.crt" : ""
+            let location = try PostgresLocation(url: "postgres://me@db.example/center?sslmode=\(mode.rawValue)\(root)")
             #expect(location.tls == mode)
             #expect(try PostgresLocation(url: location.url) == location)
         }
@@ -194,6 +195,15 @@ struct PostgresLocationTests {
         #expect(try PostgresLocation(url: verified.url) == verified)
         #expect(verified.description == "postgres://me:***@db.example:6543/center?sslmode=verify-ca&sslrootcert=/etc/tandem/ca%20root.crt")
         #expect(try PostgresLocation(url: "postgres://me@db.example/center").description == "postgres://me@db.example:5432/center")
+        // A name that starts like a loopback address is another host.
+        for remote in ["127.db.example", "127.0.0.1.example", "[::2]"] {
+            #expect(try PostgresLocation(url: "postgres://me@\(remote)/center").tls == .verifyFull, "\(remote)")
+        }
+        #expect(try PostgresLocation(url: "postgres://me@127.8.9.10/center").tls == .disable)
+        // A root certificate means verified, even on the loopback; an @ in its path names no user.
+        let rooted = try PostgresLocation(url: "postgres://me@localhost/center?sslrootcert=/home/a@b/ca.crt")
+        #expect(rooted.tls == .verifyFull && rooted.rootCertificates == "/home/a@b/ca.crt" && rooted.user == "me" && rooted.host == "localhost")
+        #expect(try PostgresLocation(url: rooted.url) == rooted)
     }
 
     @Test(arguments: [
@@ -201,6 +211,7 @@ struct PostgresLocationTests {
         "postgres://me@host:99999/db", "postgres://me@host:port/db", "postgres://me@:5432/db", "postgres://me@host/db?sslmode=prefer",
         "postgres://me@host/db?sslmode=allow", "postgres://me@host/db?connect_timeout=3", "postgres://me@host/db?sslrootcert=",
         "postgres://me@host/db?sslmode=require&sslrootcert=/etc/ca.crt", "postgres://me@host/?sslmode=require",
+        "postgres://me@host/db?sslmode=verify-ca",
         "postgres://m%zz@host/db", "postgres://@host/db",
     ])
     func aURLThatCannotBeUsed_isRefused_withTheReason(url: String) {

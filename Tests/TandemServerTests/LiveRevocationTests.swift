@@ -89,7 +89,8 @@ struct LiveRevocationTests {
             // A notice that names the member (its other device, say) wakes the check.
             hearing.log.heard(member)
         }
-        let (hello, close) = try await within(.seconds(60)) { try await connection.value }
+        // Loose: under ThreadSanitizer on a busy CI, a wake-up at once took 30 s.
+        let (hello, close) = try await within(.seconds(300)) { try await connection.value }
         #expect(hello?.type == "hello")
         #expect(close?.closeCode == .unknown(LiveCloseCode.revoked), "\(String(describing: close))")
         #expect(hearing.armed.withLock { $0 == nil }, "the revocation landed during a check")
@@ -105,7 +106,7 @@ struct LiveRevocationTests {
         let connection = center.connect { greeted.withLock { $0 = true } }
         defer { connection.cancel() }
         // The upgrade's check and the connection's first.
-        #expect(await eventually(within: .seconds(30)) { greeted.withLock { $0 } && hearing.checks.withLock { $0 } >= 2 })
+        #expect(await eventually(within: .seconds(300)) { greeted.withLock { $0 } && hearing.checks.withLock { $0 } >= 2 })
         try await Task.sleep(for: .milliseconds(300))
         let before = hearing.checks.withLock { $0 }
 
@@ -115,10 +116,10 @@ struct LiveRevocationTests {
 
         // A notice that cannot say whose: a check, within a second.
         hearing.log.heard(nil)
-        #expect(await eventually(within: .seconds(30)) { hearing.checks.withLock { $0 } == before + 1 })
+        #expect(await eventually(within: .seconds(300)) { hearing.checks.withLock { $0 } == before + 1 })
         // Its own member's: a check at once; still valid, the connection stays.
         hearing.log.heard(center.member)
-        #expect(await eventually(within: .seconds(30)) { hearing.checks.withLock { $0 } == before + 2 })
+        #expect(await eventually(within: .seconds(300)) { hearing.checks.withLock { $0 } == before + 2 })
         try await Task.sleep(for: .milliseconds(300))
         #expect(hearing.checks.withLock { $0 } == before + 2)
     }
