@@ -69,13 +69,18 @@ public struct LiveWatch: Sendable {
                     guard var request = trigger.take() else { continue }
                     // A notice about what this device itself pushed (its cursors already
                     // stand where the notice says) needs no pull.
-                    let pull = request.pull || Self.needsPull(noticed: request.noticed, stored: (try? store.cursors()) ?? [:])
+                    var pull = request.pull || Self.needsPull(noticed: request.noticed, stored: (try? store.cursors()) ?? [:])
                     guard pull || request.push else { continue }
-                    request.pull = pull
                     if !pull, let retryAt, ContinuousClock.now < retryAt {
+                        request.pull = pull
                         owed.merge(request)
                         continue
                     }
+                    // A sync that goes now takes what failed syncs still owe: a write that
+                    // comes once the retry is due (its timer not yet run) pulls too, instead
+                    // of a push now and the owed pull after it.
+                    if owed.pull || !owed.noticed.isEmpty { pull = true }
+                    request.pull = pull
                     do {
                         onEvent(.synced(try await sync(pull)))
                         backoff = Self.firstRetry

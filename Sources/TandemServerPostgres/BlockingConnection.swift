@@ -27,19 +27,32 @@ public final class BlockingConnection: @unchecked Sendable {
     /// Connects, over TLS as `location.tls` says (PostgresLocation).
     /// `applicationName` is what `pg_stat_activity` shows: `tandem` for a store's connections
     /// (a restore refuses to run while any is open), something else for tools and tests.
+    ///
+    /// A connection that fails before PostgreSQL said anything (no answer within the 5 s
+    /// connect timeout, a reset) is tried once more after a quarter second: a process
+    /// that stalled for a moment (a CI run saw 17 s with the suite under ThreadSanitizer)
+    /// finds every connect it had started timed out at once when it resumes. What
+    /// PostgreSQL refused (a password, a database) is not tried again.
     public static func open(
         _ location: PostgresLocation, applicationName: String = "tandem", logger: Logger = Logger(label: "tandem.postgres")
     ) throws -> BlockingConnection {
-        do {
-            let connection = try PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try configuration(location, applicationName: applicationName), id: 1,
-                logger: logger
-            ).wait()
-            return BlockingConnection(connection: connection, logger: logger)
-        } catch let error as PostgresStoreError {
-            throw error
-        } catch {
-            throw PostgresStoreError.unreachable("Cannot connect to PostgreSQL at \(location): \(Self.reason(error, tls: location.tls))")
+        let settings = try Self.configuration(location, applicationName: applicationName)
+        var attempt = 1
+        while true {
+            do {
+                let connection = try PostgresConnection.connect(
+                    on: MultiThreadedEventLoopGroup.singleton.any(), configuration: settings, id: 1, logger: logger
+                ).wait()
+                return BlockingConnection(connection: connection, logger: logger)
+            } catch {
+                if attempt == 1, let error = error as? PSQLError, error.code == .connectionError, error.serverInfo == nil,
+                   !(error.underlying is NIOSSLError || error.underlying is NIOSSLExtraError) {
+                    attempt += 1
+                    usleep(250_000)
+                    continue
+                }
+                throw PostgresStoreError.unreachable("Cannot connect to PostgreSQL at \(location): \(Self.reason(error, tls: location.tls))")
+            }
         }
     }
 
