@@ -16,7 +16,7 @@ public struct HTTPTransport: Sendable {
         guard let url = URL(string: server), let scheme = url.scheme, scheme == "http" || scheme == "https", let host = url.host else {
             throw .invalidServer(server)
         }
-        if scheme == "http" && !allowInsecure && !Self.isLoopback(host) { throw .insecureTransport(host) }
+        if scheme == "http" && !allowInsecure && !Loopback.contains(host) { throw .insecureTransport(host) }
         self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
         self.allowInsecure = allowInsecure
     }
@@ -35,19 +35,6 @@ public struct HTTPTransport: Sendable {
         configuration.connectionPool.idleTimeout = .seconds(60)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
-
-    /// Whether `host` is a loopback address: an IPv4 address in 127.0.0.0/8, the IPv6
-    /// address ::1, or `localhost`. The host is parsed as an address, so a name such as
-    /// `127.0.0.1.example.org` is not loopback.
-    static func isLoopback(_ host: String) -> Bool {
-        if host == "localhost" { return true }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
-        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, bare, &v6) == 1 else { return false }
-        return withUnsafeBytes(of: &v6) { Array($0) } == Array(repeating: 0, count: 15) + [1]
-    }
 
     /// GETs `path` and decodes the JSON answer.
     func get<Answer: Decodable>(_ path: String, token: String) async throws(SyncError) -> Answer {

@@ -1,4 +1,5 @@
 import Foundation
+import TandemProtocol
 /// Where a center's PostgreSQL is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
 /// (`postgresql://` too), as `tandem serve --postgres URL` or `TANDEM_DATABASE_URL` give it,
 /// with libpq's `?sslmode=disable|require|verify-ca|verify-full` and `&sslrootcert=PATH`.
@@ -49,16 +50,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     /// Plain text on the loopback (`localhost`, 127.0.0.0/8, `::1`), verified TLS anywhere
     /// else: a name such as `127.db.example` is another host.
     public static func defaultTLS(host: String) -> TLSMode {
-        isLoopback(host) ? .disable : .verifyFull
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        if host == "localhost" { return true }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, host, &v6) == 1 { return host == "::1" || withUnsafeBytes(of: v6) { Array($0) } == Array(repeating: 0, count: 15) + [1] }
-        return false
+        Loopback.contains(host) ? .disable : .verifyFull
     }
 
     public init(url text: String) throws(PostgresLocationError) {

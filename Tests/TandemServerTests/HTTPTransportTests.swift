@@ -1,4 +1,5 @@
 @testable import TandemClient
+import TandemProtocol
 import Testing
 
 /// The client sends a token over plain HTTP only to a loopback address, told by parsing
@@ -13,7 +14,7 @@ struct HTTPTransportTests {
         ("::ffff:127.0.0.1", false), ("", false), ("127.1", false),
     ])
     func isLoopback_parsesTheHostAsAnAddress(_ host: String, _ loopback: Bool) {
-        #expect(HTTPTransport.isLoopback(host) == loopback)
+        #expect(Loopback.contains(host) == loopback)
     }
 
     @Test func plainHTTPToANameThatLooksLikeLoopback_isRefused() throws {
