@@ -36,6 +36,14 @@ package enum PushRules {
     package static func apply(_ batch: PushRequest, in store: some PushWrites) throws -> PushOutcome {
         let changes = batch.changes, principal = batch.principal, replica = batch.replica
         let repush = batch.repush, nowMillis = batch.nowMillis, maxSkewMillis = batch.maxSkewMillis
+        // What the batch's checks read first, in sets, told to the store at once: every
+        // replica's mark, the records it names, the roles of the members its creates name
+        // (a note's patient, a consent's).
+        let creates = changes.filter { $0.kind == .create }
+        let ahead = PushReadAhead(
+            marks: Set(changes.map(\.replica)).union([replica]), records: Set(changes.map(\.record)),
+            roles: Set(creates.flatMap(Self.namedMembers)), channel: principal.member)
+        try store.readAhead(ahead)
         if repush {
             // Only a device told `epochChanged` re-pushes, until its next pull (§9.9).
             let window = try principal.device.flatMap { try store.repushEpoch(of: $0) }
@@ -43,9 +51,8 @@ package enum PushRules {
                 throw ServerError.badRequest("Tandem-Repush is only for a device re-pushing after the server was restored; pull first (PROTOCOL.md §9.9).")
             }
         }
-        // What the batch's checks read, in sets: every replica's mark, the records it names,
-        // and (re-push only) whose the other replicas are.
-        var marks = try store.marks(of: Set(changes.map(\.replica)).union([replica]))
+        var marks = try store.marks(of: ahead.marks)
+        // (Re-push only) whose the other replicas are.
         let others = repush ? try store.activeMembers(of: Set(changes.lazy.map(\.replica).filter { $0 != replica })) : [:]
         // A revoked device's changes are never taken, not even in a re-push.
         func belongsToMember(_ replica: ReplicaID) -> Bool { others[replica] == principal.member }
@@ -54,10 +61,8 @@ package enum PushRules {
         let acceptedDigests = try store.acceptedDigests(of: Set(changes.lazy.filter { change in
             marks[change.replica].map { change.timestamp <= $0 } ?? false
         }.map(\.id)))
-        let stored = try store.records(Set(changes.map(\.record)))
-        // The roles of the members the batch's creates name (a note's patient, a consent's).
-        let creates = changes.filter { $0.kind == .create }
-        let roles = try store.roles(of: Set(creates.flatMap(Self.namedMembers)))
+        let stored = try store.records(ahead.records)
+        let roles = try store.roles(of: ahead.roles)
         // A mentor's patients matter only to a batch that creates something (a note).
         let patients = principal.role == .mentor && !creates.isEmpty ? try store.patients(of: principal.member) : []
         // A patient's care team matters only to a batch that grants a consent.

@@ -56,6 +56,33 @@ public protocol PushReads {
     func channelHead(_ channel: MemberID) throws -> Int64
     /// The bytes of the changes held in a member's channel (what the quota counts).
     func usage(of member: MemberID) throws -> Int64
+    /// Told, before a batch's first read, the reads it begins with (each known from the
+    /// batch alone). A store whose reads are round trips (PostgreSQL) asks them all at once
+    /// and answers the matching calls that follow from what it got; the embedded store
+    /// reads as it is asked (the default does nothing). The answers must be what the calls
+    /// would read at that moment: the rules make them before they write anything.
+    func readAhead(_ reads: PushReadAhead) throws
+}
+
+extension PushReads {
+    public func readAhead(_ reads: PushReadAhead) throws {}
+}
+
+/// The reads a push batch begins with (`PushReads.readAhead`): the marks of its replicas,
+/// the records it names, the roles of the members its creates name, the epoch, and the
+/// pushing member's channel head and quota usage.
+public struct PushReadAhead: Sendable {
+    public var marks: Set<ReplicaID>
+    public var records: Set<RecordID>
+    public var roles: Set<MemberID>
+    public var channel: MemberID
+
+    public init(marks: Set<ReplicaID>, records: Set<RecordID>, roles: Set<MemberID>, channel: MemberID) {
+        self.marks = marks
+        self.records = records
+        self.roles = roles
+        self.channel = channel
+    }
 }
 
 /// Writes a push's rules make, in the same transaction as its reads.

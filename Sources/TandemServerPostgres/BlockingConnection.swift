@@ -131,6 +131,21 @@ public final class BlockingConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs several statements at once (after every statement `send` queued): all are sent
+    /// before the first answer is waited for, so they cost one round trip, not one each.
+    func runAll(_ queries: [PostgresQuery]) throws -> [[PostgresRow]] {
+        try flush()
+        precondition(buffers.allSatisfy(\.isEmpty))
+        let futures = queries.map { connection.query($0, logger: logger) }
+        var answers: [[PostgresRow]] = []
+        var failure: (any Error)?
+        for future in futures {
+            do { answers.append(Array(try answer(future).rows)) } catch { if failure == nil { failure = error } }
+        }
+        if let failure { throw Self.classified(failure) }
+        return answers
+    }
+
     /// Statements sent and not yet waited for, in the order sent (used by the one thread that
     /// holds the transaction).
     private var pending: [EventLoopFuture<PostgresQueryResult>] = []

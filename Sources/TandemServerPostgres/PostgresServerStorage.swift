@@ -339,10 +339,11 @@ public final class PostgresServerStorage: CenterStore, @unchecked Sendable {
                 try store.beginPush()
                 var accepted = false
                 for batch in group {
-                    try db.execute("SAVEPOINT batch")
+                    // Sent without waiting, as the rules' first reads are: one round trip for them all.
+                    db.send("SAVEPOINT batch")
                     do {
                         let outcome = try PushRules.apply(batch.request, in: store)
-                        try db.execute("RELEASE SAVEPOINT batch")
+                        db.send("RELEASE SAVEPOINT batch")
                         if outcome.accepted > 0 { accepted = true }
                         results.append(.success(outcome))
                     } catch let error as PostgresStoreError {

@@ -12,15 +12,40 @@ public import TandemServer
 /// (`SQLiteTransaction`), so the rules read the same answers from both.
 public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     let db: BlockingConnection
+    /// The answers `readAhead` got for the batch under way.
+    private let ahead = ReadAheadAnswers()
 
     public init(_ db: BlockingConnection) { self.db = db }
+
+    /// Asks a batch's first reads in one round trip (they are otherwise a round trip each,
+    /// and a push connection works through batches one after another). Each answer is
+    /// given once, to the call that asks exactly the same; the channel head and the usage
+    /// follow this transaction's own writes of them (`advance`, `setUsage`). A batch
+    /// rolled back to its savepoint leaves nothing behind: the next batch reads ahead anew.
+    public func readAhead(_ reads: PushReadAhead) throws {
+        ahead.clear()
+        let marks = Array(reads.marks), records = Array(reads.records), roles = Array(reads.roles)
+        var queries: [PostgresQuery] = [Self.epochQuery, Self.channelHeadQuery(reads.channel), Self.usageQuery(reads.channel)]
+        if !marks.isEmpty { queries.append(Self.marksQuery(marks)) }
+        if !records.isEmpty { queries.append(Self.recordsQuery(records)) }
+        if !roles.isEmpty { queries.append(Self.namesQuery(roles)) }
+        var answers = try db.runAll(queries)[...]
+        ahead.epoch = try Self.epoch(answers.removeFirst())
+        ahead.heads[reads.channel] = try Self.channelHead(answers.removeFirst())
+        ahead.usage[reads.channel] = try Self.usage(answers.removeFirst())
+        ahead.marks = (reads.marks, marks.isEmpty ? [:] : try Self.marks(answers.removeFirst(), marks))
+        ahead.records = (reads.records, records.isEmpty ? [:] : try Self.records(answers.removeFirst(), records))
+        ahead.roles = (reads.roles, roles.isEmpty ? [:] : try Self.names(answers.removeFirst(), roles).mapValues(\.role))
+    }
 
     /// The first statement of every push transaction: pushes take turns, as under SQLite's
     /// one writer, from before they read what they merge with until they commit. Without
     /// it two pushes into one channel could read the same head and the same field state.
     /// (A finer lock, per channel, needs the channels before the first read; later.)
+    /// Sent without waiting: PostgreSQL runs the connection's statements in order, so the
+    /// first read waits for the lock.
     public func beginPush() throws {
-        try db.run("SELECT pg_advisory_xact_lock(\(Self.pushLockKey))")
+        db.send("SELECT pg_advisory_xact_lock(\(Self.pushLockKey))")
     }
 
     /// The advisory lock pushes hold ("TandemW" in ASCII).
@@ -29,9 +54,14 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     // MARK: Reads
 
     public func epoch() throws -> String {
-        guard let row = try db.run("SELECT epoch FROM center").first else {
-            throw ServerError.unavailable("The server store is not initialized: run tandem admin init.")
-        }
+        if let epoch = ahead.epoch { return epoch }
+        return try Self.epoch(db.run(Self.epochQuery))
+    }
+
+    static let epochQuery: PostgresQuery = "SELECT epoch FROM center"
+
+    static func epoch(_ rows: [PostgresRow]) throws -> String {
+        guard let row = rows.first else { throw ServerError.unavailable("The server store is not initialized: run tandem admin init.") }
         return hexString(try row.decode(Data.self))
     }
 
@@ -56,12 +86,21 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func marks(of replicas: Set<ReplicaID>) throws -> [ReplicaID: HybridTimestamp] {
+        if let answer = ahead.take(\.marks, for: replicas) { return answer }
         let keys = Array(replicas)
+        return try Self.marks(db.run(Self.marksQuery(keys)), keys)
+    }
+
+    static func marksQuery(_ keys: [ReplicaID]) -> PostgresQuery {
+        """
+        SELECT k.i, m.wall, m.counter FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(replica, i)
+        JOIN replica_mark m ON m.replica = k.replica
+        """
+    }
+
+    static func marks(_ rows: [PostgresRow], _ keys: [ReplicaID]) throws -> [ReplicaID: HybridTimestamp] {
         var marks: [ReplicaID: HybridTimestamp] = [:]
-        for row in try db.run("""
-            SELECT k.i, m.wall, m.counter FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(replica, i)
-            JOIN replica_mark m ON m.replica = k.replica
-            """) {
+        for row in rows {
             let (index, wall, counter) = try row.decode((Int64, Int64, Int64).self)
             marks[keys[Int(index) - 1]] = HybridTimestamp(wallMillis: UInt64(wall), counter: UInt16(clamping: counter))
         }
@@ -102,7 +141,8 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func roles(of members: Set<MemberID>) throws -> [MemberID: Role] {
-        try names(of: members).mapValues(\.role)
+        if let answer = ahead.take(\.roles, for: members) { return answer }
+        return try names(of: members).mapValues(\.role)
     }
 
     public func patients(of mentor: MemberID) throws -> Set<MemberID> {
@@ -142,11 +182,19 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
 
     public func names(of members: Set<MemberID>) throws -> [MemberID: (name: String, role: Role)] {
         let keys = Array(members)
+        return try Self.names(db.run(Self.namesQuery(keys)), keys)
+    }
+
+    static func namesQuery(_ keys: [MemberID]) -> PostgresQuery {
+        """
+        SELECT k.i, m.name, m.role FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+        JOIN member m ON m.id = k.id
+        """
+    }
+
+    static func names(_ rows: [PostgresRow], _ keys: [MemberID]) throws -> [MemberID: (name: String, role: Role)] {
         var names: [MemberID: (name: String, role: Role)] = [:]
-        for row in try db.run("""
-            SELECT k.i, m.name, m.role FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
-            JOIN member m ON m.id = k.id
-            """) {
+        for row in rows {
             let (index, name, role) = try row.decode((Int64, String, String).self)
             if let role = Role(rawValue: role) { names[keys[Int(index) - 1]] = (name, role) }
         }
@@ -251,12 +299,21 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func records(_ ids: Set<RecordID>) throws -> [RecordID: StoredRecord] {
+        if let answer = ahead.take(\.records, for: ids) { return answer }
         let keys = Array(ids)
+        return try Self.records(db.run(Self.recordsQuery(keys)), keys)
+    }
+
+    static func recordsQuery(_ keys: [RecordID]) -> PostgresQuery {
+        """
+        SELECT k.i, r.number, r.owner, r.collection FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
+        JOIN record r ON r.id = k.id
+        """
+    }
+
+    static func records(_ rows: [PostgresRow], _ keys: [RecordID]) throws -> [RecordID: StoredRecord] {
         var records: [RecordID: StoredRecord] = [:]
-        for row in try db.run("""
-            SELECT k.i, r.number, r.owner, r.collection FROM unnest(\(keys.map { ByteBuffer(bytes: $0.bytes) })::bytea[]) WITH ORDINALITY AS k(id, i)
-            JOIN record r ON r.id = k.id
-            """) {
+        for row in rows {
             let (index, number, owner, collection) = try row.decode((Int64, Int64, Data, String).self)
             guard let owner = try? MemberID(bytes: owner) else { continue }
             records[keys[Int(index) - 1]] = StoredRecord(number: number, owner: owner, collection: CollectionName(collection))
@@ -285,7 +342,16 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func channelHead(_ channel: MemberID) throws -> Int64 {
-        try db.run("SELECT seq FROM channel_head WHERE channel = \(Data(channel.bytes))").first.map { try $0.decode(Int64.self) } ?? 0
+        if let head = ahead.heads[channel] { return head }
+        return try Self.channelHead(db.run(Self.channelHeadQuery(channel)))
+    }
+
+    static func channelHeadQuery(_ channel: MemberID) -> PostgresQuery {
+        "SELECT seq FROM channel_head WHERE channel = \(ByteBuffer(bytes: channel.bytes))"
+    }
+
+    static func channelHead(_ rows: [PostgresRow]) throws -> Int64 {
+        try rows.first.map { try $0.decode(Int64.self) } ?? 0
     }
 
     public func channelHeads(of channels: Set<MemberID>) throws -> [MemberID: Int64] {
@@ -302,7 +368,16 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func usage(of member: MemberID) throws -> Int64 {
-        try db.run("SELECT bytes FROM member_usage WHERE member = \(Data(member.bytes))").first.map { try $0.decode(Int64.self) } ?? 0
+        if let usage = ahead.usage[member] { return usage }
+        return try Self.usage(db.run(Self.usageQuery(member)))
+    }
+
+    static func usageQuery(_ member: MemberID) -> PostgresQuery {
+        "SELECT bytes FROM member_usage WHERE member = \(ByteBuffer(bytes: member.bytes))"
+    }
+
+    static func usage(_ rows: [PostgresRow]) throws -> Int64 {
+        try rows.first.map { try $0.decode(Int64.self) } ?? 0
     }
 
     public func held(in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow] {
@@ -454,19 +529,21 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
 
     /// Takes the commit feed's next position and stamps each advanced channel with it
     /// (pushes take turns, `beginPush`, so positions become visible in the order taken).
+    /// Both statements are sent without waiting: the heads take the feed's new value in SQL.
     public func advance(_ heads: [MemberID: Int64]) throws {
-        guard let feed = try db.run("UPDATE sequence SET value = value + 1 RETURNING value").first.map({ try $0.decode(Int64.self) }) else {
-            throw PostgresStoreError.statementFailed("the commit feed's sequence row is missing")
-        }
-        for (channel, seq) in heads {
-            try db.send("""
-                INSERT INTO channel_head (channel, seq, feed) VALUES (\(Data(channel.bytes)), \(seq), \(feed))
-                ON CONFLICT (channel) DO UPDATE SET seq = excluded.seq, feed = excluded.feed
-                """)
-        }
+        let channels = Array(heads.keys)
+        db.send("UPDATE sequence SET value = value + 1")
+        db.send("""
+            INSERT INTO channel_head (channel, seq, feed)
+            SELECT k.channel, k.seq, (SELECT value FROM sequence) FROM unnest(
+                \(channels.map { ByteBuffer(bytes: $0.bytes) })::bytea[], \(channels.map { heads[$0]! })::bigint[]) AS k(channel, seq)
+            ON CONFLICT (channel) DO UPDATE SET seq = excluded.seq, feed = excluded.feed
+            """)
+        for (channel, seq) in heads { ahead.heads[channel] = seq }
     }
 
     public func setUsage(_ bytes: Int64, of member: MemberID) throws {
+        ahead.usage[member] = bytes
         try db.send("""
             INSERT INTO member_usage (member, bytes) VALUES (\(Data(member.bytes)), \(bytes))
             ON CONFLICT (member) DO UPDATE SET bytes = excluded.bytes
@@ -647,5 +724,28 @@ final class RecordRows: BufferedRows {
             INSERT INTO record (number, id, owner, collection) OVERRIDING SYSTEM VALUE
             SELECT * FROM unnest(\(number)::bigint[], \(id)::bytea[], \(owner)::bytea[], \(collection)::text[])
             """
+    }
+}
+
+/// What `PostgresTransaction.readAhead` read for the batch under way (one thread uses it,
+/// the one that holds the transaction).
+final class ReadAheadAnswers: @unchecked Sendable {
+    var epoch: String?
+    var heads: [MemberID: Int64] = [:]
+    var usage: [MemberID: Int64] = [:]
+    var marks: (keys: Set<ReplicaID>, answer: [ReplicaID: HybridTimestamp])?
+    var records: (keys: Set<RecordID>, answer: [RecordID: StoredRecord])?
+    var roles: (keys: Set<MemberID>, answer: [MemberID: Role])?
+
+    func clear() {
+        (epoch, heads, usage) = (nil, [:], [:])
+        (marks, records, roles) = (nil, nil, nil)
+    }
+
+    /// The answer read ahead for exactly `keys`, given once.
+    func take<Key: Hashable, Answer>(_ slot: ReferenceWritableKeyPath<ReadAheadAnswers, (keys: Set<Key>, answer: Answer)?>, for keys: Set<Key>) -> Answer? {
+        guard let found = self[keyPath: slot], found.keys == keys else { return nil }
+        self[keyPath: slot] = nil
+        return found.answer
     }
 }

@@ -58,4 +58,61 @@ struct QuotaTests {
         await #expect(afterDelete == (try Self.counted(server.storage, member)))
         #expect(afterDelete <= limits.memberQuotaBytes)
     }
+
+    /// A batch over the quota is rolled back after it has numbered its changes; a batch of
+    /// the same member committed in the same group must number from where the channel
+    /// really stands (a store that remembered the rolled-back head, PostgreSQL's read-ahead
+    /// for one, would leave a gap and tell the device a wrong step).
+    @Test(arguments: ServerStoreKind.allCases)
+    func aBatchOverQuota_leavesNoGap_forTheMembersNextBatchInTheSameGroup(storeKind: ServerStoreKind) async throws {
+        let (dir, server) = try await InProcessServer.center("quota-group", store: storeKind)
+        defer { withExtendedLifetime(dir) {} }
+        let phone = try await server.device(dir, "phone")
+        let tablet = try await server.device(dir, "tablet", linkedTo: phone)
+        let member = try #require(try phone.binding()?.member)
+        func principal(_ store: ReplicaStore) async throws -> Principal {
+            try await server.storage.authenticate(tokenHash: Secrets.hash(try #require(try store.binding()).token))
+        }
+        let storage = server.storage
+        let (phoneAs, tabletAs) = (try await principal(phone), try await principal(tablet))
+        let rounds = 30
+        var phoneBatches: [[Change]] = [], tabletBatches: [[Change]] = []
+        for round in 0..<rounds {
+            phoneBatches.append(try phone.write(try moodEntry(round % 11), to: nil, clock: SystemWallClock()).1)
+            tabletBatches.append(try tablet.write(try moodEntry(round % 11), to: nil, clock: SystemWallClock()).1)
+        }
+        // The two devices push at once, each its batches in order: the phone's are all over
+        // a quota of one byte, the tablet's all fit.
+        let (phoneWork, tabletWork) = (phoneBatches, tabletBatches)
+        async let phoneResults: [Bool] = {
+            var refused: [Bool] = []
+            for changes in phoneWork {
+                do {
+                    _ = try await storage.push(changes, from: phoneAs, repush: false, nowMillis: SystemWallClock().nowMillis(), maxSkewMillis: 60_000, quotaBytes: 1)
+                    refused.append(false)
+                } catch ServerError.overQuota { refused.append(true) }
+            }
+            return refused
+        }()
+        async let tabletSteps: [ChannelStep?] = {
+            var steps: [ChannelStep?] = []
+            for changes in tabletWork {
+                let outcome = try await storage.push(
+                    changes, from: tabletAs, repush: false, nowMillis: SystemWallClock().nowMillis(), maxSkewMillis: 60_000, quotaBytes: 1 << 30)
+                steps.append(outcome.ownChannel)
+            }
+            return steps
+        }()
+        #expect(try await phoneResults == Array(repeating: true, count: rounds), "every phone batch is over the quota")
+        let steps = try await tabletSteps.map { try #require($0) }
+        // The tablet's steps follow one another with no gap, from the channel's start.
+        #expect(steps.first?.from == 0)
+        for (step, next) in zip(steps, steps.dropFirst()) { #expect(next.from == step.to, "\(steps.map { ($0.from, $0.to) })") }
+        let held = try await storage.read { try $0.held(in: member, after: 0, limit: 100_000) }.map(\.sequence)
+        #expect(held == Array(1...Int64(held.count)), "the channel's numbers run without a gap")
+        #expect(held.count == tabletBatches.joined().count)
+        #expect(steps.last?.to == Int64(held.count))
+        await #expect(try await storage.usage(of: member) == (try Self.counted(storage, member)))
+    }
 }
+
