@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import TandemSQLite
 public import TandemCore
 import TandemProtocol
 
@@ -165,10 +166,17 @@ extension ReplicaStore {
     /// The collection of each of these records the store knows, in one read.
     public func collections(of ids: some Collection<RecordID>) throws -> [RecordID: CollectionName] {
         do {
+            // Only each record's create row (its collection), not the record's whole state: a
+            // sync's summary asks this of up to ten thousand records.
             return try queue.read { db in
-                let state = try Self.load(Array(ids), db)
                 var result: [RecordID: CollectionName] = [:]
-                for id in ids { if let collection = state[id]?.collection { result[id] = collection } }
+                for id in ids {
+                    let key = id.bytes
+                    try db.query("SELECT value FROM field_state WHERE record = ? AND field = '' AND kind = 0", { $0.blob(key) }) { row in
+                        guard case .string(let name)? = try Value(encoded: row.blob(0)).mapValue?[CreateKey.collection] else { return }
+                        result[id] = CollectionName(name)
+                    }
+                }
                 return result
             }
         } catch {

@@ -38,6 +38,11 @@ struct StoreApplyTests {
         #expect(try inOrder.canonicalDump() == expected.canonicalDump())
         #expect(try shuffled.canonicalDump() == expected.canonicalDump())
         #expect(try inOrder.apply(workload.changes) == 0, "applying again changes nothing")
+        // Each record's collection, as its merged state names it; none for an unknown id.
+        let ids = Array(expected.records.keys) + [RecordID.random()]
+        let collections = try inOrder.collections(of: ids)
+        #expect(collections.count == expected.records.values.filter { $0.collection != nil }.count)
+        for id in ids { #expect(collections[id] == expected[id]?.collection) }
         #expect(try inOrder.canonicalDump() == expected.canonicalDump())
         // The typed rows agree with the merged records.
         let entries = expected.records.values.compactMap(JournalEntry.init)
