@@ -30,12 +30,20 @@ enum PullRules {
         let channelHeads = try store.channelHeads(of: Set(grants.filter { $0.record == nil }.map(\.channel)))
         let heads = try grants.map { grant in try grant.record.map { try store.recordHead($0) } ?? channelHeads[grant.channel] ?? 0 }
         let positions = starts(grants, epoch, heads)
+        // A subscription at its head has nothing after it in this snapshot: no read. The
+        // channels' pages are read together (one statement on PostgreSQL), a record's alone.
+        let reading = grants.indices.filter { positions[$0] != heads[$0] && grants[$0].record == nil }
+        var rows: [Int: [HeldRow]] = [:]
+        for (index, read) in zip(reading, try store.held(in: reading.map { (channel: grants[$0].channel, after: positions[$0]) }, limit: limit + 1)) {
+            rows[index] = read
+        }
         var pages: [ChannelPage] = []
         pages.reserveCapacity(grants.count)
         for (index, (grant, start)) in zip(grants, positions).enumerated() {
-            // A subscription at its head has nothing after it in this snapshot: no read.
             if start == heads[index] {
                 pages.append(ChannelPage(changes: [], last: start, more: false))
+            } else if let read = rows[index] {
+                pages.append(try page(of: grant, after: start, limit: limit, rows: read))
             } else {
                 pages.append(try page(of: grant, after: start, limit: limit, in: store))
             }
@@ -59,6 +67,11 @@ enum PullRules {
     static func page(of grant: Grant, after sequence: Int64, limit: Int, in store: some PullReads) throws -> ChannelPage {
         let rows = try grant.record.map { try store.held(of: $0, in: grant.channel, after: sequence, limit: limit + 1) }
             ?? store.held(in: grant.channel, after: sequence, limit: limit + 1)
+        return try page(of: grant, after: sequence, limit: limit, rows: rows)
+    }
+
+    /// The page of `rows` (at most `limit + 1` held changes after `sequence`, read for it).
+    static func page(of grant: Grant, after sequence: Int64, limit: Int, rows: [HeldRow]) throws -> ChannelPage {
         var changes: [Change] = []
         var last = sequence
         for row in rows.prefix(limit) {

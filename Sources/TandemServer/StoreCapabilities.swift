@@ -68,6 +68,12 @@ extension PushReads {
     public func readAhead(_ reads: PushReadAhead) throws {}
 }
 
+extension PullReads {
+    public func held(in pages: [(channel: MemberID, after: Int64)], limit: Int) throws -> [[HeldRow]] {
+        try pages.map { try held(in: $0.channel, after: $0.after, limit: limit) }
+    }
+}
+
 /// The reads a push batch begins with (`PushReads.readAhead`): the marks of its replicas,
 /// the records it names, the roles of the members its creates name, the epoch, and the
 /// pushing member's channel head and quota usage.
@@ -178,6 +184,10 @@ public protocol PullReads {
     func channelHeads(of channels: Set<MemberID>) throws -> [MemberID: Int64]
     /// At most `limit` held changes of a channel after `sequence`, in sequence order.
     func held(in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow]
+    /// `held(in:after:limit:)` for several channels at once, answer for answer in the
+    /// order asked: a mentor's first pull reads a page of every patient's channel, which a
+    /// store across a network (PostgreSQL) answers in one round trip instead of one each.
+    func held(in pages: [(channel: MemberID, after: Int64)], limit: Int) throws -> [[HeldRow]]
     func mark(of replica: ReplicaID) throws -> HybridTimestamp?
     func repushEpoch(of device: RecordID) throws -> String?
     /// Every consent granted to `recipient`, active or not.
