@@ -234,7 +234,6 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
             }
             let patient = keys[Int(index) - 1]
             func value(_ number: Int64) -> Int? { number < 0 ? nil : Int(number) }
-            entries.reserveCapacity(entries.count + days.count)
             for at in days.indices {
                 entries.append(JournalMetrics(
                     patient: patient, day: Int(days[at]), mood: value(moods[at]), craving: value(cravings[at]), slept: value(slept[at]),
