@@ -7,7 +7,9 @@ import TandemCore
 enum TypedRows {
     static func write(_ record: RecordState, old: RecordState?, _ db: Database) throws {
         let key = record.id.bytes
-        let entry = JournalEntry(record)
+        // The collection is read once: it is a lookup in the create's map.
+        let collection = record.collection
+        let entry = collection == .journal ? JournalEntry(record) : nil
         // Journal rows are keyed by local time: drop the old row when its key changes.
         if let previous = old.flatMap(JournalEntry.init), entry == nil || previous.at != entry?.at {
             try db.run("DELETE FROM journal_entry WHERE local_date = ? AND at_utc = ? AND id = ?") {
@@ -33,6 +35,7 @@ enum TypedRows {
                 $0.int(entry.text.count)
             }
         }
+        guard collection == .note || collection == .consent else { return }
         if let note = MentorNote(record) {
             try db.run("INSERT OR REPLACE INTO mentor_note (id, patient, date, shared, follow_ups, texts) VALUES (?, ?, ?, ?, ?, ?)") {
                 $0.blob(key)
@@ -42,7 +45,7 @@ enum TypedRows {
                 $0.int(note.followUps.count)
                 $0.int(note.text.count)
             }
-        } else if record.collection == .note {
+        } else if collection == .note {
             try db.run("DELETE FROM mentor_note WHERE id = ?") { $0.blob(key) }
         }
         if let consent = Consent(record) {
@@ -54,7 +57,7 @@ enum TypedRows {
                 $0.int(consent.expiresMillis.map { Int($0) })
                 $0.int(consent.revokedMillis.map { Int($0) })
             }
-        } else if record.collection == .consent {
+        } else if collection == .consent {
             try db.run("DELETE FROM consent WHERE id = ?") { $0.blob(key) }
         }
     }

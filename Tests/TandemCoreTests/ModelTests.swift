@@ -158,6 +158,12 @@ struct ModelTests {
         #expect(throws: TandemCoreError.self) { try LocalDateTime(parsing: text) }
     }
 
+    @Test(arguments: ["2026-1-05", "2026-01-5", "+026-01-05", "2026/01/05", "2026-01-05 ", " 2026-01-05", "2026-00-10", "2026-02-30", "1969-12-31", "２０２６-01-05", "2026-01-0x", ""])
+    func invalidDate_isRefused(_ text: String) {
+        #expect(throws: TandemCoreError.self) { try LocalDate(parsing: text) }
+        #expect(throws: TandemCoreError.self) { try LocalDateTime(parsing: text + "T10:00:00Z") }
+    }
+
     @Test func dates_roundTripThroughDaysSince1970() throws {
         for days in stride(from: 0, to: 40_000, by: 37) {
             #expect(try LocalDate(daysSince1970: days).daysSince1970 == days)

@@ -25,10 +25,15 @@ public struct ReplicaState: Hashable, Sendable {
     /// new sequence number exactly then).
     @discardableResult
     public mutating func apply(_ change: Change) -> Bool {
-        var record = records[change.record] ?? RecordState(id: change.record)
-        let changed = record.apply(change, rules: rules)
-        if changed { records[change.record] = record }
-        return changed
+        // A held record is changed in place: copied out, its fields would be copied too,
+        // at every change.
+        if let index = records.index(forKey: change.record) {
+            return records.values[index].apply(change, rules: rules)
+        }
+        var record = RecordState(id: change.record)
+        guard record.apply(change, rules: rules) else { return false }
+        records[change.record] = record
+        return true
     }
 
     /// Merges every change in order; returns how many changed the state.

@@ -18,13 +18,39 @@ public struct JournalEntry: Hashable, Sendable {
     public init?(_ record: RecordState) {
         guard record.collection == .journal, !record.isDeleted else { return nil }
         id = record.id
-        at = record.value("at")?.stringValue.flatMap { try? LocalDateTime(parsing: $0) }
-        mood = record.value("mood")?.intValue.map(Int.init)
-        craving = record.value("craving")?.intValue.map(Int.init)
-        symptoms = Set(Symptom.allCases.filter { record.value($0.field)?.boolValue == true })
-        tags = record.elements(prefix: "tag.")
-        quarterHoursSlept = record.value("slept")?.intValue.map(Int.init)
-        text = TextValue.values(of: record.register("text"))
+        at = nil
+        mood = nil
+        craving = nil
+        symptoms = []
+        tags = []
+        quarterHoursSlept = nil
+        text = []
+        // One pass over the fields (every merged journal entry passes here, a device's
+        // initial sync included): no field name is built or hashed to be looked up.
+        for (key, state) in record.fields {
+            switch state {
+            case .multiValue(let register):
+                if key.field.rawValue == "text" { text = TextValue.values(of: register) }
+            case .winner(let change):
+                guard key.kind == .lww else { continue }
+                let name = key.field.rawValue
+                switch name {
+                case "at": at = change.value.stringValue.flatMap { try? LocalDateTime(parsing: $0) }
+                case "mood": mood = change.value.intValue.map(Int.init)
+                case "craving": craving = change.value.intValue.map(Int.init)
+                case "slept": quarterHoursSlept = change.value.intValue.map(Int.init)
+                default:
+                    if name.hasPrefix("symptom.") {
+                        if change.value.boolValue == true, let symptom = Symptom(rawValue: String(name.dropFirst(8))) {
+                            symptoms.insert(symptom)
+                        }
+                    } else if name.hasPrefix("tag."), case .string(let tag) = change.value {
+                        tags.append(tag)
+                    }
+                }
+            }
+        }
+        tags.sort { ($0.lowercased(), $0) < ($1.lowercased(), $1) }
     }
 }
 

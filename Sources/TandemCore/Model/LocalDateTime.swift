@@ -28,7 +28,7 @@ public struct LocalDateTime: Hashable, Comparable, Sendable, CustomStringConvert
         guard chars.count >= 17, chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: " ") else {
             throw .invalidValue(field: "at", rule: Self.rule)
         }
-        let date = try LocalDate(parsing: String(decoding: chars[0..<10], as: UTF8.self))
+        let date = try LocalDate(utf8: chars[0..<10])
         var index = 11
         func number(_ digits: Int) throws(TandemCoreError) -> Int {
             guard index + digits <= chars.count else { throw .invalidValue(field: "at", rule: Self.rule) }
@@ -106,12 +106,29 @@ public struct LocalDate: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     public init(parsing text: String) throws(TandemCoreError) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              parts.allSatisfy({ $0.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }),
-              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2])
-        else { throw .invalidValue(field: "date", rule: Self.rule) }
-        try self.init(year: year, month: month, day: day)
+        try self.init(utf8: Array(text.utf8)[...])
+    }
+
+    /// `YYYY-MM-DD` exactly, from its bytes (a journal entry's `at` begins with one).
+    init(utf8 chars: ArraySlice<UInt8>) throws(TandemCoreError) {
+        guard chars.count == 10 else { throw .invalidValue(field: "date", rule: Self.rule) }
+        let start = chars.startIndex
+        var fields = (0, 0, 0)
+        for offset in 0..<10 {
+            let c = chars[start + offset]
+            if offset == 4 || offset == 7 {
+                guard c == UInt8(ascii: "-") else { throw .invalidValue(field: "date", rule: Self.rule) }
+                continue
+            }
+            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { throw .invalidValue(field: "date", rule: Self.rule) }
+            let digit = Int(c - UInt8(ascii: "0"))
+            switch offset {
+            case 0..<4: fields.0 = fields.0 * 10 + digit
+            case 5..<7: fields.1 = fields.1 * 10 + digit
+            default: fields.2 = fields.2 * 10 + digit
+            }
+        }
+        try self.init(year: fields.0, month: fields.1, day: fields.2)
     }
 
     /// The date `days` after 1970-01-01.
