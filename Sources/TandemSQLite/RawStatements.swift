@@ -53,6 +53,11 @@ public struct Columns {
         return String(cString: pointer)
     }
 
+    /// nil for SQL NULL.
+    public func optionalText(_ column: Int32) -> String? {
+        sqlite3_column_type(statement, column) == SQLITE_NULL ? nil : text(column)
+    }
+
     /// A 16-byte blob (an id) as its two big-endian halves, read in place; nil for any
     /// other length. For loops over many rows: no array is made.
     public func halves(_ column: Int32) -> (high: UInt64, low: UInt64)? {
