@@ -257,13 +257,15 @@ public struct Syncer: Sendable {
         var held: [(key: String, until: UInt64?)]
     }
 
-    /// How many changes a pull asks for in its `n`th page (from 0) of one sync: 2,000 at
-    /// first, so a caught-up device or a short catch-up gets its answer at once, then
-    /// doubling up to 16,000 while the server has more. Each page is merged in one
+    /// How many changes a pull asks for in its `n`th answer (from 0) of one sync, all its
+    /// subscriptions' pages together (PROTOCOL.md §9.4): 2,000 at first, so a caught-up
+    /// device or a short catch-up gets its answer at once and a new mentor's device starts
+    /// merging while the server reads the next, then doubling up to 64,000 while the
+    /// server has more. Each answer is merged in one
     /// transaction, and a store whose records are spread over its file rewrites fewer pages
     /// per change in larger transactions (docs/benchmarks.md, initial sync).
     public static func pageLimit(_ n: Int) -> Int {
-        min(2_000 << min(n, 3), 16_000)
+        min(2_000 << min(n, 5), 64_000)
     }
 
     /// Asks for the pages after `cursors` (in the binary answer, PROTOCOL.md §9.4; a server

@@ -30,11 +30,13 @@ enum PullRules {
         let channelHeads = try store.channelHeads(of: Set(grants.filter { $0.record == nil }.map(\.channel)))
         let heads = try grants.map { grant in try grant.record.map { try store.recordHead($0) } ?? channelHeads[grant.channel] ?? 0 }
         let positions = starts(grants, epoch, heads)
-        // A subscription at its head has nothing after it in this snapshot: no read. The
-        // channels' pages are read together (one statement on PostgreSQL), a record's alone.
-        let reading = grants.indices.filter { positions[$0] != heads[$0] && grants[$0].record == nil }
+        let shares = shares(of: limit, positions: positions, heads: heads)
+        // A subscription at its head has nothing after it in this snapshot: no read; nor has
+        // one the answer has no room left for. The channels' pages are read together (one
+        // statement on PostgreSQL), a record's alone.
+        let reading = grants.indices.filter { shares[$0] > 0 && grants[$0].record == nil }
         var rows: [Int: [HeldRow]] = [:]
-        for (index, read) in zip(reading, try store.held(in: reading.map { (channel: grants[$0].channel, after: positions[$0]) }, limit: limit + 1)) {
+        for (index, read) in zip(reading, try store.held(in: reading.map { (channel: grants[$0].channel, after: positions[$0], limit: shares[$0] + 1) })) {
             rows[index] = read
         }
         var pages: [ChannelPage] = []
@@ -42,10 +44,12 @@ enum PullRules {
         for (index, (grant, start)) in zip(grants, positions).enumerated() {
             if start == heads[index] {
                 pages.append(ChannelPage(changes: [], last: start, more: false))
+            } else if shares[index] == 0 {
+                pages.append(ChannelPage(changes: [], last: start, more: true))
             } else if let read = rows[index] {
-                pages.append(try page(of: grant, after: start, limit: limit, rows: read))
+                pages.append(try page(of: grant, after: start, limit: shares[index], rows: read))
             } else {
-                pages.append(try page(of: grant, after: start, limit: limit, in: store))
+                pages.append(try page(of: grant, after: start, limit: shares[index], in: store))
             }
         }
         let mark = try principal.replica.flatMap { try store.mark(of: $0) }
@@ -58,6 +62,23 @@ enum PullRules {
             .map { AccountingHead(sequence: $0.sequence, hash: hexString($0.hash)) }
         return PullSnapshot(
             grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, directory: directory, accounting: accounting)
+    }
+
+    /// How many held changes each subscription's page may read: `limit` bounds the whole
+    /// answer (PROTOCOL.md §9.4). Subscriptions past their cursor take it in grant order,
+    /// each at most what its channel numbered past the cursor (its head less its position,
+    /// the most it can hold there); a subscription left with 0 gets an empty page with
+    /// `more`. A mentor's first answer is then one page's worth, not one per patient: the
+    /// device starts merging at once, and the server never builds an answer of every
+    /// patient's page at the largest size.
+    static func shares(of limit: Int, positions: [Int64], heads: [Int64]) -> [Int] {
+        var left = max(1, limit)
+        return zip(positions, heads).map { start, head in
+            guard start != head, left > 0 else { return 0 }
+            let share = Int(clamping: min(Int64(left), max(1, head &- start)))
+            left -= share
+            return share
+        }
     }
 
     /// One page of a grant's channel after `sequence`, keeping only what the grant carries:

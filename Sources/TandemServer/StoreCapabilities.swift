@@ -69,8 +69,8 @@ extension PushReads {
 }
 
 extension PullReads {
-    public func held(in pages: [(channel: MemberID, after: Int64)], limit: Int) throws -> [[HeldRow]] {
-        try pages.map { try held(in: $0.channel, after: $0.after, limit: limit) }
+    public func held(in pages: [(channel: MemberID, after: Int64, limit: Int)]) throws -> [[HeldRow]] {
+        try pages.map { try held(in: $0.channel, after: $0.after, limit: $0.limit) }
     }
 }
 
@@ -184,10 +184,11 @@ public protocol PullReads {
     func channelHeads(of channels: Set<MemberID>) throws -> [MemberID: Int64]
     /// At most `limit` held changes of a channel after `sequence`, in sequence order.
     func held(in channel: MemberID, after sequence: Int64, limit: Int) throws -> [HeldRow]
-    /// `held(in:after:limit:)` for several channels at once, answer for answer in the
-    /// order asked: a mentor's first pull reads a page of every patient's channel, which a
-    /// store across a network (PostgreSQL) answers in one round trip instead of one each.
-    func held(in pages: [(channel: MemberID, after: Int64)], limit: Int) throws -> [[HeldRow]]
+    /// `held(in:after:limit:)` for several channels at once, each with its own limit,
+    /// answer for answer in the order asked: a mentor's first pull reads a page of many
+    /// patients' channels, which a store across a network (PostgreSQL) answers in one
+    /// round trip instead of one each.
+    func held(in pages: [(channel: MemberID, after: Int64, limit: Int)]) throws -> [[HeldRow]]
     func mark(of replica: ReplicaID) throws -> HybridTimestamp?
     func repushEpoch(of device: RecordID) throws -> String?
     /// Every consent granted to `recipient`, active or not.

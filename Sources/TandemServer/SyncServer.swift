@@ -24,10 +24,12 @@ public struct SyncServer: Sendable {
         /// Inflated batch bytes.
         public var maxBatchBytes = 16 << 20
         public var maxChangesPerBatch = 10_000
-        /// Changes per subscription in a pull's page when the device names no `limit`.
+        /// Held changes a pull's answer reads, all its pages together, when the device
+        /// names no `limit` (PROTOCOL.md §9.4).
         public var pullPageSize = 2_000
-        /// The largest `limit` a device may ask for; more is served as this.
-        public var maxPullPageSize = 16_000
+        /// The largest `limit` a device may ask for; more is served as this. It bounds
+        /// what one answer holds in memory, whatever the number of subscriptions.
+        public var maxPullPageSize = 64_000
         /// How far ahead of the server's clock a change may be stamped.
         public var maxSkewMillis: UInt64 = 60_000
         /// The bytes of held changes one member may keep on the server; pushes past it get

@@ -405,16 +405,17 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
 
     /// Every channel's page in one statement: a lateral read per channel, each the same
     /// index range `held(in:after:limit:)` reads.
-    public func held(in pages: [(channel: MemberID, after: Int64)], limit: Int) throws -> [[HeldRow]] {
-        guard pages.count > 1 else { return try pages.map { try held(in: $0.channel, after: $0.after, limit: limit) } }
+    public func held(in pages: [(channel: MemberID, after: Int64, limit: Int)]) throws -> [[HeldRow]] {
+        guard pages.count > 1 else { return try pages.map { try held(in: $0.channel, after: $0.after, limit: $0.limit) } }
         var answers = [[HeldRow]](repeating: [], count: pages.count)
         for row in try db.run("""
             SELECT k.i, p.seq, p.change, p.collection
-            FROM unnest(\(pages.map { ByteBuffer(bytes: $0.channel.bytes) })::bytea[], \(pages.map(\.after))::bigint[])
-                WITH ORDINALITY AS k(channel, after, i)
+            FROM unnest(\(pages.map { ByteBuffer(bytes: $0.channel.bytes) })::bytea[], \(pages.map(\.after))::bigint[],
+                        \(pages.map { Int64($0.limit) })::bigint[])
+                WITH ORDINALITY AS k(channel, after, n, i)
             CROSS JOIN LATERAL (
                 SELECT h.seq, h.change, r.collection FROM held h LEFT JOIN record r ON r.number = h.record
-                WHERE h.channel = k.channel AND h.seq > k.after ORDER BY h.seq LIMIT \(Int64(limit))
+                WHERE h.channel = k.channel AND h.seq > k.after ORDER BY h.seq LIMIT k.n
             ) p
             ORDER BY k.i, p.seq
             """) {

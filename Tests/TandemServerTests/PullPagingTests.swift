@@ -93,9 +93,59 @@ struct PullPagingTests {
         #expect(one.changes.count == 1 && one.more)
     }
 
+    /// A mentor's answer reads at most `limit` changes in all, not `limit` per patient: the
+    /// patients past their cursor share it in order, one left without a share has an empty
+    /// page with `more`, and a device that goes on pulling holds every patient's entries.
+    @Test(arguments: ServerStoreKind.allCases)
+    func aMentorsAnswer_readsAtMostItsLimit_inAllItsPages(storeKind: ServerStoreKind) async throws {
+        var limits = SyncServer.Limits()
+        limits.maxPullPageSize = 5
+        let (dir, server) = try await InProcessServer.center("tandem-paging", store: storeKind, limits: limits)
+        let mentor = try await server.device(dir, "mentor", role: .mentor, member: "Mia")
+        let mia = try #require(try mentor.binding()?.member)
+        let admin: any ServerAdministration = server.storage
+        let mentorMember = try await admin.member(named: "Mia")
+        var entries: [RecordID] = []
+        var members: [MemberID] = []
+        for name in ["Ann", "Ben", "Cal"] {
+            let patient = try await server.device(dir, name, member: name)
+            let member = try #require(try patient.binding()?.member)
+            members.append(member)
+            _ = try await admin.assign(.mentor, carer: mentorMember, member: try await admin.member(named: name), nowMillis: SystemWallClock().nowMillis())
+            for value in 0..<3 { entries.append(try patient.write(try moodEntry(value), to: nil, clock: SystemWallClock()).0) }
+            try patient.write(
+                ConsentEdit.grant(patient: member, recipient: mia, scope: .metrics, expiresMillis: nil, purpose: nil), to: nil, clock: SystemWallClock())
+            _ = try await Syncer(store: patient).sync()
+        }
+
+        var request = HTTPClientRequest(url: server.url + "/v1/pull")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(try #require(try mentor.binding()).token)")
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(PullRequest(cursors: [:], limit: 4))))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        #expect(response.status.code == 200)
+        let answer = try JSONDecoder().decode(PullResponse.self, from: Data(try await response.body.collect(upTo: 16 << 20).readableBytesView))
+        let patients = answer.pages.filter { $0.key != "own" }
+        #expect(patients.count == 3)
+        var carried = 0
+        for page in patients {
+            let packed = try #require(Data(base64Encoded: page.changes))
+            carried += try ChangeBatch(decoding: try Deflate.decompress(Array(packed), limit: 1 << 20)).changes.count
+        }
+        // Each patient's channel holds 3 entries of 3 changes and a consent: 4 of 10 are read.
+        #expect(carried == 4, "the answer read \(carried) changes of 30 for a limit of 4")
+        #expect(patients.allSatisfy { $0.more })
+        let unmoved = try patients.filter { try Cursor(parsing: $0.cursor).sequence == 0 }
+        #expect(unmoved.count == 2, "two patients had no share")
+
+        let report = try await Syncer(store: mentor).sync()
+        #expect(Set(try members.flatMap { try mentor.journal(patient: $0) }.map(\.id)) == Set(entries))
+        #expect(report.pulled == 27, "the entries' changes; a metrics reader gets no consent")
+    }
+
     @Test(arguments: ServerStoreKind.allCases)
     func growingPages_bringTheWholeHistory(storeKind: ServerStoreKind) async throws {
-        #expect((0..<8).map(Syncer.pageLimit) == [2_000, 4_000, 8_000, 16_000, 16_000, 16_000, 16_000, 16_000])
+        #expect((0..<8).map(Syncer.pageLimit) == [2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 64_000, 64_000])
         #expect(Syncer.pageLimit(Int.max) <= SyncServer.Limits().maxPullPageSize)
 
         // A server with small pages: a new device reads many pages, in order, and holds what
