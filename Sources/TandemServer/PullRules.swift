@@ -8,12 +8,12 @@ enum PullRules {
     /// First, with a `check`, the caller's token, which must still name the same principal
     /// and not be revoked (else `ServerError.unauthorized` or `.revoked`, and nothing is
     /// read); then the policy's grants, the epoch and each grant's channel's head; then for
-    /// each grant a page of at most `limit` changes of its channel, after the position
-    /// `starts` gives it (called once, with those grants, that epoch and those heads),
-    /// keeping only what the grant carries; last the caller's replica's mark and its
-    /// device's re-push window.
+    /// each grant a page of its channel after the position `starts` gives it (called once,
+    /// with those grants, that epoch and those heads), keeping only what the grant carries,
+    /// the pages reading at most `limit` held changes and about `maxBytes` of them in all
+    /// (`shares`); last the caller's replica's mark and its device's re-push window.
     static func read(
-        for principal: Principal, policy: any SharingPolicy, limit: Int, check: TokenCheck?,
+        for principal: Principal, policy: any SharingPolicy, limit: Int, maxBytes: Int = maxAnswerBytes, check: TokenCheck?,
         starts: ([Grant], _ epoch: String, _ heads: [Int64]) -> [Int64], in store: some PullReads
     ) throws -> PullSnapshot {
         if let check, try store.principal(tokenHash: check.tokenHash) != check.principal { throw ServerError.unauthorized }
@@ -30,7 +30,7 @@ enum PullRules {
         let channelHeads = try store.channelHeads(of: Set(grants.filter { $0.record == nil }.map(\.channel)))
         let heads = try grants.map { grant in try grant.record.map { try store.recordHead($0) } ?? channelHeads[grant.channel] ?? 0 }
         let positions = starts(grants, epoch, heads)
-        let shares = shares(of: limit, positions: positions, heads: heads)
+        let shares = shares(of: limit, positions: positions, heads: heads, oneRecord: grants.map { $0.record != nil })
         // A subscription at its head has nothing after it in this snapshot: no read; nor has
         // one the answer has no room left for. The channels' pages are read together (one
         // statement on PostgreSQL), a record's alone.
@@ -41,15 +41,16 @@ enum PullRules {
         }
         var pages: [ChannelPage] = []
         pages.reserveCapacity(grants.count)
+        var bytes = ByteBudget(left: maxBytes)
         for (index, (grant, start)) in zip(grants, positions).enumerated() {
             if start == heads[index] {
                 pages.append(ChannelPage(changes: [], last: start, more: false))
             } else if shares[index] == 0 {
                 pages.append(ChannelPage(changes: [], last: start, more: true))
             } else if let read = rows[index] {
-                pages.append(try page(of: grant, after: start, limit: shares[index], rows: read))
+                pages.append(try page(of: grant, after: start, limit: shares[index], rows: read, bytes: &bytes))
             } else {
-                pages.append(try page(of: grant, after: start, limit: shares[index], in: store))
+                pages.append(try page(of: grant, after: start, limit: shares[index], in: store, bytes: &bytes))
             }
         }
         let mark = try principal.replica.flatMap { try store.mark(of: $0) }
@@ -64,17 +65,33 @@ enum PullRules {
             grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, directory: directory, accounting: accounting)
     }
 
+    /// The held changes' bytes an answer carries at most, past its first change: a device
+    /// reads at most 64 MiB of one page (PROTOCOL.md §9.4).
+    static let maxAnswerBytes = 16 << 20
+
+    /// What is left of an answer's bytes, and whether it took a change yet.
+    struct ByteBudget {
+        var left: Int
+        var taken = false
+    }
+
     /// How many held changes each subscription's page may read: `limit` bounds the whole
-    /// answer (PROTOCOL.md §9.4). Subscriptions past their cursor take it in grant order,
-    /// each at most what its channel numbered past the cursor (its head less its position,
-    /// the most it can hold there); a subscription left with 0 gets an empty page with
+    /// answer (PROTOCOL.md §9.4). Channel subscriptions past their cursor take it in grant
+    /// order, each at most what its channel numbered past the cursor (its head less its
+    /// position, the most it can hold there); one left with 0 gets an empty page with
     /// `more`. A mentor's first answer is then one page's worth, not one per patient: the
     /// device starts merging at once, and the server never builds an answer of every
-    /// patient's page at the largest size.
-    static func shares(of limit: Int, positions: [Int64], heads: [Int64]) -> [Int] {
+    /// patient's page at the largest size. A one-record subscription (a shared note) reads
+    /// its record's few changes whatever is left, and takes nothing from the others: its
+    /// head is the record's last number in a whole channel, so the difference would count
+    /// every other record's changes.
+    static func shares(of limit: Int, positions: [Int64], heads: [Int64], oneRecord: [Bool]) -> [Int] {
         var left = max(1, limit)
-        return zip(positions, heads).map { start, head in
-            guard start != head, left > 0 else { return 0 }
+        return zip(zip(positions, heads), oneRecord).map { position, record in
+            let (start, head) = position
+            guard start != head else { return 0 }
+            if record { return max(1, limit) }
+            guard left > 0 else { return 0 }
             let share = Int(clamping: min(Int64(left), max(1, head &- start)))
             left -= share
             return share
@@ -85,17 +102,25 @@ enum PullRules {
     /// the projection decides per field, and what it does not carry is never sent. The page
     /// ends after `limit` held changes, carried or not, so its cursor moves past what the
     /// projection leaves out.
-    static func page(of grant: Grant, after sequence: Int64, limit: Int, in store: some PullReads) throws -> ChannelPage {
+    static func page(of grant: Grant, after sequence: Int64, limit: Int, in store: some PullReads, bytes: inout ByteBudget) throws -> ChannelPage {
         let rows = try grant.record.map { try store.held(of: $0, in: grant.channel, after: sequence, limit: limit + 1) }
             ?? store.held(in: grant.channel, after: sequence, limit: limit + 1)
-        return try page(of: grant, after: sequence, limit: limit, rows: rows)
+        return try page(of: grant, after: sequence, limit: limit, rows: rows, bytes: &bytes)
     }
 
     /// The page of `rows` (at most `limit + 1` held changes after `sequence`, read for it).
-    static func page(of grant: Grant, after sequence: Int64, limit: Int, rows: [HeldRow]) throws -> ChannelPage {
+    /// It ends early, with `more`, where a change would take the answer past `bytes` (what
+    /// is left of its byte budget), unless the answer has nothing yet: each answer carries
+    /// at least one change, so a pull always moves on.
+    static func page(of grant: Grant, after sequence: Int64, limit: Int, rows: [HeldRow], bytes: inout ByteBudget) throws -> ChannelPage {
         var changes: [Change] = []
         var last = sequence
         for row in rows.prefix(limit) {
+            if row.change.count > bytes.left, bytes.taken {
+                return ChannelPage(changes: changes, last: last, more: true)
+            }
+            bytes.left -= row.change.count
+            bytes.taken = true
             last = row.sequence
             let change = try Change(canonicalBytes: row.change)
             guard grant.carries(row.collection, field: change.field) else { continue }
@@ -108,11 +133,11 @@ enum PullRules {
 extension ServerStorage {
     /// A pull's reads from one snapshot of the store (`PullRules.read`).
     public func pull(
-        for principal: Principal, policy: any SharingPolicy, limit: Int, check: TokenCheck?,
+        for principal: Principal, policy: any SharingPolicy, limit: Int, maxBytes: Int = 16 << 20, check: TokenCheck?,
         starts: @escaping @Sendable ([Grant], _ epoch: String, _ heads: [Int64]) -> [Int64]
     ) async throws -> PullSnapshot {
         try await read { store in
-            try PullRules.read(for: principal, policy: policy, limit: limit, check: check, starts: starts, in: store)
+            try PullRules.read(for: principal, policy: policy, limit: limit, maxBytes: maxBytes, check: check, starts: starts, in: store)
         }
     }
 }

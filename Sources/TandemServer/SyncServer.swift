@@ -30,6 +30,9 @@ public struct SyncServer: Sendable {
         /// The largest `limit` a device may ask for; more is served as this. It bounds
         /// what one answer holds in memory, whatever the number of subscriptions.
         public var maxPullPageSize = 64_000
+        /// The held changes' bytes one pull answer carries at most (past its first change):
+        /// a device reads at most 64 MiB of a page, and 64,000 long texts would be more.
+        public var maxPullAnswerBytes = 16 << 20
         /// How far ahead of the server's clock a change may be stamped.
         public var maxSkewMillis: UInt64 = 60_000
         /// The bytes of held changes one member may keep on the server; pushes past it get
@@ -322,7 +325,9 @@ public struct SyncServer: Sendable {
         // The token check, the grants, the epoch, the heads and every page from one read.
         let snapshot: PullSnapshot
         do {
-            snapshot = try await storage.pull(for: principal, policy: policy, limit: limit, check: check) { grants, epoch, heads in
+            snapshot = try await storage.pull(
+                for: principal, policy: policy, limit: limit, maxBytes: limits.maxPullAnswerBytes, check: check
+            ) { grants, epoch, heads in
                 Self.starts(cursors, keys: grants.map { $0.key(for: principal) }, epoch: epoch, heads: heads).positions
             }
         } catch let error as ServerError where error == .unauthorized || error == .revoked {

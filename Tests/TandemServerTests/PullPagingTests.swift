@@ -143,6 +143,39 @@ struct PullPagingTests {
         #expect(report.pulled == 27, "the entries' changes; a metrics reader gets no consent")
     }
 
+    /// An answer stops at the server's byte budget, with `more`, but always carries one
+    /// change: long texts never make a page the device cannot read, and a change larger
+    /// than the budget still arrives.
+    @Test(arguments: ServerStoreKind.allCases)
+    func anAnswerStopsAtItsByteBudget_butCarriesAtLeastOneChange(storeKind: ServerStoreKind) async throws {
+        var limits = SyncServer.Limits()
+        limits.maxPullAnswerBytes = 2_000
+        let (dir, server) = try await InProcessServer.center("tandem-paging", store: storeKind, limits: limits)
+        let phone = try await server.device(dir, "phone")
+        var edit = JournalEdit()
+        edit.text = String(repeating: "long night, ", count: 300)
+        try phone.write(try edit.recordEdit(), to: nil, clock: SystemWallClock())
+        for value in 0..<20 {
+            var short = JournalEdit()
+            short.mood = value % 10
+            short.text = String(repeating: "ok ", count: 60)
+            try phone.write(try short.recordEdit(), to: nil, clock: SystemWallClock())
+        }
+        _ = try await Syncer(store: phone).sync()
+        let token = try #require(try phone.binding()).token
+
+        // The first change past the budget alone (the 3,600-byte text is the second).
+        let first = try await rawPull(server, token: token, limit: 1_000)
+        #expect(first.more)
+        #expect(first.changes.count >= 1 && first.changes.count < 10, "\(first.changes.count) changes in an answer of 2,000 bytes")
+        #expect(first.changes.map(\.canonicalBytes.count).reduce(0, +) <= 2_000 + 4_000)
+
+        let tablet = try await server.device(dir, "tablet", linkedTo: phone)
+        let report = try await Syncer(store: tablet).sync()
+        #expect(try tablet.state().heldChanges == (try phone.state().heldChanges))
+        #expect(report.pulled == (try phone.state().heldChanges.count))
+    }
+
     @Test(arguments: ServerStoreKind.allCases)
     func growingPages_bringTheWholeHistory(storeKind: ServerStoreKind) async throws {
         #expect((0..<8).map(Syncer.pageLimit) == [2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 64_000, 64_000])
