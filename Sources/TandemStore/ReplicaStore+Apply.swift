@@ -185,6 +185,7 @@ extension ReplicaStore {
 
     static func load(_ ids: [RecordID], refs: ReplicaRefs, _ db: Database) throws -> ReplicaState {
         var state = ReplicaState()
+        state.reserveCapacity(ids.count)
         for id in ids {
             let key = id.bytes
             var hasText = false

@@ -164,6 +164,24 @@ struct ModelTests {
         #expect(throws: TandemCoreError.self) { try LocalDateTime(parsing: text + "T10:00:00Z") }
     }
 
+    /// Dates and times are written byte by byte: the same text as the plain formula, and
+    /// read back as the same value.
+    @Test func datesAndTimes_areWrittenAsTheyAreRead() throws {
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let date = try LocalDate(daysSince1970: Int.random(in: 0..<2_900_000, using: &generator))
+            #expect(date.description == "\(date.year)-\(two(date.month))-\(two(date.day))")
+            #expect(try LocalDate(parsing: date.description) == date)
+            let (hour, minute, second) = (Int.random(in: 0..<24), Int.random(in: 0..<60), Int.random(in: 0..<60))
+            let offset = Int.random(in: -(14 * 60)...(14 * 60))
+            guard let time = try? LocalDateTime(date: date, hour: hour, minute: minute, second: second, offsetMinutes: offset) else { continue }
+            let sign = offset < 0 ? "-" : "+"
+            #expect(time.description == "\(date)T\(two(hour)):\(two(minute)):\(two(second))\(sign)\(two(abs(offset) / 60)):\(two(abs(offset) % 60))")
+            #expect(try LocalDateTime(parsing: time.description) == time)
+        }
+    }
+
     @Test func dates_roundTripThroughDaysSince1970() throws {
         for days in stride(from: 0, to: 40_000, by: 37) {
             #expect(try LocalDate(daysSince1970: days).daysSince1970 == days)

@@ -21,6 +21,9 @@ public struct ReplicaState: Hashable, Sendable {
 
     public subscript(id: RecordID) -> RecordState? { records[id] }
 
+    /// Room for `count` records, so a page's records do not regrow the table as they come.
+    public mutating func reserveCapacity(_ count: Int) { records.reserveCapacity(count) }
+
     /// Merges one change; returns whether any state changed (a server gives the field a
     /// new sequence number exactly then).
     @discardableResult

@@ -79,7 +79,28 @@ public struct LocalDateTime: Hashable, Comparable, Sendable, CustomStringConvert
     public var description: String {
         let sign = offsetMinutes < 0 ? "-" : "+"
         let offset = abs(offsetMinutes)
-        return "\(date)T\(pad(hour)):\(pad(minute)):\(pad(second))\(sign)\(pad(offset / 60)):\(pad(offset % 60))"
+        // Written byte by byte, in one allocation: every journal entry a device merges is
+        // written back to its typed row this way.
+        let twoDigits = 0..<100
+        guard twoDigits.contains(hour), twoDigits.contains(minute), twoDigits.contains(second), twoDigits.contains(offset / 60),
+              (1000..<10_000).contains(date.year)
+        else {
+            return "\(date)T\(pad(hour)):\(pad(minute)):\(pad(second))\(sign)\(pad(offset / 60)):\(pad(offset % 60))"
+        }
+        return String(unsafeUninitializedCapacity: 25) { buffer in
+            date.write(into: buffer)
+            buffer[10] = UInt8(ascii: "T")
+            writeTwoDigits(hour, into: buffer, at: 11)
+            buffer[13] = UInt8(ascii: ":")
+            writeTwoDigits(minute, into: buffer, at: 14)
+            buffer[16] = UInt8(ascii: ":")
+            writeTwoDigits(second, into: buffer, at: 17)
+            buffer[19] = offsetMinutes < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+")
+            writeTwoDigits(offset / 60, into: buffer, at: 20)
+            buffer[22] = UInt8(ascii: ":")
+            writeTwoDigits(offset % 60, into: buffer, at: 23)
+            return 25
+        }
     }
 
     /// Orders by instant, then by offset so that distinct values never compare equal.
@@ -162,10 +183,33 @@ public struct LocalDate: Hashable, Comparable, Sendable, CustomStringConvertible
         }
     }
 
-    public var description: String { "\(year)-\(pad(month))-\(pad(day))" }
+    public var description: String {
+        guard (1000..<10_000).contains(year) else { return "\(year)-\(pad(month))-\(pad(day))" }
+        return String(unsafeUninitializedCapacity: 10) { buffer in
+            write(into: buffer)
+            return 10
+        }
+    }
+
+    /// Writes `YYYY-MM-DD` into the buffer's first 10 bytes (a four-digit year).
+    func write(into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        writeTwoDigits(year / 100, into: buffer, at: 0)
+        writeTwoDigits(year % 100, into: buffer, at: 2)
+        buffer[4] = UInt8(ascii: "-")
+        writeTwoDigits(month, into: buffer, at: 5)
+        buffer[7] = UInt8(ascii: "-")
+        writeTwoDigits(day, into: buffer, at: 8)
+    }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.year, lhs.month, lhs.day) < (rhs.year, rhs.month, rhs.day) }
 }
 
 @inline(__always)
 func pad(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+
+/// Writes a value from 0 to 99 as two ASCII digits.
+@inline(__always)
+func writeTwoDigits(_ value: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) {
+    buffer[index] = UInt8(ascii: "0") + UInt8(value / 10)
+    buffer[index + 1] = UInt8(ascii: "0") + UInt8(value % 10)
+}
