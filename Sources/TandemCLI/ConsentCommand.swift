@@ -53,7 +53,8 @@ func consentsInForce(_ store: ReplicaStore) throws -> [RecordID: String] {
     guard store.identity.role == .patient, team.known else { return [:] }
     let now = Int64(SystemWallClock().nowMillis())
     var inForce: [RecordID: String] = [:]
-    for (consent, _) in try store.consents() where consent.patient == (try store.binding()?.member) {
+    let member = try store.binding()?.member
+    for (consent, _) in try store.consents() where consent.patient == member {
         guard ConsentJSON.status(consent, now: now, inTeam: team.includes(consent.recipient)) == "active" else { continue }
         inForce[consent.id] = personLabel(consent.recipient, team.directory[consent.recipient])
     }

@@ -132,7 +132,8 @@ struct SyncCommand: AsyncParsableCommand {
         try await watch.run(
             sync: { pull in
                 try await home.withSyncLock {
-                    let inForce = try consentsInForce(store)
+                    // Only the lines for people read what was in force before the sync.
+                    let inForce = json ? [:] : try consentsInForce(store)
                     let report = try await Syncer(store: store, allowInsecure: allowInsecure).sync(pull: pull)
                     if !json {
                         for line in try endedConsentsNotice(before: inForce, store) { printLineNow(line) }
