@@ -13,7 +13,7 @@ enum PullRules {
     /// the pages reading at most `limit` held changes and about `maxBytes` of them in all
     /// (`shares`); last the caller's replica's mark and its device's re-push window.
     static func read(
-        for principal: Principal, policy: any SharingPolicy, limit: Int, maxBytes: Int = maxAnswerBytes, check: TokenCheck?,
+        for principal: Principal, policy: any SharingPolicy, limit: Int, maxBytes: Int = SyncServer.Limits.defaultPullAnswerBytes, check: TokenCheck?,
         starts: ([Grant], _ epoch: String, _ heads: [Int64]) -> [Int64], in store: some PullReads
     ) throws -> PullSnapshot {
         if let check, try store.principal(tokenHash: check.tokenHash) != check.principal { throw ServerError.unauthorized }
@@ -65,10 +65,6 @@ enum PullRules {
             grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, directory: directory, accounting: accounting)
     }
 
-    /// The held changes' bytes an answer carries at most, past its first change: a device
-    /// reads at most 64 MiB of one page (PROTOCOL.md §9.4).
-    static let maxAnswerBytes = 16 << 20
-
     /// What is left of an answer's bytes, and whether it took a change yet.
     struct ByteBudget {
         var left: Int
@@ -82,7 +78,7 @@ enum PullRules {
     /// `more`. A mentor's first answer is then one page's worth, not one per patient: the
     /// device starts merging at once, and the server never builds an answer of every
     /// patient's page at the largest size. A one-record subscription (a shared note) reads
-    /// its record's few changes whatever is left, and takes nothing from the others: its
+    /// its record's few changes (up to `limit`) and takes nothing from the others: its
     /// head is the record's last number in a whole channel, so the difference would count
     /// every other record's changes.
     static func shares(of limit: Int, positions: [Int64], heads: [Int64], oneRecord: [Bool]) -> [Int] {
@@ -133,7 +129,7 @@ enum PullRules {
 extension ServerStorage {
     /// A pull's reads from one snapshot of the store (`PullRules.read`).
     public func pull(
-        for principal: Principal, policy: any SharingPolicy, limit: Int, maxBytes: Int = 16 << 20, check: TokenCheck?,
+        for principal: Principal, policy: any SharingPolicy, limit: Int, maxBytes: Int = SyncServer.Limits.defaultPullAnswerBytes, check: TokenCheck?,
         starts: @escaping @Sendable ([Grant], _ epoch: String, _ heads: [Int64]) -> [Int64]
     ) async throws -> PullSnapshot {
         try await read { store in

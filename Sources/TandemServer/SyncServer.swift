@@ -32,7 +32,8 @@ public struct SyncServer: Sendable {
         public var maxPullPageSize = 64_000
         /// The held changes' bytes one pull answer carries at most (past its first change):
         /// a device reads at most 64 MiB of a page, and 64,000 long texts would be more.
-        public var maxPullAnswerBytes = 16 << 20
+        public var maxPullAnswerBytes = Self.defaultPullAnswerBytes
+        public static let defaultPullAnswerBytes = 16 << 20
         /// How far ahead of the server's clock a change may be stamped.
         public var maxSkewMillis: UInt64 = 60_000
         /// The bytes of held changes one member may keep on the server; pushes past it get

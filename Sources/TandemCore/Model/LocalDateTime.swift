@@ -76,17 +76,11 @@ public struct LocalDateTime: Hashable, Comparable, Sendable, CustomStringConvert
         return seconds * 1000
     }
 
+    /// Written byte by byte, in one allocation: every journal entry a device merges is
+    /// written back to its typed row this way. Every initializer checks the ranges, so each
+    /// part has its fixed number of digits.
     public var description: String {
-        let sign = offsetMinutes < 0 ? "-" : "+"
         let offset = abs(offsetMinutes)
-        // Written byte by byte, in one allocation: every journal entry a device merges is
-        // written back to its typed row this way.
-        let twoDigits = 0..<100
-        guard twoDigits.contains(hour), twoDigits.contains(minute), twoDigits.contains(second), twoDigits.contains(offset / 60),
-              (1000..<10_000).contains(date.year)
-        else {
-            return "\(date)T\(pad(hour)):\(pad(minute)):\(pad(second))\(sign)\(pad(offset / 60)):\(pad(offset % 60))"
-        }
         return String(unsafeUninitializedCapacity: 25) { buffer in
             date.write(into: buffer)
             buffer[10] = UInt8(ascii: "T")
@@ -183,9 +177,9 @@ public struct LocalDate: Hashable, Comparable, Sendable, CustomStringConvertible
         }
     }
 
+    /// Every initializer keeps the year from 1970 to 9999: always four digits.
     public var description: String {
-        guard (1000..<10_000).contains(year) else { return "\(year)-\(pad(month))-\(pad(day))" }
-        return String(unsafeUninitializedCapacity: 10) { buffer in
+        String(unsafeUninitializedCapacity: 10) { buffer in
             write(into: buffer)
             return 10
         }
@@ -203,9 +197,6 @@ public struct LocalDate: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.year, lhs.month, lhs.day) < (rhs.year, rhs.month, rhs.day) }
 }
-
-@inline(__always)
-func pad(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
 
 /// Writes a value from 0 to 99 as two ASCII digits.
 @inline(__always)
