@@ -22,7 +22,8 @@ import Testing
 /// file start, `SeveralServersTests`, but a center that outgrows one machine runs these).
 @Suite("Several instances on PostgreSQL", .serialized, .enabled(if: ServerStoreKind.allCases.contains(.postgres)))
 struct SeveralInstancesTests {
-    /// 100,000 changes in the normal run; `TANDEM_INSTANCES_CHANGES` for a soak (1,000,000).
+    /// 100,000 changes by default; `TANDEM_INSTANCES_CHANGES` for a soak (1,000,000), and
+    /// 20,000 under ThreadSanitizer in `scripts/test`, where every process is several times slower.
     static let changes = Int(ProcessInfo.processInfo.environment["TANDEM_INSTANCES_CHANGES"] ?? "") ?? 100_000
 
     /// A device of the center's one patient: its token and its change writer.
