@@ -31,14 +31,17 @@ struct DashboardBrowserTests {
         #expect(try await TandemExecutable.run(["admin", "init", "--name", "Rae Staff", "--db", db]).status == 0)
         let seeded = try await TandemExecutable.run(["admin", "seed-demo", "--patients", "150", "--days", "70", "--seed", "3", "--db", db])
         #expect(seeded.status == 0, "\(seeded.combined)")
-        let server = try await LiveServer(dbPath: db)
+        // The server's log (and anything the sanitizer reports) is kept: a check that cannot
+        // reach the server says why the server went away.
+        let log = dir.path("server.log")
+        let server = try await LiveServer(dbPath: db, logPath: log)
         defer { Task { await server.stop() } }
         let code = try await TandemExecutable.run(["admin", "sign-in-code", "--staff", "Rae Staff", "--db", db])
         #expect(code.status == 0, "\(code.combined)")
         let out = dir.path("browser")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let checked = try await Self.check(server.url, code.stdout.trimmingCharacters(in: .whitespacesAndNewlines), out)
-        #expect(checked.status == 0, "scripts/dashboard-check: \(checked.output)")
+        #expect(checked.status == 0, "scripts/dashboard-check: \(checked.output)\nserver log, last lines:\n\(Self.tail(of: log))")
         // A PNG was taken.
         let png = try Data(contentsOf: URL(fileURLWithPath: out + "/dashboard.png"))
         #expect(png.count > 10_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
@@ -68,6 +71,12 @@ struct DashboardBrowserTests {
             // And no free text: the demo's journal phrases are in none of it.
             for phrase in ["Rough night", "One day at a time", "Discussed coping plan"] { #expect(!html.contains(phrase)) }
         }
+    }
+
+    /// The last lines of a log file (no health content: the server logs none).
+    static func tail(of path: String, lines: Int = 40) -> String {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(no log)"
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
     static func check(_ url: String, _ code: String, _ out: String) async throws -> ScriptRun {
