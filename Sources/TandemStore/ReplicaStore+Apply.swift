@@ -188,84 +188,24 @@ extension ReplicaStore {
         state.reserveCapacity(ids.count)
         for id in ids {
             let key = id.bytes
-            var hasText = false
-            try db.query("SELECT field, kind, wall, counter, replica, value FROM field_state WHERE record = ?", { $0.blob(key) }) { row in
-                guard let kind = MergeKind(rawValue: UInt8(clamping: row.int(1))) else { return }
-                let name = row.text(0)
-                let field = name.isEmpty ? FieldName.record : try FieldName(name)
-                if kind == .mv {
-                    hasText = true
-                    state.joinCovered(try CausalContext(encoded: row.blob(5)), record: id, field: field)
-                    return
-                }
-                let timestamp = HybridTimestamp(wallMillis: UInt64(row.int(2)), counter: UInt16(clamping: row.int(3)))
-                state.apply(Change(
-                    id: ChangeID(timestamp: timestamp, replica: try refs.replica(row.int(4))), record: id,
-                    field: field, kind: kind, value: try Value(encoded: row.blob(5))))
-            }
-            guard hasText else { continue }
-            try db.query("SELECT field, wall, counter, replica, value, context FROM text_value WHERE record = ?", { $0.blob(key) }) { row in
-                let timestamp = HybridTimestamp(wallMillis: UInt64(row.int(1)), counter: UInt16(clamping: row.int(2)))
-                state.apply(Change(
-                    id: ChangeID(timestamp: timestamp, replica: try refs.replica(row.int(3))), record: id,
-                    field: try FieldName(row.text(0)), kind: .mv, value: try Value(encoded: row.blob(4)),
-                    context: try CausalContext(encoded: row.blob(5))))
+            try db.query("SELECT state FROM record_state WHERE record = ?", { $0.blob(key) }) { row in
+                try state.load(stored: row.blob(0), record: id) { try refs.replica(Int64(clamping: $0)) }
             }
         }
         return state
     }
 
-    /// Writes the difference between a record's old and new state.
+    /// Writes a record's new state: one row (`record_state`), and its typed row.
     static func persist(old: RecordState?, new: RecordState, refs: inout ReplicaRefs, _ db: Database) throws {
-        let key = new.id.bytes
-        func upsert(field: String, kind: MergeKind, wall: UInt64, counter: UInt16, replica: Int64, value: [UInt8]) throws {
-            try db.run("INSERT OR REPLACE INTO field_state (record, field, kind, wall, counter, replica, value) VALUES (?, ?, ?, ?, ?, ?, ?)") {
-                $0.blob(key)
-                $0.text(field)
-                $0.int(Int64(kind.rawValue))
-                $0.int(Int64(wall))
-                $0.int(Int64(counter))
-                $0.int(replica)
-                $0.blob(value)
-            }
-        }
-        func write(_ change: Change) throws {
-            try upsert(
-                field: change.field.rawValue, kind: change.kind, wall: change.timestamp.wallMillis,
-                counter: change.timestamp.counter, replica: try refs.ref(change.replica, db), value: change.value.encoded)
-        }
-        if let create = new.create, create != old?.create { try write(create) }
-        if let tombstone = new.tombstone, tombstone != old?.tombstone {
-            try write(tombstone)
-            if old?.tombstone == nil {
-                try db.run("DELETE FROM field_state WHERE record = ? AND kind NOT IN (0, 4)") { $0.blob(key) }
-                try db.run("DELETE FROM text_value WHERE record = ?") { $0.blob(key) }
-            }
-        }
-        for (fieldKey, state) in new.fields where old?.fields[fieldKey] != state {
-            switch state {
-            case .winner(let change):
-                try write(change)
-            case .multiValue(let register):
-                let field = fieldKey.field.rawValue
-                try db.run("DELETE FROM text_value WHERE record = ? AND field = ?") {
-                    $0.blob(key)
-                    $0.text(field)
-                }
-                for change in register.frontier {
-                    let replica = try refs.ref(change.replica, db)
-                    try db.run("INSERT OR REPLACE INTO text_value (record, field, wall, counter, replica, value, context) VALUES (?, ?, ?, ?, ?, ?, ?)") {
-                        $0.blob(key)
-                        $0.text(field)
-                        $0.int(Int64(change.timestamp.wallMillis))
-                        $0.int(Int64(change.timestamp.counter))
-                        $0.int(replica)
-                        $0.blob(change.value.encoded)
-                        $0.blob(change.context.encoded)
-                    }
-                }
-                try upsert(field: field, kind: .mv, wall: 0, counter: 0, replica: 0, value: register.covered.encoded)
-            }
+        let stored = try new.stored { UInt64(try refs.ref($0, db)) }
+        // The collection its create names ('' for a create that names none; NULL before the
+        // create arrives), which lookups by collection and by id prefix read.
+        let collection = new.create.map { _ in new.collection?.rawValue ?? "" }
+        try db.run("INSERT OR REPLACE INTO record_state (record, collection, conflicts, state) VALUES (?, ?, ?, ?)") {
+            $0.blob(new.id.bytes)
+            $0.text(collection)
+            $0.int(Int64(new.conflictedFields))
+            $0.blob(stored)
         }
         try TypedRows.write(new, old: old, db)
     }

@@ -166,15 +166,14 @@ extension ReplicaStore {
     /// The collection of each of these records the store knows, in one read.
     public func collections(of ids: some Collection<RecordID>) throws -> [RecordID: CollectionName] {
         do {
-            // Only each record's create row (its collection), not the record's whole state: a
-            // sync's summary asks this of up to ten thousand records.
+            // Only each record's collection, not its whole state: a sync's summary asks this
+            // of up to ten thousand records.
             return try queue.read { db in
                 var result: [RecordID: CollectionName] = [:]
                 for id in ids {
                     let key = id.bytes
-                    try db.query("SELECT value FROM field_state WHERE record = ? AND field = '' AND kind = 0", { $0.blob(key) }) { row in
-                        guard case .string(let name)? = try Value(encoded: row.blob(0)).mapValue?[CreateKey.collection] else { return }
-                        result[id] = CollectionName(name)
+                    try db.query("SELECT collection FROM record_state WHERE record = ? AND collection <> ''", { $0.blob(key) }) { row in
+                        result[id] = CollectionName(row.text(0))
                     }
                 }
                 return result
@@ -197,7 +196,7 @@ extension ReplicaStore {
         do {
             let matches = try queue.read { db in
                 try Data.fetchAll(
-                    db, sql: "SELECT record FROM field_state WHERE field = '' AND kind = 0 AND lower(hex(record)) LIKE ? || '%' LIMIT 2",
+                    db, sql: "SELECT record FROM record_state WHERE collection IS NOT NULL AND lower(hex(record)) LIKE ? || '%' LIMIT 2",
                     arguments: [prefix])
             }
             guard let first = matches.first else { throw StoreError.unknownRecord(prefix) }
@@ -212,19 +211,22 @@ extension ReplicaStore {
     public func conflicts() throws -> [Conflict] {
         do {
             return try queue.read { db in
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT record, field FROM text_value GROUP BY record, field HAVING count(*) > 1 ORDER BY record, field
-                    """)
+                let ids = try Data.fetchAll(db, sql: "SELECT record FROM record_state WHERE conflicts > 0 ORDER BY record").map { try RecordID(bytes: $0) }
+                let states = try Self.load(ids, db)
                 var result: [Conflict] = []
-                for row in rows {
-                    let id = try RecordID(bytes: row["record"] as Data)
-                    let field = try FieldName(row["field"] as String)
-                    let state = try Self.load([id], db)[id]
-                    let values = (state?.register(field)?.frontier ?? []).compactMap { change -> TextValue? in
-                        guard case .string(let text) = change.value else { return nil }
-                        return TextValue(id: change.id, text: text)
+                for id in ids {
+                    guard let state = states[id] else { continue }
+                    let fields = state.fields.compactMap { key, field -> FieldName? in
+                        guard case .multiValue(let register) = field, register.frontier.count > 1 else { return nil }
+                        return key.field
                     }
-                    result.append(Conflict(record: id, collection: state?.collection, field: field, values: values))
+                    for field in fields.sorted(by: { $0.rawValue < $1.rawValue }) {
+                        let values = (state.register(field)?.frontier ?? []).compactMap { change -> TextValue? in
+                            guard case .string(let text) = change.value else { return nil }
+                            return TextValue(id: change.id, text: text)
+                        }
+                        result.append(Conflict(record: id, collection: state.collection, field: field, values: values))
+                    }
                 }
                 return result
             }
@@ -237,7 +239,7 @@ extension ReplicaStore {
     public func state() throws -> ReplicaState {
         do {
             return try queue.read { db in
-                let ids = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM field_state").map { try RecordID(bytes: $0) }
+                let ids = try Data.fetchAll(db, sql: "SELECT record FROM record_state").map { try RecordID(bytes: $0) }
                 return try Self.load(ids, db)
             }
         } catch {

@@ -225,7 +225,7 @@ extension ReplicaStore {
     }
 
     private func ownRecordChanges(_ db: Database) throws -> [Change] {
-        let all = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM field_state").map { try RecordID(bytes: $0) }
+        let all = try Data.fetchAll(db, sql: "SELECT record FROM record_state").map { try RecordID(bytes: $0) }
         let shared = Set(try Data.fetchAll(db, sql: "SELECT record FROM record_source").map { try RecordID(bytes: $0) })
         let outbox = Set(try Data.fetchAll(db, sql: "SELECT change FROM outbox").map { try Change(canonicalBytes: Array($0)).record })
         let state = try Self.load(all, db)
@@ -248,9 +248,7 @@ extension ReplicaStore {
 
     static func deleteRecord(_ record: RecordID, _ db: Database) throws {
         let key = Data(record.bytes)
-        for table in ["field_state", "text_value"] {
-            try db.execute(sql: "DELETE FROM \(table) WHERE record = ?", arguments: [key])
-        }
+        try db.execute(sql: "DELETE FROM record_state WHERE record = ?", arguments: [key])
         for table in ["journal_entry", "mentor_note", "consent"] {
             try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [key])
         }

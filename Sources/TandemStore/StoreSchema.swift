@@ -7,10 +7,10 @@ import GRDB
 /// - `replica`: this replica's identity and clock floor (one row).
 /// - `replica_ref`: a small integer for each replica id that wrote a stored change, so
 ///   rows carry 1–2 bytes instead of 16.
-/// - `field_state`: one row per `(record, field, kind)`: the winning change of every
-///   `create`, `tombstone`, `lww` and `min` field (create and tombstone use field `''`), and
-///   for each `mv` field its covered context (in `value`; the id columns are zero).
-/// - `text_value`: each `mv` field's frontier, one row per value.
+/// - `record_state` (v11): one row per record, its whole merged state in one value
+///   (`RecordState.stored`: the winning create and tombstone, each field's winner, and each
+///   `mv` field's covered context and frontier). Until v11, `field_state` held a row per
+///   field and `text_value` a row per text value.
 /// - `journal_entry`, `mentor_note`, `consent`: typed rows, recomputed from the merged
 ///   state whenever a record changes; they hold no free text.
 /// - `outbox`: this replica's own changes not yet acknowledged by a server.
@@ -144,6 +144,58 @@ enum StoreSchema {
                 CREATE TABLE disclosure_head (sequence INTEGER NOT NULL, hash TEXT NOT NULL, seen INTEGER NOT NULL, PRIMARY KEY (sequence, hash)) WITHOUT ROWID;
                 """)
         }
+        // One row per record instead of one per field (`record_state`): a merge reads and
+        // writes each record it touches once, not each of its fields (about ten for a journal
+        // entry). `collection` is what the create names ('' for none, NULL before the create
+        // arrives); `conflicts` counts the text fields holding more than one value.
+        migrator.registerMigration("v11-record-state") { db in
+            try db.execute(sql: """
+                CREATE TABLE record_state (
+                    record BLOB PRIMARY KEY, collection TEXT, conflicts INTEGER NOT NULL, state BLOB NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX record_state_conflicts ON record_state (record) WHERE conflicts > 0;
+                """)
+            var refs = try ReplicaRefs(db)
+            let ids = try Data.fetchAll(db, sql: "SELECT DISTINCT record FROM field_state").map { try RecordID(bytes: $0) }
+            let insert = try db.makeStatement(sql: "INSERT INTO record_state (record, collection, conflicts, state) VALUES (?, ?, ?, ?)")
+            for id in ids {
+                guard let record = try v10State(of: id, refs: refs, db) else { continue }
+                let stored = try record.stored { UInt64(try refs.ref($0, db)) }
+                try insert.execute(arguments: [
+                    Data(id.bytes), record.create.map { _ in record.collection?.rawValue ?? "" }, record.conflictedFields, Data(stored),
+                ])
+            }
+            try db.execute(sql: "DROP TABLE field_state; DROP TABLE text_value")
+        }
         return migrator
+    }
+
+    /// A record's state as the tables before v11 kept it: a row per field in `field_state`,
+    /// and each text field's values in `text_value`.
+    static func v10State(of id: RecordID, refs: ReplicaRefs, _ db: Database) throws -> RecordState? {
+        var state = ReplicaState()
+        let key = Data(id.bytes)
+        for row in try Row.fetchAll(db, sql: "SELECT field, kind, wall, counter, replica, value FROM field_state WHERE record = ?", arguments: [key]) {
+            guard let kind = MergeKind(rawValue: UInt8(clamping: row["kind"] as Int64)) else { continue }
+            let name: String = row["field"]
+            let field = name.isEmpty ? FieldName.record : try FieldName(name)
+            let value = Array(row["value"] as Data)
+            if kind == .mv {
+                state.joinCovered(try CausalContext(encoded: value), record: id, field: field)
+                continue
+            }
+            let timestamp = HybridTimestamp(wallMillis: UInt64(row["wall"] as Int64), counter: UInt16(clamping: row["counter"] as Int64))
+            state.apply(Change(
+                id: ChangeID(timestamp: timestamp, replica: try refs.replica(row["replica"] as Int64)), record: id, field: field, kind: kind,
+                value: try Value(encoded: value)))
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT field, wall, counter, replica, value, context FROM text_value WHERE record = ?", arguments: [key]) {
+            let timestamp = HybridTimestamp(wallMillis: UInt64(row["wall"] as Int64), counter: UInt16(clamping: row["counter"] as Int64))
+            state.apply(Change(
+                id: ChangeID(timestamp: timestamp, replica: try refs.replica(row["replica"] as Int64)), record: id,
+                field: try FieldName(row["field"] as String), kind: .mv, value: try Value(encoded: Array(row["value"] as Data)),
+                context: try CausalContext(encoded: Array(row["context"] as Data))))
+        }
+        return state[id]
     }
 }

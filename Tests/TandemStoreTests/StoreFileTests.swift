@@ -181,6 +181,101 @@ struct StoreFileTests {
         #expect(try store.canonicalDump() == expected.canonicalDump())
     }
 
+    /// A store of v10 kept a row per field (`field_state`) and per text value (`text_value`);
+    /// opening it moves each record into one `record_state` row and drops those tables,
+    /// keeping the whole state: texts in conflict, deleted records, every winner.
+    @Test(arguments: [4, 5])
+    func storeWithARowPerField_opensWithARowPerRecord_andTheSameState(seed: UInt64) throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("replica.sqlite")
+        var rng = SeededGenerator(seed: seed)
+        // Two devices' changes, each delivered apart and shuffled: texts conflict.
+        let workload = try Workload.generate(.init(patients: 4, days: 14, seed: seed))
+        // Beside the workload, a text two devices edited at once, and a record deleted.
+        let pinned = try Notation.changes("""
+            1000.0@A create r - = {collection: "journal"}
+            1001.0@A mv r text = "first" ctx{}
+            2000.0@A mv r text = "phone" ctx{A=1001.0}
+            2001.0@B mv r text = "laptop" ctx{A=1001.0}
+            1000.0@A create gone - = {collection: "journal"}
+            1001.0@A mv gone text = "deleted words" ctx{}
+            3000.0@B tombstone gone - = null
+            """)
+        let changes = (workload.changes + workload.changes.prefix(40) + pinned).shuffled(using: &rng)
+        var expected = ReplicaState()
+        expected.apply(changes)
+        #expect(expected.records.values.contains { $0.isDeleted }, "the workload deletes some records")
+        #expect(expected.records.values.contains { $0.register("text") != nil }, "the workload writes texts")
+        let store = try ReplicaStore.create(at: path, name: "Sam", role: .patient, wallMillis: 1)
+        try store.apply(changes)
+        let conflicts = try store.conflicts()
+        #expect(!conflicts.isEmpty, "texts in conflict")
+        try store.queue.close()
+
+        // The v10 layout, written the way v10 wrote it, from the expected state.
+        let older = try DatabaseQueue(path: path)
+        try older.write { db in
+            try db.execute(sql: """
+                CREATE TABLE field_state (
+                    record BLOB NOT NULL, field TEXT NOT NULL, kind INTEGER NOT NULL,
+                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica INTEGER NOT NULL,
+                    value BLOB NOT NULL,
+                    PRIMARY KEY (record, field, kind)
+                ) WITHOUT ROWID;
+                CREATE TABLE text_value (
+                    record BLOB NOT NULL, field TEXT NOT NULL,
+                    wall INTEGER NOT NULL, counter INTEGER NOT NULL, replica INTEGER NOT NULL,
+                    value BLOB NOT NULL, context BLOB NOT NULL,
+                    PRIMARY KEY (record, field, wall, counter, replica)
+                ) WITHOUT ROWID;
+                DROP TABLE record_state;
+                DELETE FROM grdb_migrations WHERE identifier = 'v11-record-state';
+                """)
+            var refs: [ReplicaID: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT ref, replica FROM replica_ref") {
+                refs[try ReplicaID(bytes: Array(row["replica"] as Data))] = row["ref"]
+            }
+            func field(_ record: RecordID, _ change: Change) throws {
+                try db.execute(sql: "INSERT INTO field_state VALUES (?, ?, ?, ?, ?, ?, ?)", arguments: [
+                    Data(record.bytes), change.field.rawValue, Int64(change.kind.rawValue), Int64(change.timestamp.wallMillis),
+                    Int64(change.timestamp.counter), refs[change.replica], Data(change.value.encoded),
+                ])
+            }
+            for (id, record) in expected.records {
+                if let create = record.create { try field(id, create) }
+                if let tombstone = record.tombstone { try field(id, tombstone) }
+                for (key, state) in record.fields {
+                    switch state {
+                    case .winner(let change):
+                        try field(id, change)
+                    case .multiValue(let register):
+                        try db.execute(sql: "INSERT INTO field_state VALUES (?, ?, 2, 0, 0, 0, ?)", arguments: [
+                            Data(id.bytes), key.field.rawValue, Data(register.covered.encoded),
+                        ])
+                        for change in register.frontier {
+                            try db.execute(sql: "INSERT INTO text_value VALUES (?, ?, ?, ?, ?, ?, ?)", arguments: [
+                                Data(id.bytes), key.field.rawValue, Int64(change.timestamp.wallMillis), Int64(change.timestamp.counter),
+                                refs[change.replica], Data(change.value.encoded), Data(change.context.encoded),
+                            ])
+                        }
+                    }
+                }
+            }
+        }
+        try older.close()
+
+        let opened = try ReplicaStore.open(at: path)
+        #expect(try opened.canonicalDump() == expected.canonicalDump())
+        #expect(try opened.conflicts() == conflicts)
+        let ids = Array(expected.records.keys)
+        #expect(try opened.collections(of: ids).count == expected.records.values.filter { $0.collection != nil }.count)
+        let tables = try opened.queue.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
+        #expect(!tables.contains("field_state") && !tables.contains("text_value") && tables.contains("record_state"))
+        #expect(try opened.integrityCheck() == ["ok"])
+        // It merges on from there.
+        #expect(try opened.apply(workload.changes) == 0)
+    }
+
     @Test func storeWrittenByANewerVersion_isRefused() throws {
         let dir = try TemporaryDirectory()
         let store = try ReplicaStore.create(at: dir.path("replica.sqlite"), name: "Sam", role: .patient, wallMillis: 1)
