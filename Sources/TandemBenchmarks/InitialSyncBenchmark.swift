@@ -111,11 +111,13 @@ struct InitialSyncBenchmark: AsyncParsableCommand {
             return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         }
         let sync = median(results.map(\.syncSeconds))
+        // Issue 13's stress figure (a million changes and more) has a target of its own.
+        let target: Double = last.pulled >= 1_000_000 ? 10 : 2
         let ratio = median(results.map { $0.syncSeconds / $0.applySeconds })
         print("""
 
         Initial sync of \(last.pulled) changes (median of \(rounds) rounds; best in brackets):
-          sync over loopback   \(format(sync, 3)) s (\(format(results.map(\.syncSeconds).min()!, 3)))   target ≤ 2 s: \(sync <= 2 ? "met" : "NOT met")
+          sync over loopback   \(format(sync, 3)) s (\(format(results.map(\.syncSeconds).min()!, 3)))   target ≤ \(Int(target)) s: \(sync <= target ? "met" : "NOT met")
           local apply          \(format(median(results.map(\.applySeconds)), 3)) s (\(format(results.map(\.applySeconds).min()!, 3)))   the same changes in pull order and page sizes
           ratio                \(format(ratio, 2))   target ≤ 1.3: \(ratio <= 1.3 ? "met" : "NOT met")
           sorted by record     \(format(median(results.map(\.sortedApplySeconds)), 3)) s (\(format(results.map(\.sortedApplySeconds).min()!, 3)))   pages of 2,000, the earlier baseline; ratio \(format(median(results.map { $0.syncSeconds / $0.sortedApplySeconds }), 2))
