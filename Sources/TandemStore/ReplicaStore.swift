@@ -113,7 +113,7 @@ public final class ReplicaStore: Sendable {
 
     /// Every connection's settings; `apply` runs with exactly these, and the store
     /// benchmark gives its plain-SQLite baseline the same.
-    public static let connectionPragmas = "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;"
+    public static let connectionPragmas = "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA cache_size = -65536;"
 
     static func map(_ error: any Error, path: String) -> StoreError {
         if let error = error as? StoreError { return error }
