@@ -197,6 +197,12 @@ extension ReplicaStore {
 
     /// Writes a record's new state: one row (`record_state`), and its typed row.
     static func persist(old: RecordState?, new: RecordState, refs: inout ReplicaRefs, _ db: Database) throws {
+        // A record narrowed to nothing (no create, tombstone or field left) keeps no row.
+        guard new.create != nil || new.tombstone != nil || !new.fields.isEmpty else {
+            try db.run("DELETE FROM record_state WHERE record = ?") { $0.blob(new.id.bytes) }
+            try TypedRows.write(new, old: old, db)
+            return
+        }
         let stored = try new.stored { UInt64(try refs.ref($0, db)) }
         // The collection its create names ('' for a create that names none; NULL before the
         // create arrives), which lookups by collection and by id prefix read.

@@ -89,7 +89,9 @@ extension RecordState {
         }
         if let create { try winner(create) }
         if let tombstone { try winner(tombstone) }
-        for (key, state) in fields {
+        // In field order: the same state is always the same bytes.
+        for key in fields.keys.sorted() {
+            guard let state = fields[key] else { continue }
             switch state {
             case .winner(let change):
                 try winner(change)
