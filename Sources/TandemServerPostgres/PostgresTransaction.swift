@@ -637,7 +637,7 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
     }
 
     public func deleteJournalMetrics(of record: StoredRecord) throws {
-        try db.send("DELETE FROM journal_metric WHERE number = \(record.number)")
+        db.send("DELETE FROM journal_metric WHERE number = \(record.number)")
     }
 }
 

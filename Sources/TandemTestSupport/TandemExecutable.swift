@@ -3,12 +3,12 @@ import TandemProcess
 
 /// Runs the real `tandem` executable built next to the tests.
 public enum TandemExecutable {
-    /// The built `tandem` binary: beside the test bundle, else under `.build/debug`.
+    /// The built `tandem` binary beside the test bundle: the one built with the tests
+    /// (`swift build --build-tests` builds it there, under any scratch path or sanitizer).
+    /// No other place is tried: a binary elsewhere may be of older code. Missing, the
+    /// spawn fails naming this path.
     public static var url: URL {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tandem")
-        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
-        let root = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/tandem")
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tandem")
     }
 
     public struct Result: Sendable {
