@@ -216,16 +216,13 @@ extension ReplicaStore {
                 var result: [Conflict] = []
                 for id in ids {
                     guard let state = states[id] else { continue }
-                    let fields = state.fields.compactMap { key, field -> FieldName? in
-                        guard case .multiValue(let register) = field, register.frontier.count > 1 else { return nil }
-                        return key.field
-                    }
-                    for field in fields.sorted(by: { $0.rawValue < $1.rawValue }) {
-                        let values = (state.register(field)?.frontier ?? []).compactMap { change -> TextValue? in
+                    for key in state.fields.keys.sorted(by: { $0.field.rawValue < $1.field.rawValue }) {
+                        guard case .multiValue(let register)? = state.fields[key], register.frontier.count > 1 else { continue }
+                        let values = register.frontier.compactMap { change -> TextValue? in
                             guard case .string(let text) = change.value else { return nil }
                             return TextValue(id: change.id, text: text)
                         }
-                        result.append(Conflict(record: id, collection: state.collection, field: field, values: values))
+                        result.append(Conflict(record: id, collection: state.collection, field: key.field, values: values))
                     }
                 }
                 return result
