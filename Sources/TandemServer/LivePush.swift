@@ -236,9 +236,9 @@ extension SyncServer {
     /// The policy's grants for `principal` now, with the head of each one-record grant's
     /// record, from one snapshot of the store.
     func grants(for principal: Principal) async throws -> ([Grant], [RecordID: Int64]) {
-        let policy = self.policy
+        let (policy, memo) = (self.policy, self.sharingMemo)
         return try await storage.read { store in
-            let grants = try policy.grants(for: principal, in: store)
+            let grants = try memo.view(for: principal, policy: policy, in: store).grants
             var heads: [RecordID: Int64] = [:]
             for record in grants.compactMap(\.record) { heads[record] = try store.recordHead(record) }
             return (grants, heads)

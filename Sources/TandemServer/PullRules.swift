@@ -13,17 +13,15 @@ enum PullRules {
     /// the pages reading at most `limit` held changes and about `maxBytes` of them in all
     /// (`shares`); last the caller's replica's mark and its device's re-push window.
     static func read(
-        for principal: Principal, policy: any SharingPolicy, limit: Int, maxBytes: Int = SyncServer.Limits.defaultPullAnswerBytes, check: TokenCheck?,
+        for principal: Principal, policy: any SharingPolicy, memo: SharingMemo? = nil, limit: Int,
+        maxBytes: Int = SyncServer.Limits.defaultPullAnswerBytes, check: TokenCheck?,
         starts: ([Grant], _ epoch: String, _ heads: [Int64]) -> [Int64], in store: some PullReads
     ) throws -> PullSnapshot {
         if let check, try store.principal(tokenHash: check.tokenHash) != check.principal { throw ServerError.unauthorized }
-        let grants: [Grant]
-        do {
-            grants = try policy.grants(for: principal, in: store)
-        } catch {
-            // Never an empty list: a device would purge what it holds.
-            throw ServerError.unavailable("The server cannot evaluate sharing right now; try again later.")
-        }
+        // The grants and the directory of this snapshot: kept from an earlier pull only while
+        // the snapshot's sharing version is the one they were evaluated at.
+        let view = try memo?.view(for: principal, policy: policy, in: store) ?? SharingView.evaluate(for: principal, policy: policy, in: store).0
+        let grants = view.grants
         let epoch = try store.epoch()
         // A one-record grant's head is its record's: a cursor then tells nothing of the
         // channel's other changes (not even, by `epochChanged`, how many there are).
@@ -55,14 +53,11 @@ enum PullRules {
         }
         let mark = try principal.replica.flatMap { try store.mark(of: $0) }
         let repush = try principal.device.flatMap { try store.repushEpoch(of: $0) }
-        let directory = try store.names(of: try Directory.members(for: principal, grants: grants, in: store))
-            .map { DirectoryMember(member: $0.key.hex, name: $0.value.name, role: $0.value.role.rawValue) }
-            .sorted { ($0.name, $0.member) < ($1.name, $1.member) }
         // A chain pruned to nothing shows its start as its head (§9.16).
         let accounting = try (store.accountingHead(of: principal.member) ?? store.chainStart(of: principal.member)?.link)
             .map { AccountingHead(sequence: $0.sequence, hash: hexString($0.hash)) }
         return PullSnapshot(
-            grants: grants, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, directory: directory, accounting: accounting)
+            view: view, epoch: epoch, heads: heads, mark: mark, repushEpoch: repush, pages: pages, accounting: accounting)
     }
 
     /// What is left of an answer's bytes, and whether it took a change yet.
@@ -129,11 +124,12 @@ enum PullRules {
 extension ServerStorage {
     /// A pull's reads from one snapshot of the store (`PullRules.read`).
     public func pull(
-        for principal: Principal, policy: any SharingPolicy, limit: Int, maxBytes: Int = SyncServer.Limits.defaultPullAnswerBytes, check: TokenCheck?,
+        for principal: Principal, policy: any SharingPolicy, memo: SharingMemo? = nil, limit: Int,
+        maxBytes: Int = SyncServer.Limits.defaultPullAnswerBytes, check: TokenCheck?,
         starts: @escaping @Sendable ([Grant], _ epoch: String, _ heads: [Int64]) -> [Int64]
     ) async throws -> PullSnapshot {
         try await read { store in
-            try PullRules.read(for: principal, policy: policy, limit: limit, maxBytes: maxBytes, check: check, starts: starts, in: store)
+            try PullRules.read(for: principal, policy: policy, memo: memo, limit: limit, maxBytes: maxBytes, check: check, starts: starts, in: store)
         }
     }
 }

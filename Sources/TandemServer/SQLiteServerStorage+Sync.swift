@@ -131,6 +131,13 @@ struct SQLiteTransaction: PushWrites, PullReads {
 
     func epoch() throws -> String { try SQLiteServerStorage.epoch(db) }
 
+    func sharingVersion() throws -> [UInt8] {
+        var token: [UInt8]?
+        try db.query("SELECT token FROM sharing_version", { _ in }) { row in token = row.blob(0) }
+        guard let token else { throw ServerError.unavailable("The server store is not initialized: run tandem admin init.") }
+        return token
+    }
+
     func principal(tokenHash: [UInt8]) throws -> Principal { try SQLiteServerStorage.principal(tokenHash: tokenHash, db) }
 
     func mark(of replica: ReplicaID) throws -> HybridTimestamp? {

@@ -320,6 +320,25 @@ enum ServerSchema {
                 INSERT INTO caseload_span (mentor, patient, since) SELECT carer, member, created_at FROM assignment WHERE role = 'mentor';
                 """)
         }
+        migrator.registerMigration("v19-sharing-version") { db in
+            // What a pull's `SharingMemo` compares: a random value, new in every transaction
+            // that changes a consent, a note, an assignment or a member (PullReads.sharingVersion).
+            var sql = """
+                CREATE TABLE sharing_version (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), token BLOB NOT NULL);
+                INSERT INTO sharing_version (singleton, token) VALUES (1, randomblob(16));
+
+                """
+            for table in SharingMemo.inputTables {
+                for event in ["INSERT", "UPDATE", "DELETE"] {
+                    sql += """
+                        CREATE TRIGGER \(table)_\(event.lowercased())_sharing AFTER \(event) ON \(table)
+                        BEGIN UPDATE sharing_version SET token = randomblob(16); END;
+
+                        """
+                }
+            }
+            try db.execute(sql: sql)
+        }
         return migrator
     }
 

@@ -206,8 +206,11 @@ public struct TokenCheck: Sendable {
 }
 
 public struct PullSnapshot: Sendable {
+    /// What the sharing policy granted the caller, and whom they deal with, in the
+    /// snapshot's state.
+    public var view: SharingView
     /// What the sharing policy granted the caller, in the snapshot's state.
-    public var grants: [Grant]
+    public var grants: [Grant] { view.grants }
     public var epoch: String
     /// Each grant's channel's highest sequence number, in the grants' order: a cursor
     /// beyond its channel's head is from another epoch.
@@ -219,7 +222,7 @@ public struct PullSnapshot: Sendable {
     /// One page per grant, in the grants' order.
     public var pages: [ChannelPage]
     /// The names and roles of the members the caller deals with (`Directory`), by name.
-    public var directory: [DirectoryMember] = []
+    public var directory: [DirectoryMember] { view.directory }
     /// The head of the caller's own chain of disclosures (nil: no entries).
     public var accounting: AccountingHead? = nil
 }

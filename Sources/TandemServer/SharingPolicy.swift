@@ -12,6 +12,51 @@ import TandemProtocol
 /// store (consents, assignments) is of the same moment as the token check and the pages.
 public protocol SharingPolicy: Sendable {
     func grants(for principal: Principal, in store: some PullReads) throws -> [Grant]
+    /// The grants, and how long they stand while the store's sharing inputs
+    /// (`PullReads.sharingVersion`) stay the same. The default: the grants, not to be used
+    /// again.
+    func evaluation(for principal: Principal, in store: some PullReads) throws -> SharingEvaluation
+}
+
+extension SharingPolicy {
+    public func evaluation(for principal: Principal, in store: some PullReads) throws -> SharingEvaluation {
+        SharingEvaluation(grants: try grants(for: principal, in: store), reuse: nil)
+    }
+}
+
+/// A policy's grants for one member in one snapshot, and when they may be used again
+/// without evaluating the policy (`SharingMemo`).
+public struct SharingEvaluation: Sendable {
+    public var grants: [Grant]
+    /// nil: evaluate again at every use.
+    public var reuse: Reuse?
+
+    public init(grants: [Grant], reuse: Reuse?) {
+        self.grants = grants
+        self.reuse = reuse
+    }
+
+    /// The span of time, at the policy's clock, in which the same inputs give the same grants:
+    /// from the evaluation to the first moment a consent behind them changes by itself (it
+    /// expires, or a revoke dated ahead comes into force).
+    public struct Reuse: Sendable {
+        public var clock: any WallClock
+        public var fromMillis: Int64
+        /// nil: no end.
+        public var beforeMillis: Int64?
+
+        public init(clock: any WallClock, fromMillis: Int64, beforeMillis: Int64?) {
+            self.clock = clock
+            self.fromMillis = fromMillis
+            self.beforeMillis = beforeMillis
+        }
+
+        /// Whether the grants still stand now (a clock set back before the evaluation: no).
+        public func stands() -> Bool {
+            let now = Int64(clamping: clock.nowMillis())
+            return now >= fromMillis && beforeMillis.map { now < $0 } ?? true
+        }
+    }
 }
 
 /// Read access to one member's channel through one projection.
@@ -77,15 +122,24 @@ public struct ConsentPolicy: SharingPolicy {
     public init(clock: any WallClock) { self.clock = clock }
 
     public func grants(for principal: Principal, in store: some PullReads) throws -> [Grant] {
+        try evaluation(for: principal, in: store).grants
+    }
+
+    public func evaluation(for principal: Principal, in store: some PullReads) throws -> SharingEvaluation {
+        let now = Int64(clamping: clock.nowMillis())
         let own = Grant(channel: principal.member, projection: nil)
+        // Nothing but the consents' own dates changes these grants while the inputs stay.
+        func standing(_ grants: [Grant], before: Int64? = nil) -> SharingEvaluation {
+            SharingEvaluation(grants: grants, reuse: .init(clock: clock, fromMillis: now, beforeMillis: before))
+        }
         switch principal.role {
         case .patient:
             // Each note shared with the patient, alone, as the patient sees it.
-            return [own] + (try store.notesShared(with: principal.member)).map { note in
+            return standing([own] + (try store.notesShared(with: principal.member)).map { note in
                 Grant(channel: note.author, projection: .sharedNote, record: note.note)
-            }
+            })
         case .staff:
-            return [own]
+            return standing([own])
         case .mentor, .supervisor:
             break
         }
@@ -95,9 +149,11 @@ public struct ConsentPolicy: SharingPolicy {
             ? try store.assigned(.supervisor, to: principal.member).sorted().map { Grant(channel: $0, projection: .sharedNote) }
             : []
         // Only a care team's mentors and supervisors are ever granted consent (PushRules).
-        let now = Int64(clamping: clock.nowMillis())
-        let active = try store.consents(to: principal.member).filter { $0.isActive(atMillis: now) }
-        guard !active.isEmpty else { return [own] + supervised }
+        let consents = try store.consents(to: principal.member)
+        // The first moment a consent's own date puts it out of force.
+        let changes = consents.flatMap { [$0.expiresMillis, $0.revokedMillis] }.compactMap { $0 }.filter { $0 > now }.min()
+        let active = consents.filter { $0.isActive(atMillis: now) }
+        guard !active.isEmpty else { return standing([own] + supervised, before: changes) }
         let patients = try store.carePatients(of: principal.member)
         // One grant per patient and scope; it lasts as long as the longest of its consents,
         // which is the one the accounting names.
@@ -123,7 +179,7 @@ public struct ConsentPolicy: SharingPolicy {
             Grant(channel: scope.patient, projection: scope.projection, untilMillis: held.until, consent: held.consent)
         }
             .sorted { ($0.channel, $0.projection?.rawValue ?? "") < ($1.channel, $1.projection?.rawValue ?? "") }
-        return [own] + supervised + shared
+        return standing([own] + supervised + shared, before: changes)
     }
 }
 

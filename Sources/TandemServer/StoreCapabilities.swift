@@ -178,6 +178,11 @@ public protocol PullReads {
     /// - Throws: `ServerError.unauthorized` or `.revoked`.
     func principal(tokenHash: [UInt8]) throws -> Principal
     func epoch() throws -> String
+    /// A value the store changes in the same transaction as every change to what a sharing
+    /// policy or the directory reads (consents, notes, assignments, members), by trigger,
+    /// whatever code writes them. Random, never counted: a restored store shows the value
+    /// it had with the state it restores, never an old value with another state.
+    func sharingVersion() throws -> [UInt8]
     /// The highest sequence number of each channel among `channels` that holds anything
     /// (a channel left out holds nothing: its head is 0). One read for all of a mentor's
     /// patients.

@@ -91,6 +91,8 @@ public struct SyncServer: Sendable {
     let liveConnections = LiveConnections()
     let authThrottle: AuthThrottle
     let knownTokens = KnownTokens()
+    /// Each member's grants and directory, kept while the store's sharing version stays.
+    let sharingMemo = SharingMemo()
 
     public init(
         storage: any ServerStorage, policy: (any SharingPolicy)? = nil, limits: Limits = Limits(),
@@ -327,7 +329,7 @@ public struct SyncServer: Sendable {
         let snapshot: PullSnapshot
         do {
             snapshot = try await storage.pull(
-                for: principal, policy: policy, limit: limit, maxBytes: limits.maxPullAnswerBytes, check: check
+                for: principal, policy: policy, memo: sharingMemo, limit: limit, maxBytes: limits.maxPullAnswerBytes, check: check
             ) { grants, epoch, heads in
                 Self.starts(cursors, keys: grants.map { $0.key(for: principal) }, epoch: epoch, heads: heads).positions
             }
@@ -336,7 +338,7 @@ public struct SyncServer: Sendable {
             throw error
         }
         let grants = snapshot.grants
-        let keys = grants.map { $0.key(for: principal) }
+        let keys = snapshot.view.keys
         knownTokens.remember(principal, for: hash)
         let epoch = snapshot.epoch
         let epochChanged = Self.starts(cursors, keys: keys, epoch: epoch, heads: snapshot.heads).epochChanged
@@ -356,9 +358,7 @@ public struct SyncServer: Sendable {
         // A compact answer (§9.4) when the device holds the very subscriptions granted: the
         // list is left out, and so is the page of each subscription caught up at the cursor
         // the device sent. A caught-up answer then costs no more bytes per subscription.
-        let compact = !epochChanged && body.subscriptions.map { held in
-            held == SubscriptionDigest.of(zip(keys, grants).map { key, grant in (key, grant.untilMillis.map { UInt64(max(0, $0)) }) })
-        } ?? false
+        let compact = !epochChanged && body.subscriptions == snapshot.view.subscriptionDigest
         var subscriptions: [Subscription] = []
         var heads: [BinaryPull.Head.Page] = []
         var deflated: [[UInt8]] = []
@@ -392,7 +392,7 @@ public struct SyncServer: Sendable {
             epoch: epoch, epochChanged: epochChanged, subscriptions: compact ? nil : subscriptions, pages: heads, mark: snapshot.mark.map { "\($0)" },
             serverTime: wallClock.nowMillis())
         // The directory travels only when it differs from the one the device holds.
-        let digest = Secrets.directoryDigest(DirectoryMember.lines(snapshot.directory))
+        let digest = snapshot.view.directoryDigest
         head.directoryDigest = digest
         if body.directory != digest { head.directory = snapshot.directory }
         head.accounting = snapshot.accounting

@@ -201,6 +201,22 @@ public enum PostgresSchema {
             "CREATE INDEX caseload_span_patient ON caseload_span (patient)",
             "INSERT INTO caseload_span (mentor, patient, since) SELECT carer, member, created_at FROM assignment WHERE role = 'mentor'",
         ]),
+        // As SQLite's v19-sharing-version: a random value, new in every transaction that
+        // changes what a sharing policy reads (`gen_random_uuid`, in core since PostgreSQL 13).
+        Migration("v7-sharing-version", [
+            "CREATE TABLE sharing_version (singleton bigint PRIMARY KEY CHECK (singleton = 1), token bytea NOT NULL)",
+            "INSERT INTO sharing_version (singleton, token) VALUES (1, uuid_send(gen_random_uuid()))",
+            """
+            CREATE FUNCTION tandem_sharing_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE sharing_version SET token = uuid_send(gen_random_uuid());
+                RETURN NULL;
+            END
+            $$
+            """,
+        ] + SharingMemo.inputTables.map { table in
+            "CREATE TRIGGER \(table)_sharing AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON \(table) FOR EACH STATEMENT EXECUTE FUNCTION tandem_sharing_changed()"
+        }),
     ]
 
     /// Applies what is missing; returns the names applied (empty: the database was up to date).

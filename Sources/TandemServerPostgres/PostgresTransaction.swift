@@ -60,6 +60,13 @@ public struct PostgresTransaction: PushWrites, PullReads, AccountingWrites {
 
     static let epochQuery: PostgresQuery = "SELECT epoch FROM center"
 
+    public func sharingVersion() throws -> [UInt8] {
+        guard let row = try db.run("SELECT token FROM sharing_version").first else {
+            throw ServerError.unavailable("The server store is not initialized: run tandem admin init.")
+        }
+        return Array(try row.decode(Data.self))
+    }
+
     static func epoch(_ rows: [PostgresRow]) throws -> String {
         guard let row = rows.first else { throw ServerError.unavailable("The server store is not initialized: run tandem admin init.") }
         return hexString(try row.decode(Data.self))

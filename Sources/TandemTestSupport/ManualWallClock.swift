@@ -11,4 +11,7 @@ public final class ManualWallClock: WallClock {
     public func nowMillis() -> UInt64 { millis.withLock { $0 } }
 
     public func advance(byMillis delta: UInt64) { millis.withLock { $0 += delta } }
+
+    /// Sets the clock, back as well as on (a host's clock corrected).
+    public func set(millis value: UInt64) { millis.withLock { $0 = value } }
 }
