@@ -24,16 +24,36 @@ public struct Cursor: Equatable, Sendable {
 
     /// - Throws: `CursorError.malformed` for anything but a well-formed cursor.
     public init(parsing text: String) throws(CursorError) {
-        // On the UTF-8 bytes: a pull parses one cursor per subscription.
-        let utf8 = Array(text.utf8)
-        guard utf8.count <= 200 else { throw .malformed }
-        let parts = utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0].elementsEqual("t2".utf8) || parts[0].elementsEqual("t1".utf8), parts[1].count == 32,
-              parts[1].allSatisfy(Self.isLowercaseHex), !parts[2].isEmpty, parts[2].allSatisfy(Self.isKeyByte),
-              let sequence = Self.sequence(parts[3])
-        else { throw .malformed }
-        self.init(epoch: String(decoding: parts[1], as: UTF8.self), key: String(decoding: parts[2], as: UTF8.self), sequence: sequence)
-        perChannel = parts[0].elementsEqual("t2".utf8)
+        // On the UTF-8 bytes in place: a pull parses one cursor per subscription.
+        var text = text
+        guard let parsed = text.withUTF8({ Self.parse($0) }) else { throw .malformed }
+        self = parsed
+    }
+
+    /// The cursor `utf8` spells, or nil.
+    static func parse(_ utf8: UnsafeBufferPointer<UInt8>) -> Cursor? {
+        guard utf8.count <= 200 else { return nil }
+        // Exactly three dots: `t2`, the epoch, the key, the sequence.
+        var dots = (0, 0, 0), found = 0
+        for (index, byte) in utf8.enumerated() where byte == UInt8(ascii: ".") {
+            switch found {
+            case 0: dots.0 = index
+            case 1: dots.1 = index
+            case 2: dots.2 = index
+            default: return nil
+            }
+            found += 1
+        }
+        guard found == 3 else { return nil }
+        let version = utf8[0..<dots.0], epoch = utf8[(dots.0 + 1)..<dots.1]
+        let key = utf8[(dots.1 + 1)..<dots.2], digits = utf8[(dots.2 + 1)...]
+        let perChannel = version.elementsEqual("t2".utf8)
+        guard perChannel || version.elementsEqual("t1".utf8), epoch.count == 32, epoch.allSatisfy(isLowercaseHex),
+              !key.isEmpty, key.allSatisfy(isKeyByte), let sequence = sequence(digits)
+        else { return nil }
+        var cursor = Cursor(epoch: String(decoding: epoch, as: UTF8.self), key: String(decoding: key, as: UTF8.self), sequence: sequence)
+        cursor.perChannel = perChannel
+        return cursor
     }
 
     static func isLowercaseHex(_ byte: UInt8) -> Bool {
@@ -46,7 +66,7 @@ public struct Cursor: Equatable, Sendable {
     }
 
     /// A non-negative Int64 in decimal, without leading zeros (nil otherwise).
-    static func sequence(_ digits: ArraySlice<UInt8>) -> Int64? {
+    static func sequence(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> Int64? {
         guard let first = digits.first, digits.count <= 19, first != UInt8(ascii: "0") || digits.count == 1 else { return nil }
         var value: Int64 = 0
         for byte in digits {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TandemSQLite
 public import TandemCore
 public import TandemProtocol
 
@@ -69,7 +70,12 @@ extension SQLiteServerStorage {
 
 extension SQLiteTransaction {
     func accountingHead(of subject: MemberID) throws -> (sequence: Int64, hash: [UInt8])? {
-        try chainHeads(of: [subject])[subject]
+        // Stepped through the C API: every pull reads its member's.
+        var head: (sequence: Int64, hash: [UInt8])?
+        try db.query("SELECT seq, hash FROM disclosure WHERE subject = ? ORDER BY seq DESC LIMIT 1", { $0.blob(subject.bytes) }) { row in
+            head = (row.int(0), row.blob(1))
+        }
+        return head
     }
 
     func disclosures(of subject: MemberID, after sequence: Int64, limit: Int) throws -> [Disclosure] {

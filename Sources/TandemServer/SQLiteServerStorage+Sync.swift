@@ -141,10 +141,11 @@ struct SQLiteTransaction: PushWrites, PullReads {
     func principal(tokenHash: [UInt8]) throws -> Principal { try SQLiteServerStorage.principal(tokenHash: tokenHash, db) }
 
     func mark(of replica: ReplicaID) throws -> HybridTimestamp? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT wall, counter FROM replica_mark WHERE replica = ?"), arguments: [Data(replica.bytes)]) else {
-            return nil
+        var mark: HybridTimestamp?
+        try db.query("SELECT wall, counter FROM replica_mark WHERE replica = ?", { $0.blob(replica.bytes) }) { row in
+            mark = HybridTimestamp(wallMillis: UInt64(clamping: row.int(0)), counter: UInt16(clamping: row.int(1)))
         }
-        return HybridTimestamp(wallMillis: UInt64(row["wall"] as Int64), counter: UInt16(clamping: row["counter"] as Int64))
+        return mark
     }
 
     func marks(of replicas: Set<ReplicaID>) throws -> [ReplicaID: HybridTimestamp] {
@@ -173,7 +174,9 @@ struct SQLiteTransaction: PushWrites, PullReads {
     }
 
     func repushEpoch(of device: RecordID) throws -> String? {
-        try Data.fetchOne(db.cachedStatement(sql: "SELECT repush_epoch FROM device WHERE id = ?"), arguments: [Data(device.bytes)]).map(hexString)
+        var epoch: String?
+        try db.query("SELECT repush_epoch FROM device WHERE id = ?", { $0.blob(device.bytes) }) { row in epoch = row.optionalBlob(0).map(hexString) }
+        return epoch
     }
 
     func roles(of members: Set<MemberID>) throws -> [MemberID: Role] {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 public import TandemCore
+import TandemSQLite
 public import TandemProtocol
 
 /// The embedded server store: one SQLite file through GRDB, WAL with `synchronous=FULL`,
@@ -132,20 +133,21 @@ public final class SQLiteServerStorage: ServerStorage {
 
     /// The member and device a token belongs to, read in `db`'s transaction.
     static func principal(tokenHash: [UInt8], _ db: Database) throws -> Principal {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT c.member, c.device, c.revoked, m.role, d.replica, d.revoked AS device_revoked
+        // Stepped through the C API: every request of every device checks its token.
+        var found: (member: [UInt8], device: [UInt8]?, revoked: Bool, role: String, replica: [UInt8]?)?
+        try db.query("""
+            SELECT c.member, c.device, c.revoked, m.role, d.replica, d.revoked
             FROM credential c JOIN member m ON m.id = c.member LEFT JOIN device d ON d.id = c.device
             WHERE c.token_hash = ?
-            """), arguments: [Data(tokenHash)])
-        else { throw ServerError.unauthorized }
-        if (row["revoked"] as Int) != 0 || (row["device_revoked"] as Int?) == 1 { throw ServerError.revoked }
-        guard let member = try? MemberID(bytes: row["member"] as Data), let role = Role(rawValue: row["role"]) else {
-            throw ServerError.unauthorized
+            """, { $0.blob(tokenHash) }) { row in
+            found = (row.blob(0), row.optionalBlob(1), row.int(2) != 0 || row.optionalInt(5) == 1, row.text(3), row.optionalBlob(4))
         }
+        guard let found else { throw ServerError.unauthorized }
+        if found.revoked { throw ServerError.revoked }
+        guard let member = try? MemberID(bytes: found.member), let role = Role(rawValue: found.role) else { throw ServerError.unauthorized }
         return Principal(
-            member: member, role: role,
-            device: (row["device"] as Data?).flatMap { try? RecordID(bytes: $0) },
-            replica: (row["replica"] as Data?).flatMap { try? ReplicaID(bytes: $0) })
+            member: member, role: role, device: found.device.flatMap { try? RecordID(bytes: $0) },
+            replica: found.replica.flatMap { try? ReplicaID(bytes: $0) })
     }
 
     public func enrollFailures(address: String, sinceMillis: UInt64) async throws -> (fromAddress: Int, total: Int) {

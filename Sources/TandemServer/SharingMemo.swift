@@ -46,7 +46,7 @@ public struct SharingView: Sendable, Equatable {
 /// commit, on every server instance: each reads the version in its own snapshot.
 ///
 /// A caught-up mentor's pull then reads no consent, assignment or name: its cost no longer
-/// grows with their patients (docs/benchmarks.md).
+/// grows with their patients (docs/benchmarks.md). One memo serves one policy: the server's.
 public final class SharingMemo: @unchecked Sendable {
     // @unchecked: `version` and `views` are read and written under `lock` only. NSLock,
     // not Synchronization's Mutex: ThreadSanitizer (a CI step) sees pthread locks.

@@ -114,10 +114,12 @@ struct SharingMemoTests {
         _ = try await pull()
         #expect(evaluations() == 6)
 
-        // A policy that gives no span to reuse its grants in is evaluated at every pull.
+        // A policy that gives no span to reuse its grants in is evaluated at every pull (a
+        // memo serves one policy: the server's).
         let everyTime = Counting(base: ConsentPolicy(clock: center.clock), reusable: false)
+        let itsMemo = SharingMemo(verify: false)
         for _ in 0..<2 {
-            _ = try await storage.pull(for: mia, policy: everyTime, memo: memo, limit: 100, check: nil) { grants, _, _ in grants.map { _ in 0 } }
+            _ = try await storage.pull(for: mia, policy: everyTime, memo: itsMemo, limit: 100, check: nil) { grants, _, _ in grants.map { _ in 0 } }
         }
         #expect(everyTime.count.withLock { $0 } == 2)
     }
