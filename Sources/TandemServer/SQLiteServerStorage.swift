@@ -140,7 +140,7 @@ public final class SQLiteServerStorage: ServerStorage {
             FROM credential c JOIN member m ON m.id = c.member LEFT JOIN device d ON d.id = c.device
             WHERE c.token_hash = ?
             """, { $0.blob(tokenHash) }) { row in
-            found = (row.blob(0), row.optionalBlob(1), row.int(2) != 0 || row.optionalInt(5) == 1, row.text(3), row.optionalBlob(4))
+            found = (row.blob(0), row.optionalBlob(1), row.int(2) != 0 || (row.optionalInt(5) ?? 0) != 0, row.text(3), row.optionalBlob(4))
         }
         guard let found else { throw ServerError.unauthorized }
         if found.revoked { throw ServerError.revoked }

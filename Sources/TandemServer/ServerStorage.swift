@@ -13,8 +13,10 @@ public import TandemProtocol
 ///   a store with several writers serializes the writers of one channel on its head row).
 /// - **Whole batches.** A push is stored entirely, or not at all.
 /// - **Durable before acknowledged.** `push` returns only after the commit is durable.
-/// - **Nothing cached across requests.** Tokens, devices and grants are read afresh on
-///   every call, so a revocation takes effect on the next request.
+/// - **Nothing trusted across requests.** Tokens, devices and grants are decided in each
+///   request's own read, so a revocation takes effect on the next request. What a server
+///   keeps between requests (`KnownTokens`, `SharingMemo`) is used only after that read
+///   confirms it: the token looked up again, the sharing version compared.
 public protocol ServerStorage: Sendable {
     /// The current epoch (16 random bytes as hex).
     func epoch() async throws -> String

@@ -113,9 +113,14 @@ public struct OwnRecordsPolicy: SharingPolicy {
 /// the scope of each consent that patient granted them, while it is active (neither
 /// revoked nor expired at the server's clock) and while they are in that patient's care
 /// team; a patient reads each note shared with them, while it is shared; a supervisor
-/// reads the notes of the mentors they supervise. Nothing is cached: every pull and every live notice reads the consents and the
-/// assignments of its own snapshot, so a revoke or an unassignment is in force from its
-/// commit, on every server of the store.
+/// reads the notes of the mentors they supervise. Every pull and every live notice decides
+/// from the consents and the assignments of its own snapshot (directly, or through a
+/// `SharingMemo` that compares the snapshot's sharing version), so a revoke or an
+/// unassignment is in force from its commit, on every server of the store.
+///
+/// Its evaluation may be used again (`SharingEvaluation.Reuse`) because it reads nothing
+/// but the principal's member and role, the tables of `SharingMemo.inputTables`, and its
+/// clock against the consents' dates.
 public struct ConsentPolicy: SharingPolicy {
     let clock: any WallClock
 

@@ -68,13 +68,29 @@ public enum PostgresBackup {
         close(fd)
         defer { try? FileManager.default.removeItem(atPath: script) }
         try run("pg_restore", ["--clean", "--if-exists", "--no-owner", "--no-privileges", "--file=\(script)", backup], location)
+        // First, in the same transaction, what the database holds that the archive may not:
+        // `--clean` drops only what the archive creates, so a backup an older tandem took
+        // would leave a newer table (with rows of the state it replaces) or function behind,
+        // and the migrations after the restore would fail on it, or keep those rows.
+        let header = NSTemporaryDirectory() + "tandem-restore-\(UUID().uuidString)-first.sql"
+        var drops = try connection.texts("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename").map { table in
+            guard !table.isEmpty, table.utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") }) else {
+                throw ServerError.conflict("The database holds a table tandem did not make (\(table)); restore into a database of its own.")
+            }
+            return "DROP TABLE IF EXISTS public.\"\(table)\" CASCADE;"
+        }
+        drops += PostgresSchema.functions.map { "DROP FUNCTION IF EXISTS public.\($0) CASCADE;" }
+        guard FileManager.default.createFile(atPath: header, contents: Data((drops.joined(separator: "\n") + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ServerError.unavailable("Cannot write a temporary file for the restore.")
+        }
+        defer { try? FileManager.default.removeItem(atPath: header) }
         let epoch = hexString(RecordID.random().bytes)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: script))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data("\nUPDATE public.center SET epoch = '\\x\(epoch)'::bytea;\n".utf8))
         try handle.close()
         do {
-            try run("psql", ["--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1", "--file=\(script)"]
+            try run("psql", ["--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1", "--file=\(header)", "--file=\(script)"]
                 + self.connection(location) + ["--dbname=\(location.database)"], location)
         } catch let error as ServerError {
             throw ServerError.badRequest("\(backup) could not be restored; the database is as it was: \(error.description)")

@@ -209,7 +209,7 @@ public enum PostgresSchema {
             """
             CREATE FUNCTION tandem_sharing_changed() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                UPDATE sharing_version SET token = uuid_send(gen_random_uuid());
+                UPDATE public.sharing_version SET token = uuid_send(gen_random_uuid());
                 RETURN NULL;
             END
             $$
@@ -218,6 +218,9 @@ public enum PostgresSchema {
             "CREATE TRIGGER \(table)_sharing AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON \(table) FOR EACH STATEMENT EXECUTE FUNCTION tandem_sharing_changed()"
         }),
     ]
+
+    /// The functions the migrations make (a restore drops them first, with every table).
+    static let functions = ["tandem_sharing_changed()"]
 
     /// Applies what is missing; returns the names applied (empty: the database was up to date).
     /// - Throws: `NewerDatabaseError` for a database a newer `tandem` migrated;

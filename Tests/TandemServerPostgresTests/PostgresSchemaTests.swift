@@ -139,6 +139,63 @@ struct PostgresSchemaTests {
         }
     }
 
+    /// What `SharingMemo` relies on: a write to any table the sharing policy reads changes
+    /// the sharing version, in both stores. A migration that rebuilt one of those tables
+    /// without its trigger would let a pull use grants of an older state.
+    @Test(.enabled(if: TestCluster.url != nil))
+    func everyTableTheSharingPolicyReads_changesTheSharingVersion_inBothStores() throws {
+        let dir = try TemporaryDirectory("sharing-triggers")
+        let path = dir.path("center.sqlite")
+        _ = try SQLiteServerStorage(path: path)
+        let sqlite = try DatabaseQueue(path: path).read { db in
+            try String.fetchAll(db, sql: "SELECT tbl_name || ' ' || name FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%sharing_version%'")
+        }
+        #expect(Set(sqlite) == Set(SharingMemo.inputTables.flatMap { table in ["insert", "update", "delete"].map { "\(table) \(table)_\($0)_sharing" } }))
+        let postgres = try TestCluster.withDatabase { location in
+            let connection = try BlockingConnection.open(location)
+            defer { connection.close() }
+            try PostgresSchema.migrate(connection)
+            return try connection.texts("""
+                SELECT c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+                WHERE NOT t.tgisinternal AND p.proname = 'tandem_sharing_changed'
+                  AND t.tgtype & 28 = 28 -- fires on INSERT (4), DELETE (8) and UPDATE (16)
+                """)
+        }
+        #expect(Set(postgres) == Set(SharingMemo.inputTables))
+    }
+
+    /// `pg_restore --clean` drops only what its archive creates: a backup an older tandem
+    /// took, restored over a database a newer one migrated, must not leave the newer tables
+    /// behind (the migrations after the restore would fail on them, or keep their rows).
+    @Test(.enabled(if: TestCluster.url != nil))
+    func aBackupAnOlderTandemTook_restoresOverANewerDatabase_andIsMigrated() throws {
+        let dir = try TemporaryDirectory("pg-older-backup")
+        let archive = dir.path("older.dump")
+        let older = Array(PostgresSchema.migrations.prefix { $0.name != "v6-caseload-history" })
+        try TestCluster.withDatabase { location in
+            let connection = try BlockingConnection.open(location, applicationName: "tandem-test")
+            defer { connection.close() }
+            try PostgresSchema.migrate(connection, migrations: older)
+            try connection.execute("INSERT INTO center (singleton, epoch, created_at) VALUES (1, '\\x00112233445566778899aabbccddeeff'::bytea, 0)")
+            try PostgresBackup.backup(location, to: archive)
+        }
+        try TestCluster.withDatabase { location in
+            let connection = try BlockingConnection.open(location, applicationName: "tandem-test")
+            defer { connection.close() }
+            try PostgresSchema.migrate(connection)
+            try connection.execute("INSERT INTO center (singleton, epoch, created_at) VALUES (1, '\\xffeeddccbbaa99887766554433221100'::bytea, 0)")
+            let mentor = "'\\x0102030405060708090a0b0c0d0e0f10'::bytea", patient = "'\\x1112131415161718191a1b1c1d1e1f20'::bytea"
+            try connection.execute("INSERT INTO caseload_span (mentor, patient, since) VALUES (\(mentor), \(patient), 5)")
+
+            try PostgresBackup.restore(backup: archive, to: location)
+            #expect(Set(try connection.texts("SELECT name FROM tandem_migration")) == Set(PostgresSchema.migrations.map(\.name)))
+            #expect(try connection.texts("SELECT count(*)::text FROM caseload_span") == ["0"], "no row of the state the restore replaced")
+            #expect(try connection.texts("SELECT count(*)::text FROM sharing_version") == ["1"])
+            #expect(try connection.texts("SELECT count(*)::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE p.proname = 'tandem_sharing_changed'")
+                == ["\(SharingMemo.inputTables.count)"])
+        }
+    }
+
     @Test(.enabled(if: TestCluster.url != nil))
     func aDatabaseANewerTandemMigrated_isRefused_andLeftAlone() throws {
         try TestCluster.withDatabase { location in

@@ -8,8 +8,8 @@ import Testing
 
 /// A pull uses a member's grants and directory again (`SharingMemo`) only while the
 /// snapshot shows the store's sharing version they were evaluated at, and while no consent
-/// behind them has expired since (docs/security-model.md, "What the server keeps between
-/// requests"). Each test runs against every store: the version is the stores' triggers'.
+/// behind them has expired since (docs/security-model.md, "Reading is consent-scoped").
+/// Each test runs against every store: the version is the stores' triggers'.
 @Suite("Sharing memo")
 struct SharingMemoTests {
     /// The shipped policy, counting its evaluations.
