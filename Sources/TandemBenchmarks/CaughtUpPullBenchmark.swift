@@ -166,6 +166,7 @@ struct CaughtUpPullBenchmark: AsyncParsableCommand {
             print("  a mentor's POST /v1/pull, caught up with \(min(mentorPatients, devices)) consented patients (10/s, same phase):")
             print("    requests measured  \(mentorRun.latencies.count), failed \(mentorRun.failures)")
             print("    latency at client  p50 \(format(mentorRun.percentile(0.50), 3)) ms   p99 \(format(mentorRun.percentile(0.99), 3)) ms   max \(format(mentorRun.latencies.last ?? .nan, 3)) ms")
+            print("    of which the load generator's own lag in starting them  p50 \(format(mentorRun.lag(0.50), 3)) ms   p99 \(format(mentorRun.lag(0.99), 3)) ms   max \(format(mentorRun.lags.last ?? .nan, 3)) ms")
             print("    p99 against one subscription's  \(gap >= 0 ? "+" : "")\(format(gap, 3)) ms   (target within 1 ms: \(gap <= 1 ? "met" : "NOT met"))")
         }
         let pushed = await pushes.value
