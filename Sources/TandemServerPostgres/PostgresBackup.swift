@@ -73,12 +73,10 @@ public enum PostgresBackup {
         // would leave a newer table (with rows of the state it replaces) or function behind,
         // and the migrations after the restore would fail on it, or keep those rows.
         let header = NSTemporaryDirectory() + "tandem-restore-\(UUID().uuidString)-first.sql"
-        var drops = try connection.texts("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename").map { table in
-            guard !table.isEmpty, table.utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") }) else {
-                throw ServerError.conflict("The database holds a table tandem did not make (\(table)); restore into a database of its own.")
-            }
-            return "DROP TABLE IF EXISTS public.\"\(table)\" CASCADE;"
-        }
+        // PostgreSQL quotes each name itself (`%I`).
+        var drops = try connection.texts("""
+            SELECT format('DROP TABLE IF EXISTS public.%I CASCADE;', tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename
+            """)
         drops += PostgresSchema.functions.map { "DROP FUNCTION IF EXISTS public.\($0) CASCADE;" }
         guard FileManager.default.createFile(atPath: header, contents: Data((drops.joined(separator: "\n") + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
             throw ServerError.unavailable("Cannot write a temporary file for the restore.")
